@@ -1,0 +1,1 @@
+"""ari component of call coach."""

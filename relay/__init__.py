@@ -1,0 +1,1 @@
+"""relay component of call coach."""

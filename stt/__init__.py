@@ -1,0 +1,1 @@
+"""stt component of call coach."""
