@@ -1,0 +1,106 @@
+"""The bus on a real Redis: ids, replay, index, expiry, consumer groups, atomic batches."""
+
+from __future__ import annotations
+
+import pytest
+
+from coach.bus import Bus, id_after
+from coach.events import EventError
+
+pytestmark = pytest.mark.integration
+
+
+def started(call_id: str, agent: str = "200") -> dict[str, object]:
+    return {
+        "type": "call.started",
+        "callId": call_id,
+        "agent": agent,
+        "caller": {"number": "+34600000000", "name": "Ana"},
+        "startedAt": 1_700_000_000_000,
+        "lang": "es",
+    }
+
+
+def partial(call_id: str, text: str, utt: str = "u1") -> dict[str, object]:
+    return {
+        "type": "partial",
+        "callId": call_id,
+        "speaker": "customer",
+        "utteranceId": utt,
+        "text": text,
+        "start": 0.0,
+        "end": 1.0,
+    }
+
+
+async def test_ids_are_monotonic_within_and_across_calls(bus: Bus) -> None:
+    ids = [(await bus.publish(partial(f"c{i % 3}", f"t{i}")))["id"] for i in range(30)]
+    assert all(id_after(b, a) for a, b in zip(ids, ids[1:], strict=False))
+    replay = await bus.read_call("c1")
+    assert [e.id for e in replay] == ids[1::3]
+    assert [e.data()["text"] for e in replay] == [f"t{i}" for i in range(1, 30, 3)]
+
+
+async def test_replay_after_an_id_has_no_gap_and_no_duplicate(bus: Bus) -> None:
+    ids = [(await bus.publish(partial("c", str(i))))["id"] for i in range(10)]
+    rest = await bus.read_call("c", after=ids[4])
+    assert [e.id for e in rest] == ids[5:]
+    assert [e.id for e in await bus.read_all(ids[7])] == ids[8:]
+
+
+async def test_active_index_and_expiry_after_call_ended(bus: Bus) -> None:
+    await bus.publish(started("a"))
+    await bus.publish(started("b", agent="201"))
+    calls = await bus.active_calls()
+    assert set(calls) == {"a", "b"} and calls["b"]["agent"] == "201" and "id" in calls["a"]
+    await bus.publish({"type": "call.ended", "callId": "a", "endedAt": 5, "reason": "hangup"})
+    assert set(await bus.active_calls()) == {"b"}
+    ttl = await bus.redis.ttl(bus.call_key("a"))
+    assert 0 < ttl <= bus.config.ended_ttl
+    # A summary after the end must not lengthen the expiry back to the idle TTL.
+    await bus.publish(
+        {"type": "summary", "callId": "a", "text": "x", "disposition": "ok", "actionItems": [], "sentiment": "neutral"}
+    )
+    assert await bus.redis.ttl(bus.call_key("a")) <= bus.config.ended_ttl
+
+
+async def test_batch_with_one_bad_event_stores_nothing(bus: Bus) -> None:
+    bad = partial("c", "x")
+    del bad["speaker"]
+    with pytest.raises(EventError) as err:
+        await bus.publish_many([partial("c", "ok"), bad])
+    assert err.value.field == "speaker"
+    assert await bus.read_call("c") == []
+    assert await bus.read_all("0-0") == []
+
+
+async def test_call_streams_are_bounded(redis_server, bus_config) -> None:
+    from dataclasses import replace
+
+    small = Bus.connect(redis_server.url, replace(bus_config, call_maxlen=10, global_maxlen=10))
+    try:
+        for i in range(500):
+            await small.publish(partial("c", str(i)))
+        assert await small.redis.xlen(small.call_key("c")) < 200
+        assert await small.redis.xlen(small.events_key) < 200
+        first = await small.first_id("c")
+        assert first is not None and id_after(first, "0-1")
+    finally:
+        await small.close()
+
+
+async def test_consumer_group_shares_events_and_redelivers_unacked(bus: Bus) -> None:
+    await bus.ensure_group("workers")
+    await bus.ensure_group("workers")  # idempotent
+    ids = [(await bus.publish(partial("c", str(i))))["id"] for i in range(6)]
+    first = await bus.read_group("workers", "w1", count=3, block_ms=None)
+    second = await bus.read_group("workers", "w2", count=10, block_ms=None)
+    assert sorted(e.id for e in first + second) == ids
+    await bus.ack("workers", [e.id for e in second])
+    # w1 died without acking: its events are claimable by another consumer.
+    claimed = await bus.claim_stale("workers", "w2", min_idle_ms=0)
+    assert [e.id for e in claimed] == [e.id for e in first]
+    # and a restarted w1 would see its own pending ones
+    assert [e.id for e in await bus.read_group("workers", "w2", pending=True, block_ms=None)] == [
+        e.id for e in first
+    ]
