@@ -28,7 +28,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from coach.errors import BusError, BusUnavailable
-from coach.events import parse_id, validate
+from coach.events import EventError, parse_id, validate
 
 _PUBLISH_LUA = """
 local gid = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'c', ARGV[5], 't', ARGV[4], 'e', ARGV[1])
@@ -110,7 +110,7 @@ class Bus:
             url,
             decode_responses=True,
             socket_connect_timeout=kwargs.pop("connect_timeout", 2.0),
-            socket_timeout=kwargs.pop("timeout", None),
+            socket_timeout=kwargs.pop("timeout", 5.0),
             health_check_interval=kwargs.pop("health_check_interval", 10),
             **kwargs,
         )
@@ -139,7 +139,13 @@ class Bus:
 
     async def publish_many(self, events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Validate all, then store all in one transaction: all are stored or none is."""
-        clean = [self.prepare(e) for e in events]
+        clean = []
+        for index, event in enumerate(events):
+            try:
+                clean.append(self.prepare(event))
+            except EventError as exc:
+                exc.index = index
+                raise
         if not clean:
             return []
         cfg = self.config
@@ -192,7 +198,10 @@ class Bus:
     async def read_all(
         self, after: str, count: int = 1000, block_ms: int | None = None
     ) -> list[BusEvent]:
-        """Events of every call strictly after `after`, waiting up to `block_ms` for new ones."""
+        """Events of every call strictly after `after`, waiting up to `block_ms` for new ones.
+
+        Keep `block_ms` well under the socket timeout (5 s), which catches silent network loss.
+        """
         reply = await self._guard(
             self.redis.xread({self.events_key: after}, count=count, block=block_ms)
         )
@@ -262,9 +271,7 @@ class Bus:
         reply = await self._guard(
             self.redis.xautoclaim(self.events_key, group, consumer, min_idle_ms, "0-0", count)
         )
-        return [
-            BusEvent(eid, f["c"], f["t"], f["e"]) for eid, f in reply[1] if f is not None
-        ]
+        return [BusEvent(eid, f["c"], f["t"], f["e"]) for eid, f in reply[1] if f is not None]
 
     async def _guard(self, awaitable: Any) -> Any:
         try:

@@ -41,10 +41,11 @@ EVENT_ID_RE: Final = re.compile(r"^\d{1,20}-\d{1,20}$")
 class EventError(ValueError):
     """A malformed event. `field` names the offending field (dotted path) for the caller."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, index: int | None = None) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+        self.index = index  # position in a batch, when there is one
 
 
 Check = Callable[[str, Any], None]
@@ -109,10 +110,14 @@ def _list_of(item: Check, max_items: int) -> Check:
     return check
 
 
-
 _TIME = _number(0)
 _WORD = _object(
-    {"w": (True, _string(200)), "start": (True, _TIME), "end": (True, _TIME), "p": (False, _probability)}
+    {
+        "w": (True, _string(200)),
+        "start": (True, _TIME),
+        "end": (True, _TIME),
+        "p": (False, _probability),
+    }
 )
 _UTTERANCE: dict[str, tuple[bool, Check]] = {
     "speaker": (True, _one_of(SPEAKERS)),
@@ -215,5 +220,3 @@ def parse_id(event_id: str) -> tuple[int, int]:
 def is_call_id(value: str) -> bool:
     """Whether `value` is an acceptable call id."""
     return bool(CALL_ID_RE.match(value))
-
-

