@@ -35,8 +35,9 @@ class RelaySettings:
     """Most events in one POST /event batch."""
     ws_max_message_bytes: int = 16 * 1024
     """Largest frame a browser may send; bigger ones close the socket (1009)."""
-    replay_limit: int = 50_000
-    """Most events replayed to one client on connect; beyond it the client gets a gap notice."""
+    ws_close_timeout: float = 10.0
+    """Seconds a stalled client has to take its close frame (with the resume id) before the
+    relay gives up and the client sees an abnormal close instead."""
     web_dir: Path = ROOT / "web"
     """Static files served at /."""
     redis_data_dir: Path = ROOT / "var" / "redis"
@@ -63,7 +64,7 @@ class RelaySettings:
             client_buffer=env.int("RELAY_CLIENT_BUFFER", 2000, min=10, max=1_000_000),
             max_body_bytes=env.int("RELAY_MAX_BODY_BYTES", 1024 * 1024, min=1024),
             max_batch=env.int("RELAY_MAX_BATCH", 1000, min=1, max=100_000),
-            replay_limit=env.int("RELAY_REPLAY_LIMIT", 50_000, min=100),
+            ws_close_timeout=env.float("RELAY_WS_CLOSE_TIMEOUT", 10.0, min=0.1),
             web_dir=Path(env.str("RELAY_WEB_DIR", str(ROOT / "web"))),
             redis_data_dir=Path(env.str("REDIS_DATA_DIR", str(ROOT / "var" / "redis"))),
             redis_port=env.int("REDIS_PORT", 6379, min=1, max=65535),

@@ -58,6 +58,7 @@ class Subscriber:
         self.state = SubState.REPLAYING
         self.queue: deque[Message] = deque()
         self.wakeup = asyncio.Event()
+        self.cut_off = asyncio.Event()  # set on overflow: the socket is closed, even mid-send
         self.last_sent: str | None = None
         self.overflowed = False
         self.dropped = 0
@@ -76,7 +77,7 @@ class Subscriber:
             self._drop_partials()
             if len(self.queue) >= self.limit:
                 self.overflowed = True
-                self.wakeup.set()
+                self.cut_off.set()
                 return
         self.queue.append(msg)
         if self.state is SubState.LIVE:

@@ -189,15 +189,20 @@ async def _gap_notice(websocket: WebSocket, first_id: str | None, since: str) ->
 
 
 async def _pump(websocket: WebSocket, sub: Subscriber) -> None:
-    """Run the writer and a reader (to notice the client leaving) until either ends."""
+    """Run the writer, a reader (to notice the client leaving) and the overflow watch until one
+    ends. The watch matters: a stalled client blocks the writer inside `send`."""
     writer = asyncio.create_task(_write(websocket, sub), name="ws-writer")
     reader = asyncio.create_task(_read(websocket), name="ws-reader")
+    watch = asyncio.create_task(sub.cut_off.wait(), name="ws-overflow")
+    tasks = {writer, reader, watch}
     try:
-        done, _ = await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in (writer, reader):
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(writer, reader, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+    if watch in done:
+        raise Refused(CLOSE_SLOW_CONSUMER, f"too slow; reconnect with since={sub.last_sent or ''}")
     for task in done:
         exc = task.exception()
         if exc is not None and not isinstance(exc, WebSocketDisconnect):
@@ -207,10 +212,6 @@ async def _pump(websocket: WebSocket, sub: Subscriber) -> None:
 async def _write(websocket: WebSocket, sub: Subscriber) -> None:
     while True:
         await sub.wakeup.wait()
-        if sub.overflowed:
-            raise Refused(
-                CLOSE_SLOW_CONSUMER, f"too slow; reconnect with since={sub.last_sent or ''}"
-            )
         if sub.state is SubState.CLOSED:
             return
         for msg in sub.take(SEND_BATCH):
@@ -230,5 +231,7 @@ async def _read(websocket: WebSocket) -> None:
 async def _close(websocket: WebSocket, code: int, reason: str, state: RelayState) -> None:
     state.metrics.disconnects.labels(str(code)).inc()
     if websocket.client_state is WebSocketState.CONNECTED:
-        with contextlib.suppress(RuntimeError, OSError):  # the client is already gone
-            await websocket.close(code=code, reason=reason[:120])
+        # A stalled client may never read the close frame: do not wait for it for long.
+        with contextlib.suppress(RuntimeError, OSError, TimeoutError):
+            async with asyncio.timeout(state.settings.ws_close_timeout):
+                await websocket.close(code=code, reason=reason[:120])

@@ -1,0 +1,150 @@
+"""Run the real relay (uvicorn, real sockets) on 127.0.0.1 inside the test's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pytest
+import uvicorn
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from coach.bus import Bus, BusConfig
+from coach.redis_server import EmbeddedRedis, free_port
+from relay.app import create_app
+from relay.auth import make_token
+from relay.settings import RelaySettings
+
+SERVICE_TOKEN = "service-token-for-tests-0123456789"
+SECRET = "x" * 40
+
+
+@dataclass
+class RelayServer:
+    """A running relay and the means to talk to it."""
+
+    settings: RelaySettings
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+    bus: Bus
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.settings.port}"
+
+    def ws_url(self, call_id: str, token: str | None = None, since: str | None = None) -> str:
+        url = f"ws://127.0.0.1:{self.settings.port}/ws?callId={call_id}"
+        if token:
+            url += f"&token={token}"
+        if since:
+            url += f"&since={since}"
+        return url
+
+    def token(self, role: str, agent: str | None = None, ttl: int = 3600) -> str:
+        return make_token(SECRET, role, agent, ttl)
+
+    async def connect(self, call_id: str, token: str | None = None, **kw: Any) -> ClientConnection:
+        return await websockets.connect(
+            self.ws_url(call_id, token or SERVICE_TOKEN, kw.pop("since", None)), **kw
+        )
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        await asyncio.wait_for(self.task, 10)
+
+
+async def start_relay(redis_url: str, bus_config: BusConfig, **overrides: Any) -> RelayServer:
+    settings = RelaySettings(
+        relay_token=SERVICE_TOKEN,
+        auth_secret=SECRET,
+        redis_url=redis_url,
+        host="127.0.0.1",
+        port=free_port(),
+        bus=bus_config,
+    )
+    settings = replace(settings, **overrides)
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=settings.port,
+        log_config=None,
+        ws_max_size=settings.ws_max_message_bytes,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    await app.state.relay.hub.wait_connected()
+    return RelayServer(settings, server, task, app.state.relay.bus)
+
+
+@pytest.fixture
+async def relay(redis_server: EmbeddedRedis, bus_config: BusConfig) -> AsyncIterator[RelayServer]:
+    """A relay on the session's Redis with a per-test key prefix."""
+    server = await start_relay(redis_server.url, bus_config)
+    yield server
+    await server.stop()
+
+
+async def recv_json(ws: ClientConnection, timeout: float = 5.0) -> dict[str, Any]:
+    """Next frame as JSON (fails the test after `timeout` seconds of silence)."""
+    data: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+    return data
+
+
+async def recv_until(
+    ws: ClientConnection, stop: Callable[[dict[str, Any]], bool], timeout: float = 10.0
+) -> list[dict[str, Any]]:
+    """Frames up to and including the first one for which `stop` is true."""
+    out: list[dict[str, Any]] = []
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = json.loads(await ws.recv())
+            out.append(frame)
+            if stop(frame):
+                return out
+
+
+def started(call_id: str, agent: str = "200") -> dict[str, Any]:
+    return {
+        "type": "call.started",
+        "callId": call_id,
+        "agent": agent,
+        "caller": {"number": "+34600000000", "name": "Ana"},
+        "startedAt": 1_700_000_000_000,
+        "lang": "es",
+    }
+
+
+def final(call_id: str, text: str, utt: str = "u1", speaker: str = "customer") -> dict[str, Any]:
+    return {
+        "type": "final",
+        "callId": call_id,
+        "speaker": speaker,
+        "utteranceId": utt,
+        "text": text,
+        "start": 0.0,
+        "end": 1.0,
+        "confidence": 0.9,
+        "lang": "es",
+    }
+
+
+def partial(call_id: str, text: str, utt: str = "u1") -> dict[str, Any]:
+    return {
+        "type": "partial",
+        "callId": call_id,
+        "speaker": "customer",
+        "utteranceId": utt,
+        "text": text,
+        "start": 0.0,
+        "end": 1.0,
+    }
