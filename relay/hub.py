@@ -52,6 +52,7 @@ class Hub:
         self.call_agents: OrderedDict[str, str | None] = OrderedDict()
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        self._stopping = False
 
     async def start(self) -> None:
         """Start the reader task (it waits for Redis if Redis is not there yet)."""
@@ -59,6 +60,7 @@ class Hub:
 
     async def stop(self) -> None:
         """Stop reading and close every subscriber."""
+        self._stopping = True
         self.state = HubState.STOPPED
         if self._task:
             self._task.cancel()
@@ -123,24 +125,24 @@ class Hub:
 
     async def _run(self) -> None:
         backoff = 0.05
-        while self.state is not HubState.STOPPED:
+        while not self._stopping:
             try:
                 if self.cursor is None:
                     # Start from "now": earlier history reaches clients through replay.
                     self.cursor = await self.bus.last_id()
                     for call_id, started in (await self.bus.active_calls()).items():
                         self._remember(call_id, started.get("agent"))
-                if self.state is not HubState.CONNECTED:
-                    log.info("bus reader connected", extra={"cursor": self.cursor})
-                    self.state = HubState.CONNECTED
-                    self.metrics.bus_up.set(1)
-                    self._connected.set()
+                    self._mark_connected()
                 events = await self.bus.read_all(self.cursor, READ_COUNT, BLOCK_MS)
+                self._mark_connected()
                 backoff = 0.05
                 if events:
                     self.dispatch(events)
                     self.cursor = events[-1].id
             except BusUnavailable as exc:
+                if self._stopping:
+                    # redis-py may turn our cancellation into a connection error.
+                    return
                 if self.state is HubState.CONNECTED:
                     log.warning("bus reader lost redis; retrying", extra={"error": str(exc)})
                 self.state = HubState.DISCONNECTED
@@ -148,6 +150,13 @@ class Hub:
                 self.metrics.bus_errors.inc()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
+
+    def _mark_connected(self) -> None:
+        if self.state is not HubState.CONNECTED:
+            log.info("bus reader connected", extra={"cursor": self.cursor})
+            self.state = HubState.CONNECTED
+            self.metrics.bus_up.set(1)
+            self._connected.set()
 
     def dispatch(self, events: list[BusEvent]) -> None:
         """Queue each event on every subscriber allowed to see it."""
