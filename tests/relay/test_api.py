@@ -13,7 +13,9 @@ pytestmark = pytest.mark.integration
 AUTH = {"Authorization": f"Bearer {SERVICE_TOKEN}"}
 
 
-async def post(relay: RelayServer, body: object, headers: dict[str, str] | None = None) -> httpx.Response:
+async def post(
+    relay: RelayServer, body: object, headers: dict[str, str] | None = None
+) -> httpx.Response:
     async with httpx.AsyncClient(base_url=relay.http) as client:
         return await client.post("/event", json=body, headers=AUTH if headers is None else headers)
 
@@ -54,7 +56,9 @@ async def test_post_stores_and_returns_ids(relay: RelayServer) -> None:
         (lambda e: e.update(id="1-1"), "id"),
     ],
 )
-async def test_malformed_event_is_refused_naming_the_field(relay: RelayServer, mutate, field) -> None:
+async def test_malformed_event_is_refused_naming_the_field(
+    relay: RelayServer, mutate, field
+) -> None:
     event = final("c2", "hola")
     mutate(event)
     r = await post(relay, event)
@@ -69,7 +73,11 @@ async def test_bad_event_in_a_batch_stores_nothing_and_names_its_index(relay: Re
     bad["words"] = [{"w": "x", "start": 0, "end": "late"}]
     r = await post(relay, [final("c3", "ok"), bad])
     assert r.status_code == 400
-    assert r.json() == {"error": "words[0].end: must be a number", "field": "words[0].end", "index": 1}
+    assert r.json() == {
+        "error": "words[0].end: must be a number",
+        "field": "words[0].end",
+        "index": 1,
+    }
     assert await relay.bus.read_call("c3") == []
 
 
@@ -88,6 +96,7 @@ async def test_oversized_bodies_and_batches_are_refused(relay: RelayServer) -> N
     big = [event] * 200  # ~1.4 MB > 1 MiB
     r = await post(relay, big)
     assert r.status_code == 413
+
     # Without a Content-Length header too (chunked upload).
     async def chunks():
         payload = json.dumps(big).encode()
@@ -109,7 +118,9 @@ async def test_calls_listing_respects_roles(relay: RelayServer) -> None:
         assert r.status_code == 401
         r = await client.get("/calls", params={"token": relay.token("agent", "200")})
         assert [c["callId"] for c in r.json()["calls"]] == ["a"]
-        r = await client.get("/calls", headers={"Authorization": f"Bearer {relay.token('supervisor')}"})
+        r = await client.get(
+            "/calls", headers={"Authorization": f"Bearer {relay.token('supervisor')}"}
+        )
         assert [c["callId"] for c in r.json()["calls"]] == ["a", "b"]
 
 

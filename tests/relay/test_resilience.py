@@ -29,7 +29,9 @@ async def test_redis_killed_and_restarted_mid_stream(tmp_path, bus_config) -> No
     relay = await start_relay(redis.url, bus_config)
     try:
         await relay.bus.publish(started("c1"))
-        before = [await relay.bus.publish(final("c1", f"antes {i}", utt=f"a{i}")) for i in range(20)]
+        before = [
+            await relay.bus.publish(final("c1", f"antes {i}", utt=f"a{i}")) for i in range(20)
+        ]
         supervisor = await relay.connect("*")
         call = await relay.connect("c1")
         await recv_until(supervisor, lambda f: f["type"] == "relay.live")
@@ -37,12 +39,19 @@ async def test_redis_killed_and_restarted_mid_stream(tmp_path, bus_config) -> No
 
         redis.stop(kill=True)  # SIGKILL: no chance to flush anything on the way out
         async with httpx.AsyncClient(base_url=relay.http) as client:
-            r = await client.post("/event", json=final("c1", "x"), headers={"Authorization": f"Bearer {SERVICE_TOKEN}"})
+            r = await client.post(
+                "/event",
+                json=final("c1", "x"),
+                headers={"Authorization": f"Bearer {SERVICE_TOKEN}"},
+            )
             assert r.status_code == 503 and r.headers["retry-after"] == "1"
             assert (await client.get("/health")).status_code == 503
         redis.start()
 
-        after = [await publish_retrying(relay.bus, final("c1", f"después {i}", utt=f"d{i}")) for i in range(20)]
+        after = [
+            await publish_retrying(relay.bus, final("c1", f"después {i}", utt=f"d{i}"))
+            for i in range(20)
+        ]
         for ws in (supervisor, call):
             got = [(await recv_json(ws, timeout=15))["id"] for _ in after]
             assert got == [e["id"] for e in after]
@@ -65,7 +74,10 @@ async def test_relay_starts_before_redis_and_catches_up(tmp_path, bus_config) ->
 
     port = free_port()
     settings = RelaySettings(
-        relay_token=SERVICE_TOKEN, auth_secret="x" * 40, redis_url=f"redis://127.0.0.1:{port}/0", bus=bus_config
+        relay_token=SERVICE_TOKEN,
+        auth_secret="x" * 40,
+        redis_url=f"redis://127.0.0.1:{port}/0",
+        bus=bus_config,
     )
     app = create_app(settings)
     hub = app.state.relay.hub

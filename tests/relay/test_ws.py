@@ -79,7 +79,9 @@ async def test_connecting_while_events_flow_loses_and_repeats_nothing(relay: Rel
     assert ids == stored  # same events, same order, no duplicates, no gaps
 
 
-async def test_supervisor_sees_every_call_and_resumes_the_all_calls_feed(relay: RelayServer) -> None:
+async def test_supervisor_sees_every_call_and_resumes_the_all_calls_feed(
+    relay: RelayServer,
+) -> None:
     await relay.bus.publish(started("a", agent="200"))
     await relay.bus.publish(started("b", agent="201"))
     await relay.bus.publish(partial("a", "parcial"))
@@ -127,10 +129,16 @@ async def test_agent_token_sees_only_its_own_calls(relay: RelayServer) -> None:
         ("callId=c1&token=garbage", 4401, "malformed token"),
         ("token=SERVICE", 4400, "callId is required (a call id or *)"),
         ("callId=bad%20id&token=SERVICE", 4400, "callId is malformed"),
-        ("callId=c1&since=yesterday&token=SERVICE", 4400, "since must be an event id like 1700000000000-0"),
+        (
+            "callId=c1&since=yesterday&token=SERVICE",
+            4400,
+            "since must be an event id like 1700000000000-0",
+        ),
     ],
 )
-async def test_refused_connections_get_a_close_code_and_reason(relay: RelayServer, query, code, reason) -> None:
+async def test_refused_connections_get_a_close_code_and_reason(
+    relay: RelayServer, query, code, reason
+) -> None:
     import websockets
 
     from tests.relay.conftest import SERVICE_TOKEN
