@@ -106,19 +106,24 @@ class Bus:
     @classmethod
     def connect(cls, url: str, config: BusConfig | None = None, **kwargs: Any) -> Bus:
         """A bus on the Redis at `url` (connections are made lazily and re-made after errors)."""
-        client = aioredis.Redis.from_url(
+        # A bounded pool that makes callers wait for a free connection: a burst of clients
+        # (200 browsers reconnecting at once) queues instead of failing "too many connections".
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
+            max_connections=kwargs.pop("max_connections", 64),
+            timeout=kwargs.pop("pool_timeout", 5.0),
             decode_responses=True,
             socket_connect_timeout=kwargs.pop("connect_timeout", 2.0),
             socket_timeout=kwargs.pop("timeout", 5.0),
             health_check_interval=kwargs.pop("health_check_interval", 10),
             **kwargs,
         )
-        return cls(client, config or BusConfig())
+        return cls(aioredis.Redis(connection_pool=pool), config or BusConfig())
 
     async def close(self) -> None:
         """Close the connection pool."""
         await self.redis.aclose()
+        await self.redis.connection_pool.disconnect()
 
     def call_key(self, call_id: str) -> str:
         """Redis key of a call's stream."""
@@ -148,24 +153,16 @@ class Bus:
                 raise
         if not clean:
             return []
-        cfg = self.config
         try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                for event in clean:
-                    await self._publish(
-                        keys=[self.events_key, self.call_key(event["callId"]), self.calls_key],
-                        args=[
-                            _dumps(event),
-                            cfg.call_maxlen,
-                            cfg.global_maxlen,
-                            event["type"],
-                            event["callId"],
-                            cfg.ended_ttl,
-                            cfg.idle_ttl,
-                        ],
-                        client=pipe,
-                    )
-                ids = await pipe.execute()
+            if len(clean) == 1:
+                # One script call is atomic by itself and costs one round trip.
+                ids = [await self._publish(*self._script_args(clean[0]))]
+            else:
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    for event in clean:
+                        keys, args = self._script_args(event)
+                        await self._publish(keys, args, client=pipe)
+                    ids = await pipe.execute()
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise BusUnavailable(f"redis unavailable: {exc}") from exc
         except ResponseError as exc:
@@ -173,6 +170,20 @@ class Bus:
         for event, event_id in zip(clean, ids, strict=True):
             event["id"] = event_id
         return clean
+
+    def _script_args(self, event: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
+        cfg = self.config
+        keys = [self.events_key, self.call_key(event["callId"]), self.calls_key]
+        args = [
+            _dumps(event),
+            cfg.call_maxlen,
+            cfg.global_maxlen,
+            event["type"],
+            event["callId"],
+            cfg.ended_ttl,
+            cfg.idle_ttl,
+        ]
+        return keys, args
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from typing import Any
 
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "color_message"}
+# uvicorn logs request lines with their query string; browser tokens travel in `?token=`.
+_SECRET_QUERY = re.compile(r"((?:token|api_key|password)=)[^&\s\"']+", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """Mask credentials that appear in URLs (`token=...`, `api_key=...`)."""
+    return _SECRET_QUERY.sub(r"\1***", text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -29,7 +37,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact(record.getMessage()),
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):

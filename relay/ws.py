@@ -76,7 +76,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await _pump(websocket, sub)
     except Refused as refused:
         await _close(websocket, refused.code, refused.reason, state)
-    except BusUnavailable:
+    except BusUnavailable as exc:
+        log.warning("bus unavailable during replay", extra={"callId": sub.call_id if sub else None, "error": str(exc)})
         await _close(websocket, 1011, "bus unavailable; reconnect", state)
     except WebSocketDisconnect:
         pass
