@@ -41,10 +41,11 @@ async def subscriber(
     async with websockets.connect(url, max_size=2**22) as ws:
         while not stop.is_set():
             try:
-                frame = await asyncio.wait_for(ws.recv(), 0.5)
+                raw = await asyncio.wait_for(ws.recv(), 0.5)
             except TimeoutError:
                 continue
             now = time.time()
+            frame = raw if isinstance(raw, str) else raw.decode()
             # Cheaper than json.loads on every frame: the bench client must not be the bottleneck.
             at = frame.find('"sentAt":')
             if at >= 0:
