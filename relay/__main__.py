@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import secrets
+import signal
 import sys
 
 import uvicorn
@@ -32,6 +33,9 @@ def serve(env: Env) -> int:
             file=sys.stderr,
         )
         return 2
+    # uvicorn re-raises SIGTERM after its graceful shutdown; exit through Python instead, so
+    # `finally` stops the embedded Redis and the exit status is 0.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     embedded: EmbeddedRedis | None = None
     if settings.redis_url is None:
         embedded = EmbeddedRedis(port=settings.redis_port, data_dir=settings.redis_data_dir).start()

@@ -14,7 +14,13 @@ pytestmark = pytest.mark.unit
 
 def test_json_line_with_extra_fields_and_masked_token() -> None:
     record = logging.LogRecord(
-        "uvicorn.error", logging.INFO, __file__, 1, '"WebSocket /ws?callId=c1&token=%s" [accepted]', ("v1.abc.def",), None
+        "uvicorn.error",
+        logging.INFO,
+        __file__,
+        1,
+        '"WebSocket /ws?callId=c1&token=%s" [accepted]',
+        ("v1.abc.def",),
+        None,
     )
     record.callId = "c1"
     line = json.loads(JsonFormatter("relay").format(record))

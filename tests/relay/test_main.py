@@ -1,0 +1,109 @@
+"""`python -m relay` as an operator runs it: configuration errors, embedded Redis, SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from coach.redis_server import free_port
+from relay.auth import verify_token
+
+pytestmark = pytest.mark.integration
+
+
+def run(args: list[str], env: dict[str, str], cwd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "relay", *args],
+        check=False,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def base_env() -> dict[str, str]:
+    keep = ("PATH", "HOME", "LANG", "PYTHONPATH", "VIRTUAL_ENV")
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    env["PYTHONPATH"] = os.getcwd()
+    return env
+
+
+def test_missing_secret_stops_start_up_naming_it(tmp_path) -> None:
+    result = run([], {**base_env(), "AUTH_SECRET": "s" * 40}, str(tmp_path))
+    assert result.returncode == 2
+    assert "RELAY_TOKEN is not set" in result.stderr
+
+
+def test_token_command_prints_a_verifiable_token(tmp_path) -> None:
+    secret = "k" * 40
+    result = run(
+        ["token", "--role", "agent", "--agent", "200"],
+        {**base_env(), "AUTH_SECRET": secret},
+        str(tmp_path),
+    )
+    assert result.returncode == 0
+    assert verify_token(secret, result.stdout.strip()).agent == "200"
+    result = run(["token", "--role", "agent"], {**base_env(), "AUTH_SECRET": secret}, str(tmp_path))
+    assert result.returncode == 2 and "--agent" in result.stderr
+    assert run(["token", "--role", "supervisor"], base_env(), str(tmp_path)).returncode == 2
+
+
+def test_native_mode_starts_embedded_redis_and_stops_cleanly_on_sigterm(tmp_path) -> None:
+    port, redis_port = free_port(), free_port()
+    env = {
+        **base_env(),
+        "RELAY_TOKEN": "t" * 20,
+        "AUTH_SECRET": "s" * 40,
+        "RELAY_PORT": str(port),
+        "RELAY_HOST": "127.0.0.1",
+        "REDIS_PORT": str(redis_port),
+        "REDIS_DATA_DIR": str(tmp_path / "redis"),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "relay"], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        health = None
+        while time.monotonic() < deadline:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health")
+                if health.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        assert (
+            health is not None
+            and health.json()["embeddedRedis"] == f"redis://127.0.0.1:{redis_port}/0"
+        )
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/event",
+            headers={"Authorization": "Bearer " + "t" * 20},
+            json={"type": "call.ended", "callId": "x", "endedAt": 1, "reason": "test"},
+        )
+        assert r.status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        assert (tmp_path / "redis").is_dir()
+        # The embedded server went away with the relay.
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+        import socket
+
+        with pytest.raises(OSError), socket.create_connection(("127.0.0.1", redis_port), timeout=1):
+            pass
+        assert '"msg": "relay stopped"' in (proc.stderr.read() if proc.stderr else "")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
