@@ -27,7 +27,9 @@ GAP = 0.6  # seconds of silence at least between two lines
 def speak(text: str, voice: str, speed: int, rate: int) -> np.ndarray:
     """espeak-ng's audio for `text`, as float32 mono at `rate` Hz."""
     with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
-        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", tmp.name, text], check=True)
+        subprocess.run(
+            ["espeak-ng", "-v", voice, "-s", str(speed), "-w", tmp.name, text], check=True
+        )
         with wave.open(tmp.name) as w:
             src_rate = w.getframerate()
             pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float32)
@@ -67,8 +69,12 @@ def main() -> int:
         w.setframerate(rate)
         w.writeframes(pcm.tobytes())
     sidecar = args.out.with_suffix(".json")
-    sidecar.write_text(json.dumps({**script, "lines": placed}, ensure_ascii=False, indent=1), encoding="utf-8")
-    print(f"{args.out}: {total / rate:.1f} s stereo at {rate} Hz (left customer, right agent); reference {sidecar}")
+    sidecar.write_text(
+        json.dumps({**script, "lines": placed}, ensure_ascii=False, indent=1), encoding="utf-8"
+    )
+    print(
+        f"{args.out}: {total / rate:.1f} s stereo at {rate} Hz (left customer, right agent); reference {sidecar}"
+    )
     return 0
 
 

@@ -126,25 +126,54 @@ def main() -> int:
         if args.demo:
             wav = ROOT / "var" / "demo" / "call.es.wav"
             if not wav.exists():
-                subprocess.run([PY, str(ROOT / "scripts" / "make_demo_call.py"), "--out", str(wav)], check=True)
+                subprocess.run(
+                    [PY, str(ROOT / "scripts" / "make_demo_call.py"), "--out", str(wav)], check=True
+                )
             script = json.loads((ROOT / "demo" / "transcript.es.json").read_text(encoding="utf-8"))
             agent = script["agent"]
             tokens = {
                 role: subprocess.run(
-                    [PY, "-m", "relay", "token", "--role", role, *(["--agent", agent] if role == "agent" else [])],
-                    env=env, capture_output=True, text=True, check=True,
+                    [
+                        PY,
+                        "-m",
+                        "relay",
+                        "token",
+                        "--role",
+                        role,
+                        *(["--agent", agent] if role == "agent" else []),
+                    ],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
                 ).stdout.strip()
                 for role in ("supervisor", "agent")
             }
-            print(f"console (agent {agent}): {env['RELAY_URL']}/#token={tokens['agent']}", flush=True)
-            print(f"supervisor wall:      {env['RELAY_URL']}/#token={tokens['supervisor']}", flush=True)
+            print(
+                f"console (agent {agent}): {env['RELAY_URL']}/#token={tokens['agent']}", flush=True
+            )
+            print(
+                f"supervisor wall:      {env['RELAY_URL']}/#token={tokens['supervisor']}",
+                flush=True,
+            )
             log(f"replaying the demo call ({wav.name}) at {args.speed:g}x")
             subprocess.run(
                 [
-                    PY, "-m", "ari.replay", str(wav), "--speed", str(args.speed), "--agent", agent,
-                    "--caller-number", script["caller"]["number"], "--caller-name", script["caller"]["name"],
+                    PY,
+                    "-m",
+                    "ari.replay",
+                    str(wav),
+                    "--speed",
+                    str(args.speed),
+                    "--agent",
+                    agent,
+                    "--caller-number",
+                    script["caller"]["number"],
+                    "--caller-name",
+                    script["caller"]["name"],
                 ],
-                env=env, check=True,
+                env=env,
+                check=True,
             )
             log("demo call finished")
             if args.exit:

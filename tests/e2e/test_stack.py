@@ -1,0 +1,176 @@
+"""The whole native stack (embedded Redis, stt with the real model, relay, orchestrator) with
+calls replayed as real RTP: what a browser would receive, checked from a WebSocket client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websockets
+
+from coach.redis_server import EmbeddedRedis, free_port
+from stt.wer import wer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "e2e-service-token-0123456789"
+SPEED = float(os.environ.get("E2E_SPEED", "1"))
+
+
+def make_call(transcript: str, out: Path) -> dict[str, Any]:
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "make_demo_call.py"),
+            str(ROOT / "demo" / transcript),
+            "--out",
+            str(out),
+        ],
+        check=True,
+    )
+    reference: dict[str, Any] = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+    return reference
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("stack")
+    redis = EmbeddedRedis(data_dir=tmp / "redis").start()
+    env = {
+        **os.environ,
+        "RELAY_TOKEN": TOKEN,
+        "AUTH_SECRET": "e" * 48,
+        "REDIS_URL": redis.url,
+        "BUS_PREFIX": f"e2e{uuid.uuid4().hex[:6]}",
+        "RELAY_PORT": str(free_port()),
+        "STT_PORT": str(free_port()),
+        "ORCH_PORT": str(free_port()),
+        "REPLAY_BASE_PORT": str(30000 + os.getpid() % 10000),
+        "LOG_LEVEL": "info",
+    }
+    env.pop("OPENROUTER_API_KEY", None)  # rules-only: no network
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "stack.py")],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("READY "):
+                urls = json.loads(line[6:])
+                break
+        else:
+            raise AssertionError(f"stack exited with {proc.wait()} before READY; see var/log/")
+        yield {"env": env, "urls": urls, "tmp": tmp}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        if proc.stdout:
+            proc.stdout.close()
+        redis.cleanup()
+
+
+async def replay(stack: dict[str, Any], wav: Path, call_id: str, agent: str) -> None:
+    cmd = [
+        sys.executable,
+        "-m",
+        "ari.replay",
+        str(wav),
+        "--speed",
+        str(SPEED),
+        "--call-id",
+        call_id,
+        "--agent",
+        agent,
+    ]
+    proc = await asyncio.create_subprocess_exec(*cmd, env=stack["env"], cwd=ROOT)
+    assert await proc.wait() == 0
+
+
+async def collect(
+    stack: dict[str, Any], call_ids: set[str], timeout: float
+) -> dict[str, list[dict[str, Any]]]:
+    """Every event of the given calls from the all-calls feed, until each has its summary."""
+    port = stack["env"]["RELAY_PORT"]
+    events: dict[str, list[dict[str, Any]]] = {c: [] for c in call_ids}
+    done: set[str] = set()
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws?callId=*&token={TOKEN}") as ws:
+        async with asyncio.timeout(timeout):
+            while done != call_ids:
+                event = json.loads(await ws.recv())
+                if event.get("callId") in call_ids:
+                    events[event["callId"]].append(event)
+                    if event["type"] == "summary":
+                        done.add(event["callId"])
+    return events
+
+
+def spoken(reference: dict[str, Any], speaker: str) -> str:
+    return " ".join(line["text"] for line in reference["lines"] if line["speaker"] == speaker)
+
+
+def heard(events: list[dict[str, Any]], speaker: str) -> str:
+    finals = sorted(
+        (e for e in events if e["type"] == "final" and e["speaker"] == speaker),
+        key=lambda e: e["start"],
+    )
+    return " ".join(e["text"] for e in finals)
+
+
+async def test_demo_call_end_to_end(stack: dict[str, Any]) -> None:
+    wav = stack["tmp"] / "demo.wav"
+    reference = make_call("transcript.es.json", wav)
+    call_id = f"demo-{uuid.uuid4().hex[:6]}"
+    collector = asyncio.create_task(collect(stack, {call_id}, timeout=600))
+    await asyncio.sleep(0.5)  # the collector is subscribed (it would replay anyway)
+    await replay(stack, wav, call_id, reference["agent"])
+    events = (await collector)[call_id]
+    types = [e["type"] for e in events]
+    assert types[0] == "call.started" and events[0]["agent"] == reference["agent"]
+    assert "call.ended" in types and types.index("call.ended") > types.index("final")
+    assert "partial" in types
+    for speaker in ("customer", "agent"):
+        score = wer(spoken(reference, speaker), heard(events, speaker))
+        assert score < 0.35, f"{speaker} WER {score:.2f}: {heard(events, speaker)!r}"
+    coach = [e for e in events if e["type"] == "coach"]
+    rules = {e.get("ruleId") for e in coach}
+    assert coach and all(e["refs"] for e in coach), coach
+    assert any("churn" in str(r) or "cancel" in str(r) for r in rules), rules
+    summary = next(e for e in events if e["type"] == "summary")
+    assert summary["text"]
+
+
+async def test_concurrent_calls_do_not_mix(stack: dict[str, Any]) -> None:
+    wav_a, wav_b = stack["tmp"] / "a.wav", stack["tmp"] / "b.wav"
+    ref_a = make_call("transcript.es.json", wav_a)
+    ref_b = make_call("transcript2.es.json", wav_b)
+    calls = {
+        f"a1-{uuid.uuid4().hex[:6]}": (wav_a, ref_a),
+        f"a2-{uuid.uuid4().hex[:6]}": (wav_a, ref_a),
+        f"b-{uuid.uuid4().hex[:6]}": (wav_b, ref_b),
+    }
+    collector = asyncio.create_task(collect(stack, set(calls), timeout=900))
+    await asyncio.sleep(0.5)
+    await asyncio.gather(
+        *(replay(stack, wav, cid, ref["agent"]) for cid, (wav, ref) in calls.items())
+    )
+    events = await collector
+    for cid, (_, ref) in calls.items():
+        assert events[cid][0]["agent"] == ref["agent"]
+        for speaker in ("customer", "agent"):
+            score = wer(spoken(ref, speaker), heard(events[cid], speaker))
+            assert score < 0.4, f"{cid} {speaker} WER {score:.2f}"
+        words = " ".join(heard(events[cid], s) for s in ("customer", "agent")).lower()
+        if ref is ref_b:
+            assert "fibra" not in words and "descuento" not in words  # nothing of the other call
