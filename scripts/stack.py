@@ -90,7 +90,7 @@ def main() -> int:
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def stop(*_: object) -> None:
-        for name, proc in reversed(procs):
+        for _, proc in reversed(procs):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         for name, proc in reversed(procs):

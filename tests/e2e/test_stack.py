@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 import websockets
+from stt.wer import wer
 
 from coach.redis_server import EmbeddedRedis, free_port
-from stt.wer import wer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
