@@ -56,6 +56,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         "REPLAY_BASE_PORT": str(30000 + os.getpid() % 10000),
         "LOG_LEVEL": "info",
     }
+    env["STT_URL"] = f"ws://127.0.0.1:{env['STT_PORT']}"
+    env["RELAY_URL"] = f"http://127.0.0.1:{env['RELAY_PORT']}"
     env.pop("OPENROUTER_API_KEY", None)  # rules-only: no network
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "scripts" / "stack.py")],
