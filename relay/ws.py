@@ -77,7 +77,10 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     except Refused as refused:
         await _close(websocket, refused.code, refused.reason, state)
     except BusUnavailable as exc:
-        log.warning("bus unavailable during replay", extra={"callId": sub.call_id if sub else None, "error": str(exc)})
+        log.warning(
+            "bus unavailable during replay",
+            extra={"callId": sub.call_id if sub else None, "error": str(exc)},
+        )
         await _close(websocket, 1011, "bus unavailable; reconnect", state)
     except WebSocketDisconnect:
         pass
@@ -151,8 +154,12 @@ async def _replay(
             if len(page) < PAGE:
                 break
     else:
-        # Fresh all-calls feed: the history of each active call the principal may see,
-        # without partials (superseded by finals; the next live partial follows shortly).
+        # Fresh all-calls feed: the history of each active call the principal may see, up to
+        # a watermark taken first, without partials (superseded by finals; the next live
+        # partial follows shortly). Everything after the watermark comes live, in id order,
+        # so the last id a client saw is always a safe `since` for resuming.
+        watermark = await bus.last_id()
+        sub.floor = parse_id(watermark)
         merged: list[BusEvent] = []
         for call_id, started in (await bus.active_calls()).items():
             if not sub.principal.may_see(started.get("agent")):
@@ -160,11 +167,12 @@ async def _replay(
             after_call: str | None = None
             while True:
                 page = await bus.read_call(call_id, after=after_call, count=PAGE)
-                merged.extend(e for e in page if e.type != "partial")
+                merged.extend(
+                    e for e in page if e.type != "partial" and parse_id(e.id) <= sub.floor
+                )
                 if page:
                     after_call = page[-1].id
-                    sub.call_floor[call_id] = parse_id(after_call)
-                if len(page) < PAGE:
+                if len(page) < PAGE or parse_id(page[-1].id) > sub.floor:
                     break
         merged.sort(key=lambda e: parse_id(e.id))
         for event in merged:
