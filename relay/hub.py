@@ -137,6 +137,7 @@ class Hub:
                 self._mark_connected()
                 backoff = 0.05
                 if events:
+                    await self._learn_agents(events)
                     self.dispatch(events)
                     self.cursor = events[-1].id
             except BusUnavailable as exc:
@@ -150,6 +151,19 @@ class Hub:
                 self.metrics.bus_errors.inc()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
+
+    async def _learn_agents(self, events: list[BusEvent]) -> None:
+        """Look up the agent of calls this relay has not seen start (it started later, or the
+        call ended before it started and a summary follows), once per call, before routing:
+        agents following `*` must get those events too."""
+        unknown = {
+            e.call_id
+            for e in events
+            if e.type != "call.started" and e.call_id not in self.call_agents
+        }
+        for call_id in unknown:
+            if await self.agent_of(call_id) is None:
+                self._remember(call_id, None)
 
     def _mark_connected(self) -> None:
         if self.state is not HubState.CONNECTED:

@@ -268,3 +268,36 @@ async def test_stalled_client_is_cut_off_without_delaying_others(redis_server, b
         await healthy.close()
     finally:
         await relay.stop()
+
+
+async def test_agent_feed_gets_late_events_of_a_call_that_ended_before_the_relay_started(
+    redis_server, bus_config
+) -> None:
+    """The summary arrives after call.ended; a relay started in between still routes it to
+    the agent following `*` (it looks the call's agent up instead of dropping the event)."""
+    from coach.bus import Bus
+    from tests.relay.conftest import start_relay
+
+    producer = Bus.connect(redis_server.url, bus_config)
+    await producer.publish(started("done", agent="200"))
+    await producer.publish(
+        {"type": "call.ended", "callId": "done", "endedAt": 2, "reason": "hangup"}
+    )
+    relay = await start_relay(redis_server.url, bus_config)
+    try:
+        async with await relay.connect("*", relay.token("agent", "200")) as ws:
+            await recv_until(ws, is_live)
+            summary = await producer.publish(
+                {
+                    "type": "summary",
+                    "callId": "done",
+                    "text": "ok",
+                    "disposition": "resolved",
+                    "actionItems": [],
+                    "sentiment": "neutral",
+                }
+            )
+            assert (await recv_json(ws))["id"] == summary["id"]
+    finally:
+        await relay.stop()
+        await producer.close()
