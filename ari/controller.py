@@ -193,7 +193,8 @@ class Controller:
         if call is None or call.ended:
             return
         if cid == call.caller_channel:
-            self.end_call(call, "caller-hangup")
+            # After a no-agent `continue`, the caller's StasisEnd is the flow's own doing.
+            self.end_call(call, call.extra.get("closing_reason", "caller-hangup"))
         elif cid == call.agent_channel and call.state is CallState.BRIDGED:
             self.end_call(call, "agent-hangup")
 
@@ -280,6 +281,7 @@ class Controller:
     async def _no_agent(self, call: Call, reason: str) -> None:
         """Busy/no answer/unreachable: play a message and hang up, or back to the dialplan."""
         log.info("agent not reached: %s", reason, extra={"callId": call.call_id})
+        call.extra["closing_reason"] = reason
         self.metrics.calls.labels(reason).inc()
         await self.delete(self.rest.delete_bridge, call.bridge_id)
         with contextlib.suppress(AriError):
@@ -383,6 +385,9 @@ class Controller:
                     *(t.snoop_id for t in call.taps.values())]:
             if rid:
                 self._resolve(rid, ChannelGone())
+        playback = self._playbacks.pop(call.rid("play"), None)
+        if playback is not None and not playback.done():
+            playback.set_result(None)  # the caller is gone: stop waiting for the message
         task = self.spawn(self._teardown(call, from_flow), f"teardown-{call.call_id}")
         self._endings[call.call_id] = task
         return task

@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 from ari.jitter import JitterBuffer
 from ari.rtp import AudioFormat, RtpError, parse, to_pcm16le
@@ -79,8 +80,8 @@ class MediaTap(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Keep the transport to close it later."""
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        # The selector loop's datagram transport does not subclass DatagramTransport in 3.11.
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, int]) -> None:
         """Validate, reorder, decode, forward."""

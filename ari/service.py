@@ -81,7 +81,8 @@ class Service:
     async def stop(self) -> None:
         """Graceful stop: stop taking events, detach from calls (they stay up), close all."""
         if self.events is not None:
-            await asyncio.to_thread(self.events.stop)
+            # On our own pool: asyncio.to_thread would leave default-executor threads behind.
+            await self.rest.run(self.events.stop)
         if self.controller is not None:
             await self.controller.detach()
         await self.gateway.close()
@@ -93,7 +94,7 @@ class Service:
             if task.get_name() != "ari-http":
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await asyncio.to_thread(self.rest.close)
+        self.rest.close()  # idle by now: joins its worker threads at once
 
     def health(self) -> dict[str, Any]:
         """What GET /health reports."""
