@@ -111,7 +111,8 @@ class EventsConnection:
             with self._lock:
                 self._ws = None
             with contextlib.suppress(OSError, websocket.WebSocketException):
-                ws.close()
+                ws.close(timeout=0.5)
+            ws.shutdown()  # close() may fail half-way on a dead socket; this always closes it
             if self._on_disconnected is not None and not self._stop.is_set():
                 self._loop.call_soon_threadsafe(self._on_disconnected)
             if not self._stop.is_set():

@@ -16,6 +16,7 @@ import enum
 import json
 import logging
 import random
+import socket
 from collections import deque
 from urllib.parse import urlencode
 
@@ -26,6 +27,19 @@ log = logging.getLogger("ari.stt")
 
 MAX_FRAME_BYTES = 6400
 """Largest binary frame sent (200 ms of slin16): batches what queued up, bounds frame size."""
+
+
+WRITE_LIMIT = 32 * 1024
+"""High-water mark of the WebSocket's write buffer; above it `send` waits (backpressure)."""
+SNDBUF_BYTES = 64 * 1024
+"""Kernel send buffer of an STT socket: kept small so a slow STT shows up as backpressure
+within ~2 s of audio instead of megabytes hidden in the kernel, and our deque stays the bound."""
+
+
+def _limit_send_buffer(ws: ClientConnection) -> None:
+    sock = ws.transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SNDBUF_BYTES)
 
 
 class StreamState(enum.Enum):
@@ -121,9 +135,10 @@ class SttStream:
                 async with connect(
                     self._url(),
                     additional_headers={"Authorization": f"Bearer {self.token}"},
-                    open_timeout=5, close_timeout=2, max_queue=64,
+                    open_timeout=5, close_timeout=2, max_queue=64, write_limit=WRITE_LIMIT,
                 ) as ws:
                     self.connects += 1
+                    _limit_send_buffer(ws)
                     delay = self.backoff_initial
                     self.state = StreamState.STREAMING
                     if await self._stream(ws):

@@ -9,6 +9,7 @@ seconds per frame), `close_after_bytes` (drop the socket once, like an STT resta
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections import defaultdict
@@ -79,8 +80,12 @@ class FakeStt:
 
     async def wait_for(self, predicate: Any, wait: float = 20.0) -> None:
         """Wait until predicate() is true (re-checked on every change)."""
-        async with self._changed:
-            await asyncio.wait_for(self._changed.wait_for(predicate), wait)
+        async with asyncio.timeout(wait), self._changed:
+            while not predicate():
+                # Woken by every received frame/stream change; the short timeout also covers
+                # counters changed outside the handler (refused handshakes).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), 0.05)
 
     async def _notify(self) -> None:
         async with self._changed:
