@@ -112,7 +112,7 @@ class EventsConnection:
                 self._ws = None
             with contextlib.suppress(OSError, websocket.WebSocketException):
                 ws.close(timeout=0.5)
-            ws.shutdown()  # close() may fail half-way on a dead socket; this always closes it
+            ws.shutdown()  # type: ignore[no-untyped-call]  # close() may fail half-way on a dead socket; this always closes it
             if self._on_disconnected is not None and not self._stop.is_set():
                 self._loop.call_soon_threadsafe(self._on_disconnected)
             if not self._stop.is_set():

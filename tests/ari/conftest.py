@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -83,6 +84,14 @@ async def service_factory(double, stt, redis_server, bus_config, bus):
 
 
 Maker = Callable[..., Any]
+
+
+async def until(predicate: Callable[[], Any], wait: float = 10.0) -> None:
+    """Wait (bounded) for a condition on state that has no notification of its own
+    (the double's lists, a service's counters); raises TimeoutError."""
+    async with asyncio.timeout(wait):
+        while not predicate():  # noqa: ASYNC110 - polled state, no event exists for it
+            await asyncio.sleep(0.02)
 
 
 @pytest.fixture(autouse=True)

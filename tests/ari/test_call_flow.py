@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from ari.audio import resample
-from tests.ari.conftest import prompt_pcm
+from tests.ari.conftest import prompt_pcm, until
 
 pytestmark = pytest.mark.integration
 
@@ -18,17 +18,18 @@ async def _events(bus, call_id: str) -> list[dict]:
 
 async def _wait_bus(bus, call_id: str, kind: str, wait: float = 10.0) -> list[dict]:
     async with asyncio.timeout(wait):
+        last = None
         while True:
+            # Blocking read on the global stream: returns as soon as anything is published.
+            await bus.read_all(last or "0", 100, 200)
+            last = await bus.last_id()
             events = await _events(bus, call_id)
             if any(e["type"] == kind for e in events):
                 return events
-            await asyncio.sleep(0.05)  # polling Redis: there is no notification to wait on
 
 
 async def _wait_empty(double, svc, wait: float = 10.0) -> None:
-    async with asyncio.timeout(wait):
-        while double.channels or double.bridges or svc.controller.calls:
-            await asyncio.sleep(0.02)
+    await until(lambda: not (double.channels or double.bridges or svc.controller.calls), wait)
 
 
 async def test_call_taps_both_speakers_and_cleans_up(double, stt, bus, service_factory):
@@ -99,9 +100,7 @@ async def test_agent_not_reached_returns_to_dialplan(double, stt, bus, service_f
     cid = await double.incoming_call("100", "Bob", prompt_pcm("agent-user"), b"")
     events = await _wait_bus(bus, cid, "call.ended")
     assert events[-1]["reason"] == "agent-no-answer"
-    async with asyncio.timeout(5):
-        while svc.controller.calls or double.bridges:
-            await asyncio.sleep(0.02)
+    await until(lambda: not (svc.controller.calls or double.bridges))
     # The caller left Stasis alive (back in the dialplan), not hung up by us.
     assert list(double.channels) == [cid] and double.channels[cid].app is None
     await double.hangup(cid)

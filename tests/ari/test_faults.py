@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from array import array
 
 import pytest
 
 from ari.audio import resample
 from tests.ari.ari_double import DBridge, DChannel
-from tests.ari.conftest import prompt_pcm
+from tests.ari.conftest import prompt_pcm, until
 from tests.ari.test_call_flow import _wait_bus, _wait_empty
 
 pytestmark = pytest.mark.integration
@@ -105,9 +104,7 @@ async def test_stt_slow_bounded_buffer_drops_oldest(double, stt, bus, service_fa
     stt.read_delay = 0.2  # far slower than real time
     # 39 s of speech sent at 10x: far more than the kernel's socket buffers hold.
     cid = await double.incoming_call("100", "Bob", prompt_pcm("demo-congrats"), b"")
-    async with asyncio.timeout(10):
-        while not any(t.stream.dropped_bytes for t in svc.gateway.taps):
-            await asyncio.sleep(0.05)
+    await until(lambda: any(t.stream.dropped_bytes for t in svc.gateway.taps))
     assert all(t.stream.queued_bytes <= t.stream.max_bytes for t in svc.gateway.taps)
     stt.read_delay = 0
     await double.hangup(cid)
