@@ -75,13 +75,13 @@ async def test_agent_hangup_ends_call(double, stt, bus, service_factory):
     assert double.leftovers() == ([], [])
 
 
-@pytest.mark.parametrize(("behaviour", "reason"), [
+@pytest.mark.parametrize("case", [
     ("no-answer", "agent-no-answer"), ("busy", "agent-busy"),
     ("unreachable", "agent-unreachable"), ("refuse", "agent-unreachable"),
-])
-async def test_agent_not_reached_plays_message_and_hangs_up(
-    double, stt, bus, service_factory, behaviour, reason
-):
+], ids=lambda c: c[0])
+async def test_agent_not_reached_plays_message_and_hangs_up(double, stt, bus, service_factory,
+                                                            case):
+    behaviour, reason = case
     svc = await service_factory(NO_AGENT_SOUND="sound:vm-nobodyavail", AGENT_TIMEOUT="1")
     double.agent_behaviour = behaviour
     cid = await double.incoming_call("100", "Bob", prompt_pcm("agent-user"), b"")
