@@ -451,6 +451,8 @@ class Controller:
     async def reconcile(self) -> None:
         """Adopt live calls, end calls whose channels vanished, delete orphaned resources."""
         async with self._reconcile_lock:
+            # Calls that start after this instant are not in the snapshot: leave them alone.
+            snapshot_at = time.monotonic()
             try:
                 channels = await self.ari(self.rest.channels, idempotent=True)
                 bridges = await self.ari(self.rest.bridges, idempotent=True)
@@ -465,7 +467,7 @@ class Controller:
                 if cid in live and _in_app(live[cid], self.s.ari_app):
                     self._resolve(cid)
             for call in list(self.calls.values()):
-                if call.ended:
+                if call.ended or call.stasis_start_at >= snapshot_at:
                     continue
                 if call.caller_channel not in live:
                     self.end_call(call, "caller-hangup")
