@@ -56,8 +56,8 @@ async def test_process_health_metrics_and_graceful_stop(double, stt, redis_serve
                 return health.status_code == 200
 
             async with asyncio.timeout(20):
-                while not await healthy():
-                    await asyncio.sleep(0.1)  # the server has no readiness signal to wait on
+                while not await healthy():  # noqa: ASYNC110 - no readiness signal
+                    await asyncio.sleep(0.1)
             assert health is not None and health.json()["ari"] == "connected"
 
             double.rtp_speed = 5.0
