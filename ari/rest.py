@@ -31,7 +31,7 @@ class AriRest:
     """REST side of ARI under `{base}/ari`, with basic auth and one pooled session."""
 
     def __init__(
-        self, base_url: str, user: str, password: str, *, timeout: float = 5.0, workers: int = 8
+        self, base_url: str, user: str, password: str, *, timeout: float = 5.0, workers: int = 16
     ) -> None:
         self.base = base_url.rstrip("/") + "/ari"
         self.timeout = timeout

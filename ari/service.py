@@ -47,7 +47,8 @@ class Service:
         self.bus = bus
         self.serve_http = serve_http
         self.metrics = Metrics()
-        self.rest = AriRest(settings.ari_url, settings.ari_user, settings.ari_pass)
+        self.rest = AriRest(settings.ari_url, settings.ari_user, settings.ari_pass,
+                            workers=settings.rest_workers)
         self.gateway = MediaGateway(
             bind=settings.media_bind, base_port=settings.base_port,
             port_count=settings.port_count, stt_url=settings.stt_url,

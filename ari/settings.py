@@ -22,6 +22,8 @@ class Settings:
     """ARI password; no default."""
     ari_app: str
     """Stasis application name the dialplan hands calls to."""
+    rest_workers: int
+    """ARI requests in flight at once (threads); more wait in a queue."""
     agent_dial: str
     """Dial string of the agent, e.g. PJSIP/200; its last path element is the agent id."""
     agent_timeout: int
@@ -86,6 +88,7 @@ class Settings:
             ari_user=env.str("ARI_USER", "coach"),
             ari_pass=env.str("ARI_PASS"),
             ari_app=env.str("ARI_APP", "coach_app"),
+            rest_workers=env.int("ARI_REST_WORKERS", 16, min=1, max=128),
             agent_dial=env.str("AGENT_DIAL", "PJSIP/200"),
             agent_timeout=env.int("AGENT_TIMEOUT", 30, min=1, max=600),
             no_agent_action=env.choice("NO_AGENT_ACTION", "hangup", NO_AGENT_ACTIONS),

@@ -91,6 +91,7 @@ async def _wait(predicate, wait: float, what: str) -> None:
 
 async def _round(double, stt, http, pid, audio, *, calls, seconds, ramp) -> dict:
     cpu0 = _cpu_seconds(pid)
+    own0 = time.process_time()
     wall0 = time.monotonic()
     cids = []
     for i in range(calls):
@@ -115,6 +116,7 @@ async def _round(double, stt, http, pid, audio, *, calls, seconds, ramp) -> dict
     return {
         "setups": [stt.first_audio_at(c) - double.stasis_started_at[c] for c in cids],
         "cpu": _cpu_seconds(pid) - cpu0, "wall": time.monotonic() - wall0,
+        "own_cpu": time.process_time() - own0,
         "taps": busy["taps"], "threads_busy": threads_busy,
         "threads": _threads(pid), "fds": _fds(pid),
         "incomplete": sum(1 for c in cids for sp in ("customer", "agent")
@@ -165,7 +167,8 @@ async def run(calls: int, seconds: float, ramp: float, rounds: int) -> int:
                   f" max {max(setups) * 1000:.0f} ms; ari CPU {r['cpu']:.2f} s over "
                   f"{r['wall']:.1f} s = {r['cpu'] / calls * 1000:.0f} ms per call, "
                   f"{r['cpu'] / (calls * seconds) * 100:.2f} % of a core per call-second of speech "
-                  f"(peak {r['taps']} taps, {r['threads_busy']} threads)")
+                  f"(peak {r['taps']} taps, {r['threads_busy']} threads); bench process "
+                  f"(double + fake STT) CPU {r['own_cpu']:.1f} s")
         leaks = dict(last["leaks"])
         # Pools (REST threads, HTTP/Redis connections) grow to their bound in round 1:
         # a leak is growth from the end of round 1 to the end of the last round.
