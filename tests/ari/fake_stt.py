@@ -33,6 +33,7 @@ class StreamLog:
     rate: int
     audio: bytearray = field(default_factory=bytearray)
     ended: bool = False
+    offset: float = 0.0
     first_audio_at: float | None = None
 
 
@@ -104,7 +105,8 @@ class FakeStt:
 
     async def _handler(self, ws: ServerConnection) -> None:
         query = {k: v[0] for k, v in parse_qs(urlsplit(ws.request.path).query).items()}
-        log = StreamLog(query["callId"], query.get("speaker", "?"), int(query.get("rate", 16000)))
+        log = StreamLog(query["callId"], query.get("speaker", "?"), int(query.get("rate", 16000)),
+                        offset=float(query.get("offset", 0)))
         self.streams.append(log)
         self.open_streams += 1
         try:
