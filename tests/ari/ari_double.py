@@ -118,6 +118,8 @@ class AriDouble:
         self.requests: list[tuple[str, str, int]] = []
         self.stasis_started_at: dict[str, float] = {}
         self.rtp_sent: dict[str, int] = {}
+        self.on_event: Any = None  # optional callback seeing every event (tests)
+        self._event_cond = asyncio.Condition()
         self._clients: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self._connected = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -224,8 +226,26 @@ class AriDouble:
         event = {"type": kind, "timestamp": _now(), "application": self.app_name,
                  "asterisk_id": "00:00:00:00:00:01", **body}
         self.events_log.append(event)
+        if self.on_event is not None:
+            self.on_event(event)
         for q in self._clients:
             q.put_nowait(event)
+        self._spawn(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._event_cond:
+            self._event_cond.notify_all()
+
+    async def wait_event(self, kind: str, channel_id: str, wait: float = 5.0) -> dict[str, Any]:
+        """Until an event of `kind` about `channel_id` has been emitted."""
+        def find() -> dict[str, Any] | None:
+            return next((e for e in self.events_log if e["type"] == kind
+                         and (e.get("channel") or {}).get("id") == channel_id), None)
+        async with asyncio.timeout(wait), self._event_cond:
+            await self._event_cond.wait_for(lambda: find() is not None)
+        found = find()
+        assert found is not None
+        return found
 
     def _enter_stasis(self, ch: DChannel, args: list[str], delay: float = 0.0) -> None:
         ch.app = self.app_name

@@ -104,3 +104,31 @@ async def test_agent_not_reached_returns_to_dialplan(double, stt, bus, service_f
     # The caller left Stasis alive (back in the dialplan), not hung up by us.
     assert list(double.channels) == [cid] and double.channels[cid].app is None
     await double.hangup(cid)
+
+
+async def test_mix_tap_streams_both_parties(double, stt, bus, service_factory):
+    from ari.audio import mix
+
+    svc = await service_factory(MIX_TAP="true")
+    double.rtp_speed = 5.0
+    customer, agent = prompt_pcm("agent-user"), prompt_pcm("conf-getpin")
+    cid = await double.incoming_call("100", "Bob", customer, agent)
+    want = resample(mix(customer, agent), 8000, 16000)
+    await stt.wait_for(lambda: len(stt.audio(cid, "mix")) >= len(want))
+    assert stt.audio(cid, "mix")[:len(want)] == want
+    assert {s.speaker for s in stt.streams} == {"customer", "agent", "mix"}
+    await double.hangup(cid)
+    await _wait_empty(double, svc)
+    assert svc.gateway.ports.in_use == 0
+
+
+async def test_health_reports_state(double, stt, bus, service_factory):
+    svc = await service_factory()
+    body = svc.health()
+    assert body["status"] == "ok" and body["ari"] == "connected" and body["calls"] == 0
+    await double.drop_events()
+    double.accept_events = False
+    await until(lambda: svc.health()["status"] == "degraded")
+    double.accept_events = True
+    await double.wait_connected()
+    await until(lambda: svc.health()["status"] == "ok")
