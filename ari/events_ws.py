@@ -90,7 +90,10 @@ class EventsConnection:
         while not self._stop.is_set():
             self.state = WsState.CONNECTING
             try:
-                ws = websocket.create_connection(self.url, header=self._header, timeout=5)
+                # enable_multithread: stop()/drop() abort the socket from other threads.
+                ws = websocket.create_connection(
+                    self.url, header=self._header, timeout=5, enable_multithread=True
+                )
             except (OSError, websocket.WebSocketException) as exc:
                 log.warning("ARI events connect failed: %s", exc)
                 self._backoff(delay)
@@ -99,7 +102,7 @@ class EventsConnection:
             with self._lock:
                 self._ws = ws
             if self._stop.is_set():
-                ws.close()
+                ws.shutdown()  # type: ignore[no-untyped-call]  # no close handshake to wait on
                 break
             ws.settimeout(None)
             self.state = WsState.CONNECTED
@@ -111,7 +114,7 @@ class EventsConnection:
             with self._lock:
                 self._ws = None
             with contextlib.suppress(OSError, websocket.WebSocketException):
-                ws.close(timeout=0.5)
+                ws.close(timeout=0.2)
             ws.shutdown()  # type: ignore[no-untyped-call]  # close() may fail half-way on a dead socket; this always closes it
             if self._on_disconnected is not None and not self._stop.is_set():
                 self._loop.call_soon_threadsafe(self._on_disconnected)

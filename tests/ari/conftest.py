@@ -80,7 +80,14 @@ async def service_factory(double, stt, redis_server, bus_config, bus):
             await svc.stop()
     leaked = [t for t in threading.enumerate()
               if t.ident not in threads_before and t.is_alive()]
-    assert not leaked, f"threads left after stop: {leaked}"
+    if leaked:
+        import sys
+        import traceback
+
+        frames = sys._current_frames()
+        stacks = {t.name: "".join(traceback.format_stack(frames[t.ident]))
+                  for t in leaked if t.ident in frames}
+        raise AssertionError(f"threads left after stop: {stacks}")
 
 
 Maker = Callable[..., Any]

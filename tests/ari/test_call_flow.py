@@ -124,6 +124,7 @@ async def test_mix_tap_streams_both_parties(double, stt, bus, service_factory):
 
 async def test_health_reports_state(double, stt, bus, service_factory):
     svc = await service_factory()
+    await until(lambda: svc.health()["status"] == "ok")  # the reader thread marks it
     body = svc.health()
     assert body["status"] == "ok" and body["ari"] == "connected" and body["calls"] == 0
     await double.drop_events()
