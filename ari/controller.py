@@ -23,6 +23,7 @@ from ari.publisher import Publisher
 from ari.rest import AriError, AriRest
 from ari.rtp import FORMATS
 from ari.settings import Settings
+from coach.errors import CoachError
 
 log = logging.getLogger("ari.calls")
 
@@ -223,7 +224,9 @@ class Controller:
                     return
                 with contextlib.suppress(AriError):
                     await self.ari(self.rest.ring, call.caller_channel)
-                reason = await self._dial_agent(call)
+                # An adopted call whose agent was already ringing: wait for that attempt.
+                ringing = bool(call.extra.pop("agent_ringing", False))
+                reason = await self._dial_agent(call, originate=not ringing)
                 if reason is not None:
                     await self._no_agent(call, reason)
                     return
@@ -244,7 +247,7 @@ class Controller:
     def _stop_ring(self, channel_id: str) -> None:
         self.rest.request("DELETE", f"/channels/{channel_id}/ring")
 
-    async def _dial_agent(self, call: Call) -> str | None:
+    async def _dial_agent(self, call: Call, *, originate: bool = True) -> str | None:
         """Originate the agent; None when answered (in Stasis), else the failure reason."""
         agent = call.rid("agent")
         call.agent_channel = agent
@@ -253,11 +256,12 @@ class Controller:
         fut = self._waiter(agent)
         caller_id = f'"{call.caller_name}" <{call.caller_number}>' if call.caller_number else None
         try:
-            await self.ari(
-                self.rest.originate, self.s.agent_dial, app=self.s.ari_app,
-                app_args=f"role=agent,call={call.call_id}", channel_id=agent,
-                timeout=self.s.agent_timeout, caller_id=caller_id,
-            )
+            if originate:
+                await self.ari(
+                    self.rest.originate, self.s.agent_dial, app=self.s.ari_app,
+                    app_args=f"role=agent,call={call.call_id}", channel_id=agent,
+                    timeout=self.s.agent_timeout, caller_id=caller_id,
+                )
         except AriError as exc:
             self._waiters.pop(agent, None)
             if exc.retryable:
@@ -475,11 +479,13 @@ class Controller:
                       and call.agent_channel not in live):
                     self.end_call(call, "agent-hangup")
             adopted: list[tuple[Call, dict[str, Any]]] = []
-            for chan in channels:
-                cid = chan["id"]
-                if (parse_resource_id(self.s.ari_app, cid) is None and cid not in self.by_channel
-                        and _in_app(chan, self.s.ari_app)):
-                    adopted.append((self._adopt(chan, live, bridge_ids), chan))
+            candidates = [c for c in channels
+                          if parse_resource_id(self.s.ari_app, c["id"]) is None
+                          and _in_app(c, self.s.ari_app)]
+            announced = await self._announced() if candidates else set()
+            for chan in candidates:
+                if chan["id"] not in self.by_channel:  # re-checked: events ran meanwhile
+                    adopted.append((self._adopt(chan, live, bridge_ids, announced), chan))
             # Delete what no live call owns (and stale taps of adopted calls).
             jobs = []
             for cid in live:
@@ -497,24 +503,35 @@ class Controller:
                     self._flow(call, chan, adopted=True), f"flow-{call.call_id}"
                 )
 
-    def _adopt(self, chan: dict[str, Any], live: dict[str, Any], bridges: set[str]) -> Call:
+    def _adopt(self, chan: dict[str, Any], live: dict[str, Any], bridges: set[str],
+               announced: set[str]) -> Call:
         caller = chan.get("caller") or {}
         call = Call(
             call_id=chan["id"], caller_channel=chan["id"], caller_number=caller.get("number", ""),
             caller_name=caller.get("name", ""), app=self.s.ari_app,
             stasis_start_at=time.monotonic(),
         )
-        # After our own restart call.started is already on the bus; do not announce twice.
-        call.started_published = chan.get("state") == "Up"
+        # After our own restart call.started is already on the bus: do not announce twice.
+        call.started_published = call.call_id in announced
         agent = call.rid("agent")
-        if agent in live and call.bridge_id in bridges:
+        if agent in live and _in_app(live[agent], self.s.ari_app) and call.bridge_id in bridges:
             call.agent_channel = agent
             call.agent_in_stasis = True
             call.move(CallState.BRIDGED)
             self.by_channel[agent] = call.call_id
+        elif agent in live:
+            call.extra["agent_ringing"] = True  # originated before our restart: await it
         self._track(call)
         log.info("adopted call in %s", call.state.value, extra={"callId": call.call_id})
         return call
+
+    async def _announced(self) -> set[str]:
+        """Calls with call.started on the bus (so adoption does not announce them again)."""
+        try:
+            return set(await self.publisher.bus.active_calls())
+        except CoachError as exc:
+            log.warning("bus unavailable during reconciliation: %s", exc)
+            return set()
 
     def _owned(self, resource: str) -> bool:
         """Whether a resource named by this app belongs to a live call's current state."""

@@ -154,3 +154,24 @@ async def test_rtp_impairments(double, stt, bus, service_factory, knob):
         assert stt.audio(cid, "customer")[:len(want)] == want
         await double.hangup(cid)
         await _wait_empty(double, svc)
+
+
+async def test_restart_while_agent_rings_adopts_and_bridges(double, stt, bus, service_factory):
+    double.rtp_speed = 5.0
+    double.agent_answer_delay = 1.5
+    svc = await service_factory()
+    customer = prompt_pcm("agent-newlocation")
+    cid = await double.incoming_call("100", "Bob", customer, prompt_pcm("agent-user"))
+    await double.wait_event("ChannelStateChange", f"coach_app-agent-{cid}")  # ringing
+    await svc.stop()
+    svc2 = await service_factory()
+    want = resample(customer, 8000, 16000)
+    await stt.wait_for(lambda: len(stt.audio(cid, "customer")) >= len(want))
+    assert stt.audio(cid, "customer")[:len(want)] == want
+    # One originate only: the adopted call waited for the ringing agent instead of re-dialling.
+    assert len([r for r in double.requests if r[:2] == ("POST", "/ari/channels")]) == 1
+    await double.hangup(cid)
+    await _wait_empty(double, svc2)
+    events = await _wait_bus(bus, cid, "call.ended")
+    assert [e["type"] for e in events if e["type"].startswith("call.")] == [
+        "call.started", "call.ended"]
