@@ -425,8 +425,15 @@ class Controller:
                 await self.delete(self.rest.hangup, tap.snoop_id)
                 await self.delete(self.rest.delete_bridge, tap.bridge_id)
         if tap.media is not None:
-            await self.gateway.close_tap(tap.media)
+            media = tap.media
+            await self.gateway.close_tap(media)
             tap.media = None
+            js, ts = media.jitter.stats, media.stats
+            for outcome, n in (("played", js.played), ("lost", js.lost), ("late", js.late),
+                               ("duplicate", js.duplicate), ("invalid", ts.invalid),
+                               ("foreign", ts.foreign), ("wrong_pt", ts.wrong_pt)):
+                self.metrics.rtp_packets.labels(outcome).inc(n)
+            self.metrics.stt_dropped_bytes.inc(media.stream.dropped_bytes)
             self.metrics.taps.set(len(self.gateway.taps))
 
     def _forget(self, call: Call) -> None:

@@ -25,6 +25,14 @@ class Metrics:
         self.orphans_removed = Counter(
             "ari_orphans_removed_total", "Orphaned channels/bridges deleted", registry=r
         )
+        self.rtp_packets = Counter(
+            "ari_rtp_packets_total", "RTP packets of closed taps by outcome", ["outcome"],
+            registry=r,
+        )
+        self.stt_dropped_bytes = Counter(
+            "ari_stt_dropped_bytes_total", "Audio dropped (oldest first) while STT was down/slow",
+            registry=r,
+        )
         self.setup_seconds = Histogram(
             "ari_setup_seconds", "StasisStart to first audio forwarded to STT",
             buckets=(0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10), registry=r,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from array import array
 
 import pytest
@@ -175,3 +176,30 @@ async def test_restart_while_agent_rings_adopts_and_bridges(double, stt, bus, se
     events = await _wait_bus(bus, cid, "call.ended")
     assert [e["type"] for e in events if e["type"].startswith("call.")] == [
         "call.started", "call.ended"]
+
+
+async def test_rtp_loss_shows_in_metrics(double, stt, bus, service_factory):
+    from prometheus_client import generate_latest
+
+    svc = await service_factory()
+    double.rtp_speed = 10.0
+    double.rtp_loss_every = 5
+    cid = await double.incoming_call("100", "Bob", prompt_pcm("agent-user"), b"")
+    await stt.wait_for(lambda: len(stt.audio(cid, "customer")) >= 64000)
+    await double.hangup(cid)
+    await _wait_empty(double, svc)
+    text = generate_latest(svc.metrics.registry).decode()
+    lost = float(text.split('ari_rtp_packets_total{outcome="lost"} ')[1].split()[0])
+    assert lost >= 15  # every fifth packet of the ~100 sent before the hangup
+
+
+async def test_event_queue_overflow_is_refused():
+    from ari.controller import Controller
+    from ari.metrics import Metrics
+
+    ctl = Controller.__new__(Controller)  # only the queue matters here
+    ctl.queue = asyncio.Queue(1)
+    ctl.metrics = Metrics()
+    assert ctl.offer({"type": "StasisStart"}) is True
+    # Full: the events connection drops itself; reconnect + reconciliation catch up.
+    assert ctl.offer({"type": "StasisEnd"}) is False
