@@ -99,9 +99,15 @@ async def _round(double, stt, http, pid, audio, *, calls, seconds, ramp) -> dict
             f"555{i:04d}", f"Bench {i}", audio[i % len(audio)], audio[(i + 7) % len(audio)]))
         await asyncio.sleep(ramp / calls)
     want = int(seconds * 16000) * 2 - 640
-    await _wait(lambda: all(len(stt.audio(c, sp)) >= want for c in cids
-                            for sp in ("customer", "agent")),
-                seconds * 3 + 60, "audio did not reach STT")
+    try:
+        await _wait(lambda: all(len(stt.audio(c, sp)) >= want for c in cids
+                                for sp in ("customer", "agent")),
+                    seconds * 1.5 + 20, "audio did not reach STT")
+    except TimeoutError:
+        short = [(c, sp, len(stt.audio(c, sp))) for c in cids for sp in ("customer", "agent")
+                 if len(stt.audio(c, sp)) < want]
+        print(f"incomplete after {seconds * 1.5 + 20:.0f} s: {len(short)} of {2 * calls} streams, "
+              f"e.g. {short[:3]} (want {want} bytes)", flush=True)
     busy = (await http.get("/health")).json()
     threads_busy = _threads(pid)
     for cid in cids:
@@ -178,6 +184,11 @@ async def run(calls: int, seconds: float, ramp: float, rounds: int) -> int:
         print(f"leaks after teardown: {leaks} (threads {last['threads']}, fds {last['fds']} "
               f"at rest; idle before any call: threads {threads_idle}, fds {fds_idle})")
         print(f"streams with incomplete audio: {lost_audio}")
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}") as http:
+            text = (await http.get("/metrics")).text
+        rtp = {line.split('"')[1]: float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith("ari_rtp_packets_total{")}
+        print(f"RTP packets at the gateway (all rounds): {rtp}")
         print(f"load average at the end: {os.getloadavg()}")
         return 0 if not any(leaks.values()) and not lost_audio else 1
     finally:
