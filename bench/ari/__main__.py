@@ -17,6 +17,7 @@ import socket
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -89,7 +90,7 @@ async def _wait(predicate, wait: float, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
-async def _round(double, stt, http, pid, audio, *, calls, seconds, ramp) -> dict:
+async def _round(double, stt, http, pid, audio, *, calls, seconds, ramp) -> dict[str, Any]:
     cpu0 = _cpu_seconds(pid)
     own0 = time.process_time()
     wall0 = time.monotonic()

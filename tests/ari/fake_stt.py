@@ -51,7 +51,7 @@ class FakeStt:
         self._changed = asyncio.Condition()
         self._server: Server | None = None
         self.port = 0
-        self._utt = defaultdict(int)
+        self._utt: defaultdict[tuple[str, str], int] = defaultdict(int)
 
     @property
     def url(self) -> str:
@@ -104,6 +104,7 @@ class FakeStt:
         return None
 
     async def _handler(self, ws: ServerConnection) -> None:
+        assert ws.request is not None  # set once the handshake is done
         query = {k: v[0] for k, v in parse_qs(urlsplit(ws.request.path).query).items()}
         log = StreamLog(query["callId"], query.get("speaker", "?"), int(query.get("rate", 16000)),
                         offset=float(query.get("offset", 0)))

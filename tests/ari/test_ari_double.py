@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 import requests
@@ -53,7 +54,7 @@ async def test_status_codes(double, rest):
 
 
 async def test_hangup_event_order_and_snoop_follows_target(double, rest):
-    events: list[dict] = []
+    events: list[dict[str, Any]] = []
     double.on_event = events.append
     double._clients.add(asyncio.Queue())  # a registered app, so Stasis() succeeds
     cid = await double.incoming_call("1", "A", b"", b"")

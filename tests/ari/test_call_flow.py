@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -12,11 +13,11 @@ from tests.ari.conftest import prompt_pcm, until
 pytestmark = pytest.mark.integration
 
 
-async def _events(bus, call_id: str) -> list[dict]:
+async def _events(bus, call_id: str) -> list[dict[str, Any]]:
     return [e.data() for e in await bus.read_call(call_id)]
 
 
-async def _wait_bus(bus, call_id: str, kind: str, wait: float = 10.0) -> list[dict]:
+async def _wait_bus(bus, call_id: str, kind: str, wait: float = 10.0) -> list[dict[str, Any]]:
     async with asyncio.timeout(wait):
         last = None
         while True:

@@ -67,6 +67,7 @@ async def test_process_health_metrics_and_graceful_stop(double, stt, redis_serve
                 await stt.wait_for(lambda: stt.audio(cid, "customer"))
             except TimeoutError:
                 proc.kill()
+                assert proc.stderr is not None
                 print((await proc.stderr.read()).decode()[-5000:])
                 raise
             metrics = (await http.get("/metrics")).text
