@@ -130,7 +130,9 @@ class AriRest:
         """POST /channels/externalMedia (RTP over UDP to `external_host`)."""
         params = {
             "app": app, "external_host": external_host, "format": fmt, "channelId": channel_id,
-            "encapsulation": "rtp", "transport": "udp", "direction": "both", "data": data,
+            # encapsulation/transport are the defaults, spelled out; `direction` is left out
+            # because older Asterisk versions do not know it.
+            "encapsulation": "rtp", "transport": "udp", "data": data,
         }
         return dict(self.request("POST", "/channels/externalMedia", params))
 
