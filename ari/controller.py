@@ -208,25 +208,27 @@ class Controller:
 
     async def _flow(self, call: Call, channel: dict[str, Any], adopted: bool = False) -> None:
         try:
+            # Independent requests go out together: setup time is the critical path of
+            # round trips to Asterisk, not their sum.
+            first: list[Awaitable[Any]] = []
             if channel.get("state") != "Up":
-                await self.ari(self.rest.answer, call.caller_channel)
+                first.append(self.ari(self.rest.answer, call.caller_channel))
+            if not adopted or call.state is CallState.NEW:
+                first.append(self._ensure_bridge(call.bridge_id))
+            await asyncio.gather(*first)
             if call.ended:
                 return
             self._publish_started(call)
             if not adopted or call.state is CallState.NEW:
-                try:
-                    await self.ari(self.rest.create_bridge, call.bridge_id, call.bridge_id)
-                except AriError as exc:
-                    if exc.status != 409:  # 409: an adopted call's bridge already exists
-                        raise
                 await self.ari(self.rest.add_channel, call.bridge_id, call.caller_channel)
                 if call.ended:
                     return
-                with contextlib.suppress(AriError):
-                    await self.ari(self.rest.ring, call.caller_channel)
+                ring = self.spawn(self._best_effort(self.rest.ring, call.caller_channel),
+                                  f"ring-{call.call_id}")
                 # An adopted call whose agent was already ringing: wait for that attempt.
                 ringing = bool(call.extra.pop("agent_ringing", False))
                 reason = await self._dial_agent(call, originate=not ringing)
+                await ring
                 if reason is not None:
                     await self._no_agent(call, reason)
                     return
@@ -234,8 +236,8 @@ class Controller:
                     return
                 await self.ari(self.rest.add_channel, call.bridge_id, call.agent_channel)
                 call.move(CallState.BRIDGED)
-                with contextlib.suppress(AriError):
-                    await self.ari(self._stop_ring, call.caller_channel)
+                self.spawn(self._best_effort(self._stop_ring, call.caller_channel),
+                           f"unring-{call.call_id}")
             self.metrics.calls.labels("bridged").inc()
             await self._open_taps(call)
         except AriError as exc:
@@ -243,6 +245,18 @@ class Controller:
                 log.warning("call flow failed: %s", exc, extra={"callId": call.call_id})
                 reason = "caller-hangup" if exc.status == 404 else "error"
                 self.end_call(call, reason)
+
+    async def _ensure_bridge(self, bridge_id: str) -> None:
+        try:
+            await self.ari(self.rest.create_bridge, bridge_id, bridge_id)
+        except AriError as exc:
+            if exc.status != 409:  # 409: an adopted call's bridge already exists
+                raise
+
+    async def _best_effort(self, fn: Callable[[str], None], channel_id: str) -> None:
+        """Ringback on/off: nice to have, never a reason to fail the call."""
+        with contextlib.suppress(AriError):
+            await self.ari(fn, channel_id)
 
     def _stop_ring(self, channel_id: str) -> None:
         self.rest.request("DELETE", f"/channels/{channel_id}/ring")
@@ -340,27 +354,28 @@ class Controller:
             if call.ended:
                 return
             waits = [self._waiter(tap.external_id)]
-            if leg is not None and tap.snoop_id is not None:
-                waits.append(self._waiter(tap.snoop_id))
-                await self.ari(self.rest.create_bridge, tap.bridge_id, tap.bridge_id)
-                await self.ari(
-                    self.rest.snoop, leg, app=self.s.ari_app,
-                    app_args=f"role=snoop,call={call.call_id},speaker={speaker}",
-                    snoop_id=tap.snoop_id,
-                )
-            await self.ari(
+            creates = [self.ari(
                 self.rest.external_media, app=self.s.ari_app,
                 external_host=f"{self.s.media_host}:{tap.media.port}", fmt=self.fmt.name,
                 channel_id=tap.external_id,
                 data=f"role=media,call={call.call_id},speaker={speaker}",
-            )
+            )]
+            if leg is not None and tap.snoop_id is not None:
+                waits.append(self._waiter(tap.snoop_id))
+                creates.append(self.ari(self.rest.create_bridge, tap.bridge_id, tap.bridge_id))
+                creates.append(self.ari(
+                    self.rest.snoop, leg, app=self.s.ari_app,
+                    app_args=f"role=snoop,call={call.call_id},speaker={speaker}",
+                    snoop_id=tap.snoop_id,
+                ))
+            await asyncio.gather(*creates)
             # Bridging before the channel's own StasisStart is refused (422): wait for it.
             await asyncio.wait_for(asyncio.gather(*waits), STASIS_WAIT)
             if call.ended:
                 return
-            if tap.snoop_id is not None:
-                await self.ari(self.rest.add_channel, tap.bridge_id, tap.snoop_id)
-            await self.ari(self.rest.add_channel, tap.bridge_id, tap.external_id)
+            members = [tap.external_id] + ([tap.snoop_id] if tap.snoop_id else [])
+            await asyncio.gather(*(self.ari(self.rest.add_channel, tap.bridge_id, m)
+                                   for m in members))
             log.info("tap open", extra={"callId": call.call_id, "speaker": speaker,
                                         "port": tap.media.port})
         except (AriError, PortsExhausted, TimeoutError, ChannelGone) as exc:
