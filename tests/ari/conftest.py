@@ -20,7 +20,6 @@ from tests.ari.ari_double import AriDouble
 from tests.ari.fake_stt import FakeStt
 
 SOUNDS = Path("/usr/share/asterisk/sounds/es")
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "es-dev-prompts.txt"
 TOKEN = "test-relay-token"
 
 
@@ -28,7 +27,9 @@ def prompt_pcm(name: str) -> bytes:
     """8 kHz PCM16 LE of one Spanish prompt (Debian asterisk-core-sounds-es-wav)."""
     path = SOUNDS / f"{name}.wav"
     if not path.exists():
-        pytest.skip(f"{path} missing: install asterisk-core-sounds-es-wav (scripts/setup)")
+        # A failure, not a skip: scripts/setup installs the package, and skipping would let
+        # the whole media path go untested without anyone noticing.
+        pytest.fail(f"{path} missing: install asterisk-core-sounds-es-wav (scripts/setup)")
     rate, channels = load_wav(path)
     assert rate == 8000
     return channels[0]
