@@ -190,6 +190,12 @@ async def run(calls: int, seconds: float, ramp: float, rounds: int) -> int:
         rtp = {line.split('"')[1]: float(line.split()[-1]) for line in text.splitlines()
                if line.startswith("ari_rtp_packets_total{")}
         print(f"RTP packets at the gateway (all rounds): {rtp}")
+        buckets = {line.split('"')[1]: float(line.split()[-1]) for line in text.splitlines()
+                   if line.startswith("ari_setup_seconds_bucket{")}
+        total = buckets.get("+Inf", 0) or 1
+        print("ari-internal setup (its StasisStart receipt -> first audio forwarded), share <= "
+              + ", ".join(f"{le} s: {n / total:.0%}" for le, n in buckets.items()
+                          if le != "+Inf"))
         print(f"load average at the end: {os.getloadavg()}")
         return 0 if not any(leaks.values()) and not lost_audio else 1
     finally:
