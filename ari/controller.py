@@ -472,10 +472,20 @@ class Controller:
 
     def on_connected(self) -> None:
         """Called on the loop after every events-WS (re)connect."""
-        self.spawn(self.reconcile(), "reconcile")
+        self.spawn(self._reconcile_until_done(), "reconcile")
 
-    async def reconcile(self) -> None:
-        """Adopt live calls, end calls whose channels vanished, delete orphaned resources."""
+    async def _reconcile_until_done(self, attempts: int = 5) -> None:
+        # The events socket can be up while REST still fails (Asterisk starting up): retry a
+        # few times; after that the next reconnect tries again.
+        for attempt in range(attempts):
+            if await self.reconcile():
+                return
+            await asyncio.sleep(min(10.0, 0.5 * 2**attempt))
+
+    async def reconcile(self) -> bool:
+        """Adopt live calls, end calls whose channels vanished, delete orphaned resources.
+
+        Returns False when Asterisk could not be listed (nothing was changed)."""
         async with self._reconcile_lock:
             # Calls that start after this instant are not in the snapshot: leave them alone.
             snapshot_at = time.monotonic()
@@ -484,7 +494,7 @@ class Controller:
                 bridges = await self.ari(self.rest.bridges, idempotent=True)
             except AriError as exc:
                 log.warning("reconciliation skipped: %s", exc)
-                return
+                return False
             self.metrics.reconciles.inc()
             live = {c["id"]: c for c in channels}
             bridge_ids = {b["id"] for b in bridges}
@@ -524,6 +534,7 @@ class Controller:
                 self._flows[call.call_id] = self.spawn(
                     self._flow(call, chan, adopted=True), f"flow-{call.call_id}"
                 )
+            return True
 
     def _adopt(self, chan: dict[str, Any], live: dict[str, Any], bridges: set[str],
                announced: set[str]) -> Call:

@@ -113,6 +113,7 @@ class AriDouble:
         self.rtp_loss_every = 0
         self.rtp_ssrc_change_at: int | None = None
         self.accept_events = True
+        self.fail_list = 0
         self.events_log: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str, int]] = []
         self.stasis_started_at: dict[str, float] = {}
@@ -362,8 +363,12 @@ class AriDouble:
         return self.channels.get(request.path_params["cid"])
 
     async def _list_channels(self, request: Request) -> Response:
-        return await self._respond(
-            request, lambda: JSONResponse([c.json() for c in self.channels.values()]))
+        def do() -> Response:
+            if self.fail_list > 0:  # knob: Asterisk answering 503 while it starts up
+                self.fail_list -= 1
+                return _error(503, "Service Unavailable")
+            return JSONResponse([c.json() for c in self.channels.values()])
+        return await self._respond(request, do)
 
     async def _list_bridges(self, request: Request) -> Response:
         return await self._respond(

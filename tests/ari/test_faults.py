@@ -203,3 +203,15 @@ async def test_event_queue_overflow_is_refused():
     assert ctl.offer({"type": "StasisStart"}) is True
     # Full: the events connection drops itself; reconnect + reconciliation catch up.
     assert ctl.offer({"type": "StasisEnd"}) is False
+
+
+async def test_reconciliation_retries_while_rest_fails(double, stt, bus, service_factory):
+    svc = await service_factory()
+    registry = svc.metrics.registry
+    await until(lambda: (registry.get_sample_value("ari_reconciliations_total") or 0) >= 1)
+    double.bridges["coach_app-tap_agent-777.1"] = DBridge("coach_app-tap_agent-777.1", "")
+    double.fail_list = 4  # more than the request-level retries (3): the reconcile retries
+    await double.drop_events()
+    await until(lambda: "coach_app-tap_agent-777.1" not in double.bridges, 20)
+    assert double.fail_list == 0
+    assert [r for r in double.requests if r[2] == 503]
