@@ -215,3 +215,25 @@ async def test_reconciliation_retries_while_rest_fails(double, stt, bus, service
     await until(lambda: "coach_app-tap_agent-777.1" not in double.bridges, 20)
     assert double.fail_list == 0
     assert [r for r in double.requests if r[2] == 503]
+
+
+async def test_stasis_start_missed_during_outage_is_recovered(double, stt, bus, service_factory):
+    svc = await service_factory()
+    double.rtp_speed = 5.0
+    double.stasis_delay = 0.3
+    customer = prompt_pcm("agent-user")
+    cid = await double.incoming_call("100", "Bob", customer, prompt_pcm("conf-getpin"))
+    await until(lambda: sum(r[1] == "/ari/channels/externalMedia" for r in double.requests) == 2)
+    double.accept_events = False
+    await double.drop_events()
+    # The taps' StasisStart events go out while nobody listens: lost, as with Asterisk.
+    for speaker in ("customer", "agent"):
+        await double.wait_event("StasisStart", f"coach_app-em_{speaker}-{cid}")
+        await double.wait_event("StasisStart", f"coach_app-snoop_{speaker}-{cid}")
+    double.accept_events = True
+    want = resample(customer, 8000, 16000)
+    await stt.wait_for(lambda: len(stt.audio(cid, "customer")) >= len(want))
+    assert stt.audio(cid, "customer")[:len(want)] == want
+    assert stt.audio(cid, "agent")
+    await double.hangup(cid)
+    await _wait_empty(double, svc)
