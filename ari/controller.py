@@ -150,9 +150,9 @@ class Controller:
         if kind == "StasisStart":
             self._on_stasis_start(channel, event.get("args") or [])
         elif kind == "StasisEnd":
-            self._on_gone(cid, None, in_stasis_end=True)
+            self._on_gone(cid, None)
         elif kind == "ChannelDestroyed":
-            self._on_gone(cid, event.get("cause"), in_stasis_end=False)
+            self._on_gone(cid, event.get("cause"))
         elif kind in ("PlaybackFinished", "PlaybackFailed"):
             pid = (event.get("playback") or {}).get("id", "")
             fut = self._playbacks.pop(pid, None)
@@ -186,7 +186,7 @@ class Controller:
         self._track(call)
         self._flows[call.call_id] = self.spawn(self._flow(call, channel), f"flow-{cid}")
 
-    def _on_gone(self, cid: str, cause: int | None, *, in_stasis_end: bool) -> None:
+    def _on_gone(self, cid: str, cause: int | None) -> None:
         if cid in self._waiters:
             self._resolve(cid, ChannelGone(cause))
         call_id = self.by_channel.get(cid)
@@ -235,6 +235,8 @@ class Controller:
                 if call.ended:
                     return
                 await self.ari(self.rest.add_channel, call.bridge_id, call.agent_channel)
+                if call.ended:  # a hangup arrived while the agent was being bridged
+                    return
                 call.move(CallState.BRIDGED)
                 self.spawn(self._best_effort(self._stop_ring, call.caller_channel),
                            f"unring-{call.call_id}")
