@@ -1,0 +1,101 @@
+"""One call's state machine and the ARI resources it owns (named so they can be found again)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from ari.gateway import MediaTap
+
+# Legs of a call and the speaker each one is.
+LEG_SPEAKERS = {"caller": "customer", "agent": "agent"}
+
+
+class CallState(enum.Enum):
+    """Lifecycle of a call; transitions are checked by `Call.move`."""
+
+    NEW = "new"
+    DIALING = "dialing"
+    BRIDGED = "bridged"
+    ENDING = "ending"
+    ENDED = "ended"
+
+
+_ALLOWED = {
+    CallState.NEW: {CallState.DIALING, CallState.BRIDGED, CallState.ENDING},
+    CallState.DIALING: {CallState.BRIDGED, CallState.ENDING},
+    CallState.BRIDGED: {CallState.ENDING},
+    CallState.ENDING: {CallState.ENDED},
+    CallState.ENDED: set(),
+}
+
+
+class IllegalTransition(RuntimeError):
+    """A call was asked to move to a state it cannot reach from where it is."""
+
+
+def resource_id(app: str, kind: str, call_id: str) -> str:
+    """Id of a channel/bridge this app creates: `{app}-{kind}-{callId}` (kind has no dash)."""
+    return f"{app}-{kind}-{call_id}"
+
+
+def parse_resource_id(app: str, resource: str) -> tuple[str, str] | None:
+    """(kind, callId) of an id made by `resource_id`, or None if it is not ours."""
+    prefix = f"{app}-"
+    if not resource.startswith(prefix):
+        return None
+    kind, sep, call_id = resource[len(prefix):].partition("-")
+    if not sep or not kind or not call_id:
+        return None
+    return kind, call_id
+
+
+@dataclass(eq=False)
+class Tap:
+    """The ARI side of one speaker's tap: snoop + ExternalMedia in a bridge, and its socket."""
+
+    speaker: str
+    snoop_id: str | None
+    external_id: str
+    bridge_id: str
+    media: MediaTap | None = None
+
+
+@dataclass(eq=False)
+class Call:
+    """A call handed to the app by `Stasis()`: ids, state, what it created."""
+
+    call_id: str
+    caller_channel: str
+    caller_number: str
+    caller_name: str
+    app: str
+    state: CallState = CallState.NEW
+    agent_channel: str | None = None
+    agent_in_stasis: bool = False
+    end_reason: str | None = None
+    stasis_start_at: float = 0.0
+    taps: dict[str, Tap] = field(default_factory=dict)
+    started_published: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def move(self, new: CallState) -> None:
+        """Change state or raise IllegalTransition."""
+        if new not in _ALLOWED[self.state]:
+            raise IllegalTransition(f"call {self.call_id}: {self.state.value} -> {new.value}")
+        self.state = new
+
+    def rid(self, kind: str) -> str:
+        """Id of a resource of this call."""
+        return resource_id(self.app, kind, self.call_id)
+
+    @property
+    def bridge_id(self) -> str:
+        """Id of the main (caller+agent) bridge."""
+        return self.rid("bridge")
+
+    @property
+    def ended(self) -> bool:
+        """Ending or ended: no new resources may be created."""
+        return self.state in (CallState.ENDING, CallState.ENDED)

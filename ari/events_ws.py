@@ -1,0 +1,155 @@
+"""ARI events WebSocket (`websocket-client` in one thread): connect, read, reconnect with backoff.
+
+Events are handed to the asyncio loop with `call_soon_threadsafe`. Every successful
+(re)connect calls `on_connected` on the loop, which reconciles state: Asterisk does not replay
+StasisStart after a reconnect. Overflow policy: the controller's event queue is bounded; if it
+is full the connection is dropped on purpose, and the reconnect's reconciliation repairs what
+the dropped events would have told us.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import enum
+import json
+import logging
+import random
+import threading
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+import websocket
+
+log = logging.getLogger("ari.events")
+
+
+class WsState(enum.Enum):
+    """Connection state of the events WebSocket."""
+
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    BACKOFF = "backoff"
+    CLOSED = "closed"
+
+
+class EventsConnection:
+    """Owns the reader thread; `start()` once, `stop()` once."""
+
+    def __init__(
+        self, base_url: str, app: str, user: str, password: str, *,
+        loop: asyncio.AbstractEventLoop,
+        on_event: Callable[[dict[str, Any]], bool],
+        on_connected: Callable[[], None],
+        on_disconnected: Callable[[], None] | None = None,
+        backoff_initial: float = 0.2, backoff_max: float = 10.0,
+    ) -> None:
+        ws_base = base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+        self.url = f"{ws_base.rstrip('/')}/ari/events?app={quote(app)}&subscribeAll=false"
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        self._header = [f"Authorization: Basic {token}"]
+        self._loop = loop
+        self._on_event = on_event
+        self._on_connected = on_connected
+        self._on_disconnected = on_disconnected
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.state = WsState.IDLE
+        self.connects = 0
+        self._stop = threading.Event()
+        self._ws: websocket.WebSocket | None = None
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="ari-events", daemon=True)
+
+    def start(self) -> None:
+        """Start the reader thread."""
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close the socket and join the thread."""
+        self._stop.set()
+        self.drop()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self.state = WsState.CLOSED
+
+    def drop(self) -> None:
+        """Close the current connection (the thread reconnects unless stopping)."""
+        with self._lock:
+            ws = self._ws
+        if ws is not None:
+            # abort() shuts the socket down, which wakes the reader thread blocked in recv().
+            with contextlib.suppress(OSError, websocket.WebSocketException):
+                ws.abort()  # type: ignore[no-untyped-call]
+
+    def _run(self) -> None:
+        delay = self.backoff_initial
+        while not self._stop.is_set():
+            self.state = WsState.CONNECTING
+            try:
+                # enable_multithread: stop()/drop() abort the socket from other threads.
+                ws = websocket.create_connection(
+                    self.url, header=self._header, timeout=5, enable_multithread=True
+                )
+            except (OSError, websocket.WebSocketException) as exc:
+                log.warning("ARI events connect failed: %s", exc)
+                self._backoff(delay)
+                delay = min(self.backoff_max, delay * 2)
+                continue
+            with self._lock:
+                self._ws = ws
+            if self._stop.is_set():
+                ws.shutdown()  # type: ignore[no-untyped-call]  # no close handshake to wait on
+                break
+            ws.settimeout(None)
+            self.state = WsState.CONNECTED
+            self.connects += 1
+            delay = self.backoff_initial
+            log.info("ARI events connected", extra={"connects": self.connects})
+            self._loop.call_soon_threadsafe(self._on_connected)
+            self._read(ws)
+            with self._lock:
+                self._ws = None
+            with contextlib.suppress(OSError, websocket.WebSocketException):
+                ws.close(timeout=0.2)
+            ws.shutdown()  # type: ignore[no-untyped-call]  # close() may fail half-way on a dead socket; this always closes it
+            if self._on_disconnected is not None and not self._stop.is_set():
+                self._loop.call_soon_threadsafe(self._on_disconnected)
+            if not self._stop.is_set():
+                log.warning("ARI events connection lost; reconnecting")
+                self._backoff(delay)
+        self.state = WsState.CLOSED
+
+    def _backoff(self, delay: float) -> None:
+        self.state = WsState.BACKOFF
+        # Jitter so that several coach instances do not reconnect in lockstep.
+        self._stop.wait(delay * random.uniform(0.8, 1.2))
+
+    def _read(self, ws: websocket.WebSocket) -> None:
+        while not self._stop.is_set():
+            try:
+                raw = ws.recv()
+            except (OSError, websocket.WebSocketException):
+                return
+            if not raw:
+                return
+            try:
+                event = json.loads(raw)
+            except ValueError:
+                log.warning("ARI event is not JSON; ignored")
+                continue
+            if not isinstance(event, dict):
+                continue
+            try:
+                self._loop.call_soon_threadsafe(self._deliver, ws, event)
+            except RuntimeError:  # loop closed: we are shutting down
+                return
+
+    def _deliver(self, ws: websocket.WebSocket, event: dict[str, Any]) -> None:
+        if not self._on_event(event):
+            log.error("ARI event queue full; dropping the connection to resynchronise")
+            with contextlib.suppress(OSError, websocket.WebSocketException):
+                ws.abort()  # type: ignore[no-untyped-call]

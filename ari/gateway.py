@@ -1,0 +1,208 @@
+"""Media gateway: one UDP port per tap, RTP in, PCM16 LE out to an STT stream.
+
+A tap = (call, speaker). Its socket latches onto the first valid sender (Asterisk's RTP
+address) and drops datagrams from anyone else, so a stray packet cannot inject audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import cast
+
+from ari.jitter import JitterBuffer
+from ari.rtp import AudioFormat, RtpError, parse, to_pcm16le
+from ari.stt_client import SttStream
+
+log = logging.getLogger("ari.gateway")
+
+
+class PortsExhausted(RuntimeError):
+    """No free UDP port in the gateway's range (too many concurrent calls for MEDIA_PORT_COUNT)."""
+
+
+class PortAllocator:
+    """Hands out ports from [base, base+count), lowest free first; `release` returns them."""
+
+    def __init__(self, base: int, count: int) -> None:
+        self.base = base
+        self.count = count
+        self._used: set[int] = set()
+        self._next = base
+
+    @property
+    def in_use(self) -> int:
+        """Ports currently allocated."""
+        return len(self._used)
+
+    def allocate(self) -> int:
+        """A free port (round-robin, so a just-released port is not reused at once)."""
+        for i in range(self.count):
+            port = self.base + (self._next - self.base + i) % self.count
+            if port not in self._used:
+                self._used.add(port)
+                self._next = port + 1
+                return port
+        raise PortsExhausted(f"all {self.count} media ports from {self.base} are in use")
+
+    def release(self, port: int) -> None:
+        """Give a port back."""
+        self._used.discard(port)
+
+
+@dataclass
+class TapStats:
+    """Per-tap counters."""
+
+    datagrams: int = 0
+    invalid: int = 0
+    foreign: int = 0
+    wrong_pt: int = 0
+    first_audio_at: float | None = None
+
+
+@dataclass(eq=False)  # identity semantics: taps live in sets
+class MediaTap(asyncio.DatagramProtocol):
+    """Receives one speaker's RTP and feeds the STT stream."""
+
+    call_id: str
+    speaker: str
+    fmt: AudioFormat
+    stream: SttStream
+    port: int
+    on_first_audio: Callable[[MediaTap], None] | None = None
+    jitter: JitterBuffer = field(default_factory=JitterBuffer)
+    stats: TapStats = field(default_factory=TapStats)
+    transport: asyncio.DatagramTransport | None = None
+    peer: tuple[str, int] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Keep the transport to close it later."""
+        # The selector loop's datagram transport does not subclass DatagramTransport in 3.11.
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, int]) -> None:
+        """Validate, reorder, decode, forward."""
+        self.stats.datagrams += 1
+        source = (str(addr[0]), int(addr[1]))
+        if self.peer is not None and source != self.peer:
+            self.stats.foreign += 1
+            return
+        try:
+            packet = parse(data)
+        except RtpError:
+            self.stats.invalid += 1
+            return
+        if packet.payload_type != self.fmt.payload_type:
+            # Comfort noise (13), DTMF (101) or a misconfigured format: not audio for STT.
+            self.stats.wrong_pt += 1
+            return
+        try:
+            pcm = to_pcm16le(packet.payload, self.fmt)
+        except RtpError:
+            self.stats.invalid += 1
+            return
+        if self.peer is None:
+            self.peer = source
+        for chunk in self.jitter.push(packet, pcm):
+            self._forward(chunk)
+
+    def _forward(self, chunk: bytes) -> None:
+        if self.stats.first_audio_at is None:
+            self.stats.first_audio_at = asyncio.get_running_loop().time()
+            if self.on_first_audio is not None:
+                self.on_first_audio(self)
+        self.stream.feed(chunk)
+
+    async def close(self) -> None:
+        """Stop receiving, play what the jitter buffer holds, end the STT stream."""
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+        for chunk in self.jitter.flush():
+            self._forward(chunk)
+        await self.stream.close()
+
+
+RCVBUF_BYTES = 1 << 20
+"""Kernel receive buffer per tap (~2.5 s of 20 ms packets counting overhead): absorbs stalls
+of this process (GC, a busy CPU) instead of dropping RTP. Capped by net.core.rmem_max."""
+
+
+def _udp_socket(bind: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
+        sock.bind((bind, port))
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class MediaGateway:
+    """Opens and closes taps; owns the port range."""
+
+    def __init__(
+        self, *, bind: str, base_port: int, port_count: int, stt_url: str, token: str,
+        buffer_seconds: float,
+    ) -> None:
+        self.bind = bind
+        self.ports = PortAllocator(base_port, port_count)
+        self.stt_url = stt_url
+        self.token = token
+        self.buffer_seconds = buffer_seconds
+        self.taps: set[MediaTap] = set()
+
+    async def open_tap(
+        self, call_id: str, speaker: str, fmt: AudioFormat,
+        on_first_audio: Callable[[MediaTap], None] | None = None,
+    ) -> MediaTap:
+        """Bind a UDP port and start its STT stream; the caller gives the port to Asterisk."""
+        loop = asyncio.get_running_loop()
+        last_error: OSError | None = None
+        for _ in range(min(self.ports.count, 20)):
+            port = self.ports.allocate()
+            try:
+                stream = SttStream(
+                    self.stt_url, self.token, call_id, speaker, fmt.rate,
+                    buffer_seconds=self.buffer_seconds,
+                )
+                try:
+                    sock = _udp_socket(self.bind, port)
+                    _, tap = await loop.create_datagram_endpoint(
+                        lambda port=port, stream=stream: MediaTap(  # type: ignore[misc]
+                            call_id, speaker, fmt, stream, port, on_first_audio
+                        ),
+                        sock=sock,
+                    )
+                except OSError:
+                    await stream.abort()
+                    raise
+            except OSError as exc:  # port taken by another process: skip it
+                self.ports.release(port)
+                last_error = exc
+                log.warning("media port %d unavailable: %s", port, exc)
+                continue
+            self.taps.add(tap)
+            return tap
+        raise PortsExhausted(f"no bindable media port: {last_error}")
+
+    async def close_tap(self, tap: MediaTap) -> None:
+        """Close the socket, end the STT stream, release the port."""
+        try:
+            await tap.close()
+        finally:
+            self.taps.discard(tap)
+            self.ports.release(tap.port)
+
+    async def close(self) -> None:
+        """Close all taps (shutdown)."""
+        for tap in list(self.taps):
+            await tap.stream.abort()
+            await self.close_tap(tap)

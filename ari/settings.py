@@ -1,0 +1,112 @@
+"""Configuration of `python -m ari`, read once from the environment (see ari/ENV.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ari.rtp import FORMATS
+from coach.settings import Env, SettingsError
+
+NO_AGENT_ACTIONS = ("hangup", "continue")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Checked settings of the call-control service and its media gateway."""
+
+    ari_url: str
+    """Asterisk HTTP base, e.g. http://asterisk:8088 (the `/ari` path is added)."""
+    ari_user: str
+    """ARI user (ari.conf)."""
+    ari_pass: str = field(repr=False)
+    """ARI password; no default."""
+    ari_app: str
+    """Stasis application name the dialplan hands calls to."""
+    rest_workers: int
+    """ARI requests in flight at once (threads); more wait in a queue."""
+    agent_dial: str
+    """Dial string of the agent, e.g. PJSIP/200; its last path element is the agent id."""
+    agent_timeout: int
+    """Seconds to ring the agent before giving up."""
+    no_agent_action: str
+    """What happens to the caller when the agent is busy/unreachable/not answering."""
+    no_agent_sound: str | None
+    """Media URI played to the caller before hanging up (e.g. sound:vm-nobodyavail)."""
+    media_host: str
+    """Address Asterisk sends ExternalMedia RTP to (this process)."""
+    media_bind: str
+    """Local address the media gateway's UDP sockets bind to."""
+    base_port: int
+    """First UDP port of the media gateway (outside Asterisk's 10000-19999)."""
+    port_count: int
+    """Number of UDP ports the gateway may use (2 per call, 3 with the mix tap)."""
+    media_format: str
+    """ExternalMedia format: slin16, slin, ulaw or alaw."""
+    mix_tap: bool
+    """Also stream the mixed call audio as speaker `mix`."""
+    stt_url: str
+    """Base URL of the STT service (ws://host:8080)."""
+    relay_token: str = field(repr=False)
+    """Bearer token for STT `WS /stream`; no default."""
+    stt_buffer_seconds: float
+    """Audio held per stream while STT is down or slow; the oldest is dropped beyond it."""
+    redis_url: str | None
+    """Redis of the bus; unset = an embedded server (native dev mode)."""
+    bus_prefix: str
+    """Bus key prefix."""
+    lang: str
+    """Language announced in call.started."""
+    http_host: str
+    """Address of GET /health and /metrics."""
+    http_port: int
+    """Port of GET /health and /metrics."""
+    log_level: str
+    """Log level."""
+
+    @property
+    def agent_id(self) -> str:
+        """Agent id from AGENT_DIAL (PJSIP/200 -> 200)."""
+        return self.agent_dial.rsplit("/", 1)[-1].split("@", 1)[0] or self.agent_dial
+
+    @classmethod
+    def from_env(cls, env: Env) -> Settings:
+        """Build and check; raises SettingsError naming the bad variable."""
+        base_port = env.int("BASE_PORT", 20000, min=1024, max=65000)
+        port_count = env.int("MEDIA_PORT_COUNT", 1000, min=2, max=65535 - base_port)
+        if base_port <= 19999 and base_port + port_count > 10000:
+            raise SettingsError(
+                f"BASE_PORT={base_port} overlaps Asterisk's RTP range 10000-19999 (rtp.conf)"
+            )
+        ari_url = env.str("ARI_URL", "http://127.0.0.1:8088").rstrip("/")
+        if not ari_url.startswith(("http://", "https://")):
+            raise SettingsError(f"ARI_URL={ari_url!r} must start with http:// or https://")
+        stt_url = env.str("STT_URL", "ws://127.0.0.1:8080").rstrip("/")
+        if not stt_url.startswith(("ws://", "wss://")):
+            raise SettingsError(f"STT_URL={stt_url!r} must start with ws:// or wss://")
+        return cls(
+            ari_url=ari_url,
+            ari_user=env.str("ARI_USER", "coach"),
+            ari_pass=env.str("ARI_PASS"),
+            ari_app=env.str("ARI_APP", "coach_app"),
+            rest_workers=env.int("ARI_REST_WORKERS", 16, min=1, max=128),
+            agent_dial=env.str("AGENT_DIAL", "PJSIP/200"),
+            agent_timeout=env.int("AGENT_TIMEOUT", 30, min=1, max=600),
+            no_agent_action=env.choice("NO_AGENT_ACTION", "hangup", NO_AGENT_ACTIONS),
+            no_agent_sound=env.optional("NO_AGENT_SOUND"),
+            media_host=env.str("MEDIA_HOST", "127.0.0.1"),
+            media_bind=env.str("MEDIA_BIND", "0.0.0.0"),
+            base_port=base_port,
+            port_count=port_count,
+            media_format=env.choice("MEDIA_FORMAT", "slin16", tuple(FORMATS)),
+            mix_tap=env.bool("MIX_TAP", False),
+            stt_url=stt_url,
+            relay_token=env.str("RELAY_TOKEN"),
+            stt_buffer_seconds=env.float("STT_BUFFER_SECONDS", 30.0, min=0.1, max=600),
+            redis_url=env.optional("REDIS_URL"),
+            bus_prefix=env.str("BUS_PREFIX", "coach"),
+            # Not LANG: that is the POSIX locale in most shells (C.UTF-8).
+            lang=env.str("CALL_LANG", "es"),
+            http_host=env.str("ARI_HTTP_HOST", "0.0.0.0"),
+            http_port=env.int("ARI_HTTP_PORT", 7071, min=0, max=65535),
+            log_level=env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
+        )

@@ -1,0 +1,1 @@
+"""Benchmark of the ari component (see __main__)."""

@@ -1,0 +1,107 @@
+"""The Asterisk configuration in asterisk/: dialplan lint, port ranges, generated secrets."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ari.settings import Settings
+from coach.settings import Env
+
+pytestmark = pytest.mark.unit
+
+CONF = Path(__file__).resolve().parents[2] / "asterisk"
+
+
+def _lint_binary() -> str:
+    exe = Path(sys.executable).parent / "asterisklint"
+    found = str(exe) if exe.exists() else shutil.which("asterisklint")
+    assert found, "asterisklint (PyPI, dev extra) is not installed"
+    return found
+
+
+def test_dialplan_passes_asterisklint():
+    result = subprocess.run([_lint_binary(), "dialplan-check", str(CONF / "extensions.conf")],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), (
+        result.stdout + result.stderr)
+
+
+def test_asterisklint_catches_errors(tmp_path):
+    # Guard against a lint that passes everything.
+    bad = tmp_path / "extensions.conf"
+    bad.write_text("[general]\n[globals]\n[ctx]\nexten => s,1,Bogus(x)\n")
+    result = subprocess.run([_lint_binary(), "dialplan-check", str(bad)],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert "E_APP_MISSING" in result.stdout + result.stderr
+
+
+def test_dialplan_shape():
+    text = (CONF / "extensions.conf").read_text()
+    assert re.search(r"MixMonitor\(.*\.raw,bD\)$", text, re.M)
+    assert "Stasis(coach_app,role=caller" in text
+    assert re.search(r'GotoIf\(\$\["\$\{STASISSTATUS\}" = "FAILED"\]\?fallback', text)
+    fallback = text[text.index("exten => fallback"):]
+    assert "Dial(${AGENT_DIAL}" in fallback
+
+
+def _ini(name: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None,
+                                       inline_comment_prefixes=(";",))
+    parser.read_string((CONF / name).read_text())
+    return parser
+
+
+def test_rtp_range_does_not_overlap_media_gateway():
+    rtp = _ini("rtp.conf")["general"]
+    start, end = int(rtp["rtpstart"]), int(rtp["rtpend"])
+    assert (start, end) == (10000, 19999)
+    s = Settings.from_env(Env({"ARI_PASS": "x", "RELAY_TOKEN": "y"}))
+    assert s.base_port > end or s.base_port + s.port_count <= start
+
+
+def test_http_is_private_and_no_secret_in_repo():
+    assert _ini("http.conf")["general"]["bindaddr"] in ("127.0.0.1", "::1")
+    assert not (CONF / "ari.conf").exists()
+    for path in CONF.iterdir():
+        text = path.read_text()
+        assert not re.search(r"^\s*password\s*=\s*\S", text, re.M) or path.suffix == ".sh", path
+
+
+def test_entrypoint_writes_crypt_password(tmp_path):
+    shutil.copy(CONF / "http.conf", tmp_path / "http.conf")
+    env = {**os.environ, "ASTERISK_CONF_DIR": str(tmp_path), "ARI_USER": "coach",
+           "ARI_PASS": "s3cret-pass", "AGENT_SIP_PASSWORD": "agentpw",
+           "ASTERISK_HTTP_BIND": "172.20.0.5"}
+    result = subprocess.run(["sh", str(CONF / "docker-entrypoint.sh"), "true"], env=env,
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 0, result.stderr
+    ari = (tmp_path / "ari.conf").read_text()
+    assert "s3cret-pass" not in ari
+    hashed = re.search(r"^password = (\S+)$", ari, re.M)
+    assert hashed and hashed.group(1).startswith("$6$")
+    assert "password_format = crypt" in ari and "[coach]" in ari
+    # The stored hash verifies against the password (same salt, same result).
+    salt = hashed.group(1).split("$")[2]
+    check = subprocess.run(["openssl", "passwd", "-6", "-salt", salt, "s3cret-pass"],
+                           capture_output=True, text=True, timeout=30, check=True)
+    assert check.stdout.strip() == hashed.group(1)
+    assert oct((tmp_path / "ari.conf").stat().st_mode & 0o777) == "0o600"
+    assert "bindaddr=172.20.0.5" in (tmp_path / "http.conf").read_text()
+    assert "[200-auth]" in (tmp_path / "pjsip_auth.conf").read_text()
+
+
+def test_entrypoint_refuses_without_password(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("ARI_PASS", "AGENT_SIP_PASSWORD")}
+    env["ASTERISK_CONF_DIR"] = str(tmp_path)
+    result = subprocess.run(["sh", str(CONF / "docker-entrypoint.sh"), "true"], env=env,
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode != 0 and "ARI_PASS" in result.stderr
+    assert not (tmp_path / "ari.conf").exists()

@@ -1,0 +1,239 @@
+"""Faults: events WebSocket drops, STT down/restarting, RTP reordered/lost/SSRC change."""
+
+from __future__ import annotations
+
+import asyncio
+from array import array
+
+import pytest
+
+from ari.audio import resample
+from tests.ari.ari_double import DBridge, DChannel
+from tests.ari.conftest import prompt_pcm, until
+from tests.ari.test_call_flow import _wait_bus, _wait_empty
+
+pytestmark = pytest.mark.integration
+
+
+async def test_events_ws_drop_reconnects_and_reconciles(double, stt, bus, service_factory):
+    svc = await service_factory()
+    double.rtp_speed = 10.0
+    cid = await double.incoming_call("100", "Bob", prompt_pcm("agent-user"),
+                                     prompt_pcm("conf-getpin"))
+    await stt.wait_for(lambda: stt.audio(cid, "agent") and stt.audio(cid, "customer"))
+    connects = svc.events.connects
+
+    # While the events socket is down the caller hangs up: no StasisEnd reaches us.
+    double.accept_events = False
+    await double.drop_events()
+    await double.hangup(cid)
+    # Orphans a previous instance left behind: a tap bridge and an ExternalMedia channel.
+    double.bridges["coach_app-tap_customer-999.1"] = DBridge("coach_app-tap_customer-999.1", "")
+    double.channels["coach_app-em_customer-999.1"] = DChannel(
+        "coach_app-em_customer-999.1", "UnicastRTP/127.0.0.1:9-0x1", "Up", "external")
+    double.accept_events = True
+    events = await _wait_bus(bus, cid, "call.ended")
+    assert svc.events.connects == connects + 1
+    assert events[-1]["reason"] == "caller-hangup"
+    await _wait_empty(double, svc)
+    assert double.leftovers() == ([], [])
+
+
+async def test_reconnect_adopts_live_call_after_restart(double, stt, bus, service_factory):
+    double.rtp_speed = 2.0
+    svc = await service_factory()
+    customer = prompt_pcm("demo-congrats")  # 39 s: still talking across the restart
+    cid = await double.incoming_call("100", "Bob", customer, prompt_pcm("conf-getpin"))
+    await stt.wait_for(lambda: stt.audio(cid, "customer"))
+    await svc.stop()  # graceful: the call stays up, our taps are removed
+    assert cid in double.channels and f"coach_app-agent-{cid}" in double.channels
+    assert not [c for c in double.channels if c.startswith("coach_app-em_")]
+    before = len(stt.audio(cid, "customer"))
+
+    svc2 = await service_factory()
+    await stt.wait_for(lambda: len(stt.audio(cid, "customer")) > before + 16000)
+    assert cid in svc2.controller.calls
+    await double.hangup(cid)
+    events = await _wait_bus(bus, cid, "call.ended")
+    assert [e["type"] for e in events if e["type"].startswith("call.")] == [
+        "call.started", "call.ended"]
+    await _wait_empty(double, svc2)
+    assert double.leftovers() == ([], [])
+
+
+async def test_stasis_fails_without_app(double):
+    # No ari service connected: Stasis() fails; the dialplan's fallback must dial the agent.
+    with pytest.raises(RuntimeError, match="STASISSTATUS=FAILED"):
+        await double.incoming_call("100", "Bob", b"", b"")
+
+
+async def test_stt_down_then_up_keeps_audio(double, stt, bus, service_factory):
+    svc = await service_factory()
+    double.rtp_speed = 5.0
+    stt.down = True
+    customer = prompt_pcm("agent-newlocation")
+    cid = await double.incoming_call("100", "Bob", customer, prompt_pcm("agent-user"))
+    await stt.wait_for(lambda: stt.refused >= 2)
+    stt.down = False
+    want = resample(customer, 8000, 16000)
+    await stt.wait_for(lambda: len(stt.audio(cid, "customer")) >= len(want))
+    # Buffered while STT was down, delivered in full and in order once it came back.
+    assert stt.audio(cid, "customer")[:len(want)] == want
+    await double.hangup(cid)
+    await _wait_empty(double, svc)
+    await stt.wait_for(lambda: stt.open_streams == 0)
+
+
+async def test_stt_restart_mid_stream_reconnects(double, stt, bus, service_factory):
+    svc = await service_factory()
+    double.rtp_speed = 5.0
+    stt.close_after_bytes = 32000  # the first socket to pass 1 s of audio is dropped
+    customer, agent = prompt_pcm("agent-newlocation"), prompt_pcm("agent-user")
+    cid = await double.incoming_call("100", "Bob", customer, agent)
+    want = {"customer": resample(customer, 8000, 16000), "agent": resample(agent, 8000, 16000)}
+    def received(speaker: str) -> int:
+        streams = [s for s in stt.streams if s.call_id == cid and s.speaker == speaker]
+        return round(streams[-1].offset * 32000) + len(streams[-1].audio) if streams else 0
+
+    await stt.wait_for(lambda: all(received(sp) >= len(w) for sp, w in want.items()))
+    assert len([s for s in stt.streams if s.call_id == cid]) == 3  # one speaker reconnected
+    for speaker, samples in want.items():
+        for stream in (s for s in stt.streams if s.call_id == cid and s.speaker == speaker):
+            # Each socket carries exactly the call's samples from where it says it starts
+            # (audio in flight when STT died is lost: WebSocket has no acks).
+            start = round(stream.offset * 32000)
+            got = bytes(stream.audio)[:max(0, len(samples) - start)]  # past the end: padding
+            assert got == samples[start:start + len(got)]
+    await double.hangup(cid)
+    await _wait_empty(double, svc)
+
+
+async def test_stt_slow_bounded_buffer_drops_oldest(double, stt, bus, service_factory):
+    svc = await service_factory(STT_BUFFER_SECONDS="0.5")
+    double.rtp_speed = 10.0
+    stt.read_delay = 0.2  # far slower than real time
+    # 39 s of speech sent at 10x: far more than the kernel's socket buffers hold.
+    cid = await double.incoming_call("100", "Bob", prompt_pcm("demo-congrats"), b"")
+    await until(lambda: any(t.stream.dropped_bytes for t in svc.gateway.taps))
+    assert all(t.stream.queued_bytes <= t.stream.max_bytes for t in svc.gateway.taps)
+    stt.read_delay = 0
+    await double.hangup(cid)
+    await _wait_empty(double, svc)
+
+
+@pytest.mark.parametrize("knob", ["reorder", "loss", "ssrc"])
+async def test_rtp_impairments(double, stt, bus, service_factory, knob):
+    svc = await service_factory()
+    double.rtp_speed = 5.0
+    if knob == "reorder":
+        double.rtp_reorder = True
+    elif knob == "loss":
+        double.rtp_loss_every = 10
+    else:
+        double.rtp_ssrc_change_at = 50
+    customer = prompt_pcm("agent-user")
+    cid = await double.incoming_call("100", "Bob", customer, b"")
+    want = resample(customer, 8000, 16000)
+    frames = (len(want) + 639) // 640
+    want_padded = want + bytes(frames * 640 - len(want))
+    if knob == "loss":
+        # Every 10th packet lost: the gateway fills exactly those 20 ms with silence.
+        expected = b"".join(
+            bytes(640) if i % 10 == 9 else want_padded[i * 640:(i + 1) * 640]
+            for i in range(frames))
+        await stt.wait_for(lambda: len(stt.audio(cid, "customer")) >= frames * 640)
+        await double.hangup(cid)
+        await _wait_empty(double, svc)
+        got = stt.audio(cid, "customer")
+        bad = [i for i in range(len(got) // 640)
+               if got[i * 640:(i + 1) * 640] != expected[i * 640:(i + 1) * 640]]
+        assert not bad, (bad[:10], len(got) // 640, frames)
+        assert len(got) == frames * 640
+        assert array("h", got[9 * 640:10 * 640]) == array("h", bytes(640))
+    else:
+        await stt.wait_for(lambda: len(stt.audio(cid, "customer")) >= len(want))
+        assert stt.audio(cid, "customer")[:len(want)] == want
+        await double.hangup(cid)
+        await _wait_empty(double, svc)
+
+
+async def test_restart_while_agent_rings_adopts_and_bridges(double, stt, bus, service_factory):
+    double.rtp_speed = 5.0
+    double.agent_answer_delay = 1.5
+    svc = await service_factory()
+    customer = prompt_pcm("agent-newlocation")
+    cid = await double.incoming_call("100", "Bob", customer, prompt_pcm("agent-user"))
+    await double.wait_event("ChannelStateChange", f"coach_app-agent-{cid}")  # ringing
+    await svc.stop()
+    svc2 = await service_factory()
+    want = resample(customer, 8000, 16000)
+    await stt.wait_for(lambda: len(stt.audio(cid, "customer")) >= len(want))
+    assert stt.audio(cid, "customer")[:len(want)] == want
+    # One originate only: the adopted call waited for the ringing agent instead of re-dialling.
+    assert len([r for r in double.requests if r[:2] == ("POST", "/ari/channels")]) == 1
+    await double.hangup(cid)
+    await _wait_empty(double, svc2)
+    events = await _wait_bus(bus, cid, "call.ended")
+    assert [e["type"] for e in events if e["type"].startswith("call.")] == [
+        "call.started", "call.ended"]
+
+
+async def test_rtp_loss_shows_in_metrics(double, stt, bus, service_factory):
+    from prometheus_client import generate_latest
+
+    svc = await service_factory()
+    double.rtp_speed = 10.0
+    double.rtp_loss_every = 5
+    cid = await double.incoming_call("100", "Bob", prompt_pcm("agent-user"), b"")
+    await stt.wait_for(lambda: len(stt.audio(cid, "customer")) >= 64000)
+    await double.hangup(cid)
+    await _wait_empty(double, svc)
+    text = generate_latest(svc.metrics.registry).decode()
+    lost = float(text.split('ari_rtp_packets_total{outcome="lost"} ')[1].split()[0])
+    assert lost >= 15  # every fifth packet of the ~100 sent before the hangup
+
+
+async def test_event_queue_overflow_is_refused():
+    from ari.controller import Controller
+    from ari.metrics import Metrics
+
+    ctl = Controller.__new__(Controller)  # only the queue matters here
+    ctl.queue = asyncio.Queue(1)
+    ctl.metrics = Metrics()
+    assert ctl.offer({"type": "StasisStart"}) is True
+    # Full: the events connection drops itself; reconnect + reconciliation catch up.
+    assert ctl.offer({"type": "StasisEnd"}) is False
+
+
+async def test_reconciliation_retries_while_rest_fails(double, stt, bus, service_factory):
+    svc = await service_factory()
+    registry = svc.metrics.registry
+    await until(lambda: (registry.get_sample_value("ari_reconciliations_total") or 0) >= 1)
+    double.bridges["coach_app-tap_agent-777.1"] = DBridge("coach_app-tap_agent-777.1", "")
+    double.fail_list = 4  # more than the request-level retries (3): the reconcile retries
+    await double.drop_events()
+    await until(lambda: "coach_app-tap_agent-777.1" not in double.bridges, 20)
+    assert double.fail_list == 0
+    assert [r for r in double.requests if r[2] == 503]
+
+
+async def test_stasis_start_missed_during_outage_is_recovered(double, stt, bus, service_factory):
+    svc = await service_factory()
+    double.rtp_speed = 5.0
+    double.stasis_delay = 0.3
+    customer = prompt_pcm("agent-user")
+    cid = await double.incoming_call("100", "Bob", customer, prompt_pcm("conf-getpin"))
+    await until(lambda: sum(r[1] == "/ari/channels/externalMedia" for r in double.requests) == 2)
+    double.accept_events = False
+    await double.drop_events()
+    # The taps' StasisStart events go out while nobody listens: lost, as with Asterisk.
+    for speaker in ("customer", "agent"):
+        await double.wait_event("StasisStart", f"coach_app-em_{speaker}-{cid}")
+        await double.wait_event("StasisStart", f"coach_app-snoop_{speaker}-{cid}")
+    double.accept_events = True
+    want = resample(customer, 8000, 16000)
+    await stt.wait_for(lambda: len(stt.audio(cid, "customer")) >= len(want))
+    assert stt.audio(cid, "customer")[:len(want)] == want
+    assert stt.audio(cid, "agent")
+    await double.hangup(cid)
+    await _wait_empty(double, svc)
