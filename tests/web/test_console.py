@@ -204,3 +204,57 @@ async def test_sign_in_form_rejected_token_and_language_switch(page, relay, bus)
     await expect(form).to_be_visible()
     await page.reload()
     await expect(page.locator("form.signin")).to_be_visible()
+
+
+async def test_reconnect_after_relay_restart_resumes_without_gaps_or_duplicates(
+    page, redis_server, bus_config, bus
+) -> None:
+    from tests.relay.conftest import start_relay
+
+    relay = await start_relay(redis_server.url, bus_config)
+    call = Call(agent="200")
+    await page.goto(f"{relay.http}/#token={relay.token('agent', '200')}")
+    conn = page.locator(".conn")
+    await expect(conn).to_have_attribute("data-state", "live")
+    await publish(
+        bus,
+        call.started(),
+        call.final("u1", "agent", "Buenos días, ¿en qué puedo ayudarle?", 0.5),
+        call.final("u2", "customer", "Tengo un problema con el router.", 3.0),
+        call.coach("info", "Pida el número de serie del router.", ["u2"]),
+    )
+    await expect(page.locator(".bubble")).to_have_count(2)
+
+    await relay.stop()
+    await expect(conn).to_have_attribute("data-state", "reconnecting")
+    # The call goes on while the relay is away: these reach Redis, not the browser.
+    await publish(
+        bus,
+        call.final("u3", "agent", "¿Ha probado a reiniciarlo?", 6.0),
+        call.coach("warning", "Evite soluciones genéricas; pregunte qué ha probado.", ["u3"]),
+        call.partial("u4", "customer", "Sí, dos", 9.0),
+    )
+    relay = await start_relay(redis_server.url, bus_config, port=relay.settings.port)
+    try:
+        await expect(conn).to_have_attribute("data-state", "live", timeout=15_000)
+        await expect(page.locator(".bubble")).to_have_count(4)
+        await expect(page.locator('.bubble[data-utt="u4"]')).to_have_class(re.compile(r"\bpartial\b"))
+        await publish(bus, call.final("u4", "customer", "Sí, dos veces, y sigue igual.", 9.0))
+        await expect(page.locator('.bubble[data-utt="u4"]')).to_have_class(re.compile(r"\bfinal\b"))
+        await expect(page.locator(".bubble")).to_have_count(4)
+        await expect(page.locator(".card")).to_have_count(2)
+        texts = await page.locator(".bubble .text").all_inner_texts()
+        assert texts == [
+            "Buenos días, ¿en qué puedo ayudarle?",
+            "Tengo un problema con el router.",
+            "¿Ha probado a reiniciarlo?",
+            "Sí, dos veces, y sigue igual.",
+        ]
+        feed = await page.evaluate(
+            "({connects: coachFeed.connects, duplicates: coachFeed.duplicates})"
+        )
+        # It did reconnect, and resumed from its last id: the relay sent nothing twice.
+        assert feed["connects"] >= 2
+        assert feed["duplicates"] == 0
+    finally:
+        await relay.stop()

@@ -208,7 +208,7 @@ function fillTile(c) {
       "span",
       { class: `alerts sev-${sev}`, dataset: { count: c.alerts } },
       h("span", { class: "alert-count", text: alertText }),
-      c.worst ? h("span", { class: "alert-sev", text: t(`sev.${c.worst}`) }) : null,
+      c.alerts ? h("span", { class: "alert-sev", text: t(`sev.${c.worst}`) }) : null,
     ),
   );
 }
