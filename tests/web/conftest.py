@@ -36,7 +36,7 @@ CHROMIUM_ARGS = [
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
     """A headless Debian Chromium (no Playwright browser download)."""
-    if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
+    if not shutil.which(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (scripts/setup does)")
     from playwright.async_api import async_playwright
 
@@ -57,9 +57,9 @@ async def page(browser: Any) -> AsyncIterator[Any]:
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
     pg.on(
         "console",
-        lambda msg: errors.append(msg.text)
-        if msg.type == "error" and "WebSocket" not in msg.text
-        else None,
+        lambda msg: (
+            errors.append(msg.text) if msg.type == "error" and "WebSocket" not in msg.text else None
+        ),
     )
     pg.errors = errors
     yield pg
@@ -147,7 +147,10 @@ class Call:
             "type": "metrics",
             "callId": self.id,
             "callTime": 42.0,
-            "talkRatio": {"agent": round(agent_talk / total, 3), "customer": round(customer_talk / total, 3)},
+            "talkRatio": {
+                "agent": round(agent_talk / total, 3),
+                "customer": round(customer_talk / total, 3),
+            },
             "longestSilence": 3.2,
             "silenceTotal": 6.5,
             "overtalk": {"count": 2, "seconds": 1.4},
@@ -163,7 +166,10 @@ class Call:
             "callId": self.id,
             "text": "La clienta quería dar de baja la fibra por la subida de precio; se le aplicó un descuento y se queda.",
             "disposition": "retenido",
-            "actionItems": ["Aplicar descuento del 20 % durante 12 meses", "Enviar confirmación por correo"],
+            "actionItems": [
+                "Aplicar descuento del 20 % durante 12 meses",
+                "Enviar confirmación por correo",
+            ],
             "sentiment": "positivo",
         }
 

@@ -114,7 +114,12 @@ async def test_auto_scroll_pauses_while_scrolled_back(page, relay, bus) -> None:
     await page.goto(f"{relay.http}/#token={relay.token('agent', '200')}")
     await expect(page.locator(".conn")).to_have_attribute("data-state", "live")
     lines = [
-        call.final(f"u{i}", "agent" if i % 2 else "customer", f"Frase número {i} de la conversación, con algo de texto para ocupar sitio.", i * 3.0)
+        call.final(
+            f"u{i}",
+            "agent" if i % 2 else "customer",
+            f"Frase número {i} de la conversación, con algo de texto para ocupar sitio.",
+            i * 3.0,
+        )
         for i in range(30)
     ]
     await publish(bus, call.started(), *lines)
@@ -128,7 +133,9 @@ async def test_auto_scroll_pauses_while_scrolled_back(page, relay, bus) -> None:
     # The agent scrolls back: new lines arrive without moving the view.
     await scroller.evaluate("el => { el.scrollTop = 0; }")
     await expect(jump).to_be_visible()
-    await publish(bus, call.final("late", "customer", "Una frase nueva mientras el agente lee.", 200.0))
+    await publish(
+        bus, call.final("late", "customer", "Una frase nueva mientras el agente lee.", 200.0)
+    )
     await expect(page.locator('.bubble[data-utt="late"]')).to_have_count(1)
     await expect(jump).to_have_text("Ir al directo (1 nuevas)")
     assert await scroller.evaluate("el => el.scrollTop") == 0
@@ -140,7 +147,9 @@ async def test_auto_scroll_pauses_while_scrolled_back(page, relay, bus) -> None:
 
 async def test_agent_cannot_see_another_agents_call(page, relay, bus) -> None:
     theirs = Call(agent="201", name="Pedro Secreto")
-    await publish(bus, theirs.started(), theirs.final("x1", "customer", "Mi contraseña es confidencial.", 1.0))
+    await publish(
+        bus, theirs.started(), theirs.final("x1", "customer", "Mi contraseña es confidencial.", 1.0)
+    )
     token = relay.token("agent", "200")
     await page.goto(f"{relay.http}/#token={token}")
     await expect(page.locator(".conn")).to_have_attribute("data-state", "live")
@@ -178,7 +187,9 @@ async def test_sign_in_form_rejected_token_and_language_switch(page, relay, bus)
 
     await page.locator("#token").fill("not-a-token")
     await page.keyboard.press("Enter")
-    await expect(page.locator("#signin-error")).to_have_text("Ese token no tiene un formato válido.")
+    await expect(page.locator("#signin-error")).to_have_text(
+        "Ese token no tiene un formato válido."
+    )
 
     await page.locator("#token").fill(relay.token("agent", "200"))
     await page.keyboard.press("Enter")
@@ -238,7 +249,9 @@ async def test_reconnect_after_relay_restart_resumes_without_gaps_or_duplicates(
     try:
         await expect(conn).to_have_attribute("data-state", "live", timeout=15_000)
         await expect(page.locator(".bubble")).to_have_count(4)
-        await expect(page.locator('.bubble[data-utt="u4"]')).to_have_class(re.compile(r"\bpartial\b"))
+        await expect(page.locator('.bubble[data-utt="u4"]')).to_have_class(
+            re.compile(r"\bpartial\b")
+        )
         await publish(bus, call.final("u4", "customer", "Sí, dos veces, y sigue igual.", 9.0))
         await expect(page.locator('.bubble[data-utt="u4"]')).to_have_class(re.compile(r"\bfinal\b"))
         await expect(page.locator(".bubble")).to_have_count(4)

@@ -36,7 +36,9 @@ async def test_wall_lists_calls_and_follows_one(page, relay, bus) -> None:
     hot_tile = page.locator(f'.tile[data-call="{hot.id}"]')
     await expect(calm_tile.locator(".caller")).to_have_text("Lucía Gómez")
     await expect(calm_tile.locator(".agent")).to_have_text("Agente 200")
-    await expect(calm_tile.locator(".last")).to_contain_text("Cliente: Quería consultar mi última factura.")
+    await expect(calm_tile.locator(".last")).to_contain_text(
+        "Cliente: Quería consultar mi última factura."
+    )
     await expect(calm_tile.locator(".dur")).to_have_text(re.compile(r"^0:4\d$"))
     await expect(calm_tile.locator(".alert-count")).to_have_text("Sin alertas")
 
@@ -44,7 +46,12 @@ async def test_wall_lists_calls_and_follows_one(page, relay, bus) -> None:
     await publish(
         bus,
         hot.coach("warning", "El cliente repite el problema: resuma y confirme.", ["h1"]),
-        hot.coach("critical", "Cliente muy enfadado: ofrezca escalar a un responsable.", ["h1"], kind="alert"),
+        hot.coach(
+            "critical",
+            "Cliente muy enfadado: ofrezca escalar a un responsable.",
+            ["h1"],
+            kind="alert",
+        ),
         hot.partial("h2", "customer", "Quiero hablar con", 6.0),
     )
     await expect(hot_tile.locator(".alert-count")).to_have_text("2 alertas")

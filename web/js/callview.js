@@ -59,6 +59,10 @@ export class CallView {
     this.emptyNote = h("p", { class: "muted empty-note", "data-i18n": "transcript.empty" });
     this.scroller.append(this.emptyNote, this.list);
     this.scroller.addEventListener("scroll", () => this._onScroll(), { passive: true });
+    this.resizeObserver?.disconnect();
+    this.resizeObserver = new ResizeObserver(() => this._onResize());
+    this.resizeObserver.observe(this.scroller);
+    this.resizeObserver.observe(this.list);
     this.jump = h("button", { class: "jump", type: "button", hidden: true, onclick: () => this.jumpToLive() });
     this.metricsEl = h("section", { class: "panel metrics" });
     this.summaryEl = h("section", { class: "panel summary", hidden: true, "aria-live": "polite" });
@@ -85,7 +89,7 @@ export class CallView {
           this.scroller,
           this.jump,
         ),
-        h("aside", { class: "side" }, this.summaryEl, coach, this.metricsEl),
+        h("aside", { class: "side" }, this.summaryEl, this.metricsEl, coach),
       ),
     );
     this.relabel();
@@ -169,6 +173,7 @@ export class CallView {
 
   destroy() {
     this.offLang();
+    this.resizeObserver?.disconnect();
     this.el.remove();
   }
 
@@ -284,9 +289,24 @@ export class CallView {
   _onScroll() {
     const sc = this.scroller;
     const atBottom = sc.scrollHeight - sc.scrollTop - sc.clientHeight < STICK_PX;
-    this.stick = atBottom;
-    if (atBottom) this.unseen = 0;
+    // A scroll caused by layout (window resized, text reflowed) is not the agent scrolling
+    // back: only a scroll with unchanged sizes may stop the following.
+    const resized = sc.scrollHeight !== this.seenHeight || sc.clientHeight !== this.seenClient;
+    if (atBottom) {
+      this.stick = true;
+      this.unseen = 0;
+    } else if (!resized) {
+      this.stick = false;
+    } else if (this.stick) {
+      sc.scrollTop = sc.scrollHeight;
+    }
+    this._remember();
     this._renderJump();
+  }
+
+  _remember() {
+    this.seenHeight = this.scroller.scrollHeight;
+    this.seenClient = this.scroller.clientHeight;
   }
 
   _follow(isNew) {
@@ -295,6 +315,13 @@ export class CallView {
     } else if (isNew) {
       this.unseen += 1;
     }
+    this._remember();
+    this._renderJump();
+  }
+
+  _onResize() {
+    if (this.stick) this.scroller.scrollTop = this.scroller.scrollHeight;
+    this._remember();
     this._renderJump();
   }
 
