@@ -108,6 +108,19 @@ async def test_console_follows_a_call_live(page, relay, bus) -> None:
     await expect(summary.locator(".actions li")).to_have_count(2)
     await page.screenshot(path=shot("console-ended"))
 
+    # After a reload with no call in progress, the last call and its summary are still there.
+    await page.reload()
+    await expect(page.locator(".summary .disposition")).to_have_text("retenido")
+    await expect(page.locator(".bubble")).to_have_count(4)
+
+    # The next call takes over the console.
+    second = Call(agent="200", name="Andrés Ruiz", number="+34622333444")
+    await publish(bus, second.started())
+    await expect(page.locator(".caller-name")).to_have_text("Andrés Ruiz")
+    await expect(page.locator(".bubble")).to_have_count(0)
+    await expect(page.locator(".summary")).to_be_hidden()
+    await expect(page.locator(".card")).to_have_count(0)
+
 
 async def test_auto_scroll_pauses_while_scrolled_back(page, relay, bus) -> None:
     call = Call(agent="200")

@@ -63,7 +63,12 @@ export class CallView {
     this.resizeObserver = new ResizeObserver(() => this._onResize());
     this.resizeObserver.observe(this.scroller);
     this.resizeObserver.observe(this.list);
-    this.jump = h("button", { class: "jump", type: "button", hidden: true, onclick: () => this.jumpToLive() });
+    this.jump = h("button", {
+      class: "jump",
+      type: "button",
+      hidden: true,
+      onclick: () => this.jumpToLive(),
+    });
     this.metricsEl = h("section", { class: "panel metrics" });
     this.summaryEl = h("section", { class: "panel summary", hidden: true, "aria-live": "polite" });
     this.pinned = h("div", { class: "pinned" });
@@ -182,7 +187,7 @@ export class CallView {
   _startedAt() {
     const s = this.started;
     if (!s) return null;
-    return typeof s.startedAt === "number" ? s.startedAt : s.ts ?? null;
+    return typeof s.startedAt === "number" ? s.startedAt : (s.ts ?? null);
   }
 
   _elapsed() {
@@ -201,7 +206,8 @@ export class CallView {
         : t("call.ended")
       : t("call.live");
     this.timerEl = h("span", { class: "timer", "aria-label": t("call.duration") });
-    clear(this.head, 
+    clear(
+      this.head,
       h(
         "div",
         { class: "who-called" },
@@ -279,7 +285,8 @@ export class CallView {
     }
     if (worst >= 0) b.el.dataset.flag = Object.keys(SEV_RANK)[worst];
     else delete b.el.dataset.flag;
-    clear(b.who, 
+    clear(
+      b.who,
       h("span", { class: "spk", text: t(`speaker.${b.speaker}`) }),
       h("time", { text: clock(b.start) }),
     );
@@ -336,9 +343,7 @@ export class CallView {
   _renderJump() {
     const sc = this.scroller;
     this.jump.hidden = this.stick || sc.scrollHeight <= sc.clientHeight;
-    this.jump.textContent = this.unseen
-      ? t("transcript.jumpNew", { n: this.unseen })
-      : t("transcript.jump");
+    this.jump.textContent = this.unseen ? t("transcript.jumpNew", { n: this.unseen }) : t("transcript.jump");
   }
 
   /** Bring utterance `id` into view and highlight it (from a coaching card). */
@@ -431,7 +436,8 @@ export class CallView {
           }),
         )
       : null;
-    clear(c.el, 
+    clear(
+      c.el,
       h(
         "header",
         {},
@@ -482,7 +488,12 @@ export class CallView {
       h(
         "dl",
         { class: "facts" },
-        h("div", {}, h("dt", { text: t("summary.disposition") }), h("dd", { class: "badge disposition", text: s.disposition || "—" })),
+        h(
+          "div",
+          {},
+          h("dt", { text: t("summary.disposition") }),
+          h("dd", { class: "badge disposition", text: s.disposition || "—" }),
+        ),
         h(
           "div",
           {},
@@ -492,7 +503,14 @@ export class CallView {
       ),
       h("p", { class: "summary-text", text: s.text || "" }),
       items.length
-        ? [h("h3", { text: t("summary.actions") }), h("ul", { class: "actions" }, items.map((a) => h("li", { text: a })))]
+        ? [
+            h("h3", { text: t("summary.actions") }),
+            h(
+              "ul",
+              { class: "actions" },
+              items.map((a) => h("li", { text: a })),
+            ),
+          ]
         : null,
     );
   }
@@ -519,7 +537,12 @@ export class CallView {
     }
     const none = t("metrics.none");
     const row = (key, value, cls = "") =>
-      h("div", { class: `metric ${cls}`, dataset: { metric: key } }, h("dt", { text: t(`metrics.${key}`) }), h("dd", { text: value }));
+      h(
+        "div",
+        { class: `metric ${cls}`, dataset: { metric: key } },
+        h("dt", { text: t(`metrics.${key}`) }),
+        h("dd", { text: value }),
+      );
     const bar = h(
       "div",
       {
@@ -537,8 +560,14 @@ export class CallView {
     const legend = h(
       "div",
       { class: "ratio-legend" },
-      h("span", { class: "agent", text: `${t("speaker.agent")} ${share === null ? none : percent(share)}${agentTalk ? ` · ${secs(agentTalk)}` : ""}` }),
-      h("span", { class: "customer", text: `${t("speaker.customer")} ${share === null ? none : percent(1 - share)}${customerTalk ? ` · ${secs(customerTalk)}` : ""}` }),
+      h("span", {
+        class: "agent",
+        text: `${t("speaker.agent")} ${share === null ? none : percent(share)}${agentTalk ? ` · ${secs(agentTalk)}` : ""}`,
+      }),
+      h("span", {
+        class: "customer",
+        text: `${t("speaker.customer")} ${share === null ? none : percent(1 - share)}${customerTalk ? ` · ${secs(customerTalk)}` : ""}`,
+      }),
     );
     const overtalk =
       m.overtalkCount !== null && m.overtalkCount !== undefined
@@ -547,14 +576,27 @@ export class CallView {
           ? secs(m.overtalkSeconds)
           : none;
     const rows = [
-      row("silence", silenceNow === null ? none : clock(silenceNow), silenceNow !== null && silenceNow >= LONG_SILENCE_S ? "warn" : ""),
+      row(
+        "silence",
+        silenceNow === null ? none : clock(silenceNow),
+        silenceNow !== null && silenceNow >= LONG_SILENCE_S ? "warn" : "",
+      ),
     ];
-    if (m.silenceTotal !== null && m.silenceTotal !== undefined) rows.push(row("silenceTotal", secs(m.silenceTotal)));
-    if (m.longestSilence !== null && m.longestSilence !== undefined) rows.push(row("longestSilence", secs(m.longestSilence)));
+    if (m.silenceTotal !== null && m.silenceTotal !== undefined)
+      rows.push(row("silenceTotal", secs(m.silenceTotal)));
+    if (m.longestSilence !== null && m.longestSilence !== undefined)
+      rows.push(row("longestSilence", secs(m.longestSilence)));
     rows.push(row("overtalk", overtalk));
-    clear(this.metricsEl, 
+    clear(
+      this.metricsEl,
       h("h2", { text: t("metrics.title") }),
-      h("div", { class: "talk", dataset: { share: share === null ? "" : share.toFixed(3) } }, h("div", { class: "talk-label", text: t("metrics.talk") }), bar, legend),
+      h(
+        "div",
+        { class: "talk", dataset: { share: share === null ? "" : share.toFixed(3) } },
+        h("div", { class: "talk-label", text: t("metrics.talk") }),
+        bar,
+        legend,
+      ),
       h("dl", { class: "metric-rows" }, rows),
     );
   }

@@ -5,7 +5,16 @@ import { h, clear } from "./dom.js";
 import { t, translate } from "./i18n.js";
 import { Feed, State, idAfter } from "./feed.js";
 import { CallView } from "./callview.js";
-import { hashParams, takeToken, forgetToken, claims, tokenProblem, showSignIn, topBar, notice } from "./shell.js";
+import {
+  hashParams,
+  takeToken,
+  forgetToken,
+  claims,
+  tokenProblem,
+  showSignIn,
+  topBar,
+  notice,
+} from "./shell.js";
 
 const LAST_CALL_KEY = "coach.lastCall";
 const MAX_CALLS = 5; // calls whose events are kept in memory (the current one and a few others)
@@ -115,7 +124,8 @@ function track(ev, live) {
   if (ev.type === "call.started") c.started = ev;
   if (ev.type === "call.ended") c.ended = true;
   c.events.push(ev);
-  if (c.events.length > MAX_EVENTS) c.events = c.events.filter((e) => e.type !== "partial").slice(-MAX_EVENTS);
+  if (c.events.length > MAX_EVENTS)
+    c.events = c.events.filter((e) => e.type !== "partial").slice(-MAX_EVENTS);
   const next = pickCurrent();
   if (next !== current) switchTo(next, live);
   else if (ev.callId === current) view.apply(ev, live);

@@ -64,7 +64,8 @@ export function readMetrics(ev) {
   out.silenceTotal ??= pick(ev, "silenceTotal", "silence_total", "totalSilence");
   out.silenceTotal ??= pick(silence, "total", "seconds");
   out.longestSilence = pick(ev, "longestSilence", "longest_silence") ?? pick(silence, "longest", "max");
-  out.silenceNow = pick(ev, "currentSilence", "silenceNow", "current_silence") ?? pick(silence, "current", "now");
+  out.silenceNow =
+    pick(ev, "currentSilence", "silenceNow", "current_silence") ?? pick(silence, "current", "now");
   const overtalk = ev.overtalk ?? ev.overTalk;
   if (num(overtalk) !== null) out.overtalkSeconds = overtalk;
   else if (overtalk && typeof overtalk === "object") {

@@ -101,7 +101,12 @@ export function showSignIn(main, message, done) {
 
 /** The top bar. Returns handles to update the connection indicator and identity. */
 export function topBar(el, { titleKey, onSignOut, links = [] }) {
-  const conn = h("span", { class: "conn", role: "status", "aria-live": "polite", dataset: { state: "closed" } });
+  const conn = h("span", {
+    class: "conn",
+    role: "status",
+    "aria-live": "polite",
+    dataset: { state: "closed" },
+  });
   const who = h("span", { class: "whoami" });
   const langBtn = h("button", { type: "button", class: "lang", "data-i18n-title": "lang.switchTitle" });
   const out = h("button", { type: "button", class: "signout", "data-i18n": "signout", hidden: true });
@@ -112,8 +117,14 @@ export function topBar(el, { titleKey, onSignOut, links = [] }) {
     { class: "links" },
     links.map(([href, key]) => h("a", { href, "data-i18n": key })),
   );
-  clear(el, 
-    h("span", { class: "brand" }, h("span", { class: "logo", "aria-hidden": "true" }), h("span", { "data-i18n": "app.name" })),
+  clear(
+    el,
+    h(
+      "span",
+      { class: "brand" },
+      h("span", { class: "logo", "aria-hidden": "true" }),
+      h("span", { "data-i18n": "app.name" }),
+    ),
     h("span", { class: "page-title", "data-i18n": titleKey }),
     nav,
     h("span", { class: "spacer" }),
@@ -128,11 +139,16 @@ export function topBar(el, { titleKey, onSignOut, links = [] }) {
   const render = () => {
     langBtn.textContent = t("lang.switch");
     out.hidden = !me;
-    who.textContent = !me ? "" : me.role === "agent" ? t("role.agent", { agent: me.agent }) : t("role.supervisor");
+    who.textContent = !me
+      ? ""
+      : me.role === "agent"
+        ? t("role.agent", { agent: me.agent })
+        : t("role.supervisor");
     who.dataset.role = me ? me.role : "";
     conn.dataset.state = state;
     const secsLeft = info.retryAt ? Math.max(0, Math.ceil((info.retryAt - Date.now()) / 1000)) : 0;
-    clear(conn, 
+    clear(
+      conn,
       h("span", { class: "dot", "aria-hidden": "true" }),
       h("span", { class: "conn-text", text: t(`conn.${state}`, { s: secsLeft }) }),
     );

@@ -5,7 +5,17 @@ import { h, clear, shorten, serverClock } from "./dom.js";
 import { t, translate, onLang, clock } from "./i18n.js";
 import { Feed, State } from "./feed.js";
 import { CallView, SEV_RANK } from "./callview.js";
-import { hashParams, setHash, takeToken, forgetToken, claims, tokenProblem, showSignIn, topBar, notice } from "./shell.js";
+import {
+  hashParams,
+  setHash,
+  takeToken,
+  forgetToken,
+  claims,
+  tokenProblem,
+  showSignIn,
+  topBar,
+  notice,
+} from "./shell.js";
 
 const ENDED_KEEP_MS = 60_000; // an ended call stays on the wall this long, greyed out
 const ALERT_SEVERITIES = new Set(["warning", "critical"]);
@@ -51,7 +61,8 @@ function boot() {
   const me = claims(token);
   bar.setWho(me);
   if (me.role !== "supervisor") {
-    clear(main, 
+    clear(
+      main,
       h(
         "div",
         { class: "panel waiting", role: "alert" },
@@ -66,7 +77,12 @@ function boot() {
   countEl = h("p", { class: "wall-count", role: "status" });
   grid = h("ul", { class: "tiles", "aria-label": t("wall.title") });
   detailConn = h("span", { class: "conn small", dataset: { state: "closed" } });
-  const closeBtn = h("button", { type: "button", class: "close", "data-i18n": "wall.close", onclick: () => closeDetail(true) });
+  const closeBtn = h("button", {
+    type: "button",
+    class: "close",
+    "data-i18n": "wall.close",
+    onclick: () => closeDetail(true),
+  });
   const stage = h("div", { class: "detail-stage" });
   detail = h(
     "section",
@@ -75,8 +91,14 @@ function boot() {
     stage,
   );
   const placeholder = h("p", { class: "detail-placeholder muted", "data-i18n": "wall.select" });
-  clear(main, 
-    h("div", { class: "wall" }, h("section", { class: "wall-list" }, countEl, grid), h("div", { class: "detail-col" }, placeholder, detail)),
+  clear(
+    main,
+    h(
+      "div",
+      { class: "wall" },
+      h("section", { class: "wall-list" }, countEl, grid),
+      h("div", { class: "detail-col" }, placeholder, detail),
+    ),
   );
   view = new CallView(stage);
   translate(main);
@@ -121,12 +143,18 @@ function onWallEvent(ev, live) {
     case "partial":
     case "final":
       if (!c.last || ev.type === "final" || c.last.utteranceId === ev.utteranceId || !c.last.partial) {
-        c.last = { speaker: ev.speaker, text: ev.text, partial: ev.type === "partial", utteranceId: ev.utteranceId };
+        c.last = {
+          speaker: ev.speaker,
+          text: ev.text,
+          partial: ev.type === "partial",
+          utteranceId: ev.utteranceId,
+        };
       }
       break;
     case "coach":
       if (ALERT_SEVERITIES.has(ev.severity)) c.alerts += 1;
-      if (ev.severity in SEV_RANK && (c.worst === null || SEV_RANK[ev.severity] > SEV_RANK[c.worst])) c.worst = ev.severity;
+      if (ev.severity in SEV_RANK && (c.worst === null || SEV_RANK[ev.severity] > SEV_RANK[c.worst]))
+        c.worst = ev.severity;
       break;
     default:
       break;
@@ -167,7 +195,12 @@ function fillTile(c) {
   const caller = (s && s.caller) || {};
   const name = caller.name || caller.number || c.id;
   if (!c.el) {
-    c.button = h("button", { type: "button", class: "tile", dataset: { call: c.id }, onclick: () => select(c.id) });
+    c.button = h("button", {
+      type: "button",
+      class: "tile",
+      dataset: { call: c.id },
+      onclick: () => select(c.id),
+    });
     c.el = h("li", {}, c.button);
   }
   const sev = c.worst || "none";
@@ -176,21 +209,31 @@ function fillTile(c) {
   c.button.setAttribute("aria-label", `${t("wall.follow", { caller: name })}`);
   c.button.dataset.severity = sev;
   const last = c.last;
-  const sig = JSON.stringify([c.button.className, name, s && s.agent, caller.number, last, c.alerts, c.worst, !!c.ended]);
+  const sig = JSON.stringify([
+    c.button.className,
+    name,
+    s && s.agent,
+    caller.number,
+    last,
+    c.alerts,
+    c.worst,
+    !!c.ended,
+  ]);
   if (sig === c.sig && c.durEl) {
     if (!c.ended) c.durEl.textContent = clock(elapsed(c)); // only the clock moved
     return;
   }
   c.sig = sig;
   c.durEl = h("span", { class: "dur", text: c.ended ? t("wall.ended") : clock(elapsed(c)) });
-  const alertText = c.alerts === 0 ? t("wall.noAlerts") : c.alerts === 1 ? t("wall.alertsOne") : t("wall.alerts", { n: c.alerts });
-  clear(c.button, 
-    h(
-      "span",
-      { class: "tile-top" },
-      h("span", { class: "caller", text: name }),
-      c.durEl,
-    ),
+  const alertText =
+    c.alerts === 0
+      ? t("wall.noAlerts")
+      : c.alerts === 1
+        ? t("wall.alertsOne")
+        : t("wall.alerts", { n: c.alerts });
+  clear(
+    c.button,
+    h("span", { class: "tile-top" }, h("span", { class: "caller", text: name }), c.durEl),
     h(
       "span",
       { class: "tile-meta" },
@@ -201,7 +244,13 @@ function fillTile(c) {
       "span",
       { class: `last${last && last.partial ? " partial" : ""}` },
       last
-        ? [h("span", { class: "spk", text: `${t(`speaker.${last.speaker in { agent: 1, customer: 1 } ? last.speaker : "mix"}`)}: ` }), shorten(last.text, 110)]
+        ? [
+            h("span", {
+              class: "spk",
+              text: `${t(`speaker.${last.speaker in { agent: 1, customer: 1 } ? last.speaker : "mix"}`)}: `,
+            }),
+            shorten(last.text, 110),
+          ]
         : t("wall.noLine"),
     ),
     h(
@@ -233,7 +282,8 @@ function render() {
     if (focused && grid.contains(focused)) focused.focus();
   }
   const active = shown.filter((c) => !c.ended).length;
-  countEl.textContent = active === 0 ? t("wall.empty") : active === 1 ? t("wall.countOne") : t("wall.count", { n: active });
+  countEl.textContent =
+    active === 0 ? t("wall.empty") : active === 1 ? t("wall.countOne") : t("wall.count", { n: active });
 }
 
 // -- detail ---------------------------------------------------------------------------------------
@@ -254,7 +304,9 @@ function select(callId) {
     onEvent: (ev, live) => view.apply(ev, live),
     onState: (state, info) => {
       detailConn.dataset.state = state;
-      detailConn.textContent = t(`conn.${state}`, { s: info.retryAt ? Math.max(0, Math.ceil((info.retryAt - Date.now()) / 1000)) : 0 });
+      detailConn.textContent = t(`conn.${state}`, {
+        s: info.retryAt ? Math.max(0, Math.ceil((info.retryAt - Date.now()) / 1000)) : 0,
+      });
       if (state === State.REFUSED) view.refuse(info.why, info.reason);
       if (state === State.UNAUTHORIZED) signIn(t("signin.rejected", { reason: info.reason || info.code }));
     },
