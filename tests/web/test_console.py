@@ -183,6 +183,9 @@ async def test_agent_cannot_see_another_agents_call(page, relay, bus) -> None:
     await expect(page.locator("body")).not_to_contain_text("confidencial")
     await expect(page.locator("body")).not_to_contain_text("Pedro Secreto")
     await page.screenshot(path=shot("console-refused"))
+    # And back to following this agent's own calls.
+    await page.get_by_role("link", name="Volver a mis llamadas").click()
+    await expect(page.locator(".caller-name")).to_have_text("Lucía Gómez")
 
 
 async def test_sign_in_form_rejected_token_and_language_switch(page, relay, bus) -> None:
@@ -197,6 +200,7 @@ async def test_sign_in_form_rejected_token_and_language_switch(page, relay, bus)
     await page.keyboard.press("Enter")
     await expect(page.locator("#signin-error")).to_contain_text("rechazó el token")
     await expect(form).to_be_visible()
+    await page.screenshot(path=shot("console-signin"))
 
     await page.locator("#token").fill("not-a-token")
     await page.keyboard.press("Enter")
@@ -284,3 +288,38 @@ async def test_reconnect_after_relay_restart_resumes_without_gaps_or_duplicates(
         assert feed["duplicates"] == 0
     finally:
         await relay.stop()
+
+
+async def test_a_resume_past_trimmed_history_says_so(page, redis_server, bus_config) -> None:
+    from dataclasses import replace
+
+    from coach.bus import Bus
+    from tests.relay.conftest import start_relay
+
+    # Tiny streams: Redis trims them (approximately, by whole nodes of 100 entries).
+    config = replace(bus_config, global_maxlen=10, call_maxlen=10)
+    bus = Bus.connect(redis_server.url, config)
+    relay = await start_relay(redis_server.url, config)
+    try:
+        call = Call(agent="200")
+        await page.goto(f"{relay.http}/#token={relay.token('agent', '200')}")
+        conn = page.locator(".conn")
+        await expect(conn).to_have_attribute("data-state", "live")
+        await publish(bus, call.started(), call.final("u0", "agent", "Hola.", 0.0))
+        await expect(page.locator(".bubble")).to_have_count(1)
+        await relay.stop()
+        await expect(conn).to_have_attribute("data-state", "reconnecting")
+        await bus.publish_many(
+            [call.final(f"u{i}", "customer", f"Frase {i}.", float(i)) for i in range(1, 301)]
+        )
+        relay = await start_relay(redis_server.url, config, port=relay.settings.port)
+        await expect(conn).to_have_attribute("data-state", "live", timeout=15_000)
+        await expect(page.locator("#notice")).to_be_visible()
+        await expect(page.locator("#notice")).to_contain_text("puede faltar")
+        # What is still stored arrived, newest last, each line once.
+        await expect(page.locator(".bubble").last).to_have_text(re.compile("Frase 300"))
+        utts = await page.locator(".bubble").evaluate_all("els => els.map(e => e.dataset.utt)")
+        assert len(utts) == len(set(utts))
+    finally:
+        await relay.stop()
+        await bus.close()

@@ -14,15 +14,26 @@ NO_SIDEWAYS_SCROLL = "document.scrollingElement.scrollWidth <= window.innerWidth
 
 
 async def _busy_call(bus) -> Call:
-    call = Call(agent="200", name="María de los Ángeles Fernández-Villaverde", number="+34699000111")
+    call = Call(
+        agent="200", name="María de los Ángeles Fernández-Villaverde", number="+34699000111"
+    )
     events = [call.started()]
     for i in range(14):
         speaker = "customer" if i % 2 else "agent"
-        text = f"Frase {i}: " + "una explicación bastante larga sobre la factura y el contrato " * (1 + i % 3)
+        text = f"Frase {i}: " + "una explicación bastante larga sobre la factura y el contrato " * (
+            1 + i % 3
+        )
         events.append(call.final(f"u{i}", speaker, text.strip(), i * 4.0))
     events += [
-        call.coach("critical", "El cliente menciona una reclamación formal: ofrezca escalar.", ["u13"], kind="alert"),
-        call.coach("warning", "Lleva 20 segundos sin confirmar la identidad del cliente.", ["u2", "u4"]),
+        call.coach(
+            "critical",
+            "El cliente menciona una reclamación formal: ofrezca escalar.",
+            ["u13"],
+            kind="alert",
+        ),
+        call.coach(
+            "warning", "Lleva 20 segundos sin confirmar la identidad del cliente.", ["u2", "u4"]
+        ),
         call.coach("info", "Buen momento para ofrecer la factura electrónica.", ["u9"]),
         call.metrics(agent_talk=30.0, customer_talk=45.0),
         call.partial("u14", "customer", "Y además quería preguntar por", 60.0),
@@ -39,7 +50,9 @@ async def test_console_and_wall_fit_common_screens(page, relay, bus) -> None:
     for width, height in SIZES:
         await page.set_viewport_size({"width": width, "height": height})
         await expect(page.locator(".pinned .card")).to_be_visible()
-        assert await page.evaluate(NO_SIDEWAYS_SCROLL), f"console scrolls sideways at {width}x{height}"
+        assert await page.evaluate(NO_SIDEWAYS_SCROLL), (
+            f"console scrolls sideways at {width}x{height}"
+        )
         await page.screenshot(path=shot(f"console-{width}x{height}"))
     await page.set_viewport_size({"width": 1280, "height": 720})
     # Following live: the newest line is in view at 1280×720.
@@ -83,14 +96,21 @@ async def test_metrics_reader_accepts_the_shapes_it_may_get(page, relay) -> None
     # Other plausible spellings; and nonsense yields nulls, not errors.
     other = await page.evaluate(
         read,
-        {"type": "metrics", "callId": "c", "talkRatio": 55, "silence": {"current": 7, "total": 9}, "overtalk": 2},
+        {
+            "type": "metrics",
+            "callId": "c",
+            "talkRatio": 55,
+            "silence": {"current": 7, "total": 9},
+            "overtalk": 2,
+        },
     )
     assert other["agentShare"] == pytest.approx(0.55)
     assert other["silenceNow"] == 7
     assert other["silenceTotal"] == 9
     assert other["overtalkSeconds"] == 2
     derived = await page.evaluate(
-        read, {"type": "metrics", "callId": "c", "agent": {"talkMs": 3000}, "customer": {"talkMs": 1000}}
+        read,
+        {"type": "metrics", "callId": "c", "agent": {"talkMs": 3000}, "customer": {"talkMs": 1000}},
     )
     assert derived["agentShare"] == pytest.approx(0.75)
     empty = await page.evaluate(

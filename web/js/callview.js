@@ -116,14 +116,14 @@ export class CallView {
   }
 
   /** Show that the call may not be seen, and nothing of it. */
-  refuse(why, reason) {
+  refuse(why, reason, action = null) {
     this.reset(this.callId);
-    this.refused = { why, reason };
+    this.refused = { why, reason, action };
     this._renderRefused();
   }
 
   _renderRefused() {
-    const { why, reason } = this.refused;
+    const { why, reason, action } = this.refused;
     const text =
       why === "forbidden"
         ? t("refused.forbidden")
@@ -131,7 +131,8 @@ export class CallView {
           ? t("refused.unknown")
           : t("refused.bad", { reason: reason || why });
     this.el.classList.add("is-refused");
-    clear(this.el, h("div", { class: "refused", role: "alert", dataset: { why } }, h("p", { text })));
+    const link = action ? h("a", { href: action.href, text: t(action.key) }) : null;
+    clear(this.el, h("div", { class: "refused", role: "alert", dataset: { why } }, h("p", { text }), link));
   }
 
   /** Take one bus event (`live`: it arrived after the replay). */

@@ -101,7 +101,7 @@ function onState(state, info, token) {
     signIn(t("signin.rejected", { reason: info.reason || info.code }));
   } else if (state === State.REFUSED) {
     showWaiting(false);
-    view.refuse(info.why, info.reason);
+    view.refuse(info.why, info.reason, { href: "#", key: "console.backToMine" });
   } else if (state === State.LIVE && !pinned && !current && !fetchedLast) {
     fetchedLast = true;
     showLastCall(token);

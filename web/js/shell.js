@@ -150,7 +150,12 @@ export function topBar(el, { titleKey, onSignOut, links = [] }) {
     clear(
       conn,
       h("span", { class: "dot", "aria-hidden": "true" }),
-      h("span", { class: "conn-text", text: t(`conn.${state}`, { s: secsLeft }) }),
+      h("span", {
+        class: "conn-text",
+        text: t(state === State.RECONNECTING && !secsLeft ? "conn.retrying" : `conn.${state}`, {
+          s: secsLeft,
+        }),
+      }),
     );
   };
   onLang(render);

@@ -33,6 +33,7 @@ let detail = null;
 let detailConn = null;
 let renderQueued = false;
 let token = null;
+let detailState = { state: State.CLOSED, info: {} };
 
 const bar = topBar(document.getElementById("top"), {
   titleKey: "wall.title",
@@ -303,15 +304,20 @@ function select(callId) {
     token,
     onEvent: (ev, live) => view.apply(ev, live),
     onState: (state, info) => {
-      detailConn.dataset.state = state;
-      detailConn.textContent = t(`conn.${state}`, {
-        s: info.retryAt ? Math.max(0, Math.ceil((info.retryAt - Date.now()) / 1000)) : 0,
-      });
+      detailState = { state, info };
+      renderDetailConn();
       if (state === State.REFUSED) view.refuse(info.why, info.reason);
       if (state === State.UNAUTHORIZED) signIn(t("signin.rejected", { reason: info.reason || info.code }));
     },
   }).start();
   render();
+}
+
+function renderDetailConn() {
+  const { state, info } = detailState;
+  const s = info.retryAt ? Math.max(0, Math.ceil((info.retryAt - Date.now()) / 1000)) : 0;
+  detailConn.dataset.state = state;
+  detailConn.textContent = t(state === State.RECONNECTING && !s ? "conn.retrying" : `conn.${state}`, { s });
 }
 
 function closeDetail(refocus = false) {
@@ -335,10 +341,12 @@ document.addEventListener("keydown", (e) => {
 onLang(() => {
   for (const c of calls.values()) c.sig = null;
   render();
+  if (detailConn) renderDetailConn();
 });
 setInterval(() => {
   bar.tick();
   view?.tick();
+  if (detailFeed && detailState.state === State.RECONNECTING) renderDetailConn();
   render();
 }, 1000);
 boot();
