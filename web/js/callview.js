@@ -220,7 +220,7 @@ export class CallView {
         "div",
         { class: "head-meta" },
         s ? h("span", { class: "agent-id", text: `${t("call.agent")} ${s.agent}` }) : null,
-        h("span", { class: `pill ${this.ended ? "ended" : "active"}`, text: status }),
+        s || this.ended ? h("span", { class: `pill ${this.ended ? "ended" : "active"}`, text: status }) : null,
         this.timerEl,
       ),
     );

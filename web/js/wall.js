@@ -207,7 +207,7 @@ function fillTile(c) {
   const sev = c.worst || "none";
   c.button.className = `tile sev-${sev}${c.ended ? " ended" : ""}${selected === c.id ? " selected" : ""}`;
   c.button.setAttribute("aria-pressed", String(selected === c.id));
-  c.button.setAttribute("aria-label", `${t("wall.follow", { caller: name })}`);
+  c.button.title = t("wall.follow", { caller: name });
   c.button.dataset.severity = sev;
   const last = c.last;
   const sig = JSON.stringify([
