@@ -220,7 +220,9 @@ export class CallView {
         "div",
         { class: "head-meta" },
         s ? h("span", { class: "agent-id", text: `${t("call.agent")} ${s.agent}` }) : null,
-        s || this.ended ? h("span", { class: `pill ${this.ended ? "ended" : "active"}`, text: status }) : null,
+        s || this.ended
+          ? h("span", { class: `pill ${this.ended ? "ended" : "active"}`, text: status })
+          : null,
         this.timerEl,
       ),
     );

@@ -303,6 +303,7 @@ function select(callId) {
     callId,
     token,
     onEvent: (ev, live) => view.apply(ev, live),
+    onNotice: () => notice(noticeEl, "notice.gap"),
     onState: (state, info) => {
       detailState = { state, info };
       renderDetailConn();
