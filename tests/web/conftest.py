@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from coach.bus import Bus, BusConfig
 from coach.redis_server import EmbeddedRedis
@@ -33,9 +34,14 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture
+# One event loop for the whole web suite, so that one browser serves every test (launching
+# Chromium is the slow part). Test modules mark themselves `asyncio(loop_scope="session")`.
+LOOP = "session"
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope=LOOP)
 async def browser() -> AsyncIterator[Any]:
-    """A headless Debian Chromium (no Playwright browser download)."""
+    """A headless Debian Chromium (no Playwright browser download), shared by the tests."""
     if not shutil.which(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (scripts/setup does)")
     from playwright.async_api import async_playwright
@@ -48,7 +54,7 @@ async def browser() -> AsyncIterator[Any]:
         await instance.close()
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope=LOOP)
 async def page(browser: Any) -> AsyncIterator[Any]:
     """A 1280×720 Spanish-language page; browser console errors fail the test."""
     context = await browser.new_context(viewport={"width": 1280, "height": 720}, locale="es-ES")
@@ -67,7 +73,7 @@ async def page(browser: Any) -> AsyncIterator[Any]:
     assert not errors, f"errors in the page: {errors}"
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope=LOOP)
 async def relay(redis_server: EmbeddedRedis, bus_config: BusConfig) -> AsyncIterator[RelayServer]:
     """A relay serving web/ on the session's Redis."""
     server = await start_relay(redis_server.url, bus_config)
@@ -76,7 +82,7 @@ async def relay(redis_server: EmbeddedRedis, bus_config: BusConfig) -> AsyncIter
         await server.stop()
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope=LOOP)
 async def bus(redis_server: EmbeddedRedis, bus_config: BusConfig) -> AsyncIterator[Bus]:
     """The producer side: publishes straight to the bus, like the STT service does."""
     client = Bus.connect(redis_server.url, bus_config)

@@ -9,7 +9,7 @@ from playwright.async_api import expect
 
 from tests.web.conftest import Call, publish, shot
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.asyncio(loop_scope="session")]
 
 
 async def test_console_follows_a_call_live(page, relay, bus) -> None:

@@ -7,7 +7,7 @@ from playwright.async_api import expect
 
 from tests.web.conftest import Call, publish, shot
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.asyncio(loop_scope="session")]
 
 SIZES = [(1280, 720), (1366, 768), (1920, 1080), (820, 1000)]
 NO_SIDEWAYS_SCROLL = "document.scrollingElement.scrollWidth <= window.innerWidth"

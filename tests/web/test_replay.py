@@ -16,7 +16,7 @@ from playwright.async_api import expect
 from tests.relay.conftest import SERVICE_TOKEN
 from tests.web.conftest import shot
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.asyncio(loop_scope="session")]
 
 SCRIPT = Path(__file__).resolve().parents[2] / "demo" / "transcript.es.json"
 
