@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pytest
 import pytest_asyncio
@@ -36,7 +36,7 @@ CHROMIUM_ARGS = [
 
 # One event loop for the whole web suite, so that one browser serves every test (launching
 # Chromium is the slow part). Test modules mark themselves `asyncio(loop_scope="session")`.
-LOOP = "session"
+LOOP: Final = "session"
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope=LOOP)
