@@ -45,6 +45,7 @@ function signIn(message) {
   view?.destroy();
   view = null;
   forgetToken();
+  sessionStorage.removeItem(LAST_CALL_KEY);
   bar.setWho(null);
   bar.setConn(State.CLOSED);
   notice(noticeEl, null);

@@ -44,6 +44,10 @@ function signIn(message) {
   closeDetail();
   feed?.stop();
   feed = null;
+  view?.destroy();
+  view = null;
+  grid = null;
+  detail = null;
   forgetToken();
   bar.setWho(null);
   bar.setConn(State.CLOSED);
