@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
@@ -55,6 +56,8 @@ class Controller:
         metrics: Metrics,
     ) -> None:
         self.s = settings
+        self._incarnation = secrets.token_hex(2)
+        self._tap_serial = 0
         self.rest = rest
         self.gateway = gateway
         self.publisher = publisher
@@ -341,11 +344,16 @@ class Controller:
 
     async def _open_tap(self, call: Call, speaker: str, leg: str | None) -> None:
         """snoop(spy=in) + ExternalMedia in a mixing bridge; mix tap: ExternalMedia in the call."""
+        # Ids are new for every tap this process opens: after a restart the old taps are
+        # deleted by reconciliation, and on a real Asterisk their ChannelDestroyed events can
+        # arrive after a new channel with a reused id exists, which would kill the new tap.
+        self._tap_serial += 1
+        tag = f"{speaker}_{self._incarnation}{self._tap_serial}"
         tap = Tap(
             speaker=speaker,
-            snoop_id=call.rid(f"snoop_{speaker}") if leg else None,
-            external_id=call.rid(f"em_{speaker}"),
-            bridge_id=call.rid(f"tap_{speaker}") if leg else call.bridge_id,
+            snoop_id=call.rid(f"snoop_{tag}") if leg else None,
+            external_id=call.rid(f"em_{tag}"),
+            bridge_id=call.rid(f"tap_{tag}") if leg else call.bridge_id,
         )
         call.taps[speaker] = tap
         try:
@@ -570,7 +578,9 @@ class Controller:
 
     def _owned(self, resource: str) -> bool:
         """Whether a resource named by this app belongs to a live call's current state."""
-        parsed = parse_resource_id(self.s.ari_app, resource)
+        # A Local agent's ;2 half has the id "<agent id>;2" (real Asterisk 22): it belongs to
+        # whatever owns its ;1 half, and hanging it up would hang up the agent.
+        parsed = parse_resource_id(self.s.ari_app, resource.split(";", 1)[0])
         if parsed is None:
             return True  # not ours to judge (other apps, callers)
         kind, call_id = parsed

@@ -56,6 +56,7 @@ class DChannel:
     local_port: int = 0
     transport: asyncio.DatagramTransport | None = None
     audio: bytes = b""  # PCM16 LE 8 kHz this party says (callers, agents)
+    partner: str | None = None  # the other half of a Local channel pair
     created: str = field(default_factory=_now)
 
     def json(self) -> dict[str, Any]:
@@ -294,6 +295,8 @@ class AriDouble:
         if ch.transport is not None:
             ch.transport.close()
         self._stop_stream(ch.id)
+        if ch.partner and ch.partner in self.channels:
+            self._destroy(self.channels[ch.partner], cause)
         # A snoop channel hangs up when the channel it spies on goes away.
         for other in list(self.channels.values()):
             if other.snoop_of == ch.id:
@@ -457,10 +460,19 @@ class AriDouble:
             cid = q.get("channelId") or f"{int(time.time())}.{next(self._ids)}"
             if cid in self.channels:
                 return _error(409, "Channel with given unique ID already exists")
-            ch = DChannel(cid, f"{endpoint}-{next(self._ids):08x}", "Down", "agent",
+            name = f"{endpoint}-{next(self._ids):08x}"
+            local = endpoint.startswith("Local/")
+            ch = DChannel(cid, name + (";1" if local else ""), "Down", "agent",
                           caller={"name": "", "number": endpoint.rsplit("/", 1)[-1]},
                           audio=self.agent_audio)
             self.channels[cid] = ch
+            if local:
+                # As on a real Asterisk 22: originating a Local channel with channelId=X also
+                # creates its ;2 half, id "X;2" (or otherChannelId), running the dialplan, not
+                # in Stasis; hanging up either half hangs up both.
+                other = q.get("otherChannelId") or f"{cid};2"
+                self.channels[other] = DChannel(other, name + ";2", "Down", "local2", partner=cid)
+                ch.partner = other
             args = (q.get("appArgs") or "").split(",") if q.get("appArgs") else []
             timeout = float(q.get("timeout", "30"))
             self._spawn(self._ring_agent(ch, args, timeout))
