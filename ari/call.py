@@ -76,6 +76,7 @@ class Call:
     agent_in_stasis: bool = False
     end_reason: str | None = None
     stasis_start_at: float = 0.0
+    started_wall: float = 0.0  # epoch seconds the call started (utterance times count from it)
     taps: dict[str, Tap] = field(default_factory=dict)
     started_published: bool = False
     extra: dict[str, Any] = field(default_factory=dict)

@@ -15,6 +15,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, Final
 
 from ari.call import Call, CallState, Tap, parse_resource_id
@@ -357,8 +358,11 @@ class Controller:
         )
         call.taps[speaker] = tap
         try:
+            # Each speaker's utterance times must count from the call's start, not from when
+            # this tap opened (the agent answers later; an adopted call is minutes old).
+            offset = max(0.0, time.time() - call.started_wall) if call.started_wall else 0.0
             tap.media = await self.gateway.open_tap(
-                call.call_id, speaker, self.fmt, self._first_audio_cb(call)
+                call.call_id, speaker, self.fmt, self._first_audio_cb(call), start_offset=offset
             )
             self.metrics.taps.set(len(self.gateway.taps))
             if call.ended:
@@ -472,10 +476,12 @@ class Controller:
         if call.started_published:
             return
         call.started_published = True
+        started_ms = _now_ms()
+        call.started_wall = started_ms / 1000
         self.publisher.publish({
             "type": "call.started", "callId": call.call_id, "agent": self.s.agent_id,
             "caller": {"number": call.caller_number, "name": call.caller_name},
-            "startedAt": _now_ms(), "lang": self.s.lang,
+            "startedAt": started_ms, "lang": self.s.lang,
         })
 
     # -- reconciliation -------------------------------------------------------------------------
@@ -556,6 +562,7 @@ class Controller:
         )
         # After our own restart call.started is already on the bus: do not announce twice.
         call.started_published = call.call_id in announced
+        call.started_wall = _creation_time(chan) or time.time()
         agent = call.rid("agent")
         if agent in live and _in_app(live[agent], self.s.ari_app) and call.bridge_id in bridges:
             call.agent_channel = agent
@@ -625,3 +632,14 @@ def _in_app(chan: dict[str, Any], app: str) -> bool:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _creation_time(chan: dict[str, Any]) -> float | None:
+    """A channel's ARI `creationtime` ("2026-11-21T23:58:43.123+0000") as epoch seconds."""
+    text = chan.get("creationtime")
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+    except ValueError:
+        return None

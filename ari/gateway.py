@@ -162,6 +162,7 @@ class MediaGateway:
     async def open_tap(
         self, call_id: str, speaker: str, fmt: AudioFormat,
         on_first_audio: Callable[[MediaTap], None] | None = None,
+        start_offset: float = 0.0,
     ) -> MediaTap:
         """Bind a UDP port and start its STT stream; the caller gives the port to Asterisk."""
         loop = asyncio.get_running_loop()
@@ -171,7 +172,7 @@ class MediaGateway:
             try:
                 stream = SttStream(
                     self.stt_url, self.token, call_id, speaker, fmt.rate,
-                    buffer_seconds=self.buffer_seconds,
+                    buffer_seconds=self.buffer_seconds, start_offset=start_offset,
                 )
                 try:
                     sock = _udp_socket(self.bind, port)

@@ -58,7 +58,7 @@ class SttStream:
     def __init__(
         self, stt_url: str, token: str, call_id: str, speaker: str, rate: int, *,
         buffer_seconds: float = 30.0, backoff_initial: float = 0.2, backoff_max: float = 5.0,
-        end_timeout: float = 10.0, frame_ms: int = 100,
+        end_timeout: float = 10.0, frame_ms: int = 100, start_offset: float = 0.0,
     ) -> None:
         self.stt_url = stt_url
         self.token = token
@@ -75,6 +75,7 @@ class SttStream:
         self.frame_seconds = frame_ms / 1000
         self._oldest_at = 0.0
         self.state = StreamState.CONNECTING
+        self.start_offset = start_offset  # seconds of the call before this stream's first sample
         self.sent_bytes = 0
         self.dropped_bytes = 0
         self.connects = 0
@@ -128,8 +129,9 @@ class SttStream:
 
     def _url(self) -> str:
         query = {"callId": self.call_id, "speaker": self.speaker, "rate": self.rate}
-        if self.sent_bytes:
-            query["offset"] = round(self.sent_bytes / 2 / self.rate, 3)
+        offset = self.start_offset + self.sent_bytes / 2 / self.rate
+        if offset > 0:
+            query["offset"] = round(offset, 3)
         return f"{self.stt_url}/stream?{urlencode(query)}"
 
     async def _run(self) -> None:

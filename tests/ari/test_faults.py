@@ -96,17 +96,27 @@ async def test_stt_restart_mid_stream_reconnects(double, stt, bus, service_facto
     customer, agent = prompt_pcm("agent-newlocation"), prompt_pcm("agent-user")
     cid = await double.incoming_call("100", "Bob", customer, agent)
     want = {"customer": resample(customer, 8000, 16000), "agent": resample(agent, 8000, 16000)}
+    def streams_of(speaker: str) -> list:
+        return [s for s in stt.streams if s.call_id == cid and s.speaker == speaker]
+
     def received(speaker: str) -> int:
-        streams = [s for s in stt.streams if s.call_id == cid and s.speaker == speaker]
-        return round(streams[-1].offset * 32000) + len(streams[-1].audio) if streams else 0
+        streams = streams_of(speaker)
+        if not streams:
+            return 0
+        return round((streams[-1].offset - streams[0].offset) * 32000) + len(streams[-1].audio)
 
     await stt.wait_for(lambda: all(received(sp) >= len(w) for sp, w in want.items()))
     assert len([s for s in stt.streams if s.call_id == cid]) == 3  # one speaker reconnected
+    # Both taps open once the agent is bridged; their times count from the call's start.
+    assert streams_of("agent")[0].offset >= streams_of("customer")[0].offset > 0
     for speaker, samples in want.items():
-        for stream in (s for s in stt.streams if s.call_id == cid and s.speaker == speaker):
+        # The first socket's offset is when the tap opened, counted from the call's start.
+        first = streams_of(speaker)[0].offset
+        assert 0 < first < 5
+        for stream in streams_of(speaker):
             # Each socket carries exactly the call's samples from where it says it starts
             # (audio in flight when STT died is lost: WebSocket has no acks).
-            start = round(stream.offset * 32000)
+            start = round((stream.offset - first) * 32000)
             got = bytes(stream.audio)[:max(0, len(samples) - start)]  # past the end: padding
             assert got == samples[start:start + len(got)]
     await double.hangup(cid)
