@@ -1,0 +1,122 @@
+"""`python -m orchestrator`: settings, bus, engine, and the health/metrics HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from coach import logs
+from coach.bus import Bus, BusConfig
+from coach.redis_server import EmbeddedRedis
+from coach.settings import Env, SettingsError
+from orchestrator.engine import Orchestrator
+from orchestrator.llm.client import LLMClient
+from orchestrator.playbook import PlaybookError, PlaybookStore
+from orchestrator.settings import Settings
+
+log = logging.getLogger("orchestrator")
+
+
+class _HttpServer(uvicorn.Server):
+    """uvicorn without its signal handlers: ours stops the engine first, then the server."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def make_app(engine: Orchestrator) -> Starlette:
+    """GET /health and GET /metrics (nothing else: the orchestrator talks through the bus)."""
+
+    async def health(_: Request) -> Response:
+        body = engine.health()
+        body["bus"] = "up" if await engine.bus.ping() else "down"
+        if body["bus"] == "down":
+            body["status"] = "degraded"
+        return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
+
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return Starlette(routes=[Route("/health", health), Route("/metrics", metrics)])
+
+
+async def run(settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT, then shut down in order."""
+    store = PlaybookStore(settings.playbook_dir, settings.default_lang)
+    store.load()
+    embedded: EmbeddedRedis | None = None
+    url = settings.redis_url
+    if url is None:
+        embedded = EmbeddedRedis().start()
+        url = embedded.url
+        log.warning("REDIS_URL not set: started an embedded Redis", extra={"url": url})
+    bus = Bus.connect(url, BusConfig(prefix=settings.bus_prefix))
+    llm = LLMClient(settings.llm) if settings.llm.enabled else None
+    if llm is None:
+        log.warning(
+            "OPENROUTER_API_KEY not set: rules-only mode (playbook alerts, extractive summaries)"
+        )
+    else:
+        log.info(
+            "LLM coaching on",
+            extra={"baseUrl": settings.llm.base_url, "models": list(settings.llm.models)},
+        )
+    engine = Orchestrator(bus, settings, store, llm)
+    server = _HttpServer(
+        uvicorn.Config(
+            make_app(engine),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            lifespan="off",
+            access_log=False,
+        )
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await engine.start()
+    http = asyncio.create_task(server.serve(), name="http")
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await engine.stop()
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(http, timeout=3)
+        if llm:
+            await llm.aclose()
+        await bus.close()
+        if embedded:
+            embedded.stop()
+
+
+def main(environ: dict[str, Any] | None = None) -> int:
+    """Entry point: 2 = bad configuration (message names the variable)."""
+    env = Env(environ)
+    try:
+        settings = Settings.from_env(env)
+    except SettingsError as exc:
+        print(f"orchestrator: configuration error: {exc}")  # before logging exists
+        return 2
+    logs.setup("orchestrator", settings.log_level)
+    try:
+        asyncio.run(run(settings))
+    except PlaybookError as exc:
+        log.error("playbook error", extra={"error": str(exc)})
+        return 2
+    return 0
