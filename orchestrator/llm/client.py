@@ -178,6 +178,8 @@ class LLMClient:
             budget_retry_done = False
             while tries < self.settings.max_attempts:
                 if not self.breaker.allow():
+                    if last is not None:
+                        raise last  # the breaker opened during this request: report the cause
                     self._count(Failure.CIRCUIT_OPEN.value)
                     raise LLMError(
                         f"LLM circuit open after repeated failures ({self.breaker.last_error})",
