@@ -239,7 +239,7 @@ class CallState:
             idle_ms = now_ms - (self.last_activity_ms or now_ms)
             for rule in book.of_type("silence"):
                 fired = self.fired_ms.get(rule.id)
-                already = fired is not None and fired >= (self.last_activity_ms or 0)
+                already = fired is not None and fired > (self.last_activity_ms or 0)
                 if idle_ms >= rule.min_s * 1000 and not already:
                     hit = self._fire(rule, now_ms, last_uid, seconds=round(idle_ms / 1000))
                     hits += [hit] if hit else []

@@ -87,8 +87,10 @@ class Orchestrator:
         store: PlaybookStore,
         llm: LLMClient | None = None,
         clock: Callable[[], float] = time.time,
+        tick_s: float = TICK_S,
     ) -> None:
         self.bus = bus
+        self.tick_s = tick_s
         self.settings = settings
         self.store = store
         self.llm = llm
@@ -383,7 +385,7 @@ class Orchestrator:
     async def _tick_loop(self) -> None:
         ticks = 0
         while not self._stopping.is_set():
-            await asyncio.sleep(TICK_S)
+            await asyncio.sleep(self.tick_s)
             ticks += 1
             try:
                 await self._tick(sweep=ticks % SWEEP_EVERY_TICKS == 0)

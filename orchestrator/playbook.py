@@ -3,7 +3,7 @@
 A rule has a `type`:
 - `phrase` (default): a final of `speaker` contains one of `phrases` (word sequences) or
   matches a `regex` (on lower-case, accent-free text), is not excused by an `unless` phrase,
-  and is not negated (a negator word among the 3 words before the match, same clause).
+  and is not negated (a negator among the 5 words before the match, same clause).
 - `required`: `speaker` must say one of `phrases` within the first `within_s` seconds.
 - `silence`: nobody spoke for `min_s` seconds.  `overtalk`: both spoke at once for `min_s`.
 - `pii`: a final of `speaker` contained PII of one of `kinds` (it is redacted anyway).
@@ -28,8 +28,14 @@ from orchestrator.text import BOUNDARY, fold, tokens
 log = logging.getLogger(__name__)
 
 RULE_TYPES: Final = ("phrase", "required", "silence", "overtalk", "pii")
-NEGATION_WINDOW: Final = 3
-"""Words before a match searched for a negator ("no quiero cancelar")."""
+NEGATION_WINDOW: Final = 5
+"""Words before a match searched for a negator ("no quiero cancelar", "never said I want to")."""
+CLAUSE_WORDS: Final = frozenset(
+    {"y", "pero", "porque", "aunque", "asi", "and", "but", "because", "although", "so"}
+)
+"""Conjunctions that end a negation's reach ("no tengo internet y quiero cancelar")."""
+CONDITIONALS: Final = frozenset({"si", "if"})
+"""A negator right after these is a condition, not a denial ("si no me lo arreglan, me voy")."""
 RELOAD_CHECK_S: Final = 2.0
 """How often the store looks at file modification times."""
 
@@ -125,10 +131,11 @@ class Playbook:
         return any(p.search(folded) for p in rule.patterns)
 
     def _negated(self, toks: Sequence[str], at: int) -> bool:
-        for tok in reversed(toks[max(0, at - NEGATION_WINDOW) : at]):
-            if tok == BOUNDARY:
+        for j in range(at - 1, max(0, at - NEGATION_WINDOW) - 1, -1):
+            tok = toks[j]
+            if tok == BOUNDARY or tok in CLAUSE_WORDS:
                 return False
-            if tok in self.negators:
+            if tok in self.negators and not (j > 0 and toks[j - 1] in CONDITIONALS):
                 return True
         return False
 
