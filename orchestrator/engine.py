@@ -49,6 +49,8 @@ READ_BLOCK_MS: Final = 1000
 TICK_S: Final = 1.0
 SWEEP_EVERY_TICKS: Final = 5
 BUS_RETRY_MAX_S: Final = 5.0
+SAFETY_CATCH_UP_MS: Final = 4000
+"""A call with no catch-up for this long is re-read at the next sweep (lost pokes)."""
 STOP_GRACE_S: Final = 5.0
 """Time given to workers and summaries to finish on SIGTERM (below Compose's 10 s)."""
 
@@ -74,7 +76,8 @@ class CallWorker:
     loaded: bool = False
     task: asyncio.Task[None] | None = None
     last_metrics_ms: int = 0
-    usage: Usage = field(default_factory=Usage)
+    busy: bool = False
+    caught_up_ms: int = 0
 
 
 class Orchestrator:
@@ -86,6 +89,7 @@ class Orchestrator:
         settings: Settings,
         store: PlaybookStore,
         llm: LLMClient | None = None,
+        *,
         clock: Callable[[], float] = time.time,
         tick_s: float = TICK_S,
     ) -> None:
@@ -140,11 +144,12 @@ class Orchestrator:
         """Stop reading, let workers finish what they hold, release leases, cancel the rest."""
         self.state = ConsumerState.STOPPING
         self._stopping.set()
-        workers = [w.task for w in self.calls.values() if w.task]
-        loops = [t for t in self._tasks if t not in workers]
-        for t in loops:
+        workers = [w.task for w in self.calls.values() if w.task and w.busy]
+        # Idle workers hold nothing unsaved: cancel them with the loops at once.
+        idle = [t for t in self._tasks if t not in workers]
+        for t in idle:
             t.cancel()
-        await asyncio.gather(*loops, return_exceptions=True)
+        await asyncio.gather(*idle, return_exceptions=True)
         if workers:
             _, pending = await asyncio.wait(workers, timeout=STOP_GRACE_S)
             for t in pending:
@@ -276,8 +281,10 @@ class Orchestrator:
         delay = 0.1
         try:
             while True:
+                worker.busy = False
                 await worker.wake.wait()
                 worker.wake.clear()
+                worker.busy = True
                 try:
                     if not worker.loaded:
                         cursor = await self.leases.cursor(call_id)
@@ -329,9 +336,11 @@ class Orchestrator:
             await self._finish(worker)
             await self.bus.ack(self.group, acks)
             return True
-        if state.cursor is not None and events:
-            await self.leases.save_cursor(call_id, state.cursor)
-        await self.bus.ack(self.group, acks)
+        worker.caught_up_ms = int(self.clock() * 1000)
+        # Cursor and acks in one round trip: this runs once per final.
+        await self.leases.progress(
+            call_id, state.cursor if events else None, self.bus.events_key, self.group, acks
+        )
         return False
 
     async def _publish(
@@ -408,7 +417,8 @@ class Orchestrator:
                 worker.last_metrics_ms = now_ms
                 out.append(state.metrics(now_ms))
                 self.stats["metrics"] += 1
-            worker.wake.set()  # catch up even if a poke was lost
+            if sweep and now_ms - worker.caught_up_ms > SAFETY_CATCH_UP_MS:
+                worker.wake.set()  # a quiet call: catch up in case a poke was lost
         if out:
             await self._publish(out)
         lost = await self.leases.renew(list(self.calls))

@@ -102,6 +102,19 @@ class Leases:
         """Record progress on a call."""
         await self.redis.set(self._cursor + call_id, event_id, ex=self.cursor_ttl_s)
 
+    async def progress(
+        self, call_id: str, cursor: str | None, stream: str, group: str, acks: list[str]
+    ) -> None:
+        """Save the cursor and acknowledge group entries in one round trip."""
+        if cursor is None and not acks:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            if cursor is not None:
+                pipe.set(self._cursor + call_id, cursor, ex=self.cursor_ttl_s)
+            if acks:
+                pipe.xack(stream, group, *acks)
+            await pipe.execute()
+
     async def done(self, call_id: str) -> None:
         """The call is finished: mark it, drop it from the open set, free the lease."""
         async with self.redis.pipeline(transaction=True) as pipe:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from coach.errors import BusError
 from orchestrator.llm.client import LLMClient, Usage
 from orchestrator.llm.errors import Failure, LLMError
 from orchestrator.prompts import TIP_SCHEMA, InvalidOutput, parse_tip
@@ -83,7 +84,12 @@ class TipScheduler:
             req, slot.pending = slot.pending, None
             if req is None:
                 break
-            outcome = await self._ask(call_id, slot, req)
+            try:
+                outcome = await self._ask(call_id, slot, req)
+            except BusError as exc:
+                # The tip is lost (it would be stale after a bus outage anyway); keep the worker.
+                log.warning("tip not published", extra={"callId": call_id, "error": str(exc)})
+                outcome = "bus_error"
             self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 
     async def _ask(self, call_id: str, slot: _Slot, req: TipRequest) -> str:

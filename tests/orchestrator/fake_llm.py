@@ -20,7 +20,7 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
@@ -57,14 +57,21 @@ def default_reply(body: dict[str, Any]) -> str:
     name = (fmt.get("json_schema") or {}).get("name", "")
     text = json.dumps(body.get("messages", []), ensure_ascii=False)
     if name == "call_summary" or "Resume esta llamada" in text or "Summarise this" in text:
-        return json.dumps({
-            "summary": "El cliente llamó por una factura; el agente lo resolvió.",
-            "disposition": "resolved",
-            "actionItems": ["Enviar factura corregida"],
-            "sentiment": "neutral",
-        })
-    return json.dumps({"kind": "tip", "severity": "info",
-                       "text": "Confirma el problema con el cliente y propone una solución."})
+        return json.dumps(
+            {
+                "summary": "El cliente llamó por una factura; el agente lo resolvió.",
+                "disposition": "resolved",
+                "actionItems": ["Enviar factura corregida"],
+                "sentiment": "neutral",
+            }
+        )
+    return json.dumps(
+        {
+            "kind": "tip",
+            "severity": "info",
+            "text": "Confirma el problema con el cliente y propone una solución.",
+        }
+    )
 
 
 @dataclass
@@ -116,9 +123,13 @@ class FakeLLM:
 
     async def _chat(self, request: Request) -> Response:
         if request.headers.get("authorization") != f"Bearer {API_KEY}":
-            return JSONResponse({"error": {"code": 401, "message": "No auth credentials found"}},
-                                status_code=401)
-        body = await request.json()
+            return JSONResponse(
+                {"error": {"code": 401, "message": "No auth credentials found"}}, status_code=401
+            )
+        try:
+            body = await request.json()
+        except ClientDisconnect:
+            return Response(status_code=499)  # the client gave up (deadline) mid-upload
         text = json.dumps(body.get("messages", []), ensure_ascii=False)
         with self._lock:
             self.requests.append(Seen(body, time.monotonic(), text))
@@ -126,17 +137,23 @@ class FakeLLM:
         kind = fault.kind
         if kind in ("429", "503"):
             headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-            return JSONResponse({"error": {"code": int(kind), "message": "Rate limited"}},
-                                status_code=int(kind), headers=headers)
+            return JSONResponse(
+                {"error": {"code": int(kind), "message": "Rate limited"}},
+                status_code=int(kind),
+                headers=headers,
+            )
         if kind == "402":
-            return JSONResponse({"error": {"code": 402, "message": "Insufficient credits"}},
-                                status_code=402)
+            return JSONResponse(
+                {"error": {"code": 402, "message": "Insufficient credits"}}, status_code=402
+            )
         if kind == "401":
-            return JSONResponse({"error": {"code": 401, "message": "User not found."}},
-                                status_code=401)
+            return JSONResponse(
+                {"error": {"code": 401, "message": "User not found."}}, status_code=401
+            )
         if kind == "500":
-            return JSONResponse({"error": {"code": 500, "message": "Internal error"}},
-                                status_code=500)
+            return JSONResponse(
+                {"error": {"code": 500, "message": "Internal error"}}, status_code=500
+            )
         if kind == "reject_schema" and (body.get("response_format") or {}).get("type") == (
             "json_schema"
         ):
@@ -154,12 +171,19 @@ class FakeLLM:
             content = "Pregunta al cliente si quiere que le llamen más tarde."
         if kind == "no_stream":
             await asyncio.sleep(self.latency_s)
-            return JSONResponse({
-                "id": "gen-1", "model": self.model,
-                "choices": [{"message": {"role": "assistant", "content": content},
-                             "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 50, "completion_tokens": 10, "cost": 0.0001},
-            })
+            return JSONResponse(
+                {
+                    "id": "gen-1",
+                    "model": self.model,
+                    "choices": [
+                        {
+                            "message": {"role": "assistant", "content": content},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 50, "completion_tokens": 10, "cost": 0.0001},
+                }
+            )
         return StreamingResponse(self._stream(body, content, kind), media_type="text/event-stream")
 
     async def _stream(self, body: dict[str, Any], content: str, kind: str) -> AsyncIterator[str]:
@@ -178,15 +202,29 @@ class FakeLLM:
             third = max(1, len(content) // 3)
             pieces = [content[i : i + third] for i in range(0, len(content), third)]
             for i, piece in enumerate(pieces):
-                chunk = {"id": "gen-1", "model": model, "object": "chat.completion.chunk",
-                         "choices": [{"index": 0, "delta": {"role": "assistant", "content": piece},
-                                      "finish_reason": None}]}
+                chunk = {
+                    "id": "gen-1",
+                    "model": model,
+                    "object": "chat.completion.chunk",
+                    "choices": [
+                        {
+                            "index": 0,
+                            "delta": {"role": "assistant", "content": piece},
+                            "finish_reason": None,
+                        }
+                    ],
+                }
                 yield f"data: {json.dumps(chunk)}\n\n"
                 if i == 0 and kind == "error_chunk":
-                    err = {"id": "gen-1", "model": model, "object": "chat.completion.chunk",
-                           "error": {"code": 502, "message": "Provider disconnected"},
-                           "choices": [{"index": 0, "delta": {"content": ""},
-                                        "finish_reason": "error"}]}
+                    err = {
+                        "id": "gen-1",
+                        "model": model,
+                        "object": "chat.completion.chunk",
+                        "error": {"code": 502, "message": "Provider disconnected"},
+                        "choices": [
+                            {"index": 0, "delta": {"content": ""}, "finish_reason": "error"}
+                        ],
+                    }
                     yield f"data: {json.dumps(err)}\n\n"
                     return
                 if i == 0 and kind == "invalid_json":
@@ -194,12 +232,25 @@ class FakeLLM:
                     return
                 if i == 0:
                     yield ": OPENROUTER PROCESSING\n\n"
-            done = {"id": "gen-1", "model": model, "object": "chat.completion.chunk",
-                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+            done = {
+                "id": "gen-1",
+                "model": model,
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            }
             yield f"data: {json.dumps(done)}\n\n"
-            usage = {"id": "gen-1", "model": model, "object": "chat.completion.chunk",
-                     "choices": [], "usage": {"prompt_tokens": 120, "completion_tokens": 20,
-                                              "total_tokens": 140, "cost": 0.00042}}
+            usage = {
+                "id": "gen-1",
+                "model": model,
+                "object": "chat.completion.chunk",
+                "choices": [],
+                "usage": {
+                    "prompt_tokens": 120,
+                    "completion_tokens": 20,
+                    "total_tokens": 140,
+                    "cost": 0.00042,
+                },
+            }
             yield f"data: {json.dumps(usage)}\n\n"
             yield "data: [DONE]\n\n"
         finally:
@@ -209,8 +260,15 @@ class FakeLLM:
     def start(self) -> FakeLLM:
         """Start serving in a background thread; returns when it accepts connections."""
         app = Starlette(routes=[Route("/v1/chat/completions", self._chat, methods=["POST"])])
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None,
-                                access_log=False, lifespan="off", timeout_graceful_shutdown=1)
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()

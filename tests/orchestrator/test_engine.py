@@ -31,8 +31,9 @@ def store() -> PlaybookStore:
     return s
 
 
-async def start_engine(bus: Bus, name: str = "orch-1", llm: LLMClient | None = None,
-                       **kw: Any) -> Orchestrator:
+async def start_engine(
+    bus: Bus, name: str = "orch-1", llm: LLMClient | None = None, **kw: Any
+) -> Orchestrator:
     engine = Orchestrator(bus, settings(name, **kw), store(), llm, tick_s=0.2)
     await engine.start()
     return engine
@@ -45,39 +46,70 @@ class CallScript:
         self.bus, self.call_id, self.lang, self.n = bus, call_id, lang, 0
 
     async def start(self) -> None:
-        await self.bus.publish({"type": "call.started", "callId": self.call_id, "agent": "200",
-                                "caller": {"number": "600000000"},
-                                "startedAt": int(time.time() * 1000), "lang": self.lang})
+        await self.bus.publish(
+            {
+                "type": "call.started",
+                "callId": self.call_id,
+                "agent": "200",
+                "caller": {"number": "600000000"},
+                "startedAt": int(time.time() * 1000),
+                "lang": self.lang,
+            }
+        )
 
     async def say(self, speaker: str, start: float, end: float, text: str) -> str:
         self.n += 1
         uid = f"{self.call_id}-u{self.n}"
-        await self.bus.publish({"type": "partial", "callId": self.call_id, "speaker": speaker,
-                                "utteranceId": uid, "text": text[:10], "start": start,
-                                "end": start + 0.5})
-        await self.bus.publish({"type": "final", "callId": self.call_id, "speaker": speaker,
-                                "utteranceId": uid, "text": text, "start": start, "end": end,
-                                "confidence": 0.9, "lang": self.lang})
+        await self.bus.publish(
+            {
+                "type": "partial",
+                "callId": self.call_id,
+                "speaker": speaker,
+                "utteranceId": uid,
+                "text": text[:10],
+                "start": start,
+                "end": start + 0.5,
+            }
+        )
+        await self.bus.publish(
+            {
+                "type": "final",
+                "callId": self.call_id,
+                "speaker": speaker,
+                "utteranceId": uid,
+                "text": text,
+                "start": start,
+                "end": end,
+                "confidence": 0.9,
+                "lang": self.lang,
+            }
+        )
         return uid
 
     async def end(self) -> None:
-        await self.bus.publish({"type": "call.ended", "callId": self.call_id,
-                                "endedAt": int(time.time() * 1000), "reason": "hangup"})
+        await self.bus.publish(
+            {
+                "type": "call.ended",
+                "callId": self.call_id,
+                "endedAt": int(time.time() * 1000),
+                "reason": "hangup",
+            }
+        )
 
 
 async def events(bus: Bus, call_id: str, etype: str) -> list[dict[str, Any]]:
     return [e.data() for e in await bus.read_call(call_id) if e.type == etype]
 
 
-async def wait_for(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Poll an async condition until it returns something truthy (fails after `timeout`)."""
-    deadline = time.monotonic() + timeout
+async def wait_for(check: Callable[[], Any], within: float = 10.0) -> Any:
+    """Poll an async condition until it returns something truthy (fails after `within` s)."""
+    deadline = time.monotonic() + within
     while True:
         value = await check()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
+            raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(0.02)
 
 
@@ -91,8 +123,9 @@ async def test_rules_metrics_and_extractive_summary(bus: Bus):
         call = CallScript(bus, "call-es-1")
         await call.start()
         await call.say("agent", 0.5, 3.0, "Buenos días, le atiende Laura, ¿en qué puedo ayudarle?")
-        churn = await call.say("customer", 4.0, 8.0,
-                               "Mire, quiero darme de baja, es la tercera vez que llamo.")
+        churn = await call.say(
+            "customer", 4.0, 8.0, "Mire, quiero darme de baja, es la tercera vez que llamo."
+        )
         card = await call.say("agent", 9.0, 12.0, "Dígame el número de su tarjeta, por favor.")
         pii = await call.say("customer", 13.0, 20.0, "Es el 4111 1111 1111 1111.")
         await call.say("customer", 31.0, 34.0, "¿Sigue ahí?")  # past 30 s, no disclosure
@@ -162,8 +195,11 @@ async def test_restart_mid_call_loses_nothing(bus: Bus):
     try:
         summary = await wait_for(lambda: events(bus, call.call_id, "summary"))
         coach = await events(bus, call.call_id, "coach")
-        assert rule_ids(coach) == ["churn.cancel", "compliance.card_request",
-                                   "escalation.supervisor"]  # each once, none lost
+        assert rule_ids(coach) == [
+            "churn.cancel",
+            "compliance.card_request",
+            "escalation.supervisor",
+        ]  # each once, none lost
         refs = {c["ruleId"]: c["refs"] for c in coach}
         assert refs["churn.cancel"] == [u1] and refs["escalation.supervisor"] == [u2]
         assert refs["compliance.card_request"] == [u3]
@@ -197,11 +233,17 @@ async def test_crashed_replica_call_is_adopted_by_another(bus: Bus):
         await crash(victim)
         await call.say("customer", 4.0, 6.0, "Esto lo va a ver mi abogado.")
         await call.end()
-        summary = await wait_for(lambda: events(bus, call.call_id, "summary"), timeout=15)
+        summary = await wait_for(lambda: events(bus, call.call_id, "summary"), within=15)
         assert len(summary) == 1
         assert rule_ids(await events(bus, call.call_id, "coach")) == [
-            "churn.cancel", "escalation.legal"]
-        assert call.call_id not in survivor.calls  # finished and let go
+            "churn.cancel",
+            "escalation.legal",
+        ]
+
+        async def let_go():
+            return call.call_id not in survivor.calls  # finished and let go
+
+        await wait_for(let_go)
     finally:
         await doomed.stop()
         await other.stop()
@@ -216,16 +258,26 @@ async def test_two_replicas_share_calls_without_duplicates(bus: Bus):
             await c.start()
         for turn in range(3):
             for c in calls:
-                await c.say("customer", turn * 5 + 1, turn * 5 + 3,
-                            ["Quiero darme de baja.", "Quiero hablar con un supervisor.",
-                             "Esto es una vergüenza."][turn])
+                await c.say(
+                    "customer",
+                    turn * 5 + 1,
+                    turn * 5 + 3,
+                    [
+                        "Quiero darme de baja.",
+                        "Quiero hablar con un supervisor.",
+                        "Esto es una vergüenza.",
+                    ][turn],
+                )
         for c in calls:
             await c.end()
         for c in calls:
             await wait_for(lambda c=c: events(bus, c.call_id, "summary"))
         for c in calls:
             assert rule_ids(await events(bus, c.call_id, "coach")) == [
-                "churn.cancel", "escalation.supervisor", "sentiment.anger"]
+                "churn.cancel",
+                "escalation.supervisor",
+                "sentiment.anger",
+            ]
             assert len(await events(bus, c.call_id, "summary")) == 1
         assert r1.stats["finals"] + r2.stats["finals"] == 24
     finally:
@@ -247,7 +299,7 @@ async def test_llm_tips_and_summary_and_a_hanging_call_stalls_no_one(
         await slow.say("customer", 1.0, 3.0, "El router está colgado otra vez.")
         t0 = time.monotonic()
         uid = await fast.say("customer", 1.0, 3.0, "Tengo una duda con la factura.")
-        tips = await wait_for(lambda: _llm_tips(bus, fast.call_id), timeout=5)
+        tips = await wait_for(lambda: _llm_tips(bus, fast.call_id), within=5)
         assert time.monotonic() - t0 < 1.5  # not stuck behind the hanging call
         assert tips[0]["refs"] == [uid] and tips[0]["model"] == "fake/primary"
         await fast.end()
@@ -269,7 +321,9 @@ async def test_pii_never_reaches_the_llm(bus: Bus, fake_llm, llm_settings: LLMSe
     try:
         call = CallScript(bus, "call-pii")
         await call.start()
-        await call.say("customer", 1.0, 6.0, "Mi tarjeta es 4111 1111 1111 1111 y mi clave es gato99")
+        await call.say(
+            "customer", 1.0, 6.0, "Mi tarjeta es 4111 1111 1111 1111 y mi clave es gato99"
+        )
         await wait_for(lambda: _llm_tips(bus, call.call_id))
         sent = " ".join(r.text for r in fake_llm.seen())
         assert "4111" not in sent and "gato99" not in sent and "[CARD]" in sent

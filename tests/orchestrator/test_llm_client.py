@@ -180,8 +180,9 @@ async def test_hang_mid_stream_is_a_read_timeout(client, fake_llm):
 
 
 async def test_breaker_opens_after_repeated_failures(llm_settings, fake_llm):
-    c = LLMClient(dataclasses.replace(llm_settings, breaker_failures=3, max_attempts=1,
-                                      fallback_models=()))
+    c = LLMClient(
+        dataclasses.replace(llm_settings, breaker_failures=3, max_attempts=1, fallback_models=())
+    )
     fake_llm.on("FAIL", "500")
     for _ in range(3):
         with pytest.raises(LLMError):
@@ -203,8 +204,11 @@ async def test_global_concurrency_cap(llm_settings, fake_llm):
 
 
 async def test_connection_refused_is_retryable_connect_failure(llm_settings):
-    c = LLMClient(dataclasses.replace(llm_settings, base_url="http://127.0.0.1:9/v1",
-                                      max_attempts=1, fallback_models=()))
+    c = LLMClient(
+        dataclasses.replace(
+            llm_settings, base_url="http://127.0.0.1:9/v1", max_attempts=1, fallback_models=()
+        )
+    )
     with pytest.raises(LLMError) as err:
         await ask(c)
     assert err.value.failure is Failure.CONNECT and err.value.retryable

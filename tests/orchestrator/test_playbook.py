@@ -117,20 +117,43 @@ class Call:
     def __init__(self, store: PlaybookStore, lang: str = "es") -> None:
         self.state = CallState("c1", store)
         self.n = 0
-        self.state.apply({"type": "call.started", "callId": "c1", "ts": T0, "lang": lang,
-                          "agent": "200", "caller": {}, "startedAt": T0})
+        self.state.apply(
+            {
+                "type": "call.started",
+                "callId": "c1",
+                "ts": T0,
+                "lang": lang,
+                "agent": "200",
+                "caller": {},
+                "startedAt": T0,
+            }
+        )
 
     def say(self, speaker: str, start: float, end: float, text: str, **extra) -> list[str]:
         self.n += 1
-        ev = {"type": "final", "callId": "c1", "speaker": speaker, "utteranceId": f"u{self.n}",
-              "text": text, "start": start, "end": end, "confidence": 0.9, "lang": "es",
-              "ts": T0 + int(end * 1000) + 500, "id": f"{T0 + self.n}-0", **extra}
+        ev = {
+            "type": "final",
+            "callId": "c1",
+            "speaker": speaker,
+            "utteranceId": f"u{self.n}",
+            "text": text,
+            "start": start,
+            "end": end,
+            "confidence": 0.9,
+            "lang": "es",
+            "ts": T0 + int(end * 1000) + 500,
+            "id": f"{T0 + self.n}-0",
+            **extra,
+        }
         return [h.rule.id for h in self.state.apply(ev)]
 
 
 def test_disclosure_said_in_time_no_alert(store):
     call = Call(store)
-    assert call.say("agent", 1, 6, "Buenos días, le informo de que esta llamada puede ser grabada.") == []
+    assert (
+        call.say("agent", 1, 6, "Buenos días, le informo de que esta llamada puede ser grabada.")
+        == []
+    )
     assert call.say("customer", 7, 40, "Vale, mire, tengo un problema con la factura.") == []
     assert call.state.tick(T0 + 45_000) == []
 
@@ -195,7 +218,9 @@ def test_card_number_is_flagged_and_redacted(store):
 
 def test_card_number_in_words_is_redacted(store):
     call = Call(store)
-    call.say("customer", 3, 9, "cuatro uno uno uno, uno uno uno uno, uno uno uno uno, uno uno uno uno")
+    call.say(
+        "customer", 3, 9, "cuatro uno uno uno, uno uno uno uno, uno uno uno uno, uno uno uno uno"
+    )
     assert "cuatro" not in call.state.transcript[-1].text
 
 
@@ -205,10 +230,26 @@ def test_cooldown_and_replay_restore_fired_rules(store):
     assert "churn.cancel" not in call.say("customer", 4, 6, "Que quiero darme de baja, le digo.")
     # A new owner rebuilding the call from the stream sees our coach event: no repeat.
     other = CallState("c1", store)
-    other.apply({"type": "coach", "callId": "c1", "source": "rules", "ruleId": "churn.cancel",
-                 "ts": T0 + 5000}, live=False)
-    ev = {"type": "final", "callId": "c1", "speaker": "customer", "utteranceId": "x",
-          "text": "Quiero darme de baja.", "start": 7, "end": 8, "ts": T0 + 8000}
+    other.apply(
+        {
+            "type": "coach",
+            "callId": "c1",
+            "source": "rules",
+            "ruleId": "churn.cancel",
+            "ts": T0 + 5000,
+        },
+        live=False,
+    )
+    ev = {
+        "type": "final",
+        "callId": "c1",
+        "speaker": "customer",
+        "utteranceId": "x",
+        "text": "Quiero darme de baja.",
+        "start": 7,
+        "end": 8,
+        "ts": T0 + 8000,
+    }
     assert [h.rule.id for h in other.apply(ev)] == []
 
 
@@ -237,7 +278,9 @@ def test_bad_playbooks_are_refused():
     with pytest.raises(PlaybookError, match="severity"):
         parse_playbook("lang: es\nrules: [{id: a, text: t, phrases: [x], severity: huge}]")
     with pytest.raises(PlaybookError, match="duplicate"):
-        parse_playbook("lang: es\nrules: [{id: a, text: t, phrases: [x]}, {id: a, text: t, phrases: [y]}]")
+        parse_playbook(
+            "lang: es\nrules: [{id: a, text: t, phrases: [x]}, {id: a, text: t, phrases: [y]}]"
+        )
     with pytest.raises(PlaybookError, match="regex"):
         parse_playbook("lang: es\nrules: [{id: a, text: t, regex: ['(']}]")
 
