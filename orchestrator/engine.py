@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,6 +50,8 @@ READ_BLOCK_MS: Final = 1000
 TICK_S: Final = 1.0
 SWEEP_EVERY_TICKS: Final = 5
 BUS_RETRY_MAX_S: Final = 5.0
+TICK_PUBLISH_CHUNK: Final = 25
+"""Timer output (metrics, silence) is published in small transactions between finals."""
 SAFETY_CATCH_UP_MS: Final = 4000
 """A call with no catch-up for this long is re-read at the next sweep (lost pokes)."""
 STOP_GRACE_S: Final = 5.0
@@ -268,6 +271,9 @@ class Orchestrator:
                 )
             return None
         worker = CallWorker(CallState(call_id, self.store, self.settings.context_utterances))
+        # Random phase: calls that start together must not all publish metrics on one tick.
+        interval_ms = int(self.settings.metrics_interval_s * 1000)
+        worker.last_metrics_ms = int(self.clock() * 1000) - random.randint(0, interval_ms)
         self.calls[call_id] = worker
         prom.CALLS.set(len(self.calls))
         worker.task = self._spawn(self._work(worker), f"call:{call_id}")
@@ -365,10 +371,12 @@ class Orchestrator:
         state = worker.state
         n = self.settings.llm.context_utterances
         context = list(state.transcript)[-n:]
+        shown = {r.id: r.text for r in state.playbook.rules}
+        given = [shown[h] for h in dict.fromkeys(state.hits) if h in shown]
         messages = tip_messages(
             context,
             state.lang,
-            [*self.tips.given(state.call_id), *state.hits],
+            [*given, *self.tips.given(state.call_id)],
             self.settings.llm.system_prompt,
         )
         refs = [str(f["utteranceId"]) for f in finals][-10:]
@@ -419,8 +427,9 @@ class Orchestrator:
                 self.stats["metrics"] += 1
             if sweep and now_ms - worker.caught_up_ms > SAFETY_CATCH_UP_MS:
                 worker.wake.set()  # a quiet call: catch up in case a poke was lost
-        if out:
-            await self._publish(out)
+        for i in range(0, len(out), TICK_PUBLISH_CHUNK):
+            await self._publish(out[i : i + TICK_PUBLISH_CHUNK])
+            await asyncio.sleep(0)  # let finals that arrived meanwhile go first
         lost = await self.leases.renew(list(self.calls))
         for call_id in lost:
             gone = self.calls.pop(call_id, None)

@@ -94,6 +94,12 @@ class Orchestrator:
                 await asyncio.sleep(0.1)
         raise RuntimeError("orchestrator did not become healthy")
 
+    def cpu_s(self) -> float:
+        """CPU seconds (user+system) the orchestrator process has used so far."""
+        with open(f"/proc/{self.proc.pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -205,10 +211,12 @@ async def phase_rules(redis_url: str, calls: int, turns: int, gap: float) -> Non
         rng = random.Random(1)
         ids = [f"r{i:04d}" for i in range(calls)]
         t0 = time.monotonic()
+        cpu0 = orch.cpu_s()
         await asyncio.gather(
             *(run_call(bus, cid, turns, gap, random.Random(rng.random())) for cid in ids)
         )
         sent = time.monotonic() - t0
+        cpu = orch.cpu_s() - cpu0
         evs = await collect(bus, ids, 120)
         done = time.monotonic() - t0
         finals = sum(1 for v in evs.values() for e in v if e["type"] == "final")
@@ -228,7 +236,8 @@ async def phase_rules(redis_url: str, calls: int, turns: int, gap: float) -> Non
         metrics = sum(1 for v in evs.values() for e in v if e["type"] == "metrics")
         print(
             f"  alerts/call {statistics.mean(res['per_call'].values()):.1f}, "
-            f"metrics events {metrics}, summaries {summaries}/{calls}"
+            f"metrics events {metrics}, summaries {summaries}/{calls}; orchestrator CPU "
+            f"{cpu:.1f}s over {sent:.1f}s = {100 * cpu / sent:.0f}% of one core"
         )
     finally:
         orch.stop()
