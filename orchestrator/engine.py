@@ -80,6 +80,8 @@ class CallWorker:
     task: asyncio.Task[None] | None = None
     last_metrics_ms: int = 0
     busy: bool = False
+    summarised: bool = False
+    finishing: bool = False
     caught_up_ms: int = 0
 
 
@@ -384,18 +386,23 @@ class Orchestrator:
 
     async def _finish(self, worker: CallWorker) -> None:
         state = worker.state
-        usage = await self.tips.finish(state.call_id) if self.tips else Usage()
-        if state.started_ms is not None:
-            await self._publish([state.metrics(int(self.clock() * 1000))])
-            self.stats["metrics"] += 1
-        summary = await build_summary(
-            state, self.llm, self.settings.llm.system_prompt, usage if self.llm else None
-        )
-        await self.bus.publish(summary)
-        self.stats["summaries"] += 1
-        _account(usage)
+        if not worker.summarised:
+            usage = await self.tips.finish(state.call_id) if self.tips else Usage()
+            final_metrics = [state.metrics(int(self.clock() * 1000))] if state.started_ms else []
+            summary = await build_summary(
+                state, self.llm, self.settings.llm.system_prompt, usage if self.llm else None
+            )
+            await self.bus.publish_many([*final_metrics, summary])
+            # Remembered so that a bus error below, retried by the worker, does not publish twice.
+            worker.summarised = True
+            self.stats["summaries"] += 1
+            self.stats["metrics"] += len(final_metrics)
+            _account(usage)
+            log.info(
+                "call summarised", extra={"callId": state.call_id, "source": summary["source"]}
+            )
+        worker.finishing = True  # from here the lease is being released: do not renew it
         await self.leases.done(state.call_id)
-        log.info("call summarised", extra={"callId": state.call_id, "source": summary["source"]})
 
     # -- timers, sweep, pokes ----------------------------------------------------------------
 
@@ -430,7 +437,7 @@ class Orchestrator:
         for i in range(0, len(out), TICK_PUBLISH_CHUNK):
             await self._publish(out[i : i + TICK_PUBLISH_CHUNK])
             await asyncio.sleep(0)  # let finals that arrived meanwhile go first
-        lost = await self.leases.renew(list(self.calls))
+        lost = await self.leases.renew([c for c, w in self.calls.items() if not w.finishing])
         for call_id in lost:
             gone = self.calls.pop(call_id, None)
             if gone and gone.task:

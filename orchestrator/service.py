@@ -9,6 +9,7 @@ import signal
 from collections.abc import Iterator
 from typing import Any
 
+import redis.asyncio as aioredis
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -34,6 +35,23 @@ class _HttpServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def connect_bus(url: str, settings: Settings) -> Bus:
+    """A bus whose pool waits for a free connection instead of failing.
+
+    redis-py's default pool raises "Too many connections" past 100 concurrent commands; with
+    hundreds of calls each catching up at once that error would look like a Redis outage.
+    """
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=settings.redis_connections,
+        timeout=10,
+        decode_responses=True,
+        socket_connect_timeout=2.0,
+        health_check_interval=10,
+    )
+    return Bus(aioredis.Redis(connection_pool=pool), BusConfig(prefix=settings.bus_prefix))
 
 
 def make_app(engine: Orchestrator) -> Starlette:
@@ -62,7 +80,7 @@ async def run(settings: Settings) -> None:
         embedded = EmbeddedRedis().start()
         url = embedded.url
         log.warning("REDIS_URL not set: started an embedded Redis", extra={"url": url})
-    bus = Bus.connect(url, BusConfig(prefix=settings.bus_prefix))
+    bus = connect_bus(url, settings)
     llm = LLMClient(settings.llm) if settings.llm.enabled else None
     if llm is None:
         log.warning(

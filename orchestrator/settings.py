@@ -92,6 +92,8 @@ class Settings:
     """ORCH_MAX_CALLS: calls one replica owns; beyond it, left to other replicas."""
     context_utterances: int = 200
     """ORCH_MAX_UTTERANCES: utterances kept per call for the summary (oldest dropped)."""
+    redis_connections: int = 64
+    """ORCH_REDIS_CONNECTIONS: Redis connections of this replica; more commands wait for one."""
     log_level: str = "info"
     """LOG_LEVEL: debug, info, warning or error."""
     llm: LLMSettings = field(default_factory=LLMSettings)
@@ -150,6 +152,7 @@ class Settings:
             lease_ttl_ms=env.int("ORCH_LEASE_TTL_MS", 15_000, min=1000, max=600_000),
             max_calls=env.int("ORCH_MAX_CALLS", 2000, min=1, max=100_000),
             context_utterances=env.int("ORCH_MAX_UTTERANCES", 200, min=10, max=10_000),
+            redis_connections=env.int("ORCH_REDIS_CONNECTIONS", 64, min=4, max=1000),
             log_level=env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
             llm=llm,
         )

@@ -79,7 +79,7 @@ class Orchestrator:
         if "OPENROUTER_API_KEY" not in extra:
             env.pop("OPENROUTER_API_KEY", None)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator"], env=env, stderr=subprocess.DEVNULL
+            [sys.executable, "-m", "orchestrator"], env=env, stderr=None if os.environ.get("BENCH_ORCH_LOGS") else subprocess.DEVNULL
         )
 
     async def ready(self) -> dict[str, Any]:
@@ -364,6 +364,11 @@ async def phase_llm(redis_url: str, calls: int, turns: int, gap: float, concurre
             f"other calls unaffected; LLM summaries {llm_summ}/{calls}; "
             f"max concurrent at the fake {fake.max_active}"
         )
+        rules = analyse(evs, "rules")["lat"]
+        print(
+            f"  rules alongside the LLM: final->coach p50 {pct(rules, 50):.0f} ms, "
+            f"p99 {pct(rules, 99):.0f} ms over {len(rules)} alerts"
+        )
     finally:
         orch.stop()
         await bus.close()
@@ -375,8 +380,15 @@ async def main() -> None:
     ap.add_argument("--calls", type=int, default=200)
     ap.add_argument("--turns", type=int, default=16)
     ap.add_argument("--gap", type=float, default=1.0, help="mean seconds between finals per call")
-    ap.add_argument("--llm-concurrency", type=int, default=64)
+    ap.add_argument(
+        "--llm-concurrency",
+        type=int,
+        nargs="+",
+        default=[0, 16],
+        help="LLM_MAX_CONCURRENCY values to run (0 = one slot per call)",
+    )
     ap.add_argument("--skip-llm", action="store_true")
+    ap.add_argument("--skip-rules", action="store_true")
     ap.add_argument("--skip-flood", action="store_true")
     args = ap.parse_args()
     print(f"load before: {os.getloadavg()}")
@@ -386,14 +398,16 @@ async def main() -> None:
         server = EmbeddedRedis(fsync="everysec").start()
         redis_url = server.url
     try:
-        await phase_rules(redis_url, args.calls, args.turns, args.gap)
-        print(f"load: {os.getloadavg()}")
+        if not args.skip_rules:
+            await phase_rules(redis_url, args.calls, args.turns, args.gap)
+            print(f"load: {os.getloadavg()}")
         if not args.skip_flood:
             await phase_flood(redis_url, args.calls, args.turns)
             print(f"load: {os.getloadavg()}")
         if not args.skip_llm:
-            await phase_llm(redis_url, args.calls, args.turns, args.gap, args.llm_concurrency)
-            print(f"load: {os.getloadavg()}")
+            for cap in args.llm_concurrency:
+                await phase_llm(redis_url, args.calls, args.turns, args.gap, cap or args.calls)
+                print(f"load: {os.getloadavg()}")
     finally:
         if server:
             server.stop()
