@@ -34,7 +34,7 @@ from coach.errors import BusError, BusUnavailable
 from orchestrator import prom
 from orchestrator.callstate import CallState
 from orchestrator.leases import DONE, Leases
-from orchestrator.llm.client import LLMClient, Usage
+from orchestrator.llm.client import Completer, Usage
 from orchestrator.playbook import PlaybookStore
 from orchestrator.prompts import tip_messages
 from orchestrator.settings import Settings
@@ -93,7 +93,7 @@ class Orchestrator:
         bus: Bus,
         settings: Settings,
         store: PlaybookStore,
-        llm: LLMClient | None = None,
+        llm: Completer | None = None,
         *,
         clock: Callable[[], float] = time.time,
         tick_s: float = TICK_S,

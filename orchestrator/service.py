@@ -22,7 +22,7 @@ from coach.bus import Bus, BusConfig
 from coach.redis_server import EmbeddedRedis
 from coach.settings import Env, SettingsError
 from orchestrator.engine import Orchestrator
-from orchestrator.llm.client import LLMClient
+from orchestrator.llm.thread import LLMThread
 from orchestrator.playbook import PlaybookError, PlaybookStore
 from orchestrator.settings import Settings
 
@@ -81,7 +81,7 @@ async def run(settings: Settings) -> None:
         url = embedded.url
         log.warning("REDIS_URL not set: started an embedded Redis", extra={"url": url})
     bus = connect_bus(url, settings)
-    llm = LLMClient(settings.llm) if settings.llm.enabled else None
+    llm = LLMThread(settings.llm) if settings.llm.enabled else None
     if llm is None:
         log.warning(
             "OPENROUTER_API_KEY not set: rules-only mode (playbook alerts, extractive summaries)"

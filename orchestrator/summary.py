@@ -6,7 +6,7 @@ import logging
 from typing import Any, Final
 
 from orchestrator.callstate import CallState
-from orchestrator.llm.client import LLMClient, Usage
+from orchestrator.llm.client import Completer, Usage
 from orchestrator.llm.errors import LLMError
 from orchestrator.prompts import SUMMARY_SCHEMA, InvalidOutput, parse_summary, summary_messages
 from orchestrator.text import tokens
@@ -93,7 +93,7 @@ def extractive(state: CallState) -> dict[str, Any]:
 
 
 async def build_summary(
-    state: CallState, client: LLMClient | None, company_prompt: str, usage: Usage | None
+    state: CallState, client: Completer | None, company_prompt: str, usage: Usage | None
 ) -> dict[str, Any]:
     """The `summary` event of an ended call (LLM first, extractive as the fallback)."""
     fields: dict[str, Any] | None = None

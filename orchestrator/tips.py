@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from coach.errors import BusError
-from orchestrator.llm.client import LLMClient, Usage
+from orchestrator.llm.client import Completer, Usage
 from orchestrator.llm.errors import Failure, LLMError
 from orchestrator.prompts import TIP_SCHEMA, InvalidOutput, parse_tip
 
@@ -44,7 +44,7 @@ class _Slot:
 class TipScheduler:
     """Asks the LLM for tips, one call at a time per call, all calls in parallel."""
 
-    def __init__(self, client: LLMClient, publish: Publish, debounce_s: float) -> None:
+    def __init__(self, client: Completer, publish: Publish, debounce_s: float) -> None:
         self.client = client
         self._publish = publish
         self.debounce_s = debounce_s

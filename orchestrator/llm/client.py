@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import httpx
 
@@ -73,6 +73,28 @@ class Completion:
     structured: str
     attempts: int
     latency_s: float
+
+
+class Completer(Protocol):
+    """What the orchestrator needs from an LLM client (`LLMClient` or `LLMThread`)."""
+
+    settings: LLMSettings
+
+    async def complete(
+        self,
+        messages: Sequence[dict[str, str]],
+        *,
+        schema: dict[str, Any] | None = None,
+        schema_name: str = "reply",
+        max_tokens: int | None = None,
+        deadline_s: float | None = None,
+    ) -> Completion:
+        """One completion under the client's policy; raises LLMError."""
+        ...
+
+    def health(self) -> dict[str, Any]:
+        """State for GET /health."""
+        ...
 
 
 @dataclass
@@ -378,9 +400,14 @@ async def _from_stream(resp: httpx.Response, model: str) -> tuple[str, str, Usag
     size = 0
     usage = Usage(requests=1)
     used_model = model
+    finished = False
     async for data in data_lines(resp.aiter_lines()):
+        # After [DONE], read on to the end of the body so the connection can be reused.
+        if finished:
+            continue
         if data.strip() == DONE:
-            break
+            finished = True
+            continue
         try:
             chunk = json.loads(data)
         except json.JSONDecodeError:

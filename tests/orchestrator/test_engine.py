@@ -13,7 +13,8 @@ import pytest
 
 from coach.bus import Bus
 from orchestrator.engine import Orchestrator
-from orchestrator.llm.client import LLMClient
+from orchestrator.llm.client import Completer
+from orchestrator.llm.thread import LLMThread
 from orchestrator.playbook import PlaybookStore
 from orchestrator.service import make_app
 from orchestrator.settings import PLAYBOOK_DIR, LLMSettings, Settings
@@ -32,7 +33,7 @@ def store() -> PlaybookStore:
 
 
 async def start_engine(
-    bus: Bus, name: str = "orch-1", llm: LLMClient | None = None, **kw: Any
+    bus: Bus, name: str = "orch-1", llm: Completer | None = None, **kw: Any
 ) -> Orchestrator:
     engine = Orchestrator(bus, settings(name, **kw), store(), llm, tick_s=0.2)
     await engine.start()
@@ -289,7 +290,7 @@ async def test_llm_tips_and_summary_and_a_hanging_call_stalls_no_one(
     bus: Bus, fake_llm, llm_settings: LLMSettings
 ):
     fake_llm.on("colgado", "hang")
-    llm = LLMClient(dataclasses.replace(llm_settings, tip_deadline_s=2.0, max_attempts=1))
+    llm = LLMThread(dataclasses.replace(llm_settings, tip_deadline_s=2.0, max_attempts=1))
     engine = await start_engine(bus, llm=llm)
     try:
         slow = CallScript(bus, "call-hang")
@@ -316,7 +317,7 @@ async def test_llm_tips_and_summary_and_a_hanging_call_stalls_no_one(
 
 
 async def test_pii_never_reaches_the_llm(bus: Bus, fake_llm, llm_settings: LLMSettings):
-    llm = LLMClient(llm_settings)
+    llm = LLMThread(llm_settings)
     engine = await start_engine(bus, llm=llm)
     try:
         call = CallScript(bus, "call-pii")
@@ -336,7 +337,7 @@ async def test_llm_debounce_one_request_per_call_newest_context(
     bus: Bus, fake_llm, llm_settings: LLMSettings
 ):
     fake_llm.latency_s = 0.5
-    llm = LLMClient(llm_settings)
+    llm = LLMThread(llm_settings)
     engine = await start_engine(bus, llm=llm)
     try:
         call = CallScript(bus, "call-burst")
