@@ -79,7 +79,9 @@ class Orchestrator:
         if "OPENROUTER_API_KEY" not in extra:
             env.pop("OPENROUTER_API_KEY", None)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator"], env=env, stderr=None if os.environ.get("BENCH_ORCH_LOGS") else subprocess.DEVNULL
+            [sys.executable, "-m", "orchestrator"],
+            env=env,
+            stderr=None if os.environ.get("BENCH_ORCH_LOGS") else subprocess.DEVNULL,
         )
 
     async def ready(self) -> dict[str, Any]:
