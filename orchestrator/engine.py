@@ -110,7 +110,14 @@ class Orchestrator:
             bus, self.me, settings.lease_ttl_ms, bus.config.idle_ttl, bus.config.ended_ttl
         )
         self.tips = (
-            TipScheduler(llm, self._publish_one, settings.llm.debounce_ms / 1000) if llm else None
+            TipScheduler(
+                llm,
+                self._publish_one,
+                settings.llm.debounce_ms / 1000,
+                settings.llm.min_interval_s,
+            )
+            if llm
+            else None
         )
         self.calls: dict[str, CallWorker] = {}
         self.state = ConsumerState.STARTING

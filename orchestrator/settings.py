@@ -46,6 +46,8 @@ class LLMSettings:
     """LLM_BREAKER_COOLDOWN_S: how long an open breaker fails fast before one probe."""
     debounce_ms: int = 300
     """LLM_DEBOUNCE_MS: wait after a final before asking for a tip (batches bursts)."""
+    min_interval_s: float = 4.0
+    """LLM_MIN_INTERVAL_S: least time between two tip requests of one call (cost and CPU bound)."""
     structured: str = "json_schema"
     """LLM_STRUCTURED: json_schema, json_object (llama.cpp) or off (plain text)."""
     system_prompt: str = ""
@@ -129,6 +131,7 @@ class Settings:
             breaker_failures=env.int("LLM_BREAKER_FAILURES", 5, min=1, max=1000),
             breaker_cooldown_s=env.float("LLM_BREAKER_COOLDOWN_S", 20.0, min=0.1, max=3600),
             debounce_ms=env.int("LLM_DEBOUNCE_MS", 300, min=0, max=10_000),
+            min_interval_s=env.float("LLM_MIN_INTERVAL_S", 4.0, min=0, max=600),
             structured=env.choice(
                 "LLM_STRUCTURED", "json_schema", ("json_schema", "json_object", "off")
             ),

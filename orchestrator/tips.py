@@ -1,8 +1,9 @@
 """Live LLM tips: per-call debouncing (one request in flight per call, newest context wins).
 
 Per call there is at most one worker task. A new final replaces the pending context; the
-worker waits `debounce` for the conversation to settle, sends the newest context, publishes
-the tip, and loops while something newer arrived meanwhile. Calls never queue behind each
+worker waits `debounce` for the conversation to settle (and `min_interval` since the call's
+previous request), sends the newest context, publishes the tip, and loops while something
+newer arrived meanwhile. Calls never queue behind each
 other here: the only shared limit is the client's global concurrency cap.
 """
 
@@ -36,6 +37,7 @@ class TipRequest:
 class _Slot:
     pending: TipRequest | None = None
     task: asyncio.Task[None] | None = None
+    last_sent: float = float("-inf")
     last_text: str = ""
     usage: Usage = field(default_factory=Usage)
     given: list[str] = field(default_factory=list)
@@ -44,10 +46,13 @@ class _Slot:
 class TipScheduler:
     """Asks the LLM for tips, one call at a time per call, all calls in parallel."""
 
-    def __init__(self, client: Completer, publish: Publish, debounce_s: float) -> None:
+    def __init__(
+        self, client: Completer, publish: Publish, debounce_s: float, min_interval_s: float = 0.0
+    ) -> None:
         self.client = client
         self._publish = publish
         self.debounce_s = debounce_s
+        self.min_interval_s = min_interval_s
         self._slots: dict[str, _Slot] = {}
         self.outcomes: dict[str, int] = {}
         self.superseded = 0
@@ -78,9 +83,14 @@ class TipScheduler:
         return sum(1 for s in self._slots.values() if s.task and not s.task.done())
 
     async def _run(self, call_id: str, slot: _Slot) -> None:
+        loop = asyncio.get_running_loop()
         while slot.pending is not None:
-            if self.debounce_s:
-                await asyncio.sleep(self.debounce_s)
+            # Wait for the conversation to settle, and at least min_interval since the last
+            # request of this call; finals arriving meanwhile replace the pending context.
+            wait = max(self.debounce_s, slot.last_sent + self.min_interval_s - loop.time())
+            if wait > 0:
+                await asyncio.sleep(wait)
+            slot.last_sent = loop.time()
             req, slot.pending = slot.pending, None
             if req is None:
                 break

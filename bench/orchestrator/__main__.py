@@ -103,6 +103,8 @@ class Orchestrator:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
+        if self.proc.poll() is not None:
+            return
         self.proc.terminate()
         try:
             self.proc.wait(timeout=15)
@@ -276,32 +278,34 @@ async def phase_flood(redis_url: str, calls: int, turns: int) -> None:
 
 
 async def phase_llm(redis_url: str, calls: int, turns: int, gap: float, concurrency: int) -> None:
-    sys.path.insert(0, os.getcwd())
-    from tests.orchestrator.fake_llm import API_KEY, FakeLLM, default_reply
-
-    counter = iter(range(1_000_000))
-
-    def varied(body: dict[str, Any]) -> str:
-        # A different tip each time, so repeat-suppression does not hide tips.
-        if "call_summary" in json.dumps(body.get("response_format") or {}):
-            return default_reply(body)
-        return json.dumps(
-            {
-                "kind": "tip",
-                "severity": "info",
-                "text": f"Consejo {next(counter)}: resume y confirma el siguiente paso.",
-            }
-        )
-
-    fake = FakeLLM(latency_s=0.5, reply=varied).start()
-    fake.on("ROUTERCOLGADO", "hang")
+    # The fake LLM runs in its own process, so its CPU does not count against the producers.
+    port = free_port()
+    fake = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.orchestrator.fake_llm",
+            "--port",
+            str(port),
+            "--latency",
+            "0.5",
+            "--hang",
+            "ROUTERCOLGADO",
+            "--vary",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=os.getcwd(),
+    )
+    assert fake.stdout is not None
+    fake_url = json.loads(fake.stdout.readline())["url"]
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     orch = Orchestrator(
         redis_url,
         prefix,
         {
-            "OPENROUTER_API_KEY": API_KEY,
-            "LLM_BASE_URL": fake.url,
+            "OPENROUTER_API_KEY": "test-key",
+            "LLM_BASE_URL": fake_url,
             "OPENROUTER_MODEL": "fake/a",
             "LLM_MAX_CONCURRENCY": str(concurrency),
             "LLM_TIP_DEADLINE_S": "4",
@@ -320,6 +324,7 @@ async def phase_llm(redis_url: str, calls: int, turns: int, gap: float, concurre
         ids = [f"l{i:04d}" for i in range(calls)]
         hang_id = ids[0]
         t0 = time.monotonic()
+        cpu0 = orch.cpu_s()
         await asyncio.gather(
             *(
                 run_call(
@@ -334,7 +339,12 @@ async def phase_llm(redis_url: str, calls: int, turns: int, gap: float, concurre
             )
         )
         sent = time.monotonic() - t0
+        cpu = orch.cpu_s() - cpu0
         evs = await collect(bus, ids, 180)
+        orch.stop()
+        fake.terminate()
+        out, _ = fake.communicate(timeout=15)
+        fake_stats = json.loads(out.strip().splitlines()[-1])
         res = analyse(evs, "llm")
         tips = res["per_call"]
         others = [c for c in ids if c != hang_id]
@@ -346,7 +356,7 @@ async def phase_llm(redis_url: str, calls: int, turns: int, gap: float, concurre
             for e in v
             if e["type"] == "summary" and e.get("source") == "llm"
         )
-        reqs = len(fake.seen())
+        reqs = fake_stats["requests"]
         print(
             f"[llm] {calls} calls x {turns} finals over {sent:.1f}s; {reqs} LLM requests "
             f"({reqs / calls:.1f}/call, debounced from {turns} finals/call)"
@@ -364,7 +374,8 @@ async def phase_llm(redis_url: str, calls: int, turns: int, gap: float, concurre
         print(
             f"  call {hang_id} (LLM hangs every time): tips {tips.get(hang_id, 0)}; "
             f"other calls unaffected; LLM summaries {llm_summ}/{calls}; "
-            f"max concurrent at the fake {fake.max_active}"
+            f"max concurrent at the fake {fake_stats['max_active']}; orchestrator CPU "
+            f"{100 * cpu / sent:.0f}% of one core"
         )
         rules = analyse(evs, "rules")["lat"]
         print(
@@ -374,7 +385,8 @@ async def phase_llm(redis_url: str, calls: int, turns: int, gap: float, concurre
     finally:
         orch.stop()
         await bus.close()
-        fake.stop()
+        if fake.poll() is None:
+            fake.kill()
 
 
 async def main() -> None:

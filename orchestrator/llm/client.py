@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 STRUCTURED_MODES: Final = ("json_schema", "json_object", "off")
 KEY_FAILURE_COOLDOWN_S: Final = 300.0
 """After 401/402 the breaker stays open this long: the key will not fix itself in seconds."""
+KEEPALIVE_CONNECTIONS: Final = 16
+"""Idle connections kept for reuse. httpcore's pool scans every pooled connection for every
+request; with 200 idle ones that cost 25 ms of CPU per request (measured), with 16 it is noise."""
 BACKOFF_BASE_S: Final = 0.4
 BACKOFF_MAX_S: Final = 4.0
 MAX_RESPONSE_CHARS: Final = 20_000
@@ -121,7 +124,7 @@ class LLMClient:
         self._http = http or httpx.AsyncClient(
             limits=httpx.Limits(
                 max_connections=settings.max_concurrency + 4,
-                max_keepalive_connections=settings.max_concurrency,
+                max_keepalive_connections=min(KEEPALIVE_CONNECTIONS, settings.max_concurrency),
             )
         )
         self._timeout = httpx.Timeout(

@@ -35,4 +35,5 @@ def llm_settings(fake_llm: FakeLLM) -> LLMSettings:
         breaker_failures=5,
         breaker_cooldown_s=30.0,
         debounce_ms=0,
+        min_interval_s=0.0,
     )

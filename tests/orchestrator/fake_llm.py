@@ -286,3 +286,54 @@ class FakeLLM:
             self._server.should_exit = True
         if self._thread:
             self._thread.join(timeout=10)
+
+
+def main() -> None:
+    """`python -m tests.orchestrator.fake_llm --port P --latency S [--hang MARKER] [--vary]`."""
+    import argparse
+    import itertools
+    import signal
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--latency", type=float, default=0.5)
+    ap.add_argument("--hang", default=None, help="requests containing this text hang")
+    ap.add_argument("--vary", action="store_true", help="a different tip text every time")
+    args = ap.parse_args()
+    counter = itertools.count()
+
+    def varied(body: dict[str, Any]) -> str:
+        if "call_summary" in json.dumps(body.get("response_format") or {}):
+            return default_reply(body)
+        return json.dumps(
+            {
+                "kind": "tip",
+                "severity": "info",
+                "text": f"Consejo {next(counter)}: resume y confirma el siguiente paso.",
+            }
+        )
+
+    fake = FakeLLM(
+        latency_s=args.latency,
+        reply=varied if args.vary else default_reply,
+        port=args.port or free_port(),
+    )
+    if args.hang:
+        fake.on(args.hang, "hang")
+    fake.start()
+    print(json.dumps({"url": fake.url}), flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        pass
+    with fake._lock:
+        stats = {"requests": len(fake.requests), "max_active": fake.max_active}
+    print(json.dumps(stats), flush=True)
+    fake.stop()
+
+
+if __name__ == "__main__":
+    main()
