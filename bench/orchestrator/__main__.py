@@ -277,16 +277,15 @@ async def phase_flood(redis_url: str, calls: int, turns: int) -> None:
         await bus.close()
 
 
-async def phase_llm(redis_url: str, calls: int, turns: int, gap: float, concurrency: int) -> None:
-    # The fake LLM runs in its own process, so its CPU does not count against the producers.
-    port = free_port()
+def start_fake_llm() -> tuple[subprocess.Popen[str], str]:
+    """The fake LLM in its own process, so its CPU does not count against the producers."""
     fake = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "tests.orchestrator.fake_llm",
             "--port",
-            str(port),
+            str(free_port()),
             "--latency",
             "0.5",
             "--hang",
@@ -295,10 +294,13 @@ async def phase_llm(redis_url: str, calls: int, turns: int, gap: float, concurre
         ],
         stdout=subprocess.PIPE,
         text=True,
-        cwd=os.getcwd(),
     )
     assert fake.stdout is not None
-    fake_url = json.loads(fake.stdout.readline())["url"]
+    return fake, str(json.loads(fake.stdout.readline())["url"])
+
+
+async def phase_llm(redis_url: str, calls: int, turns: int, gap: float, concurrency: int) -> None:
+    fake, fake_url = start_fake_llm()
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     orch = Orchestrator(
         redis_url,

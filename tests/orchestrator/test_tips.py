@@ -1,4 +1,4 @@
-"""Per-call tip scheduling: one request in flight per call, newest context wins, calls in parallel."""
+"""Per-call tip scheduling: one request in flight per call, newest context wins, no queueing."""
 
 from __future__ import annotations
 
