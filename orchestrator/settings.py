@@ -36,7 +36,7 @@ class LLMSettings:
     """LLM_SUMMARY_DEADLINE_S: overall budget of the post-call summary, retries included."""
     max_attempts: int = 3
     """LLM_MAX_ATTEMPTS: attempts per model on retryable errors (429/5xx/timeouts)."""
-    max_concurrency: int = 16
+    max_concurrency: int = 64
     """LLM_MAX_CONCURRENCY: requests in flight across all calls of this replica."""
     max_tokens: int = 200
     """LLM_MAX_TOKENS: completion budget of a live tip (summaries get 3x)."""
@@ -126,7 +126,7 @@ class Settings:
             tip_deadline_s=env.float("LLM_TIP_DEADLINE_S", 8.0, min=0.5, max=120),
             summary_deadline_s=env.float("LLM_SUMMARY_DEADLINE_S", 45.0, min=1, max=600),
             max_attempts=env.int("LLM_MAX_ATTEMPTS", 3, min=1, max=10),
-            max_concurrency=env.int("LLM_MAX_CONCURRENCY", 16, min=1, max=1000),
+            max_concurrency=env.int("LLM_MAX_CONCURRENCY", 64, min=1, max=1000),
             max_tokens=env.int("LLM_MAX_TOKENS", 200, min=16, max=8192),
             breaker_failures=env.int("LLM_BREAKER_FAILURES", 5, min=1, max=1000),
             breaker_cooldown_s=env.float("LLM_BREAKER_COOLDOWN_S", 20.0, min=0.1, max=3600),

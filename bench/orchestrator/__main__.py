@@ -400,7 +400,7 @@ async def main() -> None:
         "--llm-concurrency",
         type=int,
         nargs="+",
-        default=[0, 16],
+        default=[0, 64],
         help="LLM_MAX_CONCURRENCY values to run (0 = one slot per call)",
     )
     ap.add_argument("--skip-llm", action="store_true")

@@ -380,3 +380,33 @@ async def _consuming(engine: Orchestrator) -> bool:
 
 async def _llm_tips(bus: Bus, call_id: str) -> list[dict[str, Any]]:
     return [c for c in await events(bus, call_id, "coach") if c["source"] == "llm"]
+
+
+async def test_bus_error_after_the_summary_does_not_publish_it_twice(bus: Bus):
+    from coach.errors import BusUnavailable
+
+    engine = await start_engine(bus)
+    real_done = engine.leases.done
+    failures = []
+
+    async def flaky_done(call_id: str) -> None:
+        if not failures:
+            failures.append(call_id)
+            raise BusUnavailable("redis unavailable: simulated blip")
+        await real_done(call_id)
+
+    engine.leases.done = flaky_done  # type: ignore[method-assign]
+    try:
+        call = CallScript(bus, "call-blip")
+        await call.start()
+        await call.say("customer", 1.0, 3.0, "Quiero darme de baja.")
+        await call.end()
+
+        async def let_go():
+            return failures and call.call_id not in engine.calls
+
+        await wait_for(let_go)
+        assert len(await events(bus, call.call_id, "summary")) == 1
+        assert await engine.leases.cursor(call.call_id) == "done"
+    finally:
+        await engine.stop()
