@@ -29,7 +29,7 @@ from coach.redis_server import free_port
 API_KEY = "test-key"
 FAULTS = (
     "ok", "429", "402", "401", "500", "503", "hang", "hang_stream", "error_chunk",
-    "invalid_json", "bad_content", "plain", "reject_schema", "no_stream",
+    "invalid_json", "bad_content", "plain", "reject_schema", "no_stream", "402_budget",
 )  # fmt: skip
 
 
@@ -146,6 +146,12 @@ class FakeLLM:
             return JSONResponse(
                 {"error": {"code": 402, "message": "Insufficient credits"}}, status_code=402
             )
+        if kind == "402_budget":
+            msg = (
+                "This request requires more credits, or fewer max_tokens. You requested up "
+                f"to {body.get('max_tokens')} tokens, but can only afford 100."
+            )
+            return JSONResponse({"error": {"code": 402, "message": msg}}, status_code=402)
         if kind == "401":
             return JSONResponse(
                 {"error": {"code": 401, "message": "User not found."}}, status_code=401

@@ -84,6 +84,14 @@ async def test_key_problems_are_not_retried_and_reported(client, fake_llm, statu
     assert len(fake_llm.seen()) == 1
 
 
+async def test_402_in_flight_budget_retries_smaller(client, fake_llm):
+    fake_llm.push("402_budget")
+    done = await ask(client)
+    sizes = [r.body["max_tokens"] for r in fake_llm.seen()]
+    assert sizes == [200, 100] and parse_tip(done.text) is not None
+    assert client.health()["state"] == "closed" and not client.health()["keyProblem"]
+
+
 async def test_wrong_key_is_401(llm_settings, fake_llm):
     c = LLMClient(dataclasses.replace(llm_settings, api_key="wrong"))
     with pytest.raises(LLMError) as err:

@@ -298,3 +298,22 @@ def test_reload_keeps_previous_on_error_and_applies_changes(tmp_path: Path):
     store.reload(force=True)
     assert [r.id for r in store.get("es").match("customer", "adios")] == ["r2"]
     assert not store.errors
+
+
+# Real Spanish telephone prompts (Debian asterisk-core-sounds-es transcript list): keypad
+# entry of a PIN or password is not "reading it aloud", and none of these is an escalation.
+ASTERISK_ES_PROMPTS = [
+    "Por favor ingrese su contrasena seguida por la tecla de numero",
+    "Por favor ingrese la clave de entrada para la conferencia.",
+    "La conferencia está ahora siendo grabada.",
+    "Ese agente ya ha sido autenticado. Por favor ingrese su numero de agente seguido por la "
+    "tecla de numero.",
+    "Clave incorrecta. Por favor, ingrese su numero de agente seguido por la tecla de numero",
+    "Usted es el único participante en esta conferencia.",
+]
+
+
+@pytest.mark.parametrize("text", ASTERISK_ES_PROMPTS)
+@pytest.mark.parametrize("speaker", ["agent", "customer"])
+def test_real_prompts_raise_nothing(store, speaker, text):
+    assert fired(store, "es", speaker, text) == []
