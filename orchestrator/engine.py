@@ -221,6 +221,7 @@ class Orchestrator:
                     pending_first = False
             except (BusUnavailable, RedisError, OSError) as exc:
                 self._bus_down(exc)
+                pending_first = True  # entries of a half-dispatched batch are pending: re-read
                 await asyncio.sleep(delay)
                 delay = min(BUS_RETRY_MAX_S, delay * 2)
             except BusError as exc:
@@ -315,6 +316,10 @@ class Orchestrator:
                     delay = 0.1
                 except (BusUnavailable, RedisError, OSError) as exc:
                     self._bus_down(exc)
+                    # The in-memory state may be ahead of what was published and saved: rebuild
+                    # it from the stream at the saved cursor, so no alert is skipped.
+                    worker.state = CallState(call_id, self.store, self.settings.context_utterances)
+                    worker.loaded = False
                     await asyncio.sleep(delay)
                     delay = min(BUS_RETRY_MAX_S, delay * 2)
                     worker.wake.set()
@@ -328,9 +333,16 @@ class Orchestrator:
 
     async def _catch_up(self, worker: CallWorker) -> bool:
         """Process the call's stream past the cursor; True when the call is finished."""
+        acks, worker.to_ack = worker.to_ack, []
+        try:
+            return await self._process(worker, acks)
+        except BaseException:
+            worker.to_ack = acks + worker.to_ack  # not acknowledged: keep them for the retry
+            raise
+
+    async def _process(self, worker: CallWorker, acks: list[str]) -> bool:
         state = worker.state
         call_id = state.call_id
-        acks, worker.to_ack = worker.to_ack, []
         events = await self.bus.read_call(call_id, after=state.cursor)
         out: list[dict[str, Any]] = []
         new_finals: list[dict[str, Any]] = []

@@ -410,3 +410,28 @@ async def test_bus_error_after_the_summary_does_not_publish_it_twice(bus: Bus):
         assert await engine.leases.cursor(call.call_id) == "done"
     finally:
         await engine.stop()
+
+
+async def test_alert_survives_a_bus_error_while_publishing_it(bus: Bus):
+    from coach.errors import BusUnavailable
+
+    engine = await start_engine(bus)
+    real = bus.publish_many
+    failed = []
+
+    async def flaky(evs):
+        if not failed and any(e.get("type") == "coach" for e in evs):
+            failed.append(True)
+            raise BusUnavailable("redis unavailable: simulated blip")
+        return await real(evs)
+
+    bus.publish_many = flaky  # type: ignore[method-assign]
+    try:
+        call = CallScript(bus, "call-publish-blip")
+        await call.start()
+        uid = await call.say("customer", 1.0, 3.0, "Quiero darme de baja.")
+        coach = await wait_for(lambda: events(bus, call.call_id, "coach"))
+        assert failed and [c["refs"] for c in coach] == [[uid]]
+    finally:
+        bus.publish_many = real  # type: ignore[method-assign]
+        await engine.stop()
