@@ -74,6 +74,13 @@ def from_status(status: int, body: str, retry_after: str | None) -> LLMError:
             Failure.CREDITS,
             status=status,
         )
+    lowered = body.lower()
+    if "response_format" in lowered and "json_schema" in lowered and status != 429:
+        # The server refuses the structured-output format itself. llama-cpp-python says so with
+        # a 500 ("Input should be 'text' or 'json_object'"), hence checked before 5xx.
+        return LLMError(
+            f"model rejects structured output: {detail}", Failure.UNSUPPORTED, status=status
+        )
     if status == 429:
         return LLMError(
             f"LLM rate limited (HTTP 429). {detail}",
@@ -89,11 +96,6 @@ def from_status(status: int, body: str, retry_after: str | None) -> LLMError:
             status=status,
             retryable=True,
             retry_after=parse_retry_after(retry_after),
-        )
-    lowered = detail.lower()
-    if status in (400, 422) and ("response_format" in lowered or "json_schema" in lowered):
-        return LLMError(
-            f"model rejects structured output: {detail}", Failure.UNSUPPORTED, status=status
         )
     return LLMError(
         f"LLM request refused (HTTP {status}). {detail}", Failure.BAD_REQUEST, status=status

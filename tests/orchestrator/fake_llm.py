@@ -30,6 +30,7 @@ API_KEY = "test-key"
 FAULTS = (
     "ok", "429", "402", "401", "500", "503", "hang", "hang_stream", "error_chunk",
     "invalid_json", "bad_content", "plain", "reject_schema", "no_stream", "402_budget",
+    "reject_schema_500",
 )  # fmt: skip
 
 
@@ -166,6 +167,23 @@ class FakeLLM:
             return JSONResponse(
                 {"error": {"message": "response_format json_schema is not supported"}},
                 status_code=400,
+            )
+        if kind == "reject_schema_500" and (body.get("response_format") or {}).get("type") == (
+            "json_schema"
+        ):
+            # Exactly what llama-cpp-python's server answers (checked against a real one).
+            return JSONResponse(
+                {
+                    "error": {
+                        "message": "1 validation error:\n  {'type': 'literal_error', 'loc': "
+                        "('body', 'response_format', 'type'), 'msg': \"Input should be "
+                        "'text' or 'json_object'\", 'input': 'json_schema'}",
+                        "type": "internal_server_error",
+                        "param": None,
+                        "code": None,
+                    }
+                },
+                status_code=500,
             )
         if kind == "hang":
             await asyncio.to_thread(self.release.wait, 60)

@@ -145,8 +145,9 @@ async def test_plain_text_answer_is_a_tip(client, fake_llm):
     assert tip is not None and tip.kind == "tip" and tip.text.startswith("Pregunta")
 
 
-async def test_structured_output_downgrades_when_rejected(client, fake_llm):
-    fake_llm.on("SCHEMA", "reject_schema")
+@pytest.mark.parametrize("fault", ["reject_schema", "reject_schema_500"])
+async def test_structured_output_downgrades_when_rejected(client, fake_llm, fault):
+    fake_llm.on("SCHEMA", fault)
     done = await ask(client, "CLIENTE: SCHEMA")
     kinds = [(r.body.get("response_format") or {}).get("type") for r in fake_llm.seen()]
     assert kinds == ["json_schema", "json_object"]
