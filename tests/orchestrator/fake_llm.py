@@ -263,7 +263,7 @@ class FakeLLM:
                 "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
             }
             yield f"data: {json.dumps(done)}\n\n"
-            usage = {
+            usage: dict[str, Any] = {
                 "id": "gen-1",
                 "model": model,
                 "object": "chat.completion.chunk",

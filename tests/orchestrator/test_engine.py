@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import httpx
@@ -272,7 +273,7 @@ async def test_two_replicas_share_calls_without_duplicates(bus: Bus):
         for c in calls:
             await c.end()
         for c in calls:
-            await wait_for(lambda c=c: events(bus, c.call_id, "summary"))
+            await wait_for(partial(events, bus, c.call_id, "summary"))
         for c in calls:
             assert rule_ids(await events(bus, c.call_id, "coach")) == [
                 "churn.cancel",
@@ -387,7 +388,7 @@ async def test_bus_error_after_the_summary_does_not_publish_it_twice(bus: Bus):
 
     engine = await start_engine(bus)
     real_done = engine.leases.done
-    failures = []
+    failures: list[str] = []
 
     async def flaky_done(call_id: str) -> None:
         if not failures:
@@ -417,7 +418,7 @@ async def test_alert_survives_a_bus_error_while_publishing_it(bus: Bus):
 
     engine = await start_engine(bus)
     real = bus.publish_many
-    failed = []
+    failed: list[bool] = []
 
     async def flaky(evs):
         if not failed and any(e.get("type") == "coach" for e in evs):

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -32,14 +33,14 @@ def env_for(redis: EmbeddedRedis, port: int, **extra: str) -> dict[str, str]:
     return env
 
 
-def wait_health(port: int, proc: subprocess.Popen) -> dict:
+def wait_health(port: int, proc: subprocess.Popen[str]) -> dict[str, Any]:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         try:
             r = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
             if r.status_code == 200:
-                return r.json()
+                return dict(r.json())
         except httpx.HTTPError:
             pass
         time.sleep(0.05)

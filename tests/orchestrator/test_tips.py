@@ -28,7 +28,7 @@ async def settle(tips: TipScheduler) -> None:
 async def test_newest_context_supersedes_and_min_interval(llm_settings, fake_llm):
     fake_llm.latency_s = 0.2
     client = LLMClient(llm_settings)
-    published: list[dict] = []
+    published: list[dict[str, object]] = []
 
     async def publish(event):
         published.append(event)
