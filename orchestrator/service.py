@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +28,9 @@ from orchestrator.playbook import PlaybookError, PlaybookStore
 from orchestrator.settings import Settings
 
 log = logging.getLogger("orchestrator")
+
+SWITCH_INTERVAL_S = 0.0005
+"""Interpreter thread switch interval when the LLM thread runs (default 0.005)."""
 
 
 class _HttpServer(uvicorn.Server):
@@ -82,6 +86,10 @@ async def run(settings: Settings) -> None:
         log.warning("REDIS_URL not set: started an embedded Redis", extra={"url": url})
     bus = connect_bus(url, settings)
     llm = LLMThread(settings.llm) if settings.llm.enabled else None
+    if llm is not None:
+        # Two busy threads share the interpreter lock; the default 5 ms hand-over would be
+        # added to playbook alerts whenever the LLM thread is parsing streams.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
     if llm is None:
         log.warning(
             "OPENROUTER_API_KEY not set: rules-only mode (playbook alerts, extractive summaries)"
