@@ -50,6 +50,7 @@ READ_BLOCK_MS: Final = 1000
 TICK_S: Final = 1.0
 SWEEP_EVERY_TICKS: Final = 5
 BUS_RETRY_MAX_S: Final = 5.0
+LAG_PROBE_S: Final = 0.1
 TICK_PUBLISH_CHUNK: Final = 25
 """Timer output (metrics, silence) is published in small transactions between finals."""
 SAFETY_CATCH_UP_MS: Final = 4000
@@ -135,6 +136,7 @@ class Orchestrator:
             (self._read_loop(), "read"),
             (self._tick_loop(), "tick"),
             (self._poke_loop(), "poke"),
+            (self._lag_loop(), "lag"),
         ):
             self._spawn(coro, name)
         log.info(
@@ -482,6 +484,13 @@ class Orchestrator:
         stale = await self.bus.claim_stale(self.group, self.me, self.settings.lease_ttl_ms)
         if stale:
             await self._dispatch(stale)
+
+    async def _lag_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stopping.is_set():
+            t = loop.time()
+            await asyncio.sleep(LAG_PROBE_S)
+            prom.LOOP_LAG.observe(max(0.0, loop.time() - t - LAG_PROBE_S))
 
     async def _poke_loop(self) -> None:
         delay = 0.2

@@ -20,3 +20,8 @@ BUS_ERRORS = Counter("orch_bus_errors_total", "Bus operations that failed (retri
 CALLS_REFUSED = Counter(
     "orch_calls_refused_total", "Calls not taken because ORCH_MAX_CALLS was reached"
 )
+LOOP_LAG = Histogram(
+    "orch_loop_lag_seconds",
+    "How late the event loop wakes a 100 ms timer (CPU starvation or blocking code)",
+    buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)

@@ -96,6 +96,23 @@ class Orchestrator:
                 await asyncio.sleep(0.1)
         raise RuntimeError("orchestrator did not become healthy")
 
+    def loop_lag(self) -> str:
+        """The orchestrator's own event-loop lag histogram, summarised from /metrics."""
+        text = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
+        buckets = []
+        for line in text.splitlines():
+            if line.startswith("orch_loop_lag_seconds_bucket"):
+                le = line.split('le="')[1].split('"')[0]
+                buckets.append((le, float(line.rsplit(" ", 1)[1])))
+        total = buckets[-1][1] if buckets else 0
+        if not total:
+            return "n/a"
+        over = {le: total - n for le, n in buckets if le in ("0.01", "0.05", "0.1", "0.25")}
+        return (
+            f"{int(total)} probes, late >10 ms: {int(over['0.01'])}, >50 ms: "
+            f"{int(over['0.05'])}, >100 ms: {int(over['0.1'])}, >250 ms: {int(over['0.25'])}"
+        )
+
     def cpu_s(self) -> float:
         """CPU seconds (user+system) the orchestrator process has used so far."""
         with open(f"/proc/{self.proc.pid}/stat", encoding="ascii") as f:
@@ -205,6 +222,15 @@ def analyse(events: dict[str, list[dict[str, Any]]], source: str) -> dict[str, A
     return {"lat": lat, "per_call": per_call, "call_lat": call_lat}
 
 
+async def probe_redis(bus: Bus, stop: asyncio.Event, out: list[float]) -> None:
+    """Round trips of PING every 10 ms: the floor any bus consumer can reach on this host now."""
+    while not stop.is_set():
+        t = time.perf_counter()
+        await bus.redis.ping()
+        out.append((time.perf_counter() - t) * 1000)
+        await asyncio.sleep(0.01)
+
+
 async def phase_rules(redis_url: str, calls: int, turns: int, gap: float) -> None:
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     orch = Orchestrator(redis_url, prefix, {})
@@ -216,11 +242,15 @@ async def phase_rules(redis_url: str, calls: int, turns: int, gap: float) -> Non
         ids = [f"r{i:04d}" for i in range(calls)]
         t0 = time.monotonic()
         cpu0 = orch.cpu_s()
+        stop, pings = asyncio.Event(), []
+        probe = asyncio.create_task(probe_redis(bus, stop, pings))
         await asyncio.gather(
             *(run_call(bus, cid, turns, gap, random.Random(rng.random())) for cid in ids)
         )
         sent = time.monotonic() - t0
         cpu = orch.cpu_s() - cpu0
+        stop.set()
+        await probe
         evs = await collect(bus, ids, 120)
         done = time.monotonic() - t0
         finals = sum(1 for v in evs.values() for e in v if e["type"] == "final")
@@ -235,6 +265,11 @@ async def phase_rules(redis_url: str, calls: int, turns: int, gap: float) -> Non
             f"  final->coach latency over {len(lat)} rule alerts: p50 {pct(lat, 50):.1f} ms, "
             f"p90 {pct(lat, 90):.1f} ms, p99 {pct(lat, 99):.1f} ms, max {max(lat):.1f} ms "
             f"(target p99 <= 50 ms) ; all summaries after {done:.1f}s"
+        )
+        print(f"  orchestrator event-loop lag (100 ms timer): {orch.loop_lag()}")
+        print(
+            f"  control: Redis PING round trip from this process during the run: p50 "
+            f"{pct(pings, 50):.1f} ms, p99 {pct(pings, 99):.1f} ms, max {max(pings):.1f} ms"
         )
         summaries = sum(1 for v in evs.values() for e in v if e["type"] == "summary")
         metrics = sum(1 for v in evs.values() for e in v if e["type"] == "metrics")
@@ -405,13 +440,14 @@ async def main() -> None:
     )
     ap.add_argument("--skip-llm", action="store_true")
     ap.add_argument("--skip-rules", action="store_true")
+    ap.add_argument("--fsync", default="everysec", help="appendfsync of the embedded Valkey")
     ap.add_argument("--skip-flood", action="store_true")
     args = ap.parse_args()
     print(f"load before: {os.getloadavg()}")
     server = None
     redis_url = os.environ.get("REDIS_URL")
     if not redis_url:
-        server = EmbeddedRedis(fsync="everysec").start()
+        server = EmbeddedRedis(fsync=args.fsync).start()
         redis_url = server.url
     try:
         if not args.skip_rules:
