@@ -1,0 +1,1 @@
+"""Benchmark of the orchestrator: `python -m bench.orchestrator`."""

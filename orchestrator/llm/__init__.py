@@ -1,0 +1,1 @@
+"""OpenAI-compatible LLM client: streaming, retries, circuit breaker, accounting."""

@@ -1,0 +1,148 @@
+"""`python -m orchestrator`: settings, bus, engine, and the health/metrics HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import redis.asyncio as aioredis
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from coach import logs
+from coach.bus import Bus, BusConfig
+from coach.redis_server import EmbeddedRedis
+from coach.settings import Env, SettingsError
+from orchestrator.engine import Orchestrator
+from orchestrator.llm.thread import LLMThread
+from orchestrator.playbook import PlaybookError, PlaybookStore
+from orchestrator.settings import Settings
+
+log = logging.getLogger("orchestrator")
+
+SWITCH_INTERVAL_S = 0.0005
+"""Interpreter thread switch interval when the LLM thread runs (default 0.005)."""
+
+
+class _HttpServer(uvicorn.Server):
+    """uvicorn without its signal handlers: ours stops the engine first, then the server."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def connect_bus(url: str, settings: Settings) -> Bus:
+    """A bus whose pool waits for a free connection instead of failing.
+
+    redis-py's default pool raises "Too many connections" past 100 concurrent commands; with
+    hundreds of calls each catching up at once that error would look like a Redis outage.
+    """
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=settings.redis_connections,
+        timeout=10,
+        decode_responses=True,
+        socket_connect_timeout=2.0,
+        health_check_interval=10,
+    )
+    return Bus(aioredis.Redis(connection_pool=pool), BusConfig(prefix=settings.bus_prefix))
+
+
+def make_app(engine: Orchestrator) -> Starlette:
+    """GET /health and GET /metrics (nothing else: the orchestrator talks through the bus)."""
+
+    async def health(_: Request) -> Response:
+        body = engine.health()
+        body["bus"] = "up" if await engine.bus.ping() else "down"
+        if body["bus"] == "down":
+            body["status"] = "degraded"
+        return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
+
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return Starlette(routes=[Route("/health", health), Route("/metrics", metrics)])
+
+
+async def run(settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT, then shut down in order."""
+    store = PlaybookStore(settings.playbook_dir, settings.default_lang)
+    store.load()
+    embedded: EmbeddedRedis | None = None
+    url = settings.redis_url
+    if url is None:
+        embedded = EmbeddedRedis().start()
+        url = embedded.url
+        log.warning("REDIS_URL not set: started an embedded Redis", extra={"url": url})
+    bus = connect_bus(url, settings)
+    llm = LLMThread(settings.llm) if settings.llm.enabled else None
+    if llm is not None:
+        # Two busy threads share the interpreter lock; the default 5 ms hand-over would be
+        # added to playbook alerts whenever the LLM thread is parsing streams.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+    if llm is None:
+        log.warning(
+            "OPENROUTER_API_KEY not set: rules-only mode (playbook alerts, extractive summaries)"
+        )
+    else:
+        log.info(
+            "LLM coaching on",
+            extra={"baseUrl": settings.llm.base_url, "models": list(settings.llm.models)},
+        )
+    engine = Orchestrator(bus, settings, store, llm)
+    server = _HttpServer(
+        uvicorn.Config(
+            make_app(engine),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            lifespan="off",
+            access_log=False,
+        )
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await engine.start()
+    http = asyncio.create_task(server.serve(), name="http")
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await engine.stop()
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(http, timeout=3)
+        if llm:
+            await llm.aclose()
+        await bus.close()
+        if embedded:
+            embedded.stop()
+
+
+def main(environ: dict[str, Any] | None = None) -> int:
+    """Entry point: 2 = bad configuration (message names the variable)."""
+    env = Env(environ)
+    try:
+        settings = Settings.from_env(env)
+    except SettingsError as exc:
+        print(f"orchestrator: configuration error: {exc}")  # before logging exists
+        return 2
+    logs.setup("orchestrator", settings.log_level)
+    try:
+        asyncio.run(run(settings))
+    except PlaybookError as exc:
+        log.error("playbook error", extra={"error": str(exc)})
+        return 2
+    return 0

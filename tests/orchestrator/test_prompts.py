@@ -1,0 +1,114 @@
+"""Prompts per language, parsing of model answers, and the extractive summary."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.callstate import CallState, Utterance
+from orchestrator.playbook import PlaybookStore
+from orchestrator.prompts import (
+    InvalidOutput,
+    parse_summary,
+    parse_tip,
+    summary_messages,
+    tip_messages,
+)
+from orchestrator.settings import PLAYBOOK_DIR
+from orchestrator.summary import extractive
+
+pytestmark = pytest.mark.unit
+
+UTTS = [
+    Utterance("u1", "agent", "Buenos días, ¿en qué le ayudo?", 0, 2),
+    Utterance("u2", "customer", "Mi tarjeta es [CARD] y quiero darme de baja.", 3, 6),
+]
+
+
+def test_tip_prompt_in_the_call_language_with_company_prompt():
+    es = tip_messages(UTTS, "es-MX", ["Ofrece la retención."], "Somos TelcoX. Trata de usted.")
+    assert es[0]["role"] == "system" and es[0]["content"].startswith("Somos TelcoX")
+    assert "en español" in es[0]["content"]
+    assert "CLIENTE: Mi tarjeta es [CARD]" in es[1]["content"]
+    assert "Ofrece la retención." in es[1]["content"]
+    en = tip_messages(UTTS, "en", [], "")
+    assert "in English" in en[0]["content"] and "CUSTOMER:" in en[1]["content"]
+    assert "Resume esta llamada" in summary_messages(UTTS, "es", "")[0]["content"]
+
+
+@pytest.mark.parametrize(
+    "answer,expected",
+    [
+        (
+            '{"kind": "alert", "severity": "warning", "text": "Ofrece la retención"}',
+            ("alert", "warning", "Ofrece la retención"),
+        ),
+        (
+            '```json\n{"kind": "tip", "severity": "info", "text": "Resume"}\n```',
+            ("tip", "info", "Resume"),
+        ),
+        ("Pregunta por el número de pedido.", ("tip", "info", "Pregunta por el número de pedido.")),
+        ('{"kind": "none", "severity": "info", "text": ""}', None),
+        ("NONE", None),
+        ("", None),
+    ],
+)
+def test_parse_tip(answer, expected):
+    tip = parse_tip(answer)
+    assert (tip and (tip.kind, tip.severity, tip.text)) == expected
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        '{"kind": "tip", "sev',
+        '{"kind": "shout", "severity": "info", "text": "x"}',
+        "[1, 2]",
+        "x" * 500,
+    ],
+)
+def test_parse_tip_refuses_broken_output(answer):
+    if answer.startswith("["):
+        assert parse_tip(answer) is not None  # not JSON-object-looking: plain text
+        return
+    with pytest.raises(InvalidOutput):
+        parse_tip(answer)
+
+
+def test_parse_summary():
+    got = parse_summary(
+        '{"summary": "S", "disposition": "d", "actionItems": ["a", ""], "sentiment": "angry"}'
+    )
+    assert got == {"text": "S", "disposition": "d", "actionItems": ["a"], "sentiment": "neutral"}
+    with pytest.raises(InvalidOutput):
+        parse_summary('{"summary": 3}')
+
+
+def test_extractive_summary():
+    store = PlaybookStore(PLAYBOOK_DIR)
+    store.load()
+    state = CallState("c1", store)
+    state.apply({"type": "call.started", "callId": "c1", "ts": 1000, "lang": "es"})
+    for i, (speaker, text) in enumerate(
+        [
+            ("customer", "Quiero darme de baja, estoy harto."),
+            ("agent", "Le envío ahora un correo con la oferta de retención."),
+            ("customer", "Vale, gracias."),
+        ]
+    ):
+        state.apply(
+            {
+                "type": "final",
+                "callId": "c1",
+                "speaker": speaker,
+                "utteranceId": f"u{i}",
+                "text": text,
+                "start": i * 3,
+                "end": i * 3 + 2,
+                "ts": 2000 + i * 3000,
+            }
+        )
+    out = extractive(state)
+    assert out["disposition"] == "cancellation_requested"
+    assert out["actionItems"] == ["Le envío ahora un correo con la oferta de retención."]
+    assert out["sentiment"] == "mixed"  # angry, then thanks
+    assert "Quiero darme de baja" in out["text"]
