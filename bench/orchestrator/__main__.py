@@ -242,7 +242,7 @@ async def phase_rules(redis_url: str, calls: int, turns: int, gap: float) -> Non
         ids = [f"r{i:04d}" for i in range(calls)]
         t0 = time.monotonic()
         cpu0 = orch.cpu_s()
-        stop, pings = asyncio.Event(), []
+        stop, pings = asyncio.Event(), list[float]()
         probe = asyncio.create_task(probe_redis(bus, stop, pings))
         await asyncio.gather(
             *(run_call(bus, cid, turns, gap, random.Random(rng.random())) for cid in ids)
