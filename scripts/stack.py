@@ -153,7 +153,7 @@ def main() -> int:
                 f"console (agent {agent}): {env['RELAY_URL']}/#token={tokens['agent']}", flush=True
             )
             print(
-                f"supervisor wall:      {env['RELAY_URL']}/#token={tokens['supervisor']}",
+                f"supervisor wall:      {env['RELAY_URL']}/wall.html#token={tokens['supervisor']}",
                 flush=True,
             )
             log(f"replaying the demo call ({wav.name}) at {args.speed:g}x")
