@@ -8,31 +8,9 @@ import pytest
 
 from coach.bus import Bus, id_after
 from coach.events import EventError
+from tests.events import partial, started
 
 pytestmark = pytest.mark.integration
-
-
-def started(call_id: str, agent: str = "200") -> dict[str, object]:
-    return {
-        "type": "call.started",
-        "callId": call_id,
-        "agent": agent,
-        "caller": {"number": "+34600000000", "name": "Ana"},
-        "startedAt": 1_700_000_000_000,
-        "lang": "es",
-    }
-
-
-def partial(call_id: str, text: str, utt: str = "u1") -> dict[str, object]:
-    return {
-        "type": "partial",
-        "callId": call_id,
-        "speaker": "customer",
-        "utteranceId": utt,
-        "text": text,
-        "start": 0.0,
-        "end": 1.0,
-    }
 
 
 async def test_ids_are_monotonic_within_and_across_calls(bus: Bus) -> None:

@@ -18,6 +18,9 @@ from coach.redis_server import EmbeddedRedis, free_port
 from relay.app import create_app
 from relay.auth import make_token
 from relay.settings import RelaySettings
+from tests.events import final, partial, started
+
+__all__ = ["final", "partial", "started"]  # event factories, re-exported for relay tests
 
 SERVICE_TOKEN = "service-token-for-tests-0123456789"
 SECRET = "x" * 40
@@ -111,40 +114,3 @@ async def recv_until(
             out.append(frame)
             if stop(frame):
                 return out
-
-
-def started(call_id: str, agent: str = "200") -> dict[str, Any]:
-    return {
-        "type": "call.started",
-        "callId": call_id,
-        "agent": agent,
-        "caller": {"number": "+34600000000", "name": "Ana"},
-        "startedAt": 1_700_000_000_000,
-        "lang": "es",
-    }
-
-
-def final(call_id: str, text: str, utt: str = "u1", speaker: str = "customer") -> dict[str, Any]:
-    return {
-        "type": "final",
-        "callId": call_id,
-        "speaker": speaker,
-        "utteranceId": utt,
-        "text": text,
-        "start": 0.0,
-        "end": 1.0,
-        "confidence": 0.9,
-        "lang": "es",
-    }
-
-
-def partial(call_id: str, text: str, utt: str = "u1") -> dict[str, Any]:
-    return {
-        "type": "partial",
-        "callId": call_id,
-        "speaker": "customer",
-        "utteranceId": utt,
-        "text": text,
-        "start": 0.0,
-        "end": 1.0,
-    }
