@@ -67,7 +67,7 @@ class StreamConfig:
     """Silence kept after the detected end of speech in the final decode."""
     min_utterance_s: float = 0.25
     """Utterances with less speech than this are dropped (clicks, coughs, tones)."""
-    prompt_context: bool = True
+    prompt_context: bool = False
     """Prompt the decoder with the speaker's previous words."""
     context_tokens: int = 64
     """How many previous tokens to prompt with."""
@@ -294,17 +294,28 @@ class SttStream:
     def _prompt(self) -> tuple[int, ...]:
         return tuple(self._context) if self.config.prompt_context else ()
 
-    def _decode_job(self, utt: _Utterance, end: int | None, final: bool) -> Callable[[], tuple[Hypothesis, int]]:
+    def _decode_job(
+        self, utt: _Utterance, end: int | None, final: bool
+    ) -> Callable[[], tuple[Hypothesis, int] | None]:
         # Partials decode without the speaker's previous words: on a half-heard utterance the
         # decoder tends to copy the prompt instead of listening.
         prompt = self._prompt() if final else ()
         lang = self.params.lang
+        # Finals snapshot their audio now (the buffer is trimmed once the utterance is over);
+        # a partial snapshots when it runs, so one that waited in the queue decodes the newest audio.
+        fixed = self._audio.slice(utt.start, end) if end is not None else None
 
-        def run() -> tuple[Hypothesis, int]:
-            # Snapshot at run time: a partial that waited in the queue decodes the newest audio.
-            stop = self._audio.end if end is None else end
-            audio = self._audio.slice(utt.start, stop)
-            return self.engine.decode(audio, prompt_tokens=prompt, final=final, lang=lang), utt.start + audio.size
+        def run() -> tuple[Hypothesis, int] | None:
+            if fixed is not None:
+                audio = fixed
+            elif utt.finalised:
+                return None  # the utterance ended while this partial waited
+            else:
+                audio = self._audio.slice(utt.start)
+            if audio.size < SAMPLE_RATE // 10:
+                return None
+            hyp = self.engine.decode(audio, prompt_tokens=prompt, final=final, lang=lang)
+            return hyp, utt.start + audio.size
 
         return run
 
@@ -343,14 +354,15 @@ class SttStream:
 
     async def _after_decode(self, utt: _Utterance, job: Job[Any], resumes: int, partial: bool = False) -> None:
         try:
-            hyp, audio_end = await job.future
+            result = await job.future
         except asyncio.CancelledError:
             return
         finally:
             if partial:
                 utt.partial_inflight = False
-        if utt.finalised or self.state is StreamState.CLOSED:
+        if result is None or utt.finalised or self.state is StreamState.CLOSED:
             return
+        hyp, audio_end = result
         # Resumes may have changed while the job waited; it saw audio up to audio_end.
         self._remember(utt, hyp, audio_end, resumes)
         await self._send_partial(utt, hyp, audio_end)
@@ -360,8 +372,9 @@ class SttStream:
         if not self.config.partials or not self._usable(hyp):
             return
         text = utt.stabilizer.update(hyp.text)
-        if not text or text == utt.partial_sent:
+        if not text:
             return
+        # Sent even when the text did not change: `end` advancing tells listeners it is current.
         utt.partial_sent = text
         utt.partials_sent += 1
         await self._emit(
@@ -409,7 +422,8 @@ class SttStream:
 
     async def _resolve(self, out: asyncio.Future[dict[str, Any] | None], utt: _Utterance, job: Job[Any]) -> None:
         try:
-            hyp, _ = await job.future
+            result = await job.future
+            hyp = result[0] if result is not None else None
         except asyncio.CancelledError:
             if not out.done():
                 out.cancel()
@@ -424,6 +438,12 @@ class SttStream:
 
     def _final_event(self, utt: _Utterance, hyp: Hypothesis | None) -> dict[str, Any] | None:
         usable = hyp is not None and self._usable(hyp)
+        if hyp is not None and not usable:
+            log.info(
+                "decode rejected as non-speech",
+                extra={"callId": self.params.call_id, "text": hyp.text[:200], "noSpeech": round(hyp.no_speech_prob, 3),
+                       "logprob": round(hyp.avg_logprob, 3), "utteranceId": utt.uid},
+            )
         if not usable and utt.partials_sent == 0:
             return None  # noise: nothing was shown, nothing to replace
         assert utt.end is not None

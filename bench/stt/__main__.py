@@ -108,13 +108,14 @@ def server(env_extra: dict[str, str]) -> Iterator[tuple[str, str, subprocess.Pop
     env = {**os.environ, "RELAY_TOKEN": token, "STT_PORT": str(port), "STT_HOST": "127.0.0.1", **env_extra}
     env.setdefault("MODEL_PATH", str(ROOT / "models" / "faster-whisper-base"))
     env.pop("REDIS_URL", None) if "REDIS_URL" not in env_extra else None
-    log = open(ROOT / "bench" / "stt" / "server.log", "wb")  # noqa: SIM115 - closed below
+    (ROOT / "test-artifacts").mkdir(exist_ok=True)
+    log = open(ROOT / "test-artifacts" / "stt-bench-server.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([sys.executable, "-m", "stt"], cwd=ROOT, env=env, stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError("stt exited; see bench/stt/server.log")
+                raise RuntimeError("stt exited; see test-artifacts/stt-bench-server.log")
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
                 break

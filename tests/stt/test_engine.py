@@ -1,0 +1,31 @@
+import pytest
+
+from stt.engine import is_hallucination, window_seconds
+from stt.wer import wer
+from tests.stt import audio
+
+pytestmark = [pytest.mark.unit, pytest.mark.slow]
+
+
+def test_window_is_audio_plus_tail_rounded_up():
+    assert window_seconds(2.2) == 3.0
+    assert window_seconds(0.1) == 1.0
+    assert window_seconds(45) == 30.0
+
+
+@pytest.mark.parametrize("text", ["Gracias por ver el video.", "¡Suscríbete!", "  ", "..."])
+def test_stock_hallucinations_are_recognised(text):
+    assert is_hallucination(text)
+
+
+def test_real_text_is_not_a_hallucination():
+    assert not is_hallucination("Gracias por llamar, ¿en qué le puedo ayudar?")
+
+
+def test_short_window_decode_of_real_speech(engine):
+    prompt = audio.tone_file("conf-getpin")
+    hyp = engine.decode(audio.to_float16k(prompt))
+    assert hyp.window_s < 30
+    assert wer("Por favor ingrese la clave de entrada para la conferencia.", hyp.text) <= 0.2
+    assert 0 < hyp.confidence <= 1
+    assert hyp.lang == "es"
