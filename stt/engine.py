@@ -93,6 +93,37 @@ def is_hallucination(text: str) -> bool:
     return not t or t in HALLUCINATIONS or t + "." in HALLUCINATIONS
 
 
+def _word_key(word: str) -> str:
+    return "".join(ch for ch in word.lower() if ch.isalnum())
+
+
+def trim_repeats(text: str, min_words: int = 2) -> str:
+    """Collapse immediate repetitions of a phrase ("A B. A B." -> "A B."), a decoder loop.
+
+    Short windows make Whisper loop now and then; a phrase of 2+ words said twice in a row is
+    far more often a loop than speech. A trailing, cut-off copy of the phrase is dropped too.
+    """
+    words = text.split()
+    keys = [_word_key(w) for w in words]
+    i = 0
+    while i < len(words):
+        cut = False
+        for n in range((len(words) - i) // 2, min_words - 1, -1):
+            if keys[i : i + n] == keys[i + n : i + 2 * n] and any(keys[i : i + n]):
+                del words[i + n : i + 2 * n], keys[i + n : i + 2 * n]
+                cut = True
+                break
+        if not cut:
+            i += 1
+    # A truncated copy at the very end ("... siendo grabada siendo grab").
+    for n in range(len(words) // 2, min_words - 1, -1):
+        head, tail = keys[-2 * n : -n], keys[-n:]
+        if head[:-1] == tail[:-1] and head[-1].startswith(tail[-1]) and tail[-1]:
+            words = words[:-n]
+            break
+    return " ".join(words)
+
+
 def compression_ratio(text: str) -> float:
     """gzip-style ratio; above ~2.4 the decoder is looping."""
     raw = text.encode()
@@ -162,6 +193,8 @@ class WhisperEngine:
         prompt_tokens: tuple[int, ...] = (),
         final: bool = True,
         lang: str | None = None,
+        prefix: str = "",
+        beam_size: int | None = None,
     ) -> Hypothesis:
         """Transcribe one utterance (16 kHz float32) without timestamps."""
         t0 = time.perf_counter()
@@ -176,17 +209,21 @@ class WhisperEngine:
             prompt.extend(prompt_tokens[-(223 - 1) :])
         prompt.extend(tok.sot_sequence)
         prompt.append(tok.no_timestamps)
+        prefix_tokens: list[int] = tok.encode(" " + prefix.strip()) if prefix.strip() else []
+        # A forced prefix (words already shown) is read in one pass instead of decoded token by
+        # token: partials of long utterances get much cheaper.
+        prompt.extend(prefix_tokens)
         audio_s = len(audio) / SAMPLE_RATE
         # Spanish speech runs ~3 tokens/s; the cap stops a looping decoder early.
         max_new = int(10 + 6 * audio_s)
-        beam = self.config.beam_size_final if final else self.config.beam_size_partial
+        beam = beam_size or (self.config.beam_size_final if final else self.config.beam_size_partial)
         import ctranslate2
 
         result = self._model.model.generate(
             ctranslate2.StorageView.from_array(feats[np.newaxis]),
             [prompt],
             beam_size=beam,
-            max_length=min(448, len(prompt) + max_new),
+            max_length=min(448, len(prompt) + max(4, max_new - len(prefix_tokens))),
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
@@ -194,8 +231,9 @@ class WhisperEngine:
             repetition_penalty=1.0,
             no_repeat_ngram_size=0,
         )[0]
+        # CTranslate2 returns the forced prefix as part of the sequence.
         tokens = tuple(int(t) for t in result.sequences_ids[0])
-        text = tok.decode(list(tokens)).strip()
+        text = trim_repeats(tok.decode(list(tokens)).strip())
         cum = float(result.scores[0]) if result.scores else 0.0
         avg_logprob = cum * len(tokens) / (len(tokens) + 1) if tokens else -10.0
         return Hypothesis(

@@ -304,6 +304,7 @@ class SttStream:
         # Finals snapshot their audio now (the buffer is trimmed once the utterance is over);
         # a partial snapshots when it runs, so one that waited in the queue decodes the newest audio.
         fixed = self._audio.slice(utt.start, end) if end is not None else None
+        shown = len(utt.stabilizer.committed)
 
         def run() -> tuple[Hypothesis, int] | None:
             if fixed is not None:
@@ -314,7 +315,20 @@ class SttStream:
                 audio = self._audio.slice(utt.start)
             if audio.size < SAMPLE_RATE // 10:
                 return None
-            hyp = self.engine.decode(audio, prompt_tokens=prompt, final=final, lang=lang)
+            if not final:
+                # Partials continue from the words already shown (forced prefix): cheaper on long
+                # utterances, stable by construction, and it stops Whisper from collapsing a
+                # mid-word cut into a single token.
+                prefix = " ".join(utt.stabilizer.committed)
+                hyp = self.engine.decode(audio, final=False, lang=lang, prefix=prefix)
+                return hyp, utt.start + audio.size
+            hyp = self.engine.decode(audio, prompt_tokens=prompt, final=True, lang=lang)
+            if len(hyp.text.split()) < shown // 2:
+                # Whisper sometimes stops after a token or two on long audio; the partials saw
+                # more words than that. Retry with beam search and keep the longer reading.
+                retry = self.engine.decode(audio, prompt_tokens=prompt, final=True, lang=lang, beam_size=5)
+                if len(retry.text.split()) > len(hyp.text.split()):
+                    hyp = retry
             return hyp, utt.start + audio.size
 
         return run

@@ -29,3 +29,20 @@ def test_short_window_decode_of_real_speech(engine):
     assert wer("Por favor ingrese la clave de entrada para la conferencia.", hyp.text) <= 0.2
     assert 0 < hyp.confidence <= 1
     assert hyp.lang == "es"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("La conferencia está ahora siendo grabada. La conferencia está ahora siendo grabada.",
+         "La conferencia está ahora siendo grabada."),
+        ("para salir de la conferencia, para salir de la conferencia,", "para salir de la conferencia,"),
+        ("está a horas siendo grabada siendo grabada siendo grabada siendo grab", "está a horas siendo grabada"),
+        ("uno dos tres cuatro", "uno dos tres cuatro"),
+        ("sí sí, claro", "sí sí, claro"),
+    ],
+)
+def test_trim_repeats(text, expected):
+    from stt.engine import trim_repeats
+
+    assert trim_repeats(text) == expected
