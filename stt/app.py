@@ -139,7 +139,10 @@ async def stream_endpoint(ws: WebSocket) -> None:
         stream = SttStream(params, state.engine, state.scheduler, emit, settings.stream)
         state.streams.add(stream)
         state.metrics.open_streams.set(len(state.streams))
-        log.info("stream opened", extra={"callId": params.call_id, "speaker": params.speaker, "stream": stream.id})
+        log.info(
+            "stream opened",
+            extra={"callId": params.call_id, "speaker": params.speaker, "stream": stream.id},
+        )
         code, reason = await _receive_loop(ws, stream, state)
         if code == CLOSE_NORMAL:
             await asyncio.wait_for(stream.finish(), END_TIMEOUT)
@@ -182,7 +185,9 @@ async def _receive_loop(ws: WebSocket, stream: SttStream, state: SttState) -> tu
         data = message.get("bytes")
         if data is not None:
             if len(data) > max_bytes:
-                raise Refused(CLOSE_TOO_BIG, f"binary frame of {len(data)} bytes; the limit is {max_bytes}")
+                raise Refused(
+                    CLOSE_TOO_BIG, f"binary frame of {len(data)} bytes; the limit is {max_bytes}"
+                )
             if len(data) % 2:
                 raise Refused(CLOSE_BAD_PAYLOAD, "PCM16 frames must have an even byte count")
             state.audio_s += len(data) / bytes_per_s
@@ -196,7 +201,9 @@ async def _receive_loop(ws: WebSocket, stream: SttStream, state: SttState) -> tu
             command = None
         if isinstance(command, dict) and command.get("type") == "end":
             return CLOSE_NORMAL, "end of stream"
-        raise Refused(CLOSE_UNSUPPORTED, 'text frames must be {"type":"end"}; audio goes in binary frames')
+        raise Refused(
+            CLOSE_UNSUPPORTED, 'text frames must be {"type":"end"}; audio goes in binary frames'
+        )
 
 
 async def _send_loop(ws: WebSocket, outbox: asyncio.Queue[dict[str, Any]]) -> None:
@@ -208,7 +215,9 @@ async def _send_loop(ws: WebSocket, outbox: asyncio.Queue[dict[str, Any]]) -> No
 
 async def _flush(outbox: asyncio.Queue[dict[str, Any]], sender: asyncio.Task[None]) -> None:
     join = asyncio.ensure_future(outbox.join())
-    await asyncio.wait({join, sender}, timeout=FINAL_SEND_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait(
+        {join, sender}, timeout=FINAL_SEND_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+    )
     join.cancel()
 
 
@@ -282,7 +291,11 @@ def create_app(settings: SttSettings, engine: WhisperEngine | None = None) -> St
             log.warning("REDIS_URL is not set: events go back on the socket only")
         log.info(
             "stt ready",
-            extra={"model": settings.model_path, "device": state.engine.device, "computeType": state.engine.compute_type},
+            extra={
+                "model": settings.model_path,
+                "device": state.engine.device,
+                "computeType": state.engine.compute_type,
+            },
         )
         try:
             yield
@@ -291,7 +304,7 @@ def create_app(settings: SttSettings, engine: WhisperEngine | None = None) -> St
             for stream in list(state.streams):
                 await stream.abort()
             await state.scheduler.close()
-            await state.publisher.close(timeout=3.0)
+            await state.publisher.close(wait_s=3.0)
             if state.bus is not None:
                 await state.bus.close()
 

@@ -14,8 +14,12 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
+import ctranslate2
 import numpy as np
 import numpy.typing as npt
+from faster_whisper import WhisperModel
+from faster_whisper.tokenizer import Tokenizer
+from faster_whisper.transcribe import get_suppressed_tokens
 
 SAMPLE_RATE = 16_000
 MAX_WINDOW_S = 30.0
@@ -134,10 +138,6 @@ class WhisperEngine:
     """Thread-safe decoder over one faster-whisper/CTranslate2 model."""
 
     def __init__(self, config: EngineConfig) -> None:
-        from faster_whisper import WhisperModel
-        from faster_whisper.tokenizer import Tokenizer
-        from faster_whisper.transcribe import get_suppressed_tokens
-
         self.config = config
         self._model = WhisperModel(
             config.model_path,
@@ -153,9 +153,7 @@ class WhisperEngine:
         self._default_lang = config.lang or "es"
         self._tokenizers: dict[str, Any] = {}
         self._tok_lock = threading.Lock()
-        self._make_tokenizer = lambda lang: Tokenizer(
-            self._model.hf_tokenizer, multilingual, task="transcribe", language=lang
-        )
+        self._multilingual = multilingual
         tok = self.tokenizer(self._default_lang)
         self._suppress = list(get_suppressed_tokens(tok, [-1]) or ())
         self._extractor = self._model.feature_extractor
@@ -165,7 +163,9 @@ class WhisperEngine:
         """Tokenizer for `lang` (cached)."""
         with self._tok_lock:
             if lang not in self._tokenizers:
-                self._tokenizers[lang] = self._make_tokenizer(lang)
+                self._tokenizers[lang] = Tokenizer(
+                    self._model.hf_tokenizer, self._multilingual, task="transcribe", language=lang
+                )
             return self._tokenizers[lang]
 
     def features(self, audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -216,9 +216,9 @@ class WhisperEngine:
         audio_s = len(audio) / SAMPLE_RATE
         # Spanish speech runs ~3 tokens/s; the cap stops a looping decoder early.
         max_new = int(10 + 6 * audio_s)
-        beam = beam_size or (self.config.beam_size_final if final else self.config.beam_size_partial)
-        import ctranslate2
-
+        beam = beam_size or (
+            self.config.beam_size_final if final else self.config.beam_size_partial
+        )
         result = self._model.model.generate(
             ctranslate2.StorageView.from_array(feats[np.newaxis]),
             [prompt],

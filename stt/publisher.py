@@ -79,18 +79,18 @@ class BusPublisher:
         self.dropped[str(dropped.get("type"))] += 1
         log.error("bus buffer full: dropped a final", extra={"callId": dropped.get("callId")})
 
-    async def drain(self, timeout: float) -> bool:
-        """Wait until everything queued is published (or `timeout`); True if drained."""
+    async def drain(self, wait_s: float) -> bool:
+        """Wait until everything queued is published (or `wait_s`); True if drained."""
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
+            await asyncio.wait_for(self._idle.wait(), wait_s)
         except TimeoutError:
             return False
         return True
 
-    async def close(self, timeout: float = 2.0) -> None:
-        """Try to flush for `timeout` seconds, then stop."""
+    async def close(self, wait_s: float = 2.0) -> None:
+        """Try to flush for `wait_s` seconds, then stop."""
         if self._task is not None:
-            await self.drain(timeout)
+            await self.drain(wait_s)
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         self.state = PublisherState.CLOSED

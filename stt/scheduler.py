@@ -59,7 +59,7 @@ class Job(Generic[T]):
 class SchedulerStats:
     """Counters exposed as metrics."""
 
-    decoded: dict[str, int] = field(default_factory=lambda: collections.Counter())
+    decoded: collections.Counter[str] = field(default_factory=collections.Counter)
     dropped_partials: int = 0
     cancelled: int = 0
     busy_s: float = 0.0
@@ -90,7 +90,11 @@ class DecodeScheduler:
     @property
     def depth(self) -> dict[str, int]:
         """Jobs waiting per class."""
-        return {"final": len(self._finals), "partial": len(self._partials), "running": self._running}
+        return {
+            "final": len(self._finals),
+            "partial": len(self._partials),
+            "running": self._running,
+        }
 
     def start(self) -> None:
         """Start the worker tasks (call from the event loop)."""
@@ -166,7 +170,7 @@ class DecodeScheduler:
                 result = await loop.run_in_executor(self._pool, job.run)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # the stream that asked gets the error
+            except Exception as exc:  # noqa: BLE001 - handed to the stream that asked, which logs it
                 if not job.future.done():
                     job.future.set_exception(exc)
             else:

@@ -34,7 +34,7 @@ class SegKind(enum.Enum):
 
 @dataclass(frozen=True)
 class SegEvent:
-    """A boundary: `frame` is the first speech frame (START/RESUME) or first silent frame (PAUSE/END)."""
+    """A boundary at `frame`: first speech frame (START/RESUME) or first silent one (PAUSE/END)."""
 
     kind: SegKind
     frame: int

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+import ctranslate2
+
 from coach.bus import BusConfig
 from coach.settings import Env, SettingsError
-
 from stt.segmenter import SegmenterConfig
 from stt.stream import StreamConfig
 
@@ -21,7 +22,7 @@ class SttSettings:
     relay_token: str = field(repr=False)
     """Bearer token clients of WS /stream must present (RELAY_TOKEN)."""
     model_path: str
-    """CTranslate2 Whisper model directory (MODEL_PATH, default models/faster-whisper-MODEL_SIZE)."""
+    """CTranslate2 Whisper model dir (MODEL_PATH; default models/faster-whisper-MODEL_SIZE)."""
     model_size: str = "base"
     """Model name, used for the default MODEL_PATH and reported in /health (MODEL_SIZE)."""
     device: str = "cpu"
@@ -83,7 +84,9 @@ class SttSettings:
         )
         return cls(
             relay_token=token,
-            model_path=env.str("MODEL_PATH", os.path.join(DEFAULT_MODEL_DIR, f"faster-whisper-{size}")),
+            model_path=env.str(
+                "MODEL_PATH", os.path.join(DEFAULT_MODEL_DIR, f"faster-whisper-{size}")
+            ),
             model_size=size,
             device="cuda" if gpu else "cpu",
             compute_type=env.str("COMPUTE_TYPE", "float16" if gpu else "int8"),
@@ -103,10 +106,8 @@ class SttSettings:
 
 def _has_cuda() -> bool:
     try:
-        import ctranslate2
-
         return int(ctranslate2.get_cuda_device_count()) > 0
-    except Exception:  # no CUDA runtime at all
+    except (RuntimeError, OSError):  # no CUDA runtime at all
         return False
 
 

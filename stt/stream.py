@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from stt.engine import SAMPLE_RATE, Hypothesis, WhisperEngine, compression_ratio, is_hallucination
 from stt.scheduler import DecodeScheduler, Job, JobKind
-from stt.segmenter import SegEvent, Segmenter, SegmenterConfig, SegKind, SegState
+from stt.segmenter import SegEvent, SegKind, Segmenter, SegmenterConfig, SegState
 from stt.stabilize import Stabilizer
 from stt.vad import FRAME, StreamingVad
 
@@ -217,7 +217,9 @@ class SttStream:
         await self._maybe_end_early()
         if self._utt is None:
             # Nothing to keep but the pre-roll.
-            self._audio.trim_before(self._audio.end - int(self.config.preroll_s * SAMPLE_RATE) - FRAME)
+            self._audio.trim_before(
+                self._audio.end - int(self.config.preroll_s * SAMPLE_RATE) - FRAME
+            )
 
     async def finish(self) -> None:
         """Flush the last utterance, emit every pending final, and close."""
@@ -253,14 +255,18 @@ class SttStream:
         if ev.kind is SegKind.START:
             self._count += 1
             speech_start = ev.frame * FRAME
-            start = max(0, self._audio.start, speech_start - int(self.config.preroll_s * SAMPLE_RATE))
-            self._utt = _Utterance(f"{self.params.speaker}-{self.id}-{self._count}", start, speech_start)
+            start = max(
+                0, self._audio.start, speech_start - int(self.config.preroll_s * SAMPLE_RATE)
+            )
+            self._utt = _Utterance(
+                f"{self.params.speaker}-{self.id}-{self._count}", start, speech_start
+            )
         elif ev.kind is SegKind.RESUME and self._utt is not None:
             self._utt.resumes += 1
-            if self._utt.spec is not None and not self._utt.spec.future.done():
-                # Keep it running if it already started: it becomes a partial.
-                if self._utt.spec.started is None:
-                    self._utt.spec.cancel()
+            spec = self._utt.spec
+            # A speculative decode already running is kept: its result becomes a partial.
+            if spec is not None and not spec.future.done() and spec.started is None:
+                spec.cancel()
         elif ev.kind is SegKind.PAUSE and self._utt is not None:
             if self.config.speculate:
                 await self._speculate(self._utt, ev.frame * FRAME)
@@ -302,7 +308,7 @@ class SttStream:
         prompt = self._prompt() if final else ()
         lang = self.params.lang
         # Finals snapshot their audio now (the buffer is trimmed once the utterance is over);
-        # a partial snapshots when it runs, so one that waited in the queue decodes the newest audio.
+        # a partial snapshots when it runs, so one that waited in the queue decodes newer audio.
         fixed = self._audio.slice(utt.start, end) if end is not None else None
         shown = len(utt.stabilizer.committed)
 
@@ -326,7 +332,9 @@ class SttStream:
             if len(hyp.text.split()) < shown // 2:
                 # Whisper sometimes stops after a token or two on long audio; the partials saw
                 # more words than that. Retry with beam search and keep the longer reading.
-                retry = self.engine.decode(audio, prompt_tokens=prompt, final=True, lang=lang, beam_size=5)
+                retry = self.engine.decode(
+                    audio, prompt_tokens=prompt, final=True, lang=lang, beam_size=5
+                )
                 if len(retry.text.split()) > len(hyp.text.split()):
                     hyp = retry
             return hyp, utt.start + audio.size
@@ -344,7 +352,9 @@ class SttStream:
             utt.spec.cancel()
         resumes = utt.resumes
         end = min(self._audio.end, speech_end + int(self.config.tail_s * SAMPLE_RATE))
-        job = await self.scheduler.submit(JobKind.SPECULATIVE, self.id, self._decode_job(utt, end, True))
+        job = await self.scheduler.submit(
+            JobKind.SPECULATIVE, self.id, self._decode_job(utt, end, True)
+        )
         utt.spec = job  # type: ignore[assignment]
         utt.spec_resumes = resumes
         self._track(self._after_decode(utt, job, resumes))
@@ -363,10 +373,14 @@ class SttStream:
             return
         utt.partial_inflight = True
         utt.last_partial_at = now
-        job = await self.scheduler.submit(JobKind.PARTIAL, self.id, self._decode_job(utt, None, False))
+        job = await self.scheduler.submit(
+            JobKind.PARTIAL, self.id, self._decode_job(utt, None, False)
+        )
         self._track(self._after_decode(utt, job, utt.resumes, partial=True))
 
-    async def _after_decode(self, utt: _Utterance, job: Job[Any], resumes: int, partial: bool = False) -> None:
+    async def _after_decode(
+        self, utt: _Utterance, job: Job[Any], resumes: int, partial: bool = False
+    ) -> None:
         try:
             result = await job.future
         except asyncio.CancelledError:
@@ -434,7 +448,9 @@ class SttStream:
         job = await self.scheduler.submit(JobKind.FINAL, self.id, self._decode_job(utt, end, True))
         self._track(self._resolve(out, utt, job))
 
-    async def _resolve(self, out: asyncio.Future[dict[str, Any] | None], utt: _Utterance, job: Job[Any]) -> None:
+    async def _resolve(
+        self, out: asyncio.Future[dict[str, Any] | None], utt: _Utterance, job: Job[Any]
+    ) -> None:
         try:
             result = await job.future
             hyp = result[0] if result is not None else None
@@ -455,8 +471,13 @@ class SttStream:
         if hyp is not None and not usable:
             log.info(
                 "decode rejected as non-speech",
-                extra={"callId": self.params.call_id, "text": hyp.text[:200], "noSpeech": round(hyp.no_speech_prob, 3),
-                       "logprob": round(hyp.avg_logprob, 3), "utteranceId": utt.uid},
+                extra={
+                    "callId": self.params.call_id,
+                    "text": hyp.text[:200],
+                    "noSpeech": round(hyp.no_speech_prob, 3),
+                    "logprob": round(hyp.avg_logprob, 3),
+                    "utteranceId": utt.uid,
+                },
             )
         if not usable and utt.partials_sent == 0:
             return None  # noise: nothing was shown, nothing to replace
@@ -487,7 +508,7 @@ class SttStream:
                 if self.state is StreamState.CLOSED:
                     raise
                 continue
-            except Exception:  # already logged where it happened
+            except Exception:  # noqa: BLE001 - logged in _resolve where it happened
                 continue
             if event is not None:
                 self.finals_emitted += 1

@@ -12,6 +12,8 @@ import os
 
 import numpy as np
 import numpy.typing as npt
+import onnxruntime
+from faster_whisper.utils import get_assets_path
 
 FRAME = 512
 """Samples per VAD frame at 16 kHz (32 ms)."""
@@ -21,9 +23,6 @@ _CONTEXT = 64
 
 @functools.lru_cache(maxsize=1)
 def _session() -> object:
-    import onnxruntime
-    from faster_whisper.utils import get_assets_path
-
     opts = onnxruntime.SessionOptions()
     opts.inter_op_num_threads = 1
     opts.intra_op_num_threads = 1

@@ -12,18 +12,67 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-_UNITS = (
-    "cero uno dos tres cuatro cinco seis siete ocho nueve diez once doce trece catorce quince "
-    "dieciseis diecisiete dieciocho diecinueve veinte veintiuno veintidos veintitres veinticuatro "
-    "veinticinco veintiseis veintisiete veintiocho veintinueve"
-).split()
-_TENS = {3: "treinta", 4: "cuarenta", 5: "cincuenta", 6: "sesenta", 7: "setenta", 8: "ochenta", 9: "noventa"}
+_UNITS = [
+    "cero",
+    "uno",
+    "dos",
+    "tres",
+    "cuatro",
+    "cinco",
+    "seis",
+    "siete",
+    "ocho",
+    "nueve",
+    "diez",
+    "once",
+    "doce",
+    "trece",
+    "catorce",
+    "quince",
+    "dieciseis",
+    "diecisiete",
+    "dieciocho",
+    "diecinueve",
+    "veinte",
+    "veintiuno",
+    "veintidos",
+    "veintitres",
+    "veinticuatro",
+    "veinticinco",
+    "veintiseis",
+    "veintisiete",
+    "veintiocho",
+    "veintinueve",
+]
+_TENS = {
+    3: "treinta",
+    4: "cuarenta",
+    5: "cincuenta",
+    6: "sesenta",
+    7: "setenta",
+    8: "ochenta",
+    9: "noventa",
+}
 _HUNDREDS = {
-    1: "ciento", 2: "doscientos", 3: "trescientos", 4: "cuatrocientos", 5: "quinientos",
-    6: "seiscientos", 7: "setecientos", 8: "ochocientos", 9: "novecientos",
+    1: "ciento",
+    2: "doscientos",
+    3: "trescientos",
+    4: "cuatrocientos",
+    5: "quinientos",
+    6: "seiscientos",
+    7: "setecientos",
+    8: "ochocientos",
+    9: "novecientos",
 }
 # Words that mean the same thing once accents and case are gone.
-_SYNONYMS = {"u": "o", "un": "uno", "una": "uno", "ok": "okey", "okay": "okey", "asterisco": "asterisco"}
+_SYNONYMS = {
+    "u": "o",
+    "un": "uno",
+    "una": "uno",
+    "ok": "okey",
+    "okay": "okey",
+    "asterisco": "asterisco",
+}
 
 
 def number_words(n: int) -> str:

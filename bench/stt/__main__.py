@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import os
 import re
 import secrets
@@ -84,13 +85,8 @@ def score(session: client.Session, prompts: list[corpus.Prompt]) -> Figures:
         # Cadence: gaps between successive events while the speaker talks.
         times = sorted(r.at for r in mine if r.at <= seg.speech[1] + 0.05)
         times.append(finals[-1].at if finals[-1].at > seg.speech[1] else seg.speech[1])
-        fig.cadence += [b - a for a, b in itertools_pairwise(times)]
+        fig.cadence += [b - a for a, b in itertools.pairwise(times)]
     return fig
-
-
-def itertools_pairwise(values: list[float]) -> Iterator[tuple[float, float]]:
-    """(a, b) for successive values."""
-    return zip(values, values[1:], strict=False)
 
 
 def free_port() -> int:
@@ -105,12 +101,20 @@ def server(env_extra: dict[str, str]) -> Iterator[tuple[str, str, subprocess.Pop
     """Run `python -m stt` on a free port; yields (ws url, token, process)."""
     token = secrets.token_hex(16)
     port = free_port()
-    env = {**os.environ, "RELAY_TOKEN": token, "STT_PORT": str(port), "STT_HOST": "127.0.0.1", **env_extra}
+    env = {
+        **os.environ,
+        "RELAY_TOKEN": token,
+        "STT_PORT": str(port),
+        "STT_HOST": "127.0.0.1",
+        **env_extra,
+    }
     env.setdefault("MODEL_PATH", str(ROOT / "models" / "faster-whisper-base"))
     env.pop("REDIS_URL", None) if "REDIS_URL" not in env_extra else None
     (ROOT / "test-artifacts").mkdir(exist_ok=True)
     log = open(ROOT / "test-artifacts" / "stt-bench-server.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([sys.executable, "-m", "stt"], cwd=ROOT, env=env, stdout=log, stderr=log)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stt"], cwd=ROOT, env=env, stdout=log, stderr=log
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -144,10 +148,13 @@ def scrape(url: str, name: str) -> float:
     return float(m.group(1)) if m else float("nan")
 
 
-async def run_stream(url: str, token: str, call: str, speaker: str, prompts: list[corpus.Prompt],
-                     lead_s: float = 0.5) -> Figures:
+async def run_stream(  # noqa: PLR0917
+    url: str, token: str, call: str, speaker: str, prompts: list[corpus.Prompt], lead_s: float = 0.5
+) -> Figures:
     """Play prompts as one stream and score it."""
-    pcm, segs = client.timeline([(p.name, p.pcm, p.speech_span) for p in prompts], 8000, lead_s=lead_s)
+    pcm, segs = client.timeline(
+        [(p.name, p.pcm, p.speech_span) for p in prompts], 8000, lead_s=lead_s
+    )
     session = await client.play(url, token, call, speaker, pcm, 8000)
     session.segments = segs
     return score(session, prompts)
@@ -161,7 +168,9 @@ def offline_wer(prompts: list[corpus.Prompt], model_path: str) -> WerCounts:
     counts = WerCounts()
     for p in prompts:
         audio = p.pcm.astype(np.float32) / 32768
-        audio16 = np.interp(np.arange(len(audio) * 2) / 2, np.arange(len(audio)), audio).astype(np.float32)
+        audio16 = np.interp(np.arange(len(audio) * 2) / 2, np.arange(len(audio)), audio).astype(
+            np.float32
+        )
         segments, _ = model.transcribe(audio16, language="es", beam_size=5)
         counts.add(p.reference, " ".join(s.text for s in segments))
     return counts
@@ -171,14 +180,25 @@ def report(title: str, fig: Figures) -> None:
     """Print one block of figures."""
     fl, fp, cd = fig.final_latency, fig.first_partial, fig.cadence
     print(f"== {title}")
-    print(f"  prompts {len(fig.finals_per_prompt)}  words {fig.wer.words}  streaming WER {fig.wer.wer:.3f}"
-          f"  prompts without final {fig.missing}  finals/prompt {np.mean(fig.finals_per_prompt):.2f}")
-    print(f"  final latency   p50 {pct(fl, 50):.3f}s  p95 {pct(fl, 95):.3f}s  max {max(fl, default=float('nan')):.3f}s")
+    print(
+        f"  prompts {len(fig.finals_per_prompt)}  words {fig.wer.words}"
+        f"  streaming WER {fig.wer.wer:.3f}"
+        f"  prompts without final {fig.missing}  finals/prompt {np.mean(fig.finals_per_prompt):.2f}"
+    )
+    print(
+        f"  final latency   p50 {pct(fl, 50):.3f}s  p95 {pct(fl, 95):.3f}s"
+        f"  max {max(fl, default=float('nan')):.3f}s"
+    )
     print(f"  first partial   p50 {pct(fp, 50):.3f}s  p95 {pct(fp, 95):.3f}s")
-    print(f"  partial cadence p50 {pct(cd, 50):.3f}s  p95 {pct(cd, 95):.3f}s  max {max(cd, default=float('nan')):.3f}s")
+    print(
+        f"  partial cadence p50 {pct(cd, 50):.3f}s  p95 {pct(cd, 95):.3f}s"
+        f"  max {max(cd, default=float('nan')):.3f}s"
+    )
 
 
-async def concurrent(url: str, token: str, prompts: list[corpus.Prompt], calls: int, per_stream: int) -> Figures:
+async def concurrent(
+    url: str, token: str, prompts: list[corpus.Prompt], calls: int, per_stream: int
+) -> Figures:
     """`calls` calls x 2 streams, each playing its own slice of prompts, all at real time."""
     jobs = []
     k = 0
@@ -187,7 +207,11 @@ async def concurrent(url: str, token: str, prompts: list[corpus.Prompt], calls: 
             chosen = [prompts[(k + i) % len(prompts)] for i in range(per_stream)]
             k += per_stream
             # The customer starts a little later: turns overlap partly, as in real calls.
-            jobs.append(run_stream(url, token, f"bench-{c}", speaker, chosen, lead_s=0.5 + 1.3 * j + 0.37 * c))
+            jobs.append(
+                run_stream(
+                    url, token, f"bench-{c}", speaker, chosen, lead_s=0.5 + 1.3 * j + 0.37 * c
+                )
+            )
     total = Figures()
     for fig in await asyncio.gather(*jobs):
         total.add(fig)
@@ -204,7 +228,9 @@ def main() -> int:
     ap.add_argument("--no-offline", action="store_true", help="skip the offline WER baseline")
     ap.add_argument("--calls", default="1,2,3,4,5,6", help="concurrent call counts to try")
     ap.add_argument("--per-stream", type=int, default=5, help="prompts per stream in the load test")
-    ap.add_argument("--bound", type=float, default=1.5, help="p95 final latency that counts as broken")
+    ap.add_argument(
+        "--bound", type=float, default=1.5, help="p95 final latency that counts as broken"
+    )
     ap.add_argument("--show", action="store_true", help="print each prompt's reference and finals")
     args = ap.parse_args()
     prompts = corpus.load_all()
@@ -212,8 +238,10 @@ def main() -> int:
         prompts = prompts[: args.prompts]
     env_extra = dict(kv.split("=", 1) for kv in args.env)
     load = os.getloadavg()
-    print(f"bench.stt: {len(prompts)} prompts, {sum(p.duration for p in prompts):.0f} s of audio; "
-          f"load average before {load[0]:.2f}; server env {env_extra or 'defaults'}")
+    print(
+        f"bench.stt: {len(prompts)} prompts, {sum(p.duration for p in prompts):.0f} s of audio; "
+        f"load average before {load[0]:.2f}; server env {env_extra or 'defaults'}"
+    )
     model_path = env_extra.get("MODEL_PATH", str(ROOT / "models" / "faster-whisper-base"))
 
     def go(url: str, token: str, pid: int | None) -> None:
@@ -229,14 +257,19 @@ def main() -> int:
                 print(f"  {name}\n    ref: {ref}\n    hyp: {hyp}")
         if not args.no_offline:
             off = offline_wer(prompts, model_path)
-            print(f"  offline WER (same model, whole files, beam 5) {off.wer:.3f}"
-                  f"  -> streaming - offline = {fig.wer.wer - off.wer:+.3f}")
+            print(
+                f"  offline WER (same model, whole files, beam 5) {off.wer:.3f}"
+                f"  -> streaming - offline = {fig.wer.wer - off.wer:+.3f}"
+            )
         for n in [int(x) for x in args.calls.split(",") if x]:
             fig_n = asyncio.run(concurrent(url, token, prompts, n, args.per_stream))
             report(f"{n} calls x 2 streams", fig_n)
             rss = rss_mb(pid) if pid else float("nan")
-            print(f"  dropped partials so far {scrape(url, 'stt_dropped_partials'):.0f}  RSS {rss:.0f} MiB"
-                  f"  load {os.getloadavg()[0]:.2f}")
+            print(
+                f"  dropped partials so far {scrape(url, 'stt_dropped_partials'):.0f}"
+                f"  RSS {rss:.0f} MiB"
+                f"  load {os.getloadavg()[0]:.2f}"
+            )
             if pct(fig_n.final_latency, 95) > args.bound:
                 print(f"  latency broke at {n} calls (p95 > {args.bound}s)")
                 break

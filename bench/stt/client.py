@@ -52,8 +52,12 @@ class Session:
         return [r for r in self.events if r.event["type"] == "partial"]
 
 
-def timeline(prompts: list[tuple[str, npt.NDArray[np.int16], tuple[float, float]]], rate: int,
-             lead_s: float = 0.5, gap_s: float = 2.0) -> tuple[npt.NDArray[np.int16], list[Segment]]:
+def timeline(
+    prompts: list[tuple[str, npt.NDArray[np.int16], tuple[float, float]]],
+    rate: int,
+    lead_s: float = 0.5,
+    gap_s: float = 2.0,
+) -> tuple[npt.NDArray[np.int16], list[Segment]]:
     """Concatenate prompts with silence between them; returns audio and where each one sits."""
     parts: list[npt.NDArray[np.int16]] = [np.zeros(int(lead_s * rate), np.int16)]
     segments = []
@@ -67,13 +71,28 @@ def timeline(prompts: list[tuple[str, npt.NDArray[np.int16], tuple[float, float]
     return np.concatenate(parts), segments
 
 
-async def play(url: str, token: str, call_id: str, speaker: str, pcm: npt.NDArray[np.int16], rate: int,
-               *, realtime: bool = True, send_end: bool = True, frame_s: float = FRAME_S) -> Session:
+async def play(  # noqa: PLR0917 - mirrors the WS query; callers pass them in order
+    url: str,
+    token: str,
+    call_id: str,
+    speaker: str,
+    pcm: npt.NDArray[np.int16],
+    rate: int,
+    *,
+    realtime: bool = True,
+    send_end: bool = True,
+    frame_s: float = FRAME_S,
+) -> Session:
     """Stream `pcm` in 20 ms frames (at real-time pace unless told), collect events until close."""
     session = Session()
     query = urlencode({"callId": call_id, "speaker": speaker, "rate": rate})
-    async with connect(f"{url}/stream?{query}", additional_headers={"Authorization": f"Bearer {token}"},
-                       max_size=2**20, open_timeout=10, close_timeout=5) as ws:
+    async with connect(
+        f"{url}/stream?{query}",
+        additional_headers={"Authorization": f"Bearer {token}"},
+        max_size=2**20,
+        open_timeout=10,
+        close_timeout=5,
+    ) as ws:
         t0 = time.perf_counter()
 
         async def reader() -> None:

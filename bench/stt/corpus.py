@@ -1,4 +1,4 @@
-"""The Spanish dev prompts (Debian asterisk-core-sounds-es[-wav]) with references and speech times."""
+"""Spanish dev prompts (Debian asterisk-core-sounds-es[-wav]): references, audio, speech times."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ import numpy.typing as npt
 SOUNDS = Path("/usr/share/asterisk/sounds/es_MX_f_Allison")
 TRANSCRIPTS = Path("/usr/share/doc/asterisk-core-sounds-es/core-sounds-es.txt.gz")
 ROOT = Path(__file__).resolve().parents[2]
-PROMPT_LISTS = (ROOT.parent / "shared" / "corpus" / "es-dev-prompts.txt", ROOT / "shared" / "corpus" / "es-dev-prompts.txt")
+PROMPT_LISTS = (
+    ROOT.parent / "shared" / "corpus" / "es-dev-prompts.txt",
+    ROOT / "shared" / "corpus" / "es-dev-prompts.txt",
+)
 # The dev list, for when shared/ is not beside the repo (kept in sync by hand; 115 names).
 FALLBACK_PROMPTS = ("conf-getpin", "conf-invalid", "agent-newlocation", "conf-getconfno")
 
@@ -61,7 +64,11 @@ def prompt_names() -> list[str]:
     """The dev prompt names from shared/corpus/es-dev-prompts.txt."""
     for path in PROMPT_LISTS:
         if path.is_file():
-            return [n.strip() for n in path.read_text().splitlines() if n.strip() and not n.startswith("#")]
+            return [
+                n.strip()
+                for n in path.read_text().splitlines()
+                if n.strip() and not n.startswith("#")
+            ]
     return list(FALLBACK_PROMPTS)
 
 

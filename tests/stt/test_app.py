@@ -49,13 +49,20 @@ def service(redis_server, base_model, tmp_path_factory):
     port = free_port()
     prefix = f"stt{uuid.uuid4().hex[:8]}"
     env = {
-        **os.environ, "RELAY_TOKEN": token, "STT_PORT": str(port), "STT_HOST": "127.0.0.1",
-        "MODEL_PATH": str(base_model.path), "REDIS_URL": redis_server.url, "BUS_PREFIX": prefix,
+        **os.environ,
+        "RELAY_TOKEN": token,
+        "STT_PORT": str(port),
+        "STT_HOST": "127.0.0.1",
+        "MODEL_PATH": str(base_model.path),
+        "REDIS_URL": redis_server.url,
+        "BUS_PREFIX": prefix,
         "STT_MAX_STREAMS": "8",
     }
     log_path = tmp_path_factory.mktemp("stt") / "stt.log"
     log = log_path.open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "stt"], cwd=ROOT, env=env, stdout=log, stderr=log)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stt"], cwd=ROOT, env=env, stdout=log, stderr=log
+    )
     svc = Service(f"ws://127.0.0.1:{port}", token, prefix, proc)
     deadline = time.monotonic() + 60
     while True:
@@ -88,8 +95,8 @@ def call_id() -> str:
     return f"t-{uuid.uuid4().hex[:10]}"
 
 
-async def bus_finals(bus: Bus, cid: str, want: int, timeout: float = 10.0) -> list[dict]:
-    deadline = time.monotonic() + timeout
+async def bus_finals(bus: Bus, cid: str, want: int, wait_s: float = 10.0) -> list[dict]:
+    deadline = time.monotonic() + wait_s
     while True:
         events = [e.data() for e in await bus.read_call(cid)]
         finals = [e for e in events if e["type"] == "final" and e["text"]]
@@ -100,7 +107,9 @@ async def bus_finals(bus: Bus, cid: str, want: int, timeout: float = 10.0) -> li
 
 async def test_real_prompts_at_real_time(service, svc_bus):
     prompts = corpus.load_all(PROMPTS)
-    pcm, segments = client.timeline([(p.name, p.pcm, p.speech_span) for p in prompts], 8000, gap_s=1.5)
+    pcm, segments = client.timeline(
+        [(p.name, p.pcm, p.speech_span) for p in prompts], 8000, gap_s=1.5
+    )
     cid = call_id()
     session = await client.play(service.url, service.token, cid, "customer", pcm, 8000)
     assert session.close_code == 1000
@@ -126,20 +135,31 @@ async def test_real_prompts_at_real_time(service, svc_bus):
 
 
 async def test_silence_noise_tones_and_music_give_no_finals(service, svc_bus):
-    pcm = np.concatenate([
-        audio.silence(1.0), audio.noise(2.0), audio.dtmf("159#159#"), audio.silence(0.5),
-        audio.tone_file("beep"), audio.tone_file("ascending-2tone"), audio.tone_file("beeperr"),
-        audio.hold_music(4.0), audio.noise(1.0, level=0.005), audio.silence(1.0),
-    ])
+    pcm = np.concatenate(
+        [
+            audio.silence(1.0),
+            audio.noise(2.0),
+            audio.dtmf("159#159#"),
+            audio.silence(0.5),
+            audio.tone_file("beep"),
+            audio.tone_file("ascending-2tone"),
+            audio.tone_file("beeperr"),
+            audio.hold_music(4.0),
+            audio.noise(1.0, level=0.005),
+            audio.silence(1.0),
+        ]
+    )
     cid = call_id()
     session = await client.play(service.url, service.token, cid, "agent", pcm, 8000, realtime=False)
     assert session.close_code == 1000
     assert session.finals() == []
-    assert await bus_finals(svc_bus, cid, 1, timeout=1.0) == []
+    assert await bus_finals(svc_bus, cid, 1, wait_s=1.0) == []
 
 
 async def expect_close(service, query: str, send, token: str | None = "good") -> tuple[int, str]:
-    headers = {"Authorization": f"Bearer {service.token if token == 'good' else token}"} if token else {}
+    headers = (
+        {"Authorization": f"Bearer {service.token if token == 'good' else token}"} if token else {}
+    )
     async with connect(f"{service.url}/stream?{query}", additional_headers=headers) as ws:
         for item in send:
             try:
@@ -168,9 +188,19 @@ GOOD = "callId=c-bad&speaker=agent&rate=8000"
         (GOOD, ["hello"], "good", 1003, "end"),
         (GOOD, [json.dumps({"type": "start"})], "good", 1003, "end"),
     ],
-    ids=["no-token", "wrong-token", "bad-rate", "bad-speaker", "no-call", "odd-bytes", "oversized", "garbage", "unknown-json"],
+    ids=[
+        "no-token",
+        "wrong-token",
+        "bad-rate",
+        "bad-speaker",
+        "no-call",
+        "odd-bytes",
+        "oversized",
+        "garbage",
+        "unknown-json",
+    ],
 )
-async def test_bad_input_closes_with_a_clear_code(service, query, send, token, code, reason):
+async def test_bad_input_closes_with_a_clear_code(service, query, send, token, code, reason):  # noqa: PLR0917
     got_code, got_reason = await expect_close(service, query, send, token)
     assert got_code == code
     assert reason in got_reason
@@ -181,7 +211,9 @@ async def test_bad_streams_do_not_disturb_a_good_one(service):
     pcm = np.concatenate([audio.silence(0.3), prompt.pcm, audio.silence(1.0)])
 
     async def good():
-        return await client.play(service.url, service.token, call_id(), "agent", pcm, 8000, realtime=True)
+        return await client.play(
+            service.url, service.token, call_id(), "agent", pcm, 8000, realtime=True
+        )
 
     async def bad():
         await asyncio.sleep(0.5)
@@ -196,14 +228,16 @@ async def test_bad_streams_do_not_disturb_a_good_one(service):
 async def test_vanished_client_still_publishes_its_last_words(service, svc_bus):
     prompt = corpus.load_all(["agent-newlocation"])[0]
     cid = call_id()
-    async with connect(f"{service.url}/stream?callId={cid}&speaker=customer&rate=8000",
-                       additional_headers={"Authorization": f"Bearer {service.token}"}) as ws:
+    async with connect(
+        f"{service.url}/stream?callId={cid}&speaker=customer&rate=8000",
+        additional_headers={"Authorization": f"Bearer {service.token}"},
+    ) as ws:
         data = prompt.pcm[: len(prompt.pcm) * 3 // 4].tobytes()
         for i in range(0, len(data), 3200):
             await ws.send(data[i : i + 3200])
         # Vanish mid-utterance: drop the TCP connection without a close handshake.
         ws.transport.abort()
-    finals = await bus_finals(svc_bus, cid, 1, timeout=15)
+    finals = await bus_finals(svc_bus, cid, 1, wait_s=15)
     assert finals and "favor" in finals[0]["text"].lower()
     deadline = time.monotonic() + 10
     while service.health()["openStreams"] != 0:
@@ -213,7 +247,9 @@ async def test_vanished_client_still_publishes_its_last_words(service, svc_bus):
 
 async def test_query_token_is_accepted_and_health_and_metrics_report(service):
     prompt = corpus.load_all(["conf-lockednow"])[0]
-    async with connect(f"{service.url}/stream?callId={call_id()}&speaker=agent&rate=8000&token={service.token}") as ws:
+    async with connect(
+        f"{service.url}/stream?callId={call_id()}&speaker=agent&rate=8000&token={service.token}"
+    ) as ws:
         await ws.send(np.concatenate([prompt.pcm, audio.silence(0.5)]).tobytes()[:64000])
         health = service.health()
         assert health["openStreams"] >= 1
@@ -224,6 +260,11 @@ async def test_query_token_is_accepted_and_health_and_metrics_report(service):
     assert {"model": "base", "device": "cpu"}.items() <= health.items()
     assert health["computeType"].startswith("int8")
     metrics = service.get("/metrics")
-    for name in ("stt_open_streams", "stt_queue_depth", "stt_decode_seconds", "stt_real_time_factor",
-                 "stt_dropped_partials"):
+    for name in (
+        "stt_open_streams",
+        "stt_queue_depth",
+        "stt_decode_seconds",
+        "stt_real_time_factor",
+        "stt_dropped_partials",
+    ):
         assert name in metrics

@@ -34,10 +34,18 @@ def test_short_window_decode_of_real_speech(engine):
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("La conferencia está ahora siendo grabada. La conferencia está ahora siendo grabada.",
-         "La conferencia está ahora siendo grabada."),
-        ("para salir de la conferencia, para salir de la conferencia,", "para salir de la conferencia,"),
-        ("está a horas siendo grabada siendo grabada siendo grabada siendo grab", "está a horas siendo grabada"),
+        (
+            "La conferencia está ahora siendo grabada. La conferencia está ahora siendo grabada.",
+            "La conferencia está ahora siendo grabada.",
+        ),
+        (
+            "para salir de la conferencia, para salir de la conferencia,",
+            "para salir de la conferencia,",
+        ),
+        (
+            "está a horas siendo grabada siendo grabada siendo grabada siendo grab",
+            "está a horas siendo grabada",
+        ),
         ("uno dos tres cuatro", "uno dos tres cuatro"),
         ("sí sí, claro", "sí sí, claro"),
     ],

@@ -19,7 +19,7 @@ def test_verify_names_what_is_missing(tmp_path):
         verify(tmp_path / "nope")
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "config.json").write_text(json.dumps({}))
-    with pytest.raises(ModelError, match="model.bin"):
+    with pytest.raises(ModelError, match=r"model\.bin"):
         verify(tmp_path / "m")
 
 

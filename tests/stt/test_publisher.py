@@ -11,22 +11,37 @@ pytestmark = pytest.mark.integration
 
 def final(call_id: str, n: int) -> dict:
     return {
-        "type": "final", "callId": call_id, "speaker": "agent", "utteranceId": f"u{n}",
-        "text": f"frase {n}", "start": float(n), "end": n + 0.5, "confidence": 0.9, "lang": "es",
+        "type": "final",
+        "callId": call_id,
+        "speaker": "agent",
+        "utteranceId": f"u{n}",
+        "text": f"frase {n}",
+        "start": float(n),
+        "end": n + 0.5,
+        "confidence": 0.9,
+        "lang": "es",
     }
 
 
 def partial(call_id: str, n: int) -> dict:
-    return {"type": "partial", "callId": call_id, "speaker": "agent", "utteranceId": f"u{n}",
-            "text": "fra", "start": float(n), "end": n + 0.2}
+    return {
+        "type": "partial",
+        "callId": call_id,
+        "speaker": "agent",
+        "utteranceId": f"u{n}",
+        "text": "fra",
+        "start": float(n),
+        "end": n + 0.2,
+    }
 
 
-async def wait_for(predicate, timeout: float = 15.0) -> None:
+async def wait_for(predicate, wait_s: float = 15.0) -> None:
     async def loop():
-        while not predicate():
+        # The publisher's state has no event to wait on: poll it, bounded by wait_s.
+        while not predicate():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
 
-    await asyncio.wait_for(loop(), timeout)
+    await asyncio.wait_for(loop(), wait_s)
 
 
 async def test_events_reach_the_bus_in_order(bus):
@@ -43,7 +58,11 @@ async def test_events_reach_the_bus_in_order(bus):
 
 
 async def test_bus_outage_buffers_then_delivers(tmp_path):
-    redis = EmbeddedRedis(data_dir=tmp_path) if "data_dir" in EmbeddedRedis.__init__.__code__.co_varnames else EmbeddedRedis()
+    redis = (
+        EmbeddedRedis(data_dir=tmp_path)
+        if "data_dir" in EmbeddedRedis.__init__.__code__.co_varnames
+        else EmbeddedRedis()
+    )
     redis.start()
     bus = Bus.connect(redis.url, BusConfig(prefix="pubtest"), connect_timeout=0.3, timeout=0.5)
     pub = BusPublisher(bus, capacity=100)

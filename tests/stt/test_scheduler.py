@@ -13,11 +13,13 @@ class Gate:
 
     def __init__(self) -> None:
         self.event = threading.Event()
+        self.started = threading.Event()
         self.order: list[str] = []
 
     def job(self, name: str, block: bool = False):
         def run():
             if block:
+                self.started.set()
                 assert self.event.wait(10)
             self.order.append(name)
             return name
@@ -31,8 +33,7 @@ async def test_finals_run_before_partials_and_stale_partials_are_replaced():
     gate = Gate()
     try:
         blocker = await sched.submit(JobKind.FINAL, "s0", gate.job("blocker", block=True))
-        while sched.depth["running"] == 0:
-            await asyncio.sleep(0.01)
+        assert await asyncio.to_thread(gate.started.wait, 10)
         p1 = await sched.submit(JobKind.PARTIAL, "s1", gate.job("p1-old"))
         p2 = await sched.submit(JobKind.PARTIAL, "s1", gate.job("p1-new"))
         other = await sched.submit(JobKind.PARTIAL, "s2", gate.job("p2"))
@@ -40,7 +41,9 @@ async def test_finals_run_before_partials_and_stale_partials_are_replaced():
         spec = await sched.submit(JobKind.SPECULATIVE, "s3", gate.job("spec"))
         assert sched.depth == {"final": 2, "partial": 2, "running": 1}
         gate.event.set()
-        await asyncio.wait_for(asyncio.gather(blocker.future, p2.future, other.future, final.future, spec.future), 10)
+        await asyncio.wait_for(
+            asyncio.gather(blocker.future, p2.future, other.future, final.future, spec.future), 10
+        )
         assert p1.future.cancelled()
         assert gate.order == ["blocker", "f2", "spec", "p1-new", "p2"]
         assert sched.stats.dropped_partials == 1
@@ -72,8 +75,7 @@ async def test_full_final_queue_makes_the_submitter_wait_and_never_drops():
     gate = Gate()
     try:
         jobs = [await sched.submit(JobKind.FINAL, "s", gate.job("blocker", block=True))]
-        while sched.depth["running"] == 0:
-            await asyncio.sleep(0.01)
+        assert await asyncio.to_thread(gate.started.wait, 10)
         jobs.append(await sched.submit(JobKind.FINAL, "s", gate.job("f1")))
         jobs.append(await sched.submit(JobKind.FINAL, "s", gate.job("f2")))
         third = asyncio.ensure_future(sched.submit(JobKind.FINAL, "s", gate.job("f3")))

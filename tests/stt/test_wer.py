@@ -6,7 +6,12 @@ pytestmark = pytest.mark.unit
 
 
 def test_normalise_case_accents_punctuation():
-    assert normalise("¿Número de Conferencia INVÁLIDO?") == ["numero", "de", "conferencia", "invalido"]
+    assert normalise("¿Número de Conferencia INVÁLIDO?") == [
+        "numero",
+        "de",
+        "conferencia",
+        "invalido",
+    ]
 
 
 def test_normalise_keeps_enie():
@@ -15,9 +20,19 @@ def test_normalise_keeps_enie():
 
 @pytest.mark.parametrize(
     ("digits", "words"),
-    [(0, "cero"), (1, "uno"), (16, "dieciseis"), (21, "veintiuno"), (35, "treinta y cinco"),
-     (100, "cien"), (101, "ciento uno"), (999, "novecientos noventa y nueve"),
-     (1000, "mil"), (2024, "dos mil veinticuatro"), (1_000_000, "un millon")],
+    [
+        (0, "cero"),
+        (1, "uno"),
+        (16, "dieciseis"),
+        (21, "veintiuno"),
+        (35, "treinta y cinco"),
+        (100, "cien"),
+        (101, "ciento uno"),
+        (999, "novecientos noventa y nueve"),
+        (1000, "mil"),
+        (2024, "dos mil veinticuatro"),
+        (1_000_000, "un millon"),
+    ],
 )
 def test_number_words(digits, words):
     assert number_words(digits) == words
@@ -44,4 +59,6 @@ def test_corpus_wer_weights_by_reference_words():
     counts.add("uno dos tres cuatro", "uno dos tres cuatro")
     counts.add("cinco", "seis")
     assert counts.wer == pytest.approx(1 / 5)
-    assert corpus_wer([("uno dos tres cuatro", "uno dos tres cuatro"), ("cinco", "seis")]) == pytest.approx(0.2)
+    assert corpus_wer(
+        [("uno dos tres cuatro", "uno dos tres cuatro"), ("cinco", "seis")]
+    ) == pytest.approx(0.2)
