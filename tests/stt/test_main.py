@@ -14,7 +14,13 @@ def run_stt(env_extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("RELAY_TOKEN", "MODEL_PATH")}
     env.update(env_extra)
     return subprocess.run(
-        [sys.executable, "-m", "stt"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "stt"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
