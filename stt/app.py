@@ -258,6 +258,8 @@ def build_state(settings: SttSettings, engine: WhisperEngine | None = None) -> S
                 cpu_threads=settings.cpu_threads,
                 num_workers=settings.decode_workers,
                 lang=settings.lang,
+                beam_size_final=settings.beam_size,
+                min_window_s=settings.min_window_s,
             )
         )
     m = SttMetrics()

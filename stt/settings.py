@@ -51,6 +51,10 @@ class SttSettings:
     """Events held while the bus is down before the oldest partials, then finals, are dropped."""
     max_frame_bytes: int = 64_000
     """Largest binary frame (2 s at 16 kHz); bigger closes the socket with 1009."""
+    beam_size: int = 1
+    """Beam size of final decodes (STT_BEAM_SIZE); 1 = greedy, fastest."""
+    min_window_s: float = 0.0
+    """Shortest encoder window in seconds (STT_MIN_WINDOW_S); 30 = classic padded decoding."""
     stream: StreamConfig = field(default_factory=StreamConfig)
     """Streaming tunables (STT_HANGOVER_S, STT_EARLY_HANGOVER_S, STT_PARTIALS, ...)."""
 
@@ -100,6 +104,8 @@ class SttSettings:
             max_streams=env.int("STT_MAX_STREAMS", 32, min=1, max=10_000),
             max_pending_finals=env.int("STT_MAX_PENDING_FINALS", 64, min=1, max=10_000),
             bus_buffer=env.int("STT_BUS_BUFFER", 10_000, min=10, max=1_000_000),
+            beam_size=env.int("STT_BEAM_SIZE", 1, min=1, max=10),
+            min_window_s=env.float("STT_MIN_WINDOW_S", 0.0, min=0.0, max=30.0),
             stream=stream,
         )
 
