@@ -23,7 +23,7 @@ from coach.bus import Bus
 from coach.events import SPEAKERS, is_call_id
 from stt.engine import EngineConfig, WhisperEngine
 from stt.metrics import SttMetrics
-from stt.publisher import BusPublisher
+from stt.publisher import BusPublisher, PublisherState
 from stt.scheduler import DecodeScheduler, JobKind
 from stt.settings import SttSettings
 from stt.stream import StreamParams, SttStream
@@ -227,7 +227,8 @@ async def health(request: Request) -> JSONResponse:
     s = state.settings
     return JSONResponse(
         {
-            "status": "ok",
+            # Degraded: transcription works but events are only buffered, not on the bus.
+            "status": "degraded" if state.publisher.state is PublisherState.DOWN else "ok",
             "model": s.model_size,
             "modelPath": s.model_path,
             "device": state.engine.device,

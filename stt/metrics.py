@@ -27,9 +27,6 @@ class SttMetrics:
             registry=r,
         )
         self.audio_seconds = Counter("stt_audio_seconds", "Audio received", registry=r)
-        self.decoded_audio_seconds = Counter(
-            "stt_decoded_audio_seconds", "Audio fed to the decoder", registry=r
-        )
         self.rtf = Gauge(
             "stt_real_time_factor", "Decoder busy time / audio time received", registry=r
         )
