@@ -121,12 +121,16 @@ def trim_repeats(text: str, min_words: int = 2) -> str:
                 break
         if not cut:
             i += 1
-    # A truncated copy at the very end ("... siendo grabada siendo grab").
-    for n in range(len(words) // 2, min_words - 1, -1):
-        head, tail = keys[-2 * n : -n], keys[-n:]
-        if head[:-1] == tail[:-1] and head[-1].startswith(tail[-1]) and tail[-1]:
-            words = words[:-n]
-            break
+    # A cut-off copy at the very end: the last k words (the last one maybe truncated) already
+    # appeared earlier as a run ("Su mensaje ha sido guardado. Su mensaje ha sido").
+    for k in range(len(words) // 2, 2, -1):  # 3+ words: shorter echoes are often real speech
+        tail = keys[-k:]
+        if not tail[-1]:
+            continue
+        for j in range(len(words) - 2 * k + 1):
+            run = keys[j : j + k]
+            if run[:-1] == tail[:-1] and run[-1].startswith(tail[-1]):
+                return " ".join(words[:-k])
     return " ".join(words)
 
 

@@ -73,8 +73,9 @@ class StreamConfig:
     """How many previous tokens to prompt with."""
     speculate: bool = True
     """Decode speculatively during pauses (off = plain hangover then decode, for comparison)."""
-    max_no_speech_prob: float = 0.6
-    """A decode with no-speech probability above this *and* low log-probability is dropped."""
+    max_no_speech_prob: float = 0.9
+    """A decode with no-speech probability above this *and* log-probability below -1 is dropped
+    (the VAD already vouched for speech, so only clear non-speech is dropped here)."""
 
 
 @dataclass(frozen=True)
@@ -420,7 +421,7 @@ class SttStream:
     def _usable(self, hyp: Hypothesis) -> bool:
         if is_hallucination(hyp.text) or compression_ratio(hyp.text) > 2.4:
             return False
-        return not (hyp.no_speech_prob > self.config.max_no_speech_prob and hyp.avg_logprob < -0.7)
+        return not (hyp.no_speech_prob > self.config.max_no_speech_prob and hyp.avg_logprob < -1.0)
 
     async def _finalise(self, utt: _Utterance, speech_end: int) -> None:
         if utt.finalised:

@@ -54,3 +54,17 @@ def test_trim_repeats(text, expected):
     from stt.engine import trim_repeats
 
     assert trim_repeats(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Su mensaje ha sido guardado. Su mensaje ha sido", "Su mensaje ha sido guardado."),
+        ("algo esta terriblemente mal algo esta terriblemente", "algo esta terriblemente mal"),
+        ("marque uno para salir", "marque uno para salir"),
+    ],
+)
+def test_trim_cut_off_loop_at_the_end(text, expected):
+    from stt.engine import trim_repeats
+
+    assert trim_repeats(text) == expected
