@@ -123,13 +123,15 @@ def trim_repeats(text: str, min_words: int = 2) -> str:
             i += 1
     # A cut-off copy at the very end: the last k words (the last one maybe truncated) already
     # appeared earlier as a run ("Su mensaje ha sido guardado. Su mensaje ha sido").
-    for k in range(len(words) // 2, 2, -1):  # 3+ words: shorter echoes are often real speech
+    # Two-word echoes count only when the last word is cut off: whole ones are often real speech.
+    for k in range(len(words) // 2, 1, -1):
         tail = keys[-k:]
         if not tail[-1]:
             continue
         for j in range(len(words) - 2 * k + 1):
             run = keys[j : j + k]
-            if run[:-1] == tail[:-1] and run[-1].startswith(tail[-1]):
+            cut_off = run[-1] != tail[-1]
+            if run[:-1] == tail[:-1] and run[-1].startswith(tail[-1]) and (k >= 3 or cut_off):
                 return " ".join(words[:-k])
     return " ".join(words)
 
