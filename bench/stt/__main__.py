@@ -176,6 +176,21 @@ def offline_wer(prompts: list[corpus.Prompt], model_path: str) -> WerCounts:
     return counts
 
 
+def offline_wer_short(prompts: list[corpus.Prompt], model_path: str) -> WerCounts:
+    """WER of the service's own decoder settings (greedy, short window) on each whole prompt."""
+    from stt.engine import EngineConfig, WhisperEngine
+
+    engine = WhisperEngine(EngineConfig(model_path, cpu_threads=2))
+    counts = WerCounts()
+    for p in prompts:
+        s0, s1 = p.speech_span
+        audio = p.pcm[int(max(0.0, s0 - 0.2) * p.rate) : int((s1 + 0.15) * p.rate)]
+        x = audio.astype(np.float32) / 32768
+        x16 = np.interp(np.arange(len(x) * 2) / 2, np.arange(len(x)), x).astype(np.float32)
+        counts.add(p.reference, engine.decode(x16).text)
+    return counts
+
+
 def report(title: str, fig: Figures) -> None:
     """Print one block of figures."""
     fl, fp, cd = fig.final_latency, fig.first_partial, fig.cadence
@@ -257,6 +272,8 @@ def main() -> int:
                 print(f"  {name}\n    ref: {ref}\n    hyp: {hyp}")
         if not args.no_offline:
             off = offline_wer(prompts, model_path)
+            short = offline_wer_short(prompts, model_path)
+            print(f"  offline WER, service decoder (greedy, short window) {short.wer:.3f}")
             print(
                 f"  offline WER (same model, whole files, beam 5) {off.wer:.3f}"
                 f"  -> streaming - offline = {fig.wer.wer - off.wer:+.3f}"
