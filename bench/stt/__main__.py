@@ -246,6 +246,7 @@ def main() -> int:
     ap.add_argument(
         "--bound", type=float, default=1.5, help="p95 final latency that counts as broken"
     )
+    ap.add_argument("--skip-single", action="store_true", help="only run the concurrency test")
     ap.add_argument("--show", action="store_true", help="print each prompt's reference and finals")
     args = ap.parse_args()
     prompts = corpus.load_all()
@@ -260,6 +261,11 @@ def main() -> int:
     model_path = env_extra.get("MODEL_PATH", str(ROOT / "models" / "faster-whisper-base"))
 
     def go(url: str, token: str, pid: int | None) -> None:
+        if not args.skip_single:
+            single(url, token, pid)
+        load_test(url, token, pid)
+
+    def single(url: str, token: str, pid: int | None) -> None:
         t = time.perf_counter()
         fig = asyncio.run(run_stream(url, token, "bench-single", "agent", prompts))
         wall = time.perf_counter() - t
@@ -278,6 +284,8 @@ def main() -> int:
                 f"  offline WER (same model, whole files, beam 5) {off.wer:.3f}"
                 f"  -> streaming - offline = {fig.wer.wer - off.wer:+.3f}"
             )
+
+    def load_test(url: str, token: str, pid: int | None) -> None:
         for n in [int(x) for x in args.calls.split(",") if x]:
             fig_n = asyncio.run(concurrent(url, token, prompts, n, args.per_stream))
             report(f"{n} calls x 2 streams", fig_n)
