@@ -30,10 +30,9 @@ def noise(seconds: float, level: float = 0.02, seed: int = 1) -> np.ndarray:
 def hold_music(seconds: float) -> np.ndarray:
     """A simple chord progression (hold-music stand-in) at 8 kHz."""
     t = np.arange(int(seconds * RATE)) / RATE
-    chord = sum(
-        np.sin(2 * np.pi * f * t) * (1 + 0.3 * np.sin(2 * np.pi * 0.5 * t))
-        for f in (261.6, 329.6, 392.0)
-    )
+    chord = np.zeros_like(t)
+    for f in (261.6, 329.6, 392.0):
+        chord += np.sin(2 * np.pi * f * t) * (1 + 0.3 * np.sin(2 * np.pi * 0.5 * t))
     return (chord / 3 * 0.3 * 32767).astype(np.int16)
 
 

@@ -12,6 +12,7 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -37,10 +38,12 @@ class Service:
         self.http = url.replace("ws://", "http://")
 
     def get(self, path: str) -> str:
-        return urllib.request.urlopen(self.http + path, timeout=5).read().decode()
+        body: bytes = urllib.request.urlopen(self.http + path, timeout=5).read()
+        return body.decode()
 
-    def health(self) -> dict:
-        return json.loads(self.get("/health"))
+    def health(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.get("/health"))
+        return data
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +98,7 @@ def call_id() -> str:
     return f"t-{uuid.uuid4().hex[:10]}"
 
 
-async def bus_finals(bus: Bus, cid: str, want: int, wait_s: float = 10.0) -> list[dict]:
+async def bus_finals(bus: Bus, cid: str, want: int, wait_s: float = 10.0) -> list[dict[str, Any]]:
     deadline = time.monotonic() + wait_s
     while True:
         events = [e.data() for e in await bus.read_call(cid)]

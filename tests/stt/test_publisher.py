@@ -9,7 +9,7 @@ from stt.publisher import BusPublisher, PublisherState
 pytestmark = pytest.mark.integration
 
 
-def final(call_id: str, n: int) -> dict:
+def final(call_id: str, n: int) -> dict[str, object]:
     return {
         "type": "final",
         "callId": call_id,
@@ -23,7 +23,7 @@ def final(call_id: str, n: int) -> dict:
     }
 
 
-def partial(call_id: str, n: int) -> dict:
+def partial(call_id: str, n: int) -> dict[str, object]:
     return {
         "type": "partial",
         "callId": call_id,
