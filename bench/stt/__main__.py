@@ -1,0 +1,311 @@
+"""`python -m bench.stt`: streaming latency and accuracy of the STT service on the dev prompts.
+
+Starts `python -m stt` (or uses --url), plays the Spanish dev prompts through WS /stream at
+real-time pace (20 ms frames, 2 s of silence between prompts, one stream), and prints:
+streaming WER next to offline WER (same model, whole file, beam 5, 30 s window), first-partial
+latency, partial cadence, final latency (end of speech -> final received) p50/p95, RTF, RSS;
+then N concurrent calls (2 streams each) until p95 final latency exceeds the bound.
+Environment variables given with --env KEY=VALUE go to the server (e.g. STT_SPECULATE=false).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bench.stt import client, corpus
+from stt.wer import WerCounts
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Figures:
+    """Per-run measurements."""
+
+    wer: WerCounts = field(default_factory=WerCounts)
+    final_latency: list[float] = field(default_factory=list)
+    first_partial: list[float] = field(default_factory=list)
+    cadence: list[float] = field(default_factory=list)
+    finals_per_prompt: list[int] = field(default_factory=list)
+    missing: int = 0
+    texts: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def add(self, other: Figures) -> None:
+        """Merge another run's figures."""
+        self.wer.errors += other.wer.errors
+        self.wer.words += other.wer.words
+        self.final_latency += other.final_latency
+        self.first_partial += other.first_partial
+        self.cadence += other.cadence
+        self.finals_per_prompt += other.finals_per_prompt
+        self.missing += other.missing
+        self.texts += other.texts
+
+
+def pct(values: list[float], q: float) -> float:
+    """Percentile, NaN for no data."""
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def score(session: client.Session, prompts: list[corpus.Prompt]) -> Figures:
+    """Match events to the prompts they belong to and measure."""
+    fig = Figures()
+    segs = session.segments
+    for i, (prompt, seg) in enumerate(zip(prompts, segs, strict=True)):
+        lo = seg.start - 0.3
+        hi = segs[i + 1].start - 0.3 if i + 1 < len(segs) else float("inf")
+        mine = [r for r in session.events if lo <= r.event["start"] < hi]
+        finals = [r for r in mine if r.event["type"] == "final" and r.event["text"].strip()]
+        text = " ".join(r.event["text"] for r in finals)
+        fig.wer.add(prompt.reference, text)
+        fig.texts.append((prompt.name, prompt.reference, text))
+        fig.finals_per_prompt.append(len(finals))
+        if not finals:
+            fig.missing += 1
+            continue
+        fig.final_latency.append(finals[-1].at - seg.speech[1])
+        first = min(r.at for r in mine)
+        fig.first_partial.append(first - seg.speech[0])
+        # Cadence: gaps between successive events while the speaker talks.
+        times = sorted(r.at for r in mine if r.at <= seg.speech[1] + 0.05)
+        times.append(finals[-1].at if finals[-1].at > seg.speech[1] else seg.speech[1])
+        fig.cadence += [b - a for a, b in itertools.pairwise(times)]
+    return fig
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def server(env_extra: dict[str, str]) -> Iterator[tuple[str, str, subprocess.Popen[bytes]]]:
+    """Run `python -m stt` on a free port; yields (ws url, token, process)."""
+    token = secrets.token_hex(16)
+    port = free_port()
+    env = {
+        **os.environ,
+        "RELAY_TOKEN": token,
+        "STT_PORT": str(port),
+        "STT_HOST": "127.0.0.1",
+        **env_extra,
+    }
+    env.setdefault("MODEL_PATH", str(ROOT / "models" / "faster-whisper-base"))
+    env.pop("REDIS_URL", None) if "REDIS_URL" not in env_extra else None
+    (ROOT / "test-artifacts").mkdir(exist_ok=True)
+    log = open(ROOT / "test-artifacts" / "stt-bench-server.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stt"], cwd=ROOT, env=env, stdout=log, stderr=log
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError("stt exited; see test-artifacts/stt-bench-server.log")
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        yield f"ws://127.0.0.1:{port}", token, proc
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        log.close()
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of a process in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def scrape(url: str, name: str) -> float:
+    """One metric's value from the service's /metrics."""
+    http = url.replace("ws://", "http://")
+    text = urllib.request.urlopen(f"{http}/metrics", timeout=5).read().decode()
+    m = re.search(rf"^{name} ([0-9.e+-]+)$", text, re.M)
+    return float(m.group(1)) if m else float("nan")
+
+
+async def run_stream(  # noqa: PLR0917
+    url: str, token: str, call: str, speaker: str, prompts: list[corpus.Prompt], lead_s: float = 0.5
+) -> Figures:
+    """Play prompts as one stream and score it."""
+    pcm, segs = client.timeline(
+        [(p.name, p.pcm, p.speech_span) for p in prompts], 8000, lead_s=lead_s
+    )
+    session = await client.play(url, token, call, speaker, pcm, 8000)
+    session.segments = segs
+    return score(session, prompts)
+
+
+def offline_wer(prompts: list[corpus.Prompt], model_path: str) -> WerCounts:
+    """Offline WER: faster-whisper's own transcribe on each whole file (beam 5, 30 s window)."""
+    from faster_whisper import WhisperModel
+
+    model = WhisperModel(model_path, device="cpu", compute_type="int8", cpu_threads=2)
+    counts = WerCounts()
+    for p in prompts:
+        audio = p.pcm.astype(np.float32) / 32768
+        audio16 = np.interp(np.arange(len(audio) * 2) / 2, np.arange(len(audio)), audio).astype(
+            np.float32
+        )
+        segments, _ = model.transcribe(audio16, language="es", beam_size=5)
+        counts.add(p.reference, " ".join(s.text for s in segments))
+    return counts
+
+
+def offline_wer_short(prompts: list[corpus.Prompt], model_path: str) -> WerCounts:
+    """WER of the service's own decoder settings (greedy, short window) on each whole prompt."""
+    from stt.engine import EngineConfig, WhisperEngine
+
+    engine = WhisperEngine(EngineConfig(model_path, cpu_threads=2))
+    counts = WerCounts()
+    for p in prompts:
+        s0, s1 = p.speech_span
+        audio = p.pcm[int(max(0.0, s0 - 0.2) * p.rate) : int((s1 + 0.15) * p.rate)]
+        x = audio.astype(np.float32) / 32768
+        x16 = np.interp(np.arange(len(x) * 2) / 2, np.arange(len(x)), x).astype(np.float32)
+        counts.add(p.reference, engine.decode(x16).text)
+    return counts
+
+
+def report(title: str, fig: Figures) -> None:
+    """Print one block of figures."""
+    fl, fp, cd = fig.final_latency, fig.first_partial, fig.cadence
+    print(f"== {title}")
+    print(
+        f"  prompts {len(fig.finals_per_prompt)}  words {fig.wer.words}"
+        f"  streaming WER {fig.wer.wer:.3f}"
+        f"  prompts without final {fig.missing}  finals/prompt {np.mean(fig.finals_per_prompt):.2f}"
+    )
+    print(
+        f"  final latency   p50 {pct(fl, 50):.3f}s  p95 {pct(fl, 95):.3f}s"
+        f"  max {max(fl, default=float('nan')):.3f}s"
+    )
+    print(f"  first partial   p50 {pct(fp, 50):.3f}s  p95 {pct(fp, 95):.3f}s")
+    print(
+        f"  partial cadence p50 {pct(cd, 50):.3f}s  p95 {pct(cd, 95):.3f}s"
+        f"  max {max(cd, default=float('nan')):.3f}s"
+    )
+
+
+async def concurrent(
+    url: str, token: str, prompts: list[corpus.Prompt], calls: int, per_stream: int
+) -> Figures:
+    """`calls` calls x 2 streams, each playing its own slice of prompts, all at real time."""
+    jobs = []
+    k = 0
+    for c in range(calls):
+        for j, speaker in enumerate(("agent", "customer")):
+            chosen = [prompts[(k + i) % len(prompts)] for i in range(per_stream)]
+            k += per_stream
+            # The customer starts a little later: turns overlap partly, as in real calls.
+            jobs.append(
+                run_stream(
+                    url, token, f"bench-{c}", speaker, chosen, lead_s=0.5 + 1.3 * j + 0.37 * c
+                )
+            )
+    total = Figures()
+    for fig in await asyncio.gather(*jobs):
+        total.add(fig)
+    return total
+
+
+def main() -> int:
+    """Entry point."""
+    ap = argparse.ArgumentParser(prog="python -m bench.stt", description=__doc__.splitlines()[0])
+    ap.add_argument("--prompts", type=int, default=0, help="use the first N dev prompts (0 = all)")
+    ap.add_argument("--url", help="use a running service (ws://host:port) instead of starting one")
+    ap.add_argument("--token", default=os.environ.get("RELAY_TOKEN", ""))
+    ap.add_argument("--env", action="append", default=[], help="KEY=VALUE for the started server")
+    ap.add_argument("--no-offline", action="store_true", help="skip the offline WER baseline")
+    ap.add_argument("--calls", default="1,2,3,4,5,6", help="concurrent call counts to try")
+    ap.add_argument("--per-stream", type=int, default=5, help="prompts per stream in the load test")
+    ap.add_argument(
+        "--bound", type=float, default=1.5, help="p95 final latency that counts as broken"
+    )
+    ap.add_argument("--skip-single", action="store_true", help="only run the concurrency test")
+    ap.add_argument("--show", action="store_true", help="print each prompt's reference and finals")
+    args = ap.parse_args()
+    prompts = corpus.load_all()
+    if args.prompts:
+        prompts = prompts[: args.prompts]
+    env_extra = dict(kv.split("=", 1) for kv in args.env)
+    load = os.getloadavg()
+    print(
+        f"bench.stt: {len(prompts)} prompts, {sum(p.duration for p in prompts):.0f} s of audio; "
+        f"load average before {load[0]:.2f}; server env {env_extra or 'defaults'}"
+    )
+    model_path = env_extra.get("MODEL_PATH", str(ROOT / "models" / "faster-whisper-base"))
+
+    def go(url: str, token: str, pid: int | None) -> None:
+        if not args.skip_single:
+            single(url, token, pid)
+        load_test(url, token, pid)
+
+    def single(url: str, token: str, pid: int | None) -> None:
+        t = time.perf_counter()
+        fig = asyncio.run(run_stream(url, token, "bench-single", "agent", prompts))
+        wall = time.perf_counter() - t
+        report("one stream, real time", fig)
+        rtf = scrape(url, "stt_real_time_factor")
+        rss = rss_mb(pid) if pid else float("nan")
+        print(f"  RTF (decoder busy / audio) {rtf:.3f}  server RSS {rss:.0f} MiB  wall {wall:.0f}s")
+        if args.show:
+            for name, ref, hyp in fig.texts:
+                print(f"  {name}\n    ref: {ref}\n    hyp: {hyp}")
+        if not args.no_offline:
+            off = offline_wer(prompts, model_path)
+            short = offline_wer_short(prompts, model_path)
+            print(f"  offline WER, service decoder (greedy, short window) {short.wer:.3f}")
+            print(
+                f"  offline WER (same model, whole files, beam 5) {off.wer:.3f}"
+                f"  -> streaming - offline = {fig.wer.wer - off.wer:+.3f}"
+            )
+
+    def load_test(url: str, token: str, pid: int | None) -> None:
+        for n in [int(x) for x in args.calls.split(",") if x]:
+            fig_n = asyncio.run(concurrent(url, token, prompts, n, args.per_stream))
+            report(f"{n} calls x 2 streams", fig_n)
+            rss = rss_mb(pid) if pid else float("nan")
+            print(
+                f"  dropped partials so far {scrape(url, 'stt_dropped_partials'):.0f}"
+                f"  RSS {rss:.0f} MiB"
+                f"  load {os.getloadavg()[0]:.2f}"
+            )
+            if pct(fig_n.final_latency, 95) > args.bound:
+                print(f"  latency broke at {n} calls (p95 > {args.bound}s)")
+                break
+
+    if args.url:
+        go(args.url, args.token, None)
+    else:
+        with server(env_extra) as (url, token, proc):
+            go(url, token, proc.pid)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,321 @@
+"""The STT web app: WS /stream, GET /health, GET /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from coach.bus import Bus
+from coach.events import SPEAKERS, is_call_id
+from stt.engine import EngineConfig, WhisperEngine
+from stt.metrics import SttMetrics
+from stt.publisher import BusPublisher, PublisherState
+from stt.scheduler import DecodeScheduler, JobKind
+from stt.settings import SttSettings
+from stt.stream import StreamParams, SttStream
+
+log = logging.getLogger("stt.app")
+
+# Close codes (4400/4401 match the relay's; the others are RFC 6455's).
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_UNSUPPORTED = 1003
+CLOSE_BAD_PAYLOAD = 1007
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL = 1011
+CLOSE_TRY_LATER = 1013
+CLOSE_BAD_REQUEST = 4400
+CLOSE_UNAUTHORIZED = 4401
+
+SEND_QUEUE = 256
+"""Events queued for one client socket. Full: partials are dropped; a final that cannot be
+queued within FINAL_SEND_TIMEOUT closes the socket (1008, client not reading)."""
+FINAL_SEND_TIMEOUT = 5.0
+END_TIMEOUT = 30.0
+"""Longest wait for the last finals after `{"type":"end"}` or a vanished client."""
+
+
+class Refused(Exception):
+    """Close the socket with `code` and `reason`."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass
+class SttState:
+    """Process-wide state: one model, one scheduler, one publisher, the open streams."""
+
+    settings: SttSettings
+    engine: WhisperEngine
+    scheduler: DecodeScheduler
+    publisher: BusPublisher
+    metrics: SttMetrics
+    bus: Bus | None
+    streams: set[SttStream] = field(default_factory=set)
+    audio_s: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+
+
+def bearer(header: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header."""
+    if header and header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return None
+
+
+def _params(ws: WebSocket, settings: SttSettings) -> StreamParams:
+    q = ws.query_params
+    call_id = q.get("callId", "")
+    if not is_call_id(call_id):
+        raise Refused(CLOSE_BAD_REQUEST, "callId is missing or malformed")
+    speaker = q.get("speaker", "")
+    if speaker not in SPEAKERS:
+        raise Refused(CLOSE_BAD_REQUEST, f"speaker must be one of {', '.join(SPEAKERS)}")
+    rate_text = q.get("rate", "")
+    if rate_text not in ("8000", "16000"):
+        raise Refused(CLOSE_BAD_REQUEST, "rate must be 8000 or 16000")
+    try:
+        offset = float(q.get("offset", "0") or 0)
+    except ValueError:
+        raise Refused(CLOSE_BAD_REQUEST, "offset must be seconds (a number)") from None
+    if not 0 <= offset < 1e7:
+        raise Refused(CLOSE_BAD_REQUEST, "offset must be >= 0")
+    lang = q.get("lang") or settings.lang
+    if lang == "auto":
+        lang = None
+    return StreamParams(call_id, speaker, int(rate_text), lang, offset)
+
+
+async def stream_endpoint(ws: WebSocket) -> None:
+    """WS /stream: PCM16 in, partial/final events out."""
+    state: SttState = ws.app.state.stt
+    settings = state.settings
+    await ws.accept()
+    stream: SttStream | None = None
+    sender: asyncio.Task[None] | None = None
+    code, reason = CLOSE_NORMAL, "end of stream"
+    try:
+        token = ws.query_params.get("token") or bearer(ws.headers.get("authorization"))
+        if not token or not hmac.compare_digest(token.encode(), settings.relay_token.encode()):
+            raise Refused(CLOSE_UNAUTHORIZED, "missing or wrong service token")
+        params = _params(ws, settings)
+        if len(state.streams) >= settings.max_streams:
+            raise Refused(CLOSE_TRY_LATER, f"server busy: {settings.max_streams} streams open")
+        outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(SEND_QUEUE)
+        sender = asyncio.create_task(_send_loop(ws, outbox), name="stt-sender")
+
+        async def emit(event: dict[str, Any]) -> None:
+            state.metrics.events.labels(event["type"]).inc()
+            state.publisher.offer(event)
+            if sender.done():
+                return  # socket gone: the bus still gets everything
+            if event["type"] == "partial":
+                with contextlib.suppress(asyncio.QueueFull):
+                    outbox.put_nowait(event)
+                return
+            try:
+                await asyncio.wait_for(outbox.put(event), FINAL_SEND_TIMEOUT)
+            except TimeoutError:
+                sender.cancel()
+
+        stream = SttStream(params, state.engine, state.scheduler, emit, settings.stream)
+        state.streams.add(stream)
+        state.metrics.open_streams.set(len(state.streams))
+        log.info(
+            "stream opened",
+            extra={"callId": params.call_id, "speaker": params.speaker, "stream": stream.id},
+        )
+        code, reason = await _receive_loop(ws, stream, state)
+        if code == CLOSE_NORMAL:
+            await asyncio.wait_for(stream.finish(), END_TIMEOUT)
+            # Let the sender flush what finish() emitted before we close.
+            await _flush(outbox, sender)
+        elif code == CLOSE_GOING_AWAY:
+            # Client vanished mid-utterance: still publish its last words to the bus.
+            await asyncio.wait_for(stream.finish(), END_TIMEOUT)
+    except Refused as refused:
+        code, reason = refused.code, refused.reason
+    except TimeoutError:
+        code, reason = CLOSE_INTERNAL, "timed out flushing the last utterance"
+    except Exception:
+        log.exception("stream failed")
+        code, reason = CLOSE_INTERNAL, "internal error"
+    finally:
+        if stream is not None:
+            await stream.abort()
+            state.streams.discard(stream)
+            state.metrics.open_streams.set(len(state.streams))
+        if sender is not None:
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
+        state.metrics.closes.labels(str(code)).inc()
+        if ws.client_state is WebSocketState.CONNECTED and code != CLOSE_GOING_AWAY:
+            with contextlib.suppress(RuntimeError, OSError):
+                await ws.close(code=code, reason=reason[:120])
+
+
+async def _receive_loop(ws: WebSocket, stream: SttStream, state: SttState) -> tuple[int, str]:
+    max_bytes = state.settings.max_frame_bytes
+    bytes_per_s = 2 * stream.params.rate
+    while True:
+        try:
+            message = await ws.receive()
+        except WebSocketDisconnect:
+            return CLOSE_GOING_AWAY, "client gone"
+        if message["type"] == "websocket.disconnect":
+            return CLOSE_GOING_AWAY, "client gone"
+        data = message.get("bytes")
+        if data is not None:
+            if len(data) > max_bytes:
+                raise Refused(
+                    CLOSE_TOO_BIG, f"binary frame of {len(data)} bytes; the limit is {max_bytes}"
+                )
+            if len(data) % 2:
+                raise Refused(CLOSE_BAD_PAYLOAD, "PCM16 frames must have an even byte count")
+            state.audio_s += len(data) / bytes_per_s
+            state.metrics.audio_seconds.inc(len(data) / bytes_per_s)
+            await stream.feed(data)
+            continue
+        text = message.get("text") or ""
+        try:
+            command = json.loads(text)
+        except ValueError:
+            command = None
+        if isinstance(command, dict) and command.get("type") == "end":
+            return CLOSE_NORMAL, "end of stream"
+        raise Refused(
+            CLOSE_UNSUPPORTED, 'text frames must be {"type":"end"}; audio goes in binary frames'
+        )
+
+
+async def _send_loop(ws: WebSocket, outbox: asyncio.Queue[dict[str, Any]]) -> None:
+    while True:
+        event = await outbox.get()
+        await ws.send_text(json.dumps(event, ensure_ascii=False, separators=(",", ":")))
+        outbox.task_done()
+
+
+async def _flush(outbox: asyncio.Queue[dict[str, Any]], sender: asyncio.Task[None]) -> None:
+    join = asyncio.ensure_future(outbox.join())
+    await asyncio.wait(
+        {join, sender}, timeout=FINAL_SEND_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+    )
+    join.cancel()
+
+
+async def health(request: Request) -> JSONResponse:
+    """Model, device, compute type, open streams, queues and bus state."""
+    state: SttState = request.app.state.stt
+    s = state.settings
+    return JSONResponse(
+        {
+            # Degraded: transcription works but events are only buffered, not on the bus.
+            "status": "degraded" if state.publisher.state is PublisherState.DOWN else "ok",
+            "model": s.model_size,
+            "modelPath": s.model_path,
+            "device": state.engine.device,
+            "computeType": state.engine.compute_type,
+            "lang": s.lang or "auto",
+            "openStreams": len(state.streams),
+            "queue": state.scheduler.depth,
+            "bus": state.publisher.state.value,
+            "busBuffered": state.publisher.depth,
+        }
+    )
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus exposition."""
+    state: SttState = request.app.state.stt
+    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def build_state(settings: SttSettings, engine: WhisperEngine | None = None) -> SttState:
+    """Load the model (unless given) and wire scheduler, publisher and metrics."""
+    if engine is None:
+        engine = WhisperEngine(
+            EngineConfig(
+                model_path=settings.model_path,
+                device=settings.device,
+                compute_type=settings.compute_type,
+                cpu_threads=settings.cpu_threads,
+                num_workers=settings.decode_workers,
+                lang=settings.lang,
+                beam_size_final=settings.beam_size,
+                min_window_s=settings.min_window_s,
+            )
+        )
+    m = SttMetrics()
+
+    def observe(kind: JobKind, seconds: float) -> None:
+        m.decode_seconds.labels(kind.value).observe(seconds)
+
+    scheduler = DecodeScheduler(settings.decode_workers, settings.max_pending_finals, observe)
+    bus = Bus.connect(settings.redis_url, settings.bus) if settings.redis_url else None
+    publisher = BusPublisher(bus, settings.bus_buffer)
+    state = SttState(settings, engine, scheduler, publisher, m, bus)
+    m.bind(
+        lambda: scheduler.depth,
+        lambda: scheduler.stats.busy_s / state.audio_s if state.audio_s else 0.0,
+        lambda: scheduler.stats.dropped_partials,
+        lambda: publisher.depth,
+    )
+    return state
+
+
+def create_app(settings: SttSettings, engine: WhisperEngine | None = None) -> Starlette:
+    """The ASGI app; the model loads at start-up (lifespan)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state = await asyncio.to_thread(build_state, settings, engine)
+        app.state.stt = state
+        state.scheduler.start()
+        state.publisher.start()
+        if state.bus is None:
+            log.warning("REDIS_URL is not set: events go back on the socket only")
+        log.info(
+            "stt ready",
+            extra={
+                "model": settings.model_path,
+                "device": state.engine.device,
+                "computeType": state.engine.compute_type,
+            },
+        )
+        try:
+            yield
+        finally:
+            # uvicorn has closed the sockets by now; streams abort, then the queues drain.
+            for stream in list(state.streams):
+                await stream.abort()
+            await state.scheduler.close()
+            await state.publisher.close(wait_s=3.0)
+            if state.bus is not None:
+                await state.bus.close()
+
+    return Starlette(
+        routes=[
+            Route("/health", health),
+            Route("/metrics", metrics),
+            WebSocketRoute("/stream", stream_endpoint),
+        ],
+        lifespan=lifespan,
+    )

@@ -1,0 +1,258 @@
+"""The Whisper decoder: one CTranslate2 model per process, fed windows cut to the audio's length.
+
+Whisper is trained on 30 s windows, and faster-whisper pads every input to 30 s; the encoder
+cost grows with the window, so a 2 s utterance pays for 30 s. CTranslate2's encoder accepts
+shorter mel inputs, so we feed the utterance plus a short silence margin, rounded up to a
+bucket (fewer distinct shapes), which is 2-4x faster for short utterances with the same text.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import ctranslate2
+import numpy as np
+import numpy.typing as npt
+from faster_whisper import WhisperModel
+from faster_whisper.tokenizer import Tokenizer
+from faster_whisper.transcribe import get_suppressed_tokens
+
+SAMPLE_RATE = 16_000
+MAX_WINDOW_S = 30.0
+# Silence appended after the audio: Whisper needs a little trailing context to emit the last word.
+TAIL_PAD_S = 0.5
+# Window lengths are rounded up to this step so CTranslate2 sees few distinct shapes.
+WINDOW_STEP_S = 1.0
+
+# Texts Whisper invents on silence/noise (YouTube subtitles in its training data). A decode
+# whose whole text is one of these is treated as no speech.
+HALLUCINATIONS = frozenset(
+    {
+        "gracias por ver el video",
+        "gracias por ver",
+        "gracias por ver el vídeo",
+        "subtítulos realizados por la comunidad de amara.org",
+        "subtitulos realizados por la comunidad de amara.org",
+        "suscríbete",
+        "suscribete al canal",
+        "¡suscríbete!",
+        "thank you for watching",
+        "thanks for watching",
+        "you",
+        "música",
+        "musica",
+        "[música]",
+        "...",
+    }
+)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How the model is loaded and decoded."""
+
+    model_path: str
+    device: str = "cpu"
+    compute_type: str = "int8"
+    cpu_threads: int = 2
+    num_workers: int = 1
+    lang: str | None = "es"
+    beam_size_final: int = 1
+    beam_size_partial: int = 1
+    min_window_s: float = 0.0
+    """Shortest encoder window: longer trades speed for accuracy (30 = faster-whisper's padding)."""
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One decode: text, its token ids (for prompting later decodes) and quality scores."""
+
+    text: str
+    tokens: tuple[int, ...]
+    avg_logprob: float
+    no_speech_prob: float
+    lang: str
+    audio_s: float
+    decode_s: float
+    window_s: float
+    words: tuple[dict[str, Any], ...] = field(default=())
+
+    @property
+    def confidence(self) -> float:
+        """exp(mean token log-probability), in [0, 1]."""
+        return float(min(1.0, max(0.0, np.exp(self.avg_logprob))))
+
+
+def window_seconds(audio_s: float) -> float:
+    """Encoder window used for `audio_s` seconds of audio (audio + tail pad, rounded up)."""
+    need = audio_s + TAIL_PAD_S
+    return float(min(MAX_WINDOW_S, np.ceil(need / WINDOW_STEP_S) * WINDOW_STEP_S))
+
+
+def is_hallucination(text: str) -> bool:
+    """Whether `text` is one of Whisper's stock inventions on non-speech."""
+    t = text.strip().lower().strip(" .!¡¿?")
+    return not t or t in HALLUCINATIONS or t + "." in HALLUCINATIONS
+
+
+def _word_key(word: str) -> str:
+    return "".join(ch for ch in word.lower() if ch.isalnum())
+
+
+def trim_repeats(text: str, min_words: int = 2) -> str:
+    """Collapse immediate repetitions of a phrase ("A B. A B." -> "A B."), a decoder loop.
+
+    Short windows make Whisper loop now and then; a phrase of 2+ words said twice in a row is
+    far more often a loop than speech. A trailing, cut-off copy of the phrase is dropped too.
+    """
+    words = text.split()
+    keys = [_word_key(w) for w in words]
+    i = 0
+    while i < len(words):
+        cut = False
+        for n in range((len(words) - i) // 2, min_words - 1, -1):
+            if keys[i : i + n] == keys[i + n : i + 2 * n] and any(keys[i : i + n]):
+                del words[i + n : i + 2 * n], keys[i + n : i + 2 * n]
+                cut = True
+                break
+        if not cut:
+            i += 1
+    # A cut-off copy at the very end: the last k words (the last one maybe truncated) already
+    # appeared earlier as a run ("Su mensaje ha sido guardado. Su mensaje ha sido").
+    # Two-word echoes count only when the last word is cut off: whole ones are often real speech.
+    for k in range(len(words) // 2, 1, -1):
+        tail = keys[-k:]
+        if not tail[-1]:
+            continue
+        for j in range(len(words) - 2 * k + 1):
+            run = keys[j : j + k]
+            cut_off = run[-1] != tail[-1]
+            if run[:-1] == tail[:-1] and run[-1].startswith(tail[-1]) and (k >= 3 or cut_off):
+                return " ".join(words[:-k])
+    return " ".join(words)
+
+
+def compression_ratio(text: str) -> float:
+    """gzip-style ratio; above ~2.4 the decoder is looping."""
+    raw = text.encode()
+    return len(raw) / max(1, len(zlib.compress(raw)))
+
+
+class WhisperEngine:
+    """Thread-safe decoder over one faster-whisper/CTranslate2 model."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self._model = WhisperModel(
+            config.model_path,
+            device=config.device,
+            compute_type=config.compute_type,
+            cpu_threads=config.cpu_threads,
+            num_workers=config.num_workers,
+            local_files_only=True,
+        )
+        self.device = str(self._model.model.device)
+        self.compute_type = str(self._model.model.compute_type)
+        multilingual = self._model.model.is_multilingual
+        self._default_lang = config.lang or "es"
+        self._tokenizers: dict[str, Any] = {}
+        self._tok_lock = threading.Lock()
+        self._multilingual = multilingual
+        tok = self.tokenizer(self._default_lang)
+        self._suppress = list(get_suppressed_tokens(tok, [-1]) or ())
+        self._extractor = self._model.feature_extractor
+        self._extractor_lock = threading.Lock()
+
+    def tokenizer(self, lang: str) -> Any:
+        """Tokenizer for `lang` (cached)."""
+        with self._tok_lock:
+            if lang not in self._tokenizers:
+                self._tokenizers[lang] = Tokenizer(
+                    self._model.hf_tokenizer, self._multilingual, task="transcribe", language=lang
+                )
+            return self._tokenizers[lang]
+
+    def features(self, audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Log-mel features of `audio` padded with silence to its window length."""
+        window = max(
+            window_seconds(len(audio) / SAMPLE_RATE), min(MAX_WINDOW_S, self.config.min_window_s)
+        )
+        n = int(window * SAMPLE_RATE)
+        padded = np.zeros(n, dtype=np.float32)
+        padded[: min(n, len(audio))] = audio[-n:] if len(audio) > n else audio
+        # The extractor keeps state in attributes; serialise (it is cheap next to the decode).
+        with self._extractor_lock:
+            mel = self._extractor(padded, padding=0)
+        frames = int(window * 100)
+        return np.ascontiguousarray(mel[:, :frames], dtype=np.float32)
+
+    def detect_language(self, features: npt.NDArray[np.float32]) -> str:
+        """Most likely language of the features (used when LANG=auto)."""
+        enc = self._model.encode(features)
+        results = self._model.model.detect_language(enc)[0]
+        return str(results[0][0]).strip("<|>")
+
+    def decode(
+        self,
+        audio: npt.NDArray[np.float32],
+        *,
+        prompt_tokens: tuple[int, ...] = (),
+        final: bool = True,
+        lang: str | None = None,
+        prefix: str = "",
+        beam_size: int | None = None,
+    ) -> Hypothesis:
+        """Transcribe one utterance (16 kHz float32) without timestamps."""
+        t0 = time.perf_counter()
+        feats = self.features(audio)
+        if lang is None and self.config.lang is None:
+            lang = self.detect_language(feats)
+        lang = lang or self._default_lang
+        tok = self.tokenizer(lang)
+        prompt: list[int] = []
+        if prompt_tokens:
+            prompt.append(tok.sot_prev)
+            prompt.extend(prompt_tokens[-(223 - 1) :])
+        prompt.extend(tok.sot_sequence)
+        prompt.append(tok.no_timestamps)
+        prefix_tokens: list[int] = tok.encode(" " + prefix.strip()) if prefix.strip() else []
+        # A forced prefix (words already shown) is read in one pass instead of decoded token by
+        # token: partials of long utterances get much cheaper.
+        prompt.extend(prefix_tokens)
+        audio_s = len(audio) / SAMPLE_RATE
+        # Spanish speech runs ~3 tokens/s; the cap stops a looping decoder early.
+        max_new = int(10 + 6 * audio_s)
+        beam = beam_size or (
+            self.config.beam_size_final if final else self.config.beam_size_partial
+        )
+        result = self._model.model.generate(
+            ctranslate2.StorageView.from_array(feats[np.newaxis]),
+            [prompt],
+            beam_size=beam,
+            max_length=min(448, len(prompt) + max(4, max_new - len(prefix_tokens))),
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=self._suppress,
+            repetition_penalty=1.0,
+            no_repeat_ngram_size=0,
+        )[0]
+        # CTranslate2 returns the forced prefix as part of the sequence.
+        tokens = tuple(int(t) for t in result.sequences_ids[0])
+        text = trim_repeats(tok.decode(list(tokens)).strip())
+        cum = float(result.scores[0]) if result.scores else 0.0
+        avg_logprob = cum * len(tokens) / (len(tokens) + 1) if tokens else -10.0
+        return Hypothesis(
+            text=text,
+            tokens=tokens,
+            avg_logprob=avg_logprob,
+            no_speech_prob=float(result.no_speech_prob),
+            lang=lang,
+            audio_s=audio_s,
+            decode_s=time.perf_counter() - t0,
+            window_s=feats.shape[1] / 100,
+        )

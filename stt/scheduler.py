@@ -1,0 +1,185 @@
+"""Decode scheduler: every stream's decode requests share one model through a few workers.
+
+Policy (written bounds):
+- Two classes. FINAL-class jobs (finals and speculative finals) are served first, FIFO.
+  PARTIAL jobs are served only when no FINAL-class job waits.
+- Partials: at most one waiting per stream; a newer partial replaces the waiting one (the stale
+  one is dropped and counted). So the partial queue is bounded by the number of streams.
+- Finals are never dropped. The FINAL-class queue holds at most `max_finals` jobs; a stream
+  submitting beyond that waits (`await submit`), which stops it reading its socket and pushes
+  back on its sender through TCP. Overload therefore degrades partials first (they starve and
+  get replaced), then slows intake; it never loses a final.
+- A speculative job can be cancelled while it waits (speech resumed); it is then skipped.
+- Batching: on CPU a batch of several streams gains nothing (the cores are already busy with one
+  decode), so each worker decodes one job at a time. `workers` jobs run in parallel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class JobKind(enum.Enum):
+    """Why a decode was asked for."""
+
+    FINAL = "final"
+    SPECULATIVE = "speculative"
+    PARTIAL = "partial"
+
+
+@dataclass(eq=False)
+class Job(Generic[T]):
+    """A decode request: `run` is called on a worker thread; its result resolves `future`."""
+
+    kind: JobKind
+    stream_id: str
+    run: Callable[[], T]
+    future: asyncio.Future[T]
+    submitted: float = field(default_factory=time.monotonic)
+    cancelled: bool = False
+    started: float | None = None
+
+    def cancel(self) -> None:
+        """Skip this job if it has not started (its future is cancelled)."""
+        self.cancelled = True
+        if not self.future.done():
+            self.future.cancel()
+
+
+@dataclass
+class SchedulerStats:
+    """Counters exposed as metrics."""
+
+    decoded: collections.Counter[str] = field(default_factory=collections.Counter)
+    dropped_partials: int = 0
+    cancelled: int = 0
+    busy_s: float = 0.0
+
+
+class DecodeScheduler:
+    """Runs jobs on `workers` threads, finals first; see the module docstring for the policy."""
+
+    def __init__(
+        self,
+        workers: int = 1,
+        max_finals: int = 64,
+        observer: Callable[[JobKind, float], None] | None = None,
+    ) -> None:
+        self.workers = workers
+        self._observer = observer
+        self.max_finals = max_finals
+        self._finals: collections.deque[Job[object]] = collections.deque()
+        self._partials: collections.OrderedDict[str, Job[object]] = collections.OrderedDict()
+        self._wakeup = asyncio.Condition()
+        self._space = asyncio.Condition()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._running = 0
+        self._closed = False
+        self.stats = SchedulerStats()
+
+    @property
+    def depth(self) -> dict[str, int]:
+        """Jobs waiting per class."""
+        return {
+            "final": len(self._finals),
+            "partial": len(self._partials),
+            "running": self._running,
+        }
+
+    def start(self) -> None:
+        """Start the worker tasks (call from the event loop)."""
+        for i in range(self.workers):
+            task = asyncio.create_task(self._worker(), name=f"decode-worker-{i}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        """Cancel waiting jobs and workers; wait for running decodes to finish."""
+        self._closed = True
+        for job in [*self._finals, *self._partials.values()]:
+            job.cancel()
+        self._finals.clear()
+        self._partials.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    async def submit(self, kind: JobKind, stream_id: str, run: Callable[[], T]) -> Job[T]:
+        """Queue a job; returns it at once (await `job.future` for the result)."""
+        if self._closed:
+            raise RuntimeError("scheduler closed")
+        loop = asyncio.get_running_loop()
+        job: Job[T] = Job(kind, stream_id, run, loop.create_future())
+        if kind is JobKind.PARTIAL:
+            stale = self._partials.pop(stream_id, None)
+            if stale is not None:
+                stale.cancel()
+                self.stats.dropped_partials += 1
+            self._partials[stream_id] = job  # type: ignore[assignment]
+        else:
+            async with self._space:
+                await self._space.wait_for(lambda: len(self._finals) < self.max_finals)
+            self._finals.append(job)  # type: ignore[arg-type]
+        async with self._wakeup:
+            self._wakeup.notify()
+        return job
+
+    def drop_stream(self, stream_id: str) -> None:
+        """Forget the waiting partial of a closed stream."""
+        job = self._partials.pop(stream_id, None)
+        if job is not None:
+            job.cancel()
+
+    def _next(self) -> Job[object] | None:
+        while self._finals:
+            job = self._finals.popleft()
+            if not job.cancelled:
+                return job
+            self.stats.cancelled += 1
+        if self._partials:
+            _, job = self._partials.popitem(last=False)
+            return job
+        return None
+
+    async def _worker(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            async with self._wakeup:
+                job = self._next()
+                while job is None:
+                    await self._wakeup.wait()
+                    job = self._next()
+            async with self._space:
+                self._space.notify_all()
+            if job.future.done():
+                continue
+            job.started = time.monotonic()
+            self._running += 1
+            try:
+                result = await loop.run_in_executor(self._pool, job.run)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - handed to the stream that asked, which logs it
+                if not job.future.done():
+                    job.future.set_exception(exc)
+            else:
+                if not job.future.done():
+                    job.future.set_result(result)
+            finally:
+                self._running -= 1
+                took = time.monotonic() - job.started
+                self.stats.busy_s += took
+                if self._observer is not None:
+                    self._observer(job.kind, took)
+                self.stats.decoded[job.kind.value] += 1

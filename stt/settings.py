@@ -1,0 +1,128 @@
+"""STT settings, read once from the environment (see stt/ENV.md)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import ctranslate2
+
+from coach.bus import BusConfig
+from coach.settings import Env, SettingsError
+from stt.segmenter import SegmenterConfig
+from stt.stream import StreamConfig
+
+DEFAULT_MODEL_DIR = "models"
+
+
+@dataclass(frozen=True)
+class SttSettings:
+    """Everything `python -m stt` needs; a bad value stops start-up naming the variable."""
+
+    relay_token: str = field(repr=False)
+    """Bearer token clients of WS /stream must present (RELAY_TOKEN)."""
+    model_path: str
+    """CTranslate2 Whisper model dir (MODEL_PATH; default models/faster-whisper-MODEL_SIZE)."""
+    model_size: str = "base"
+    """Model name, used for the default MODEL_PATH and reported in /health (MODEL_SIZE)."""
+    device: str = "cpu"
+    """cpu, cuda or auto (DEVICE)."""
+    compute_type: str = "int8"
+    """CTranslate2 compute type; default int8 on CPU, float16 on GPU (COMPUTE_TYPE)."""
+    lang: str | None = "es"
+    """Spoken language, or None for per-utterance detection (LANG=auto)."""
+    host: str = "0.0.0.0"
+    """Listen address (STT_HOST)."""
+    port: int = 8080
+    """Listen port (STT_PORT)."""
+    redis_url: str | None = None
+    """Bus Redis (REDIS_URL); unset = events go only back on the socket."""
+    bus: BusConfig = field(default_factory=BusConfig)
+    """Bus key prefix and bounds (BUS_PREFIX, ...), shared with the other services."""
+    decode_workers: int = 1
+    """Decodes run in parallel (STT_DECODE_WORKERS)."""
+    cpu_threads: int = 2
+    """Threads per decode (STT_CPU_THREADS)."""
+    max_streams: int = 32
+    """Open streams beyond this are refused with close code 1013 (STT_MAX_STREAMS)."""
+    max_pending_finals: int = 64
+    """FINAL-class decode jobs queued before submitters wait (STT_MAX_PENDING_FINALS)."""
+    bus_buffer: int = 10_000
+    """Events held while the bus is down before the oldest partials, then finals, are dropped."""
+    max_frame_bytes: int = 64_000
+    """Largest binary frame (2 s at 16 kHz); bigger closes the socket with 1009."""
+    beam_size: int = 1
+    """Beam size of final decodes (STT_BEAM_SIZE); 1 = greedy, fastest."""
+    min_window_s: float = 0.0
+    """Shortest encoder window in seconds (STT_MIN_WINDOW_S); 30 = classic padded decoding."""
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    """Streaming tunables (STT_HANGOVER_S, STT_EARLY_HANGOVER_S, STT_PARTIALS, ...)."""
+
+    @classmethod
+    def from_env(cls, env: Env) -> SttSettings:
+        """Build from environment variables; a missing or bad one raises SettingsError."""
+        size = env.str("MODEL_SIZE", "base")
+        device = env.choice("DEVICE", "cpu", ("cpu", "cuda", "auto"))
+        gpu = device == "cuda" or (device == "auto" and _has_cuda())
+        lang = env.str("STT_LANG", "") or env.str("LANG", "es")
+        if "." in lang or "_" in lang:
+            # A POSIX locale such as C.UTF-8 in LANG is not a speech language: use the default.
+            lang = "es"
+        if lang != "auto" and not (2 <= len(lang) <= 3 and lang.isalpha()):
+            raise SettingsError(f"LANG={lang!r} must be a language code such as es, or auto")
+        token = env.str("RELAY_TOKEN")
+        if len(token) < 16:
+            raise SettingsError("RELAY_TOKEN must be at least 16 characters")
+        seg = SegmenterConfig(
+            hangover_s=env.float("STT_HANGOVER_S", 0.8, min=0.1, max=5.0),
+            split_after_s=env.float("STT_SPLIT_AFTER_S", 12.0, min=2.0, max=25.0),
+            max_s=env.float("STT_MAX_UTTERANCE_S", 25.0, min=3.0, max=28.0),
+        )
+        stream = StreamConfig(
+            segmenter=seg,
+            early_hangover_s=env.float("STT_EARLY_HANGOVER_S", 0.25, min=0.05, max=5.0),
+            partials=env.bool("STT_PARTIALS", True),
+            partial_interval_s=env.float("STT_PARTIAL_INTERVAL_S", 0.5, min=0.1, max=10.0),
+            prompt_context=env.bool("STT_PROMPT_CONTEXT", False),
+            speculate=env.bool("STT_SPECULATE", True),
+        )
+        return cls(
+            relay_token=token,
+            model_path=env.str(
+                "MODEL_PATH", os.path.join(DEFAULT_MODEL_DIR, f"faster-whisper-{size}")
+            ),
+            model_size=size,
+            device="cuda" if gpu else "cpu",
+            compute_type=env.str("COMPUTE_TYPE", "float16" if gpu else "int8"),
+            lang=None if lang == "auto" else lang,
+            host=env.str("STT_HOST", "0.0.0.0"),
+            port=env.int("STT_PORT", 8080, min=1, max=65535),
+            redis_url=env.optional("REDIS_URL"),
+            bus=bus_config(env),
+            decode_workers=env.int("STT_DECODE_WORKERS", 1, min=1, max=16),
+            cpu_threads=env.int("STT_CPU_THREADS", min(4, os.cpu_count() or 1), min=1, max=64),
+            max_streams=env.int("STT_MAX_STREAMS", 32, min=1, max=10_000),
+            max_pending_finals=env.int("STT_MAX_PENDING_FINALS", 64, min=1, max=10_000),
+            bus_buffer=env.int("STT_BUS_BUFFER", 10_000, min=10, max=1_000_000),
+            beam_size=env.int("STT_BEAM_SIZE", 1, min=1, max=10),
+            min_window_s=env.float("STT_MIN_WINDOW_S", 0.0, min=0.0, max=30.0),
+            stream=stream,
+        )
+
+
+def _has_cuda() -> bool:
+    try:
+        return int(ctranslate2.get_cuda_device_count()) > 0
+    except (RuntimeError, OSError):  # no CUDA runtime at all
+        return False
+
+
+def bus_config(env: Env) -> BusConfig:
+    """Bus bounds from BUS_* variables (the same names the relay reads)."""
+    return BusConfig(
+        prefix=env.str("BUS_PREFIX", "coach"),
+        global_maxlen=env.int("BUS_GLOBAL_MAXLEN", 200_000, min=1000),
+        call_maxlen=env.int("BUS_CALL_MAXLEN", 20_000, min=100),
+        ended_ttl=env.int("BUS_ENDED_TTL", 3600, min=10),
+        idle_ttl=env.int("BUS_IDLE_TTL", 86_400, min=60),
+    )

@@ -1,0 +1,521 @@
+"""One speaker's live audio -> partial and final events (the latency-critical logic).
+
+Pipeline per stream: PCM16 -> 16 kHz float -> Silero VAD per 32 ms -> Segmenter -> decodes.
+
+How finals get fast without cutting sentences:
+- A *speculative* final decode starts 64 ms into every pause, while the hangover runs.
+- If that decode's text ends a sentence (. ? !), the utterance ends after the short hangover
+  (`early_hangover_s`) and the speculative result is the final: latency ~ max(hangover, decode).
+- If it does not (a comma, no punctuation: the speaker is mid-sentence), we wait for the long
+  hangover, so sentences are not split at breathing pauses (that split is what costs WER).
+- Any decode (partial or speculative) whose audio already covers the whole utterance is reused
+  as the final instead of decoding again.
+- The decoder is prompted with the previous words of the same speaker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import logging
+import threading
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from stt.engine import SAMPLE_RATE, Hypothesis, WhisperEngine, compression_ratio, is_hallucination
+from stt.scheduler import DecodeScheduler, Job, JobKind
+from stt.segmenter import SegEvent, SegKind, Segmenter, SegmenterConfig, SegState
+from stt.stabilize import Stabilizer
+from stt.vad import FRAME, StreamingVad
+
+log = logging.getLogger("stt.stream")
+
+Emit = Callable[[dict[str, Any]], Awaitable[None]]
+_SENTENCE_END = (".", "?", "!", "…")
+
+
+class StreamState(enum.Enum):
+    """Lifecycle of one stream; transitions only go forward."""
+
+    OPEN = "open"
+    ENDING = "ending"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """Tunables of the streaming logic (seconds unless named otherwise)."""
+
+    segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
+    early_hangover_s: float = 0.25
+    """Silence after which a sentence-complete speculative decode is emitted as the final."""
+    partials: bool = True
+    """Emit partials at all."""
+    partial_interval_s: float = 0.5
+    """Cadence of partial decodes while someone talks."""
+    first_partial_s: float = 0.3
+    """Speech needed before the first partial."""
+    preroll_s: float = 0.2
+    """Audio kept before the detected speech onset (VAD reacts a little late)."""
+    tail_s: float = 0.15
+    """Silence kept after the detected end of speech in the final decode."""
+    min_utterance_s: float = 0.25
+    """Utterances with less speech than this are dropped (clicks, coughs, tones)."""
+    prompt_context: bool = False
+    """Prompt the decoder with the speaker's previous words."""
+    context_tokens: int = 64
+    """How many previous tokens to prompt with."""
+    speculate: bool = True
+    """Decode speculatively during pauses (off = plain hangover then decode, for comparison)."""
+    max_no_speech_prob: float = 0.9
+    """A decode with no-speech probability above this *and* log-probability below -1 is dropped
+    (the VAD already vouched for speech, so only clear non-speech is dropped here)."""
+
+
+@dataclass(frozen=True)
+class StreamParams:
+    """Who is talking: from the WebSocket query."""
+
+    call_id: str
+    speaker: str
+    rate: int
+    lang: str | None = None
+    offset: float = 0.0
+    """Seconds of this speaker's call audio sent before this stream (a reconnect)."""
+
+
+@dataclass(eq=False)
+class _Utterance:
+    uid: str
+    start: int  # absolute 16 kHz sample where its audio starts (pre-roll included)
+    speech_start: int
+    end: int | None = None  # absolute sample where speech ended
+    resumes: int = 0
+    stabilizer: Stabilizer = field(default_factory=Stabilizer)
+    partial_sent: str = ""
+    partials_sent: int = 0
+    best: tuple[Hypothesis, int, int] | None = None  # (hyp, audio end sample, resumes at issue)
+    spec: Job[Hypothesis] | None = None
+    spec_resumes: int = -1
+    partial_inflight: bool = False
+    last_partial_at: int = 0
+    finalised: bool = False
+
+
+class Upsampler:
+    """8 kHz -> 16 kHz by linear interpolation, continuous across chunks."""
+
+    def __init__(self) -> None:
+        self._last = np.float32(0.0)
+
+    def __call__(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Twice as many samples; each input sample preceded by the midpoint to its predecessor."""
+        if x.size == 0:
+            return x
+        prev = np.concatenate([[self._last], x[:-1]]).astype(np.float32)
+        out = np.empty(x.size * 2, dtype=np.float32)
+        out[0::2] = (prev + x) * 0.5
+        out[1::2] = x
+        self._last = x[-1]
+        return out
+
+
+class AudioBuffer:
+    """Recent 16 kHz audio addressed by absolute sample index; old audio trimmed on request."""
+
+    def __init__(self, capacity_s: float = 40.0) -> None:
+        self._data = np.zeros(int(capacity_s * SAMPLE_RATE), dtype=np.float32)
+        self.start = 0  # absolute index of _data[0]
+        self.end = 0  # absolute index one past the newest sample
+        self._lock = threading.Lock()  # decode threads take snapshots
+
+    def append(self, x: npt.NDArray[np.float32]) -> None:
+        """Add samples; if full, the oldest are dropped."""
+        with self._lock:
+            n = self.end - self.start
+            if n + x.size > self._data.size:
+                drop = n + x.size - self._data.size
+                self._data[: n - drop] = self._data[drop:n]
+                self.start += drop
+                n -= drop
+            self._data[n : n + x.size] = x
+            self.end += x.size
+
+    def trim_before(self, abs_index: int) -> None:
+        """Forget audio before `abs_index`."""
+        with self._lock:
+            cut = min(max(0, abs_index - self.start), self.end - self.start)
+            if cut:
+                n = self.end - self.start
+                self._data[: n - cut] = self._data[cut:n]
+                self.start += cut
+
+    def slice(self, a: int, b: int | None = None) -> npt.NDArray[np.float32]:
+        """A copy of samples [a, b) that are still held."""
+        with self._lock:
+            b = self.end if b is None else min(b, self.end)
+            a = max(a, self.start)
+            return self._data[a - self.start : max(a, b) - self.start].copy()
+
+
+class SttStream:
+    """Turns one speaker's audio into events; `feed` audio, then `finish` or `abort`."""
+
+    def __init__(
+        self,
+        params: StreamParams,
+        engine: WhisperEngine,
+        scheduler: DecodeScheduler,
+        emit: Emit,
+        config: StreamConfig | None = None,
+    ) -> None:
+        self.params = params
+        self.engine = engine
+        self.scheduler = scheduler
+        self.config = config or StreamConfig()
+        self.state = StreamState.OPEN
+        self.id = uuid.uuid4().hex[:8]
+        self._emit = emit
+        self._vad = StreamingVad()
+        self._seg = Segmenter(self.config.segmenter)
+        self._up = Upsampler() if params.rate == 8000 else None
+        self._audio = AudioBuffer()
+        self._utt: _Utterance | None = None
+        self._count = 0
+        self._context: collections.deque[int] = collections.deque(maxlen=self.config.context_tokens)
+        # Finals are emitted in utterance order by one task; each entry resolves to a final event
+        # (or None when the utterance turned out to be noise). Bounded by the scheduler's
+        # max_finals back-pressure: a stream cannot run far ahead of its decodes.
+        self._finals: asyncio.Queue[asyncio.Future[dict[str, Any] | None] | None] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._emitter = asyncio.create_task(self._emit_finals(), name=f"finals-{self.id}")
+        self.finals_emitted = 0
+
+    # -- input -----------------------------------------------------------------------------
+
+    async def feed(self, pcm: bytes) -> None:
+        """Consume PCM16 LE mono at the stream's rate (even byte count)."""
+        if self.state is not StreamState.OPEN:
+            return
+        x = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+        if self._up is not None:
+            x = self._up(x)
+        first = self._audio.end
+        self._audio.append(x)
+        probs = self._vad(x)
+        # Frame k of the VAD covers absolute samples [k*FRAME, (k+1)*FRAME).
+        for p in probs:
+            for ev in self._seg.push(float(p)):
+                await self._on_segment(ev)
+        del first
+        await self._maybe_partial()
+        await self._maybe_end_early()
+        if self._utt is None:
+            # Nothing to keep but the pre-roll.
+            self._audio.trim_before(
+                self._audio.end - int(self.config.preroll_s * SAMPLE_RATE) - FRAME
+            )
+
+    async def finish(self) -> None:
+        """Flush the last utterance, emit every pending final, and close."""
+        if self.state is not StreamState.OPEN:
+            return
+        self.state = StreamState.ENDING
+        ev = self._seg.end_now()
+        if ev is not None and self._utt is not None:
+            await self._finalise(self._utt, ev.frame * FRAME)
+        await self._finals.put(None)
+        await self._emitter
+        self.state = StreamState.CLOSED
+
+    async def abort(self) -> None:
+        """Stop at once (client gone): pending decodes are cancelled."""
+        if self.state is StreamState.CLOSED:
+            return
+        self.state = StreamState.CLOSED
+        self.scheduler.drop_stream(self.id)
+        if self._utt is not None and self._utt.spec is not None:
+            self._utt.spec.cancel()
+        self._emitter.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(self._emitter, *self._tasks, return_exceptions=True)
+
+    # -- segmentation ----------------------------------------------------------------------
+
+    def _time(self, sample: int) -> float:
+        return round(self.params.offset + sample / SAMPLE_RATE, 3)
+
+    async def _on_segment(self, ev: SegEvent) -> None:
+        if ev.kind is SegKind.START:
+            self._count += 1
+            speech_start = ev.frame * FRAME
+            start = max(
+                0, self._audio.start, speech_start - int(self.config.preroll_s * SAMPLE_RATE)
+            )
+            self._utt = _Utterance(
+                f"{self.params.speaker}-{self.id}-{self._count}", start, speech_start
+            )
+        elif ev.kind is SegKind.RESUME and self._utt is not None:
+            self._utt.resumes += 1
+            spec = self._utt.spec
+            # A speculative decode already running is kept: its result becomes a partial.
+            if spec is not None and not spec.future.done() and spec.started is None:
+                spec.cancel()
+        elif ev.kind is SegKind.PAUSE and self._utt is not None:
+            if self.config.speculate:
+                await self._speculate(self._utt, ev.frame * FRAME)
+        elif ev.kind is SegKind.END and self._utt is not None:
+            await self._finalise(self._utt, ev.frame * FRAME)
+
+    async def _maybe_end_early(self) -> None:
+        utt = self._utt
+        if utt is None or self._seg.state is not SegState.TRAILING:
+            return
+        silence = self._seg.silence_frames * FRAME / SAMPLE_RATE
+        if silence < self.config.early_hangover_s:
+            return
+        best = self._covering(utt, self._seg.silence_start * FRAME)
+        if best is not None and best.text.rstrip().endswith(_SENTENCE_END):
+            ev = self._seg.end_now()
+            if ev is not None:
+                await self._finalise(utt, ev.frame * FRAME)
+
+    def _covering(self, utt: _Utterance, speech_end: int) -> Hypothesis | None:
+        """A finished decode of this utterance that saw all its speech (no resume since)."""
+        if utt.best is None:
+            return None
+        hyp, audio_end, resumes = utt.best
+        if resumes == utt.resumes and audio_end >= speech_end:
+            return hyp
+        return None
+
+    # -- decoding --------------------------------------------------------------------------
+
+    def _prompt(self) -> tuple[int, ...]:
+        return tuple(self._context) if self.config.prompt_context else ()
+
+    def _decode_job(
+        self, utt: _Utterance, end: int | None, final: bool
+    ) -> Callable[[], tuple[Hypothesis, int] | None]:
+        # Partials decode without the speaker's previous words: on a half-heard utterance the
+        # decoder tends to copy the prompt instead of listening.
+        prompt = self._prompt() if final else ()
+        lang = self.params.lang
+        # Finals snapshot their audio now (the buffer is trimmed once the utterance is over);
+        # a partial snapshots when it runs, so one that waited in the queue decodes newer audio.
+        fixed = self._audio.slice(utt.start, end) if end is not None else None
+        shown = len(utt.stabilizer.committed)
+
+        def run() -> tuple[Hypothesis, int] | None:
+            if fixed is not None:
+                audio = fixed
+            elif utt.finalised:
+                return None  # the utterance ended while this partial waited
+            else:
+                audio = self._audio.slice(utt.start)
+            if audio.size < SAMPLE_RATE // 10:
+                return None
+            if not final:
+                # Partials continue from the words already shown (forced prefix): cheaper on long
+                # utterances, stable by construction, and it stops Whisper from collapsing a
+                # mid-word cut into a single token.
+                prefix = " ".join(utt.stabilizer.committed)
+                hyp = self.engine.decode(audio, final=False, lang=lang, prefix=prefix)
+                return hyp, utt.start + audio.size
+            hyp = self.engine.decode(audio, prompt_tokens=prompt, final=True, lang=lang)
+            if len(hyp.text.split()) < shown // 2:
+                # Whisper sometimes stops after a token or two on long audio; the partials saw
+                # more words than that. Retry with beam search and keep the longer reading.
+                retry = self.engine.decode(
+                    audio, prompt_tokens=prompt, final=True, lang=lang, beam_size=5
+                )
+                if len(retry.text.split()) > len(hyp.text.split()):
+                    hyp = retry
+            return hyp, utt.start + audio.size
+
+        return run
+
+    def _remember(self, utt: _Utterance, hyp: Hypothesis, audio_end: int, resumes: int) -> None:
+        if utt.best is None or audio_end >= utt.best[1]:
+            utt.best = (hyp, audio_end, resumes)
+
+    async def _speculate(self, utt: _Utterance, speech_end: int) -> None:
+        if self._covering(utt, speech_end) is not None:
+            return
+        if utt.spec is not None and not utt.spec.future.done():
+            utt.spec.cancel()
+        resumes = utt.resumes
+        end = min(self._audio.end, speech_end + int(self.config.tail_s * SAMPLE_RATE))
+        job = await self.scheduler.submit(
+            JobKind.SPECULATIVE, self.id, self._decode_job(utt, end, True)
+        )
+        utt.spec = job  # type: ignore[assignment]
+        utt.spec_resumes = resumes
+        self._track(self._after_decode(utt, job, resumes))
+
+    async def _maybe_partial(self) -> None:
+        utt = self._utt
+        cfg = self.config
+        if not cfg.partials or utt is None or utt.partial_inflight or utt.finalised:
+            return
+        if self._seg.state is not SegState.SPEECH:
+            return
+        now = self._audio.end
+        if now - utt.speech_start < cfg.first_partial_s * SAMPLE_RATE:
+            return
+        if utt.last_partial_at and now - utt.last_partial_at < cfg.partial_interval_s * SAMPLE_RATE:
+            return
+        utt.partial_inflight = True
+        utt.last_partial_at = now
+        job = await self.scheduler.submit(
+            JobKind.PARTIAL, self.id, self._decode_job(utt, None, False)
+        )
+        self._track(self._after_decode(utt, job, utt.resumes, partial=True))
+
+    async def _after_decode(
+        self, utt: _Utterance, job: Job[Any], resumes: int, partial: bool = False
+    ) -> None:
+        try:
+            result = await job.future
+        except asyncio.CancelledError:
+            return
+        finally:
+            if partial:
+                utt.partial_inflight = False
+        if result is None or utt.finalised or self.state is StreamState.CLOSED:
+            return
+        hyp, audio_end = result
+        # Resumes may have changed while the job waited; it saw audio up to audio_end.
+        self._remember(utt, hyp, audio_end, resumes)
+        await self._send_partial(utt, hyp, audio_end)
+        await self._maybe_end_early()
+
+    async def _send_partial(self, utt: _Utterance, hyp: Hypothesis, audio_end: int) -> None:
+        if not self.config.partials or not self._usable(hyp):
+            return
+        text = utt.stabilizer.update(hyp.text)
+        if not text:
+            return
+        # Sent even when the text did not change: `end` advancing tells listeners it is current.
+        utt.partial_sent = text
+        utt.partials_sent += 1
+        await self._emit(
+            {
+                "type": "partial",
+                "callId": self.params.call_id,
+                "speaker": self.params.speaker,
+                "utteranceId": utt.uid,
+                "text": text,
+                "start": self._time(utt.speech_start),
+                "end": self._time(audio_end),
+            }
+        )
+
+    def _usable(self, hyp: Hypothesis) -> bool:
+        if is_hallucination(hyp.text) or compression_ratio(hyp.text) > 2.4:
+            return False
+        return not (hyp.no_speech_prob > self.config.max_no_speech_prob and hyp.avg_logprob < -1.0)
+
+    async def _finalise(self, utt: _Utterance, speech_end: int) -> None:
+        if utt.finalised:
+            return
+        utt.finalised = True
+        utt.end = speech_end
+        if self._utt is utt:
+            self._utt = None
+        loop = asyncio.get_running_loop()
+        out: asyncio.Future[dict[str, Any] | None] = loop.create_future()
+        await self._finals.put(out)
+        speech_s = (speech_end - utt.speech_start) / SAMPLE_RATE
+        if speech_s < self.config.min_utterance_s:
+            out.set_result(self._final_event(utt, None))
+            return
+        hyp = self._covering(utt, speech_end)
+        if hyp is not None:
+            out.set_result(self._final_event(utt, hyp))
+            return
+        spec = utt.spec
+        if spec is not None and utt.spec_resumes == utt.resumes and not spec.future.cancelled():
+            self._track(self._resolve(out, utt, spec))
+            return
+        end = min(self._audio.end, speech_end + int(self.config.tail_s * SAMPLE_RATE))
+        job = await self.scheduler.submit(JobKind.FINAL, self.id, self._decode_job(utt, end, True))
+        self._track(self._resolve(out, utt, job))
+
+    async def _resolve(
+        self, out: asyncio.Future[dict[str, Any] | None], utt: _Utterance, job: Job[Any]
+    ) -> None:
+        try:
+            result = await job.future
+            hyp = result[0] if result is not None else None
+        except asyncio.CancelledError:
+            if not out.done():
+                out.cancel()
+            raise
+        except Exception as exc:
+            log.exception("final decode failed", extra={"callId": self.params.call_id})
+            if not out.done():
+                out.set_exception(exc)
+            return
+        if not out.done():
+            out.set_result(self._final_event(utt, hyp))
+
+    def _final_event(self, utt: _Utterance, hyp: Hypothesis | None) -> dict[str, Any] | None:
+        usable = hyp is not None and self._usable(hyp)
+        if hyp is not None and not usable:
+            log.info(
+                "decode rejected as non-speech",
+                extra={
+                    "callId": self.params.call_id,
+                    "text": hyp.text[:200],
+                    "noSpeech": round(hyp.no_speech_prob, 3),
+                    "logprob": round(hyp.avg_logprob, 3),
+                    "utteranceId": utt.uid,
+                },
+            )
+        if not usable and utt.partials_sent == 0:
+            return None  # noise: nothing was shown, nothing to replace
+        assert utt.end is not None
+        text = hyp.text if hyp is not None and usable else ""
+        if hyp is not None and usable:
+            self._context.extend(hyp.tokens)
+        return {
+            "type": "final",
+            "callId": self.params.call_id,
+            "speaker": self.params.speaker,
+            "utteranceId": utt.uid,
+            "text": text,
+            "start": self._time(utt.speech_start),
+            "end": self._time(max(utt.end, utt.speech_start)),
+            "confidence": round(hyp.confidence, 3) if hyp is not None and usable else 0.0,
+            "lang": hyp.lang if hyp is not None else (self.params.lang or "es"),
+        }
+
+    async def _emit_finals(self) -> None:
+        while True:
+            fut = await self._finals.get()
+            if fut is None:
+                return
+            try:
+                event = await fut
+            except asyncio.CancelledError:
+                if self.state is StreamState.CLOSED:
+                    raise
+                continue
+            except Exception:  # noqa: BLE001 - logged in _resolve where it happened
+                continue
+            if event is not None:
+                self.finals_emitted += 1
+                await self._emit(event)
+
+    def _track(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

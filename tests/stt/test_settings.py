@@ -1,0 +1,51 @@
+import pytest
+
+from coach.settings import Env, SettingsError
+from stt.settings import SttSettings
+
+pytestmark = pytest.mark.unit
+
+TOKEN = "t" * 20
+
+
+def test_defaults():
+    s = SttSettings.from_env(Env({"RELAY_TOKEN": TOKEN}))
+    assert (s.port, s.device, s.compute_type, s.lang, s.model_size) == (
+        8080,
+        "cpu",
+        "int8",
+        "es",
+        "base",
+    )
+    assert s.model_path.endswith("faster-whisper-base")
+    assert s.redis_url is None
+    assert TOKEN not in repr(s)
+
+
+def test_token_is_required():
+    with pytest.raises(SettingsError, match="RELAY_TOKEN"):
+        SttSettings.from_env(Env({}))
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("STT_PORT", "http"),
+        ("DEVICE", "tpu"),
+        ("LANG", "spanish!"),
+        ("STT_HANGOVER_S", "0"),
+        ("STT_PARTIALS", "maybe"),
+    ],
+)
+def test_bad_values_name_the_variable(name, value):
+    with pytest.raises(SettingsError, match=name):
+        SttSettings.from_env(Env({"RELAY_TOKEN": TOKEN, name: value}))
+
+
+def test_lang_auto_and_posix_locale():
+    assert SttSettings.from_env(Env({"RELAY_TOKEN": TOKEN, "LANG": "auto"})).lang is None
+    assert SttSettings.from_env(Env({"RELAY_TOKEN": TOKEN, "LANG": "C.UTF-8"})).lang == "es"
+    assert (
+        SttSettings.from_env(Env({"RELAY_TOKEN": TOKEN, "LANG": "C.UTF-8", "STT_LANG": "en"})).lang
+        == "en"
+    )
