@@ -111,7 +111,7 @@ def server(env_extra: dict[str, str]) -> Iterator[tuple[str, str, subprocess.Pop
     env.setdefault("MODEL_PATH", str(ROOT / "models" / "faster-whisper-base"))
     env.pop("REDIS_URL", None) if "REDIS_URL" not in env_extra else None
     (ROOT / "test-artifacts").mkdir(exist_ok=True)
-    log = open(ROOT / "test-artifacts" / "stt-bench-server.log", "wb")  # noqa: SIM115 - closed below
+    log = open(ROOT / "test-artifacts" / "stt-bench-server.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "stt"], cwd=ROOT, env=env, stdout=log, stderr=log
     )
@@ -148,7 +148,7 @@ def scrape(url: str, name: str) -> float:
     return float(m.group(1)) if m else float("nan")
 
 
-async def run_stream(  # noqa: PLR0917
+async def run_stream(
     url: str, token: str, call: str, speaker: str, prompts: list[corpus.Prompt], lead_s: float = 0.5
 ) -> Figures:
     """Play prompts as one stream and score it."""

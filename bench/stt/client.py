@@ -71,7 +71,7 @@ def timeline(
     return np.concatenate(parts), segments
 
 
-async def play(  # noqa: PLR0917 - mirrors the WS query; callers pass them in order
+async def play(
     url: str,
     token: str,
     call_id: str,
