@@ -1,6 +1,8 @@
 """`WS /ws?callId=<id>|*&since=<id>&token=...`: replay a call's history, then stream it live.
 
-Frames to the client are JSON objects: bus events (with `id`), plus two relay notices:
+Frames to the client hold one or more JSON objects, one per line (NDJSON; under load the
+relay batches what is queued for a client into one frame): bus events (with `id`), plus two
+relay notices:
 `{"type":"relay.live","lastId":...}` when the replay is done, and `{"type":"relay.gap",
 "firstId":...}` when `since` is older than what the bus still holds (events were trimmed).
 A client resumes after any disconnect by reconnecting with `since=<last id it saw>`.
@@ -16,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -37,6 +40,8 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_UNKNOWN_CALL = 4404
 PAGE = 1000
 """Events read from Redis per replay page."""
+FRAME_BYTES = 64 * 1024
+"""Most bytes of events batched into one frame (clients' default frame limits are 1 MiB)."""
 SEND_BATCH = 256
 """Events the writer takes from the queue at a time."""
 
@@ -127,9 +132,7 @@ async def _replay(
         after = since
         while True:
             page = await bus.read_call(sub.call_id, after=after, count=PAGE)
-            for event in page:
-                await websocket.send_text(event.json())
-                sub.last_sent = event.id
+            await _send_events(websocket, sub, page)
             if page:
                 after = page[-1].id
                 sub.call_floor[sub.call_id] = parse_id(after)
@@ -144,10 +147,9 @@ async def _replay(
         sub.floor = parse_id(since)
         while True:
             page = await bus.read_all(after, PAGE)
-            for event in page:
-                if sub.principal.may_see(await _agent(state, event)):
-                    await websocket.send_text(event.json())
-                    sub.last_sent = event.id
+            await _send_events(
+                websocket, sub, [e for e in page if sub.principal.may_see(await _agent(state, e))]
+            )
             if page:
                 after = page[-1].id
                 sub.floor = parse_id(after)
@@ -175,10 +177,30 @@ async def _replay(
                 if len(page) < PAGE or parse_id(page[-1].id) > sub.floor:
                     break
         merged.sort(key=lambda e: parse_id(e.id))
-        for event in merged:
-            await websocket.send_text(event.json())
-            sub.last_sent = event.id
+        await _send_events(websocket, sub, merged)
     await websocket.send_text(json.dumps({"type": "relay.live", "lastId": sub.last_sent}))
+
+
+async def _send_events(websocket: WebSocket, sub: Subscriber, events: list[BusEvent]) -> None:
+    """Replayed events, batched into frames."""
+    for frame, last_id in _frames([(e.json(), e.id) for e in events]):
+        await websocket.send_text(frame)
+        sub.last_sent = last_id
+
+
+def _frames(items: list[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+    """Group (json, id) pairs into frames of one event per line, each at most FRAME_BYTES
+    (a single larger event goes alone); yields (frame, id of its last event)."""
+    lines: list[str] = []
+    size = 0
+    for i, (text, _event_id) in enumerate(items):
+        if lines and size + len(text) > FRAME_BYTES:
+            yield "\n".join(lines), items[i - 1][1]
+            lines, size = [], 0
+        lines.append(text)
+        size += len(text) + 1
+    if lines:
+        yield "\n".join(lines), items[-1][1]
 
 
 async def _agent(state: RelayState, event: BusEvent) -> str | None:
@@ -223,9 +245,12 @@ async def _write(websocket: WebSocket, sub: Subscriber) -> None:
         await sub.wakeup.wait()
         if sub.state is SubState.CLOSED:
             return
-        for msg in sub.take(SEND_BATCH):
-            await websocket.send_text(msg.text)
-            sub.last_sent = msg.id
+        # Everything queued goes in one frame, one event per line: under load a client gets
+        # fewer, bigger frames, which costs both ends far less than one frame per event.
+        batch = sub.take(SEND_BATCH)
+        for frame, last_id in _frames([(m.text, m.id) for m in batch]):
+            await websocket.send_text(frame)
+            sub.last_sent = last_id
 
 
 async def _read(websocket: WebSocket) -> None:

@@ -116,11 +116,13 @@ async def collect(
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws?callId=*&token={TOKEN}") as ws:
         async with asyncio.timeout(timeout):
             while done != call_ids:
-                event = json.loads(await ws.recv())
-                if event.get("callId") in call_ids:
-                    events[event["callId"]].append(event)
-                    if event["type"] == "summary":
-                        done.add(event["callId"])
+                frame = await ws.recv()
+                for line in str(frame).split("\n"):  # one event per line
+                    event = json.loads(line)
+                    if event.get("callId") in call_ids:
+                        events[event["callId"]].append(event)
+                        if event["type"] == "summary":
+                            done.add(event["callId"])
     return events
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import weakref
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -97,9 +99,18 @@ async def relay(redis_server: EmbeddedRedis, bus_config: BusConfig) -> AsyncIter
     await server.stop()
 
 
+# Events a frame carried beyond the one returned (a frame holds one or more, one per line).
+_pending: weakref.WeakKeyDictionary[ClientConnection, deque[str]] = weakref.WeakKeyDictionary()
+
+
 async def recv_json(ws: ClientConnection, timeout: float = 5.0) -> dict[str, Any]:
-    """Next frame as JSON (fails the test after `timeout` seconds of silence)."""
-    data: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+    """Next event as JSON (fails the test after `timeout` seconds of silence)."""
+    pending = _pending.setdefault(ws, deque())
+    while not pending:
+        frame = await asyncio.wait_for(ws.recv(), timeout)
+        text = frame if isinstance(frame, str) else frame.decode()
+        pending.extend(line for line in text.split("\n") if line)
+    data: dict[str, Any] = json.loads(pending.popleft())
     return data
 
 
@@ -110,7 +121,7 @@ async def recv_until(
     out: list[dict[str, Any]] = []
     async with asyncio.timeout(timeout):
         while True:
-            frame = json.loads(await ws.recv())
-            out.append(frame)
-            if stop(frame):
+            event = await recv_json(ws, timeout)
+            out.append(event)
+            if stop(event):
                 return out

@@ -119,9 +119,17 @@ export class Feed {
   }
 
   _frame(data) {
+    // A frame carries one or more events, one JSON object per line (the relay batches
+    // whatever is queued for this client into one frame).
+    for (const line of String(data).split("\n")) {
+      if (line) this._event(line);
+    }
+  }
+
+  _event(line) {
     let ev;
     try {
-      ev = JSON.parse(data);
+      ev = JSON.parse(line);
     } catch {
       return; // not ours to interpret; the relay only sends JSON
     }
