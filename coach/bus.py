@@ -29,6 +29,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from coach.errors import BusError, BusUnavailable
 from coach.events import EventError, parse_id, validate
+from coach.settings import Env
 
 _PUBLISH_LUA = """
 local gid = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'c', ARGV[5], 't', ARGV[4], 'e', ARGV[1])
@@ -59,6 +60,18 @@ class BusConfig:
     """Seconds a call's stream is kept for replay after `call.ended`."""
     idle_ttl: int = 86_400
     """Seconds after its first event that a call's stream expires even without `call.ended`."""
+
+    @classmethod
+    def from_env(cls, env: Env) -> BusConfig:
+        """From BUS_PREFIX, BUS_GLOBAL_MAXLEN, BUS_CALL_MAXLEN, BUS_ENDED_TTL, BUS_IDLE_TTL
+        (every service must read the same values: each writer applies the bounds)."""
+        return cls(
+            prefix=env.str("BUS_PREFIX", "coach"),
+            global_maxlen=env.int("BUS_GLOBAL_MAXLEN", 200_000, min=1000),
+            call_maxlen=env.int("BUS_CALL_MAXLEN", 20_000, min=100),
+            ended_ttl=env.int("BUS_ENDED_TTL", 3600, min=10),
+            idle_ttl=env.int("BUS_IDLE_TTL", 86_400, min=60),
+        )
 
 
 class BusEvent(NamedTuple):

@@ -60,7 +60,7 @@ class RelaySettings:
             redis_url=env.optional("REDIS_URL"),
             host=env.str("RELAY_HOST", "0.0.0.0"),
             port=env.int("RELAY_PORT", 7070, min=1, max=65535),
-            bus=bus_config(env),
+            bus=BusConfig.from_env(env),
             client_buffer=env.int("RELAY_CLIENT_BUFFER", 2000, min=10, max=1_000_000),
             max_body_bytes=env.int("RELAY_MAX_BODY_BYTES", 1024 * 1024, min=1024),
             max_batch=env.int("RELAY_MAX_BATCH", 1000, min=1, max=100_000),
@@ -69,14 +69,3 @@ class RelaySettings:
             redis_data_dir=Path(env.str("REDIS_DATA_DIR", str(ROOT / "var" / "redis"))),
             redis_port=env.int("REDIS_PORT", 6379, min=1, max=65535),
         )
-
-
-def bus_config(env: Env) -> BusConfig:
-    """Bus bounds from BUS_* variables (every service reads the same ones)."""
-    return BusConfig(
-        prefix=env.str("BUS_PREFIX", "coach"),
-        global_maxlen=env.int("BUS_GLOBAL_MAXLEN", 200_000, min=1000),
-        call_maxlen=env.int("BUS_CALL_MAXLEN", 20_000, min=100),
-        ended_ttl=env.int("BUS_ENDED_TTL", 3600, min=10),
-        idle_ttl=env.int("BUS_IDLE_TTL", 86_400, min=60),
-    )

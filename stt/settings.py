@@ -98,7 +98,7 @@ class SttSettings:
             host=env.str("STT_HOST", "0.0.0.0"),
             port=env.int("STT_PORT", 8080, min=1, max=65535),
             redis_url=env.optional("REDIS_URL"),
-            bus=bus_config(env),
+            bus=BusConfig.from_env(env),
             decode_workers=env.int("STT_DECODE_WORKERS", 1, min=1, max=16),
             cpu_threads=env.int("STT_CPU_THREADS", min(4, os.cpu_count() or 1), min=1, max=64),
             max_streams=env.int("STT_MAX_STREAMS", 32, min=1, max=10_000),
@@ -115,14 +115,3 @@ def _has_cuda() -> bool:
         return int(ctranslate2.get_cuda_device_count()) > 0
     except (RuntimeError, OSError):  # no CUDA runtime at all
         return False
-
-
-def bus_config(env: Env) -> BusConfig:
-    """Bus bounds from BUS_* variables (the same names the relay reads)."""
-    return BusConfig(
-        prefix=env.str("BUS_PREFIX", "coach"),
-        global_maxlen=env.int("BUS_GLOBAL_MAXLEN", 200_000, min=1000),
-        call_maxlen=env.int("BUS_CALL_MAXLEN", 20_000, min=100),
-        ended_ttl=env.int("BUS_ENDED_TTL", 3600, min=10),
-        idle_ttl=env.int("BUS_IDLE_TTL", 86_400, min=60),
-    )
