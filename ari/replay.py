@@ -41,8 +41,8 @@ class ReplaySettings:
     """Bearer token for STT."""
     redis_url: str
     """Redis of the bus."""
-    bus_prefix: str
-    """Bus key prefix."""
+    bus: BusConfig
+    """Bus key prefix and bounds (BUS_*)."""
     base_port: int
     """First local UDP port for the replay's gateway."""
     lang: str
@@ -55,7 +55,7 @@ class ReplaySettings:
             stt_url=env.str("STT_URL", "ws://127.0.0.1:8080").rstrip("/"),
             relay_token=env.str("RELAY_TOKEN"),
             redis_url=env.str("REDIS_URL"),
-            bus_prefix=env.str("BUS_PREFIX", "coach"),
+            bus=BusConfig.from_env(env),
             base_port=env.int("REPLAY_BASE_PORT", 21000, min=1024, max=65000),
             lang=env.str("CALL_LANG", "es"),
         )
@@ -120,7 +120,7 @@ async def replay(
     if not is_call_id(call_id):
         raise ValueError(f"invalid call id {call_id!r}")
     own_bus = bus is None
-    bus = bus or Bus.connect(settings.redis_url, BusConfig(prefix=settings.bus_prefix))
+    bus = bus or Bus.connect(settings.redis_url, settings.bus)
     gateway = MediaGateway(bind="127.0.0.1", base_port=settings.base_port, port_count=1000,
                            stt_url=settings.stt_url, token=settings.relay_token,
                            buffer_seconds=60)

@@ -24,7 +24,7 @@ from ari.metrics import Metrics
 from ari.publisher import Publisher
 from ari.rest import AriRest
 from ari.settings import Settings
-from coach.bus import Bus, BusConfig
+from coach.bus import Bus
 from coach.redis_server import EmbeddedRedis
 
 log = logging.getLogger("ari.service")
@@ -128,7 +128,7 @@ async def serve(settings: Settings) -> None:
         embedded = EmbeddedRedis().start()
         redis_url = embedded.url
         log.info("REDIS_URL unset: started an embedded Redis at %s", redis_url)
-    bus = Bus.connect(redis_url, BusConfig(prefix=settings.bus_prefix))
+    bus = Bus.connect(redis_url, settings.bus)
     service = Service(settings, bus)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ari.rtp import FORMATS
+from coach.bus import BusConfig
 from coach.settings import Env, SettingsError
 
 NO_AGENT_ACTIONS = ("hangup", "continue")
@@ -52,8 +53,8 @@ class Settings:
     """Audio held per stream while STT is down or slow; the oldest is dropped beyond it."""
     redis_url: str | None
     """Redis of the bus; unset = an embedded server (native dev mode)."""
-    bus_prefix: str
-    """Bus key prefix."""
+    bus: BusConfig
+    """Bus key prefix and bounds (BUS_*), the same for every service."""
     lang: str
     """Language announced in call.started."""
     http_host: str
@@ -103,7 +104,7 @@ class Settings:
             relay_token=env.str("RELAY_TOKEN"),
             stt_buffer_seconds=env.float("STT_BUFFER_SECONDS", 30.0, min=0.1, max=600),
             redis_url=env.optional("REDIS_URL"),
-            bus_prefix=env.str("BUS_PREFIX", "coach"),
+            bus=BusConfig.from_env(env),
             # Not LANG: that is the POSIX locale in most shells (C.UTF-8).
             lang=env.str("CALL_LANG", "es"),
             http_host=env.str("ARI_HTTP_HOST", "0.0.0.0"),

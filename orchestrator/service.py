@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from coach import logs
-from coach.bus import Bus, BusConfig
+from coach.bus import Bus
 from coach.redis_server import EmbeddedRedis
 from coach.settings import Env, SettingsError
 from orchestrator.engine import Orchestrator
@@ -55,7 +55,7 @@ def connect_bus(url: str, settings: Settings) -> Bus:
         socket_connect_timeout=2.0,
         health_check_interval=10,
     )
-    return Bus(aioredis.Redis(connection_pool=pool), BusConfig(prefix=settings.bus_prefix))
+    return Bus(aioredis.Redis(connection_pool=pool), settings.bus)
 
 
 def make_app(engine: Orchestrator) -> Starlette:

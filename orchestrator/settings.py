@@ -7,6 +7,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from coach.bus import BusConfig
 from coach.settings import Env, SettingsError
 
 OPENROUTER_URL = "https://openrouter.ai/api/v1"
@@ -72,8 +73,8 @@ class Settings:
 
     redis_url: str | None = None
     """REDIS_URL: the bus; unset = an embedded server is started (native/dev mode)."""
-    bus_prefix: str = "coach"
-    """BUS_PREFIX: Redis key prefix of the bus."""
+    bus: BusConfig = field(default_factory=BusConfig)
+    """BUS_*: key prefix and bounds of the bus (the same for every service)."""
     port: int = 7080
     """ORCH_PORT: port of GET /health and GET /metrics."""
     host: str = "0.0.0.0"
@@ -144,7 +145,7 @@ class Settings:
         defaults = cls()
         return cls(
             redis_url=env.optional("REDIS_URL"),
-            bus_prefix=env.str("BUS_PREFIX", "coach"),
+            bus=BusConfig.from_env(env),
             port=env.int("ORCH_PORT", 7080, min=1, max=65535),
             host=env.str("ORCH_HOST", "0.0.0.0"),
             group=env.str("ORCH_GROUP", "orchestrator"),
