@@ -77,29 +77,26 @@ class JitterBuffer:
         out: list[bytes] = []
         assert self._expected is not None
         while self._held:
-            chunk = self._held.pop(self._expected, None)
-            if chunk is None:
-                if len(self._held) <= self.depth:
-                    break
-                self.stats.lost += 1
-                chunk = bytes(self._frame_len)
-            else:
-                self.stats.played += 1
-            out.append(chunk)
-            self._expected = (self._expected + 1) % SEQ_MOD
+            if self._expected not in self._held and len(self._held) <= self.depth:
+                break
+            out.append(self._play_next())
         return out
 
     def flush(self) -> list[bytes]:
         """Play everything held, filling gaps between held packets with silence."""
         out: list[bytes] = []
         while self._held:
-            assert self._expected is not None
-            chunk = self._held.pop(self._expected, None)
-            if chunk is None:
-                self.stats.lost += 1
-                chunk = bytes(self._frame_len)
-            else:
-                self.stats.played += 1
-            out.append(chunk)
-            self._expected = (self._expected + 1) % SEQ_MOD
+            out.append(self._play_next())
         return out
+
+    def _play_next(self) -> bytes:
+        """The expected packet, or silence counted as lost; then expect the next one."""
+        assert self._expected is not None
+        chunk = self._held.pop(self._expected, None)
+        if chunk is None:
+            self.stats.lost += 1
+            chunk = bytes(self._frame_len)
+        else:
+            self.stats.played += 1
+        self._expected = (self._expected + 1) % SEQ_MOD
+        return chunk
