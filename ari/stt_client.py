@@ -23,7 +23,26 @@ from urllib.parse import urlencode
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from coach.errors import CoachError
+
 log = logging.getLogger("ari.stt")
+
+FATAL_CLOSE_CODES = frozenset({1003, 1007, 1009, 4400, 4401, 4403})
+"""STT close codes that reconnecting cannot cure (bad token, bad parameters, bad frames)."""
+FATAL_HTTP_STATUS = frozenset({400, 401, 403, 404})
+"""Handshake refusals that reconnecting cannot cure."""
+
+
+class SttStreamError(CoachError):
+    """STT ended or refused the stream; `retryable` says whether a new socket can help."""
+
+
+def _closed_error(ws: ClientConnection) -> SttStreamError:
+    code = ws.close_code
+    return SttStreamError(
+        f"STT closed the stream: {code} {ws.close_reason or ''}".strip(),
+        retryable=code not in FATAL_CLOSE_CODES,
+    )
 
 MAX_FRAME_BYTES = 6400
 """Largest binary frame sent (200 ms of slin16): batches what queued up, bounds frame size."""
@@ -80,6 +99,8 @@ class SttStream:
         self.dropped_bytes = 0
         self.connects = 0
         self.events_received = 0
+        self.error: SttStreamError | None = None
+        """Set when STT refused the stream for good (the stream is then CLOSED)."""
         self._chunks: deque[bytes] = deque()
         self._queued = 0
         self._wakeup = asyncio.Event()
@@ -154,10 +175,12 @@ class SttStream:
                     self.state = StreamState.STREAMING
                     if await self._stream(ws):
                         break
-            except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
-                if isinstance(exc, InvalidStatus) and exc.response.status_code in (401, 403):
-                    log.error("STT refused the token", extra={"callId": self.call_id})
-                log.warning("STT stream interrupted: %s", exc,
+            except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed, SttStreamError) as exc:
+                error = _as_stream_error(exc)
+                if not error.retryable:
+                    self._fail(error)
+                    break
+                log.warning("STT stream interrupted: %s", error,
                             extra={"callId": self.call_id, "speaker": self.speaker})
             if self._closing and not self._chunks:
                 break  # ending and nothing left to say: do not reconnect just for the end
@@ -165,6 +188,17 @@ class SttStream:
             await self._sleep_or_close(delay * random.uniform(0.8, 1.2))
             delay = min(self.backoff_max, delay * 2)
         self.state = StreamState.CLOSED
+
+    def _fail(self, error: SttStreamError) -> None:
+        # Retrying would be refused the same way: stop, and drop what is queued (counted).
+        self.error = error
+        self._closing = True
+        self.dropped_bytes += self._queued
+        self._chunks.clear()
+        self._queued = 0
+        log.error("STT refused the stream for good: %s", error,
+                  extra={"callId": self.call_id, "speaker": self.speaker,
+                         "droppedBytes": self.dropped_bytes})
 
     async def _sleep_or_close(self, delay: float) -> None:
         self._wakeup.clear()
@@ -191,7 +225,7 @@ class SttStream:
                     )
                     waiter.cancel()
                     if reader in done:
-                        raise ConnectionClosed(None, None)
+                        raise _closed_error(ws)
                     continue
                 if self._queued < self.frame_bytes and not self._closing:
                     wait = self._oldest_at + self.frame_seconds - asyncio.get_running_loop().time()
@@ -205,7 +239,7 @@ class SttStream:
                     # Put it back: it was not delivered, the next socket sends it.
                     self._chunks.appendleft(frame)
                     self._queued += len(frame)
-                    raise
+                    raise _closed_error(ws) from None
                 self.sent_bytes += len(frame)
         finally:
             reader.cancel()
@@ -232,3 +266,18 @@ class SttStream:
         # STT also publishes these to the bus; we only count them (and drain the socket).
         async for _message in ws:
             self.events_received += 1
+
+
+def _as_stream_error(exc: Exception) -> SttStreamError:
+    """Classify a connection failure: only refusals retrying cannot cure are fatal."""
+    if isinstance(exc, SttStreamError):
+        return exc
+    if isinstance(exc, InvalidStatus):
+        status = exc.response.status_code
+        return SttStreamError(f"STT refused the handshake: HTTP {status}",
+                              retryable=status not in FATAL_HTTP_STATUS)
+    if isinstance(exc, ConnectionClosed):
+        code = exc.rcvd.code if exc.rcvd is not None else None
+        return SttStreamError(f"STT closed the stream: {code}",
+                              retryable=code not in FATAL_CLOSE_CODES)
+    return SttStreamError(f"{type(exc).__name__}: {exc}", retryable=True)

@@ -4,6 +4,7 @@ Protocol as DESIGN.md "STT service": `?callId=&speaker=&rate=`, bearer token, bi
 frames, text `{"type":"end"}` -> last final, then close. Finals are also published to the
 bus, as the real service does. Knobs: `down` (refuse with 503), `read_delay` (slow reader:
 seconds per frame), `close_after_bytes` (drop the socket once, like an STT restart).
+A wrong token is accepted and then closed with 4401, as the real service does.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class FakeStt:
         self.finals: list[dict[str, Any]] = []
         self.open_streams = 0
         self.refused = 0
+        self.handshakes = 0
+        self.bad_tokens = 0
         self._changed = asyncio.Condition()
         self._server: Server | None = None
         self.port = 0
@@ -96,8 +99,6 @@ class FakeStt:
         if self.down:
             self.refused += 1
             return conn.respond(HTTPStatus.SERVICE_UNAVAILABLE, "down\n")
-        if request.headers.get("Authorization") != f"Bearer {self.token}":
-            return conn.respond(HTTPStatus.UNAUTHORIZED, "bad token\n")
         query = parse_qs(urlsplit(request.path).query)
         if urlsplit(request.path).path != "/stream" or not query.get("callId"):
             return conn.respond(HTTPStatus.NOT_FOUND, "not found\n")
@@ -105,6 +106,13 @@ class FakeStt:
 
     async def _handler(self, ws: ServerConnection) -> None:
         assert ws.request is not None  # set once the handshake is done
+        self.handshakes += 1
+        if ws.request.headers.get("Authorization") != f"Bearer {self.token}":
+            # As the real service: the handshake succeeds, then the socket closes with 4401.
+            self.bad_tokens += 1
+            await ws.close(4401, "missing or wrong service token")
+            await self._notify()
+            return
         query = {k: v[0] for k, v in parse_qs(urlsplit(ws.request.path).query).items()}
         log = StreamLog(query["callId"], query.get("speaker", "?"), int(query.get("rate", 16000)),
                         offset=float(query.get("offset", 0)))

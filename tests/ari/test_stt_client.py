@@ -1,0 +1,45 @@
+"""The STT client's reconnection policy against the fake STT (real WebSockets on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ari.stt_client import StreamState, SttStream
+from tests.ari.conftest import TOKEN
+from tests.ari.fake_stt import FakeStt
+
+pytestmark = pytest.mark.integration
+
+PCM = b"\x01\x00" * 1600  # 100 ms at 16 kHz
+
+
+async def test_wrong_token_is_fatal_not_retried(stt: FakeStt) -> None:
+    stream = SttStream(stt.url, "not-the-token", "call-1", "customer", 16000,
+                       backoff_initial=0.01, backoff_max=0.02)
+    stream.feed(PCM)
+    await stt.wait_for(lambda: stt.bad_tokens >= 1)
+    # A retrying client would be back within 20 ms; a fatal refusal ends the task instead.
+    await asyncio.wait_for(stream.close(), 5)
+    assert stream.state is StreamState.CLOSED
+    assert stream.error is not None and not stream.error.retryable
+    assert "4401" in str(stream.error)
+    assert stt.handshakes == 1
+    assert stream.dropped_bytes == len(PCM)
+    stream.feed(PCM)  # after a fatal refusal audio is not queued for a socket that never comes
+    assert stream.queued_bytes == 0
+
+
+async def test_restart_close_is_retried(stt: FakeStt) -> None:
+    stt.close_after_bytes = len(PCM)
+    stream = SttStream(stt.url, TOKEN, "call-2", "agent", 16000,
+                       backoff_initial=0.01, backoff_max=0.02, frame_ms=20)
+    stream.feed(PCM)
+    await stt.wait_for(lambda: len(stt.streams) >= 1 and stt.close_after_bytes is None)
+    stream.feed(PCM)
+    await stt.wait_for(lambda: len(stt.streams) == 2 and len(stt.streams[1].audio) >= len(PCM))
+    await asyncio.wait_for(stream.close(), 5)
+    assert stream.error is None
+    assert stream.connects == 2
+    assert stt.streams[1].ended
