@@ -15,9 +15,10 @@ from stt.settings import SttSettings
 
 def main() -> int:
     """Check settings and model, then serve until SIGTERM/SIGINT."""
-    logs.setup("stt")
+    env = Env()
     try:
-        settings = SttSettings.from_env(Env())
+        logs.setup("stt", env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")))
+        settings = SttSettings.from_env(env)
         verify(settings.model_path)
     except (SettingsError, ModelError) as exc:
         print(f"stt: {exc}", file=sys.stderr)

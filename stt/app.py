@@ -136,7 +136,14 @@ async def stream_endpoint(ws: WebSocket) -> None:
             except TimeoutError:
                 sender.cancel()
 
-        stream = SttStream(params, state.engine, state.scheduler, emit, settings.stream)
+        stream = SttStream(
+            params,
+            state.engine,
+            state.scheduler,
+            emit,
+            settings.stream,
+            on_final=lambda lag, how: state.metrics.final_lag.labels(how).observe(lag),
+        )
         state.streams.add(stream)
         state.metrics.open_streams.set(len(state.streams))
         log.info(

@@ -58,10 +58,10 @@ class EngineConfig:
     model_path: str
     device: str = "cpu"
     compute_type: str = "int8"
-    cpu_threads: int = 2
+    cpu_threads: int = 1
     num_workers: int = 1
     lang: str | None = "es"
-    beam_size_final: int = 1
+    beam_size_final: int = 5
     beam_size_partial: int = 1
     min_window_s: float = 0.0
     """Shortest encoder window: longer trades speed for accuracy (30 = faster-whisper's padding)."""

@@ -26,6 +26,13 @@ class SttMetrics:
             buckets=_DECODE_BUCKETS,
             registry=r,
         )
+        self.final_lag = Histogram(
+            "stt_final_lag_seconds",
+            "End of speech arriving -> its final emitted, by how the utterance ended",
+            ["ended_by"],
+            buckets=_DECODE_BUCKETS,
+            registry=r,
+        )
         self.audio_seconds = Counter("stt_audio_seconds", "Audio received", registry=r)
         self.rtf = Gauge(
             "stt_real_time_factor", "Decoder busy time / audio time received", registry=r

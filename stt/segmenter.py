@@ -50,11 +50,11 @@ class SegmenterConfig:
     """Probability below which a frame is silence (hysteresis between the two)."""
     min_onset_s: float = 0.064
     """Speech must last this long before an utterance starts (clicks do not count)."""
-    speculate_after_s: float = 0.064
+    speculate_after_s: float = 0.032
     """Silence after which a PAUSE is reported (a speculative decode starts)."""
-    hangover_s: float = 0.8
+    hangover_s: float = 0.6
     """Silence after which the utterance ends even if the decoder thinks it is incomplete."""
-    split_after_s: float = 12.0
+    split_after_s: float = 6.0
     """Utterances longer than this end at the next pause of `split_pause_s`."""
     split_pause_s: float = 0.2
     """Pause that ends a long utterance."""
@@ -107,6 +107,8 @@ class Segmenter:
             if prob < c.offset:
                 self.state = SegState.TRAILING
                 self.silence_start = f
+                if self._speculate == 1:
+                    events.append(SegEvent(SegKind.PAUSE, f))
             else:
                 self.speech_frames += 1
                 if f + 1 - self.start_frame >= self._max:

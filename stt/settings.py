@@ -40,9 +40,9 @@ class SttSettings:
     bus: BusConfig = field(default_factory=BusConfig)
     """Bus key prefix and bounds (BUS_PREFIX, ...), shared with the other services."""
     decode_workers: int = 1
-    """Decodes run in parallel (STT_DECODE_WORKERS)."""
-    cpu_threads: int = 2
-    """Threads per decode (STT_CPU_THREADS)."""
+    """Decodes run in parallel (STT_DECODE_WORKERS; default one per core on CPU, max 4)."""
+    cpu_threads: int = 1
+    """Threads per decode (STT_CPU_THREADS; 1 is fastest on CPU for base, see scheduler.py)."""
     max_streams: int = 32
     """Open streams beyond this are refused with close code 1013 (STT_MAX_STREAMS)."""
     max_pending_finals: int = 64
@@ -51,8 +51,8 @@ class SttSettings:
     """Events held while the bus is down before the oldest partials, then finals, are dropped."""
     max_frame_bytes: int = 64_000
     """Largest binary frame (2 s at 16 kHz); bigger closes the socket with 1009."""
-    beam_size: int = 1
-    """Beam size of final decodes (STT_BEAM_SIZE); 1 = greedy, fastest."""
+    beam_size: int = 5
+    """Beam size of final decodes (STT_BEAM_SIZE); 5 = faster-whisper's default, 1 = greedy."""
     min_window_s: float = 0.0
     """Shortest encoder window in seconds (STT_MIN_WINDOW_S); 30 = classic padded decoding."""
     stream: StreamConfig = field(default_factory=StreamConfig)
@@ -74,8 +74,8 @@ class SttSettings:
         if len(token) < 16:
             raise SettingsError("RELAY_TOKEN must be at least 16 characters")
         seg = SegmenterConfig(
-            hangover_s=env.float("STT_HANGOVER_S", 0.8, min=0.1, max=5.0),
-            split_after_s=env.float("STT_SPLIT_AFTER_S", 12.0, min=2.0, max=25.0),
+            hangover_s=env.float("STT_HANGOVER_S", 0.6, min=0.1, max=5.0),
+            split_after_s=env.float("STT_SPLIT_AFTER_S", 6.0, min=2.0, max=25.0),
             max_s=env.float("STT_MAX_UTTERANCE_S", 25.0, min=3.0, max=28.0),
         )
         stream = StreamConfig(
@@ -84,6 +84,7 @@ class SttSettings:
             partials=env.bool("STT_PARTIALS", True),
             partial_interval_s=env.float("STT_PARTIAL_INTERVAL_S", 0.5, min=0.1, max=10.0),
             prompt_context=env.bool("STT_PROMPT_CONTEXT", False),
+            context_gap_s=env.float("STT_CONTEXT_GAP_S", 1.0, min=0.0, max=30.0),
             speculate=env.bool("STT_SPECULATE", True),
         )
         return cls(
@@ -99,12 +100,14 @@ class SttSettings:
             port=env.int("STT_PORT", 8080, min=1, max=65535),
             redis_url=env.optional("REDIS_URL"),
             bus=BusConfig.from_env(env),
-            decode_workers=env.int("STT_DECODE_WORKERS", 1, min=1, max=16),
-            cpu_threads=env.int("STT_CPU_THREADS", min(4, os.cpu_count() or 1), min=1, max=64),
+            decode_workers=env.int(
+                "STT_DECODE_WORKERS", 1 if gpu else min(4, os.cpu_count() or 1), min=1, max=16
+            ),
+            cpu_threads=env.int("STT_CPU_THREADS", 1, min=1, max=64),
             max_streams=env.int("STT_MAX_STREAMS", 32, min=1, max=10_000),
             max_pending_finals=env.int("STT_MAX_PENDING_FINALS", 64, min=1, max=10_000),
             bus_buffer=env.int("STT_BUS_BUFFER", 10_000, min=10, max=1_000_000),
-            beam_size=env.int("STT_BEAM_SIZE", 1, min=1, max=10),
+            beam_size=env.int("STT_BEAM_SIZE", 5, min=1, max=10),
             min_window_s=env.float("STT_MIN_WINDOW_S", 0.0, min=0.0, max=30.0),
             stream=stream,
         )

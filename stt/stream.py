@@ -20,6 +20,7 @@ import collections
 import enum
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from stt.endpoint import looks_finished
 from stt.engine import SAMPLE_RATE, Hypothesis, WhisperEngine, compression_ratio, is_hallucination
 from stt.scheduler import DecodeScheduler, Job, JobKind
 from stt.segmenter import SegEvent, SegKind, Segmenter, SegmenterConfig, SegState
@@ -37,7 +39,8 @@ from stt.vad import FRAME, StreamingVad
 log = logging.getLogger("stt.stream")
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
-_SENTENCE_END = (".", "?", "!", "…")
+FinalObserver = Callable[[float, str], None]
+"""Told (seconds from the end of speech arriving to the final being emitted, how it ended)."""
 
 
 class StreamState(enum.Enum):
@@ -68,7 +71,10 @@ class StreamConfig:
     min_utterance_s: float = 0.25
     """Utterances with less speech than this are dropped (clicks, coughs, tones)."""
     prompt_context: bool = False
-    """Prompt the decoder with the speaker's previous words."""
+    """Prompt a final decode with the speaker's previous final when it ended just before."""
+    context_gap_s: float = 1.0
+    """Only a previous final that ended at most this long before the utterance began is used:
+    it is then most likely the same sentence, split at a pause."""
     context_tokens: int = 64
     """How many previous tokens to prompt with."""
     speculate: bool = True
@@ -106,6 +112,22 @@ class _Utterance:
     partial_inflight: bool = False
     last_partial_at: int = 0
     finalised: bool = False
+    ended_by: str = ""  # early (sentence complete), pause (hangover or split), cut, flush
+    end_seen_at: float = 0.0  # monotonic time the audio at `end` arrived
+
+
+def copies(prompt: str, text: str, n: int = 3) -> bool:
+    """Whether `text` repeats `n`+ consecutive words of `prompt` (a decoder copying its prompt)."""
+    p = [w for w in (_key(x) for x in prompt.split()) if w]
+    t = [w for w in (_key(x) for x in text.split()) if w]
+    if len(t) < n:
+        return bool(t) and " ".join(t) in " ".join(p)
+    grams = {tuple(p[i : i + n]) for i in range(len(p) - n + 1)}
+    return any(tuple(t[i : i + n]) in grams for i in range(len(t) - n + 1))
+
+
+def _key(word: str) -> str:
+    return "".join(ch for ch in word.lower() if ch.isalnum())
 
 
 class Upsampler:
@@ -174,6 +196,8 @@ class SttStream:
         scheduler: DecodeScheduler,
         emit: Emit,
         config: StreamConfig | None = None,
+        *,
+        on_final: FinalObserver | None = None,
     ) -> None:
         self.params = params
         self.engine = engine
@@ -182,17 +206,23 @@ class SttStream:
         self.state = StreamState.OPEN
         self.id = uuid.uuid4().hex[:8]
         self._emit = emit
+        self._on_final = on_final
+        # (absolute sample one past a chunk, monotonic arrival time): final latency is measured
+        # from when the end of speech arrived. Bounded: ~40 s of 20 ms chunks.
+        self._arrivals: collections.deque[tuple[int, float]] = collections.deque(maxlen=2048)
         self._vad = StreamingVad()
         self._seg = Segmenter(self.config.segmenter)
         self._up = Upsampler() if params.rate == 8000 else None
         self._audio = AudioBuffer()
         self._utt: _Utterance | None = None
         self._count = 0
-        self._context: collections.deque[int] = collections.deque(maxlen=self.config.context_tokens)
+        self._last_final: tuple[int, tuple[int, ...], str] | None = None  # end, tokens, text
         # Finals are emitted in utterance order by one task; each entry resolves to a final event
         # (or None when the utterance turned out to be noise). Bounded by the scheduler's
         # max_finals back-pressure: a stream cannot run far ahead of its decodes.
-        self._finals: asyncio.Queue[asyncio.Future[dict[str, Any] | None] | None] = asyncio.Queue()
+        self._finals: asyncio.Queue[
+            tuple[asyncio.Future[dict[str, Any] | None], _Utterance] | None
+        ] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._emitter = asyncio.create_task(self._emit_finals(), name=f"finals-{self.id}")
         self.finals_emitted = 0
@@ -206,14 +236,13 @@ class SttStream:
         x = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
         if self._up is not None:
             x = self._up(x)
-        first = self._audio.end
         self._audio.append(x)
+        self._arrivals.append((self._audio.end, time.monotonic()))
         probs = self._vad(x)
         # Frame k of the VAD covers absolute samples [k*FRAME, (k+1)*FRAME).
         for p in probs:
             for ev in self._seg.push(float(p)):
                 await self._on_segment(ev)
-        del first
         await self._maybe_partial()
         await self._maybe_end_early()
         if self._utt is None:
@@ -229,7 +258,7 @@ class SttStream:
         self.state = StreamState.ENDING
         ev = self._seg.end_now()
         if ev is not None and self._utt is not None:
-            await self._finalise(self._utt, ev.frame * FRAME)
+            await self._finalise(self._utt, ev.frame * FRAME, "flush")
         await self._finals.put(None)
         await self._emitter
         self.state = StreamState.CLOSED
@@ -272,7 +301,9 @@ class SttStream:
             if self.config.speculate:
                 await self._speculate(self._utt, ev.frame * FRAME)
         elif ev.kind is SegKind.END and self._utt is not None:
-            await self._finalise(self._utt, ev.frame * FRAME)
+            # After a hard cut at max_s the segmenter is already in the next utterance.
+            how = "pause" if self._seg.state is SegState.SILENCE else "cut"
+            await self._finalise(self._utt, ev.frame * FRAME, how)
 
     async def _maybe_end_early(self) -> None:
         utt = self._utt
@@ -282,10 +313,10 @@ class SttStream:
         if silence < self.config.early_hangover_s:
             return
         best = self._covering(utt, self._seg.silence_start * FRAME)
-        if best is not None and best.text.rstrip().endswith(_SENTENCE_END):
+        if best is not None and looks_finished(best.text):
             ev = self._seg.end_now()
             if ev is not None:
-                await self._finalise(utt, ev.frame * FRAME)
+                await self._finalise(utt, ev.frame * FRAME, "early")
 
     def _covering(self, utt: _Utterance, speech_end: int) -> Hypothesis | None:
         """A finished decode of this utterance that saw all its speech (no resume since)."""
@@ -298,15 +329,20 @@ class SttStream:
 
     # -- decoding --------------------------------------------------------------------------
 
-    def _prompt(self) -> tuple[int, ...]:
-        return tuple(self._context) if self.config.prompt_context else ()
+    def _prompt(self, utt: _Utterance) -> tuple[tuple[int, ...], str]:
+        last = self._last_final
+        if not self.config.prompt_context or last is None:
+            return (), ""
+        if utt.speech_start - last[0] > self.config.context_gap_s * SAMPLE_RATE:
+            return (), ""
+        return last[1][-self.config.context_tokens :], last[2]
 
     def _decode_job(
         self, utt: _Utterance, end: int | None, final: bool
     ) -> Callable[[], tuple[Hypothesis, int] | None]:
         # Partials decode without the speaker's previous words: on a half-heard utterance the
         # decoder tends to copy the prompt instead of listening.
-        prompt = self._prompt() if final else ()
+        prompt, prompt_text = self._prompt(utt) if final else ((), "")
         lang = self.params.lang
         # Finals snapshot their audio now (the buffer is trimmed once the utterance is over);
         # a partial snapshots when it runs, so one that waited in the queue decodes newer audio.
@@ -330,7 +366,10 @@ class SttStream:
                 hyp = self.engine.decode(audio, final=False, lang=lang, prefix=prefix)
                 return hyp, utt.start + audio.size
             hyp = self.engine.decode(audio, prompt_tokens=prompt, final=True, lang=lang)
-            if len(hyp.text.split()) < shown // 2:
+            if prompt and copies(prompt_text, hyp.text):
+                # The decoder repeated the prompt instead of listening: decode without it.
+                hyp = self.engine.decode(audio, final=True, lang=lang)
+            if len(hyp.text.split()) < shown // 2 and self.engine.config.beam_size_final < 5:
                 # Whisper sometimes stops after a token or two on long audio; the partials saw
                 # more words than that. Retry with beam search and keep the longer reading.
                 retry = self.engine.decode(
@@ -423,16 +462,27 @@ class SttStream:
             return False
         return not (hyp.no_speech_prob > self.config.max_no_speech_prob and hyp.avg_logprob < -1.0)
 
-    async def _finalise(self, utt: _Utterance, speech_end: int) -> None:
+    def _arrived_at(self, sample: int) -> float:
+        """When the chunk holding `sample` arrived (the recent end is searched first)."""
+        at = time.monotonic()
+        for end, t in reversed(self._arrivals):
+            if end < sample:
+                break
+            at = t
+        return at
+
+    async def _finalise(self, utt: _Utterance, speech_end: int, how: str) -> None:
         if utt.finalised:
             return
         utt.finalised = True
         utt.end = speech_end
+        utt.ended_by = how
+        utt.end_seen_at = self._arrived_at(speech_end)
         if self._utt is utt:
             self._utt = None
         loop = asyncio.get_running_loop()
         out: asyncio.Future[dict[str, Any] | None] = loop.create_future()
-        await self._finals.put(out)
+        await self._finals.put((out, utt))
         speech_s = (speech_end - utt.speech_start) / SAMPLE_RATE
         if speech_s < self.config.min_utterance_s:
             out.set_result(self._final_event(utt, None))
@@ -485,7 +535,7 @@ class SttStream:
         assert utt.end is not None
         text = hyp.text if hyp is not None and usable else ""
         if hyp is not None and usable:
-            self._context.extend(hyp.tokens)
+            self._last_final = (utt.end, hyp.tokens, hyp.text)
         return {
             "type": "final",
             "callId": self.params.call_id,
@@ -500,9 +550,10 @@ class SttStream:
 
     async def _emit_finals(self) -> None:
         while True:
-            fut = await self._finals.get()
-            if fut is None:
+            item = await self._finals.get()
+            if item is None:
                 return
+            fut, utt = item
             try:
                 event = await fut
             except asyncio.CancelledError:
@@ -514,6 +565,18 @@ class SttStream:
             if event is not None:
                 self.finals_emitted += 1
                 await self._emit(event)
+                lag = time.monotonic() - utt.end_seen_at
+                if self._on_final is not None:
+                    self._on_final(lag, utt.ended_by)
+                log.debug(
+                    "final emitted",
+                    extra={
+                        "callId": self.params.call_id,
+                        "utteranceId": utt.uid,
+                        "endedBy": utt.ended_by,
+                        "lagS": round(lag, 3),
+                    },
+                )
 
     def _track(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)

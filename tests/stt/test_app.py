@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -271,3 +272,8 @@ async def test_query_token_is_accepted_and_health_and_metrics_report(service):
         "stt_dropped_partials",
     ):
         assert name in metrics
+    # The final above was timed from the end of its speech arriving to its emission.
+    lag_counts = re.findall(
+        r'^stt_final_lag_seconds_count\{ended_by="(\w+)"\} (\S+)$', metrics, re.M
+    )
+    assert sum(float(n) for _, n in lag_counts) >= 1, metrics

@@ -105,3 +105,26 @@ async def test_a_failing_job_reports_its_error_and_the_worker_goes_on():
         assert await asyncio.wait_for(good.future, 10) == 42
     finally:
         await sched.close()
+
+
+async def test_two_workers_keep_one_for_finals():
+    sched = DecodeScheduler(workers=2)
+    sched.start()
+    slow, fast = Gate(), Gate()
+    try:
+        p1 = await sched.submit(JobKind.PARTIAL, "s1", slow.job("p1", block=True))
+        assert await asyncio.to_thread(slow.started.wait, 10)
+        p2 = await sched.submit(JobKind.PARTIAL, "s2", fast.job("p2"))
+        final = await sched.submit(JobKind.FINAL, "s3", fast.job("f3"))
+        # The final runs on the second worker while p1 is still mid-decode; p2 waits for a
+        # partial slot even though that worker is free again.
+        assert await asyncio.wait_for(final.future, 10) == "f3"
+        assert sched.depth == {"final": 0, "partial": 1, "running": 1}
+        assert not p2.future.done()
+        slow.event.set()
+        assert await asyncio.wait_for(p2.future, 10) == "p2"
+        assert await p1.future == "p1"
+        assert fast.order == ["f3", "p2"]
+    finally:
+        slow.event.set()
+        await sched.close()

@@ -67,3 +67,13 @@ def test_end_now_ends_at_the_silence_start():
     event = seg.end_now()
     assert event is not None and event.kind is SegKind.END and event.frame == 20
     assert seg.end_now() is None
+
+
+def test_speculation_can_start_on_the_first_silent_frame():
+    seg = Segmenter(SegmenterConfig(hangover_s=0.6, speculate_after_s=0.032))
+    events = run(seg, [0.9] * 20 + [0.0] * frames(1.0))
+    assert [e.kind for e in events] == [SegKind.START, SegKind.PAUSE, SegKind.END]
+    assert events[1].frame == events[2].frame == 20
+    # The PAUSE came with the first silent frame, not a frame later.
+    seg = Segmenter(SegmenterConfig(speculate_after_s=0.032))
+    assert [e.kind for e in run(seg, [0.9] * 20 + [0.0])] == [SegKind.START, SegKind.PAUSE]

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from coach.settings import Env, SettingsError
@@ -20,6 +22,9 @@ def test_defaults():
     assert s.model_path.endswith("faster-whisper-base")
     assert s.redis_url is None
     assert TOKEN not in repr(s)
+    # One thread per decode and one decode per core (up to 4); beam 5 for finals.
+    assert (s.cpu_threads, s.beam_size) == (1, 5)
+    assert s.decode_workers == min(4, os.cpu_count() or 1)
 
 
 def test_token_is_required():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from stt.stream import AudioBuffer, Upsampler
+from stt.stream import AudioBuffer, Upsampler, copies
 
 pytestmark = pytest.mark.unit
 
@@ -27,3 +27,11 @@ def test_audio_buffer_addresses_by_absolute_sample_and_trims():
     assert buf.end == 24_000
     assert buf.start == 24_000 - 16_000
     assert buf.slice(23_998).tolist() == [23_998.0, 23_999.0]
+
+
+def test_copies_detects_a_repeated_prompt_but_not_shared_words():
+    prompt = "Por favor presione uno para activar el modo mudo."
+    assert copies(prompt, "presione uno para activar el modo mudo")
+    assert copies(prompt, "modo mudo")  # a short text that is all prompt
+    assert not copies(prompt, "para salir de este menú")  # "para" alone is not a copy
+    assert not copies(prompt, "")

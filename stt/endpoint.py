@@ -1,0 +1,158 @@
+"""Does a decoded utterance look finished? Decides whether a short pause may end it.
+
+Whisper marks a sentence end with `.`, `?` or `!`, but on audio cut right after the last word
+it often writes no punctuation at all ("Entrando a la conferencia número"). A text with no
+punctuation is taken as finished unless its last word is one a sentence cannot end on (an
+article, a preposition, a conjunction...): "quiero cancelar el" is a speaker mid-sentence.
+A trailing comma, colon or dash always means more is coming.
+"""
+
+from __future__ import annotations
+
+import re
+
+_SENTENCE_END = (".", "?", "!", "…")
+_CONTINUES = (",", ";", ":", "-", "—")
+_WORD = re.compile(r"[^\w]+")
+
+# Words a Spanish or English sentence practically never ends on.
+DANGLING = frozenset(
+    [
+        "a",
+        "al",
+        "algo",
+        "algún",
+        "alguna",
+        "ante",
+        "bajo",
+        "cada",
+        "como",
+        "con",
+        "contra",
+        "cual",
+        "cuando",
+        "de",
+        "del",
+        "desde",
+        "donde",
+        "durante",
+        "e",
+        "el",
+        "en",
+        "entre",
+        "era",
+        "es",
+        "esa",
+        "ese",
+        "esta",
+        "este",
+        "está",
+        "fue",
+        "ha",
+        "hacia",
+        "han",
+        "hasta",
+        "hay",
+        "he",
+        "la",
+        "las",
+        "le",
+        "les",
+        "lo",
+        "los",
+        "me",
+        "mi",
+        "mis",
+        "muy",
+        "más",
+        "nos",
+        "nuestra",
+        "nuestro",
+        "o",
+        "para",
+        "pero",
+        "por",
+        "porque",
+        "que",
+        "qué",
+        "se",
+        "sea",
+        "ser",
+        "si",
+        "sin",
+        "sobre",
+        "son",
+        "su",
+        "sus",
+        "también",
+        "te",
+        "tras",
+        "tu",
+        "tus",
+        "u",
+        "un",
+        "una",
+        "unas",
+        "uno",
+        "unos",
+        "y",
+        "ya",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "but",
+        "by",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "my",
+        "of",
+        "on",
+        "or",
+        "our",
+        "so",
+        "than",
+        "that",
+        "the",
+        "their",
+        "then",
+        "to",
+        "was",
+        "we",
+        "were",
+        "when",
+        "which",
+        "while",
+        "who",
+        "with",
+        "would",
+        "you",
+        "your",
+    ]
+)
+
+
+def looks_finished(text: str) -> bool:
+    """Whether `text` reads as a complete utterance (see the module docstring)."""
+    t = text.rstrip()
+    if not t:
+        return False
+    if t.endswith(_SENTENCE_END):
+        return True
+    if t.endswith(_CONTINUES):
+        return False
+    last = _WORD.sub("", t.split()[-1].lower())
+    return bool(last) and last not in DANGLING
