@@ -82,7 +82,7 @@ class SttSettings:
             segmenter=seg,
             early_hangover_s=env.float("STT_EARLY_HANGOVER_S", 0.25, min=0.05, max=5.0),
             partials=env.bool("STT_PARTIALS", True),
-            partial_interval_s=env.float("STT_PARTIAL_INTERVAL_S", 0.5, min=0.1, max=10.0),
+            partial_interval_s=env.float("STT_PARTIAL_INTERVAL_S", 0.4, min=0.1, max=10.0),
             prompt_context=env.bool("STT_PROMPT_CONTEXT", False),
             context_gap_s=env.float("STT_CONTEXT_GAP_S", 1.0, min=0.0, max=30.0),
             speculate=env.bool("STT_SPECULATE", True),

@@ -3,14 +3,17 @@
 Pipeline per stream: PCM16 -> 16 kHz float -> Silero VAD per 32 ms -> Segmenter -> decodes.
 
 How finals get fast without cutting sentences:
-- A *speculative* final decode starts 64 ms into every pause, while the hangover runs.
-- If that decode's text ends a sentence (. ? !), the utterance ends after the short hangover
+- A *speculative* final decode (beam 5) starts on the first silent frame of every pause, while
+  the hangover runs.
+- If that decode's text reads as finished (a sentence end, or no trailing comma, article,
+  preposition or conjunction: see endpoint.py), the utterance ends after the short hangover
   (`early_hangover_s`) and the speculative result is the final: latency ~ max(hangover, decode).
-- If it does not (a comma, no punctuation: the speaker is mid-sentence), we wait for the long
-  hangover, so sentences are not split at breathing pauses (that split is what costs WER).
-- Any decode (partial or speculative) whose audio already covers the whole utterance is reused
-  as the final instead of decoding again.
-- The decoder is prompted with the previous words of the same speaker.
+- Otherwise the speaker is mid-sentence and we wait for the long hangover, so sentences are not
+  split at breathing pauses (that split is what costs WER).
+- A speculative decode whose audio already covers the whole utterance is reused as the final
+  instead of decoding again (partials are greedy, so they are only shown, never reused).
+- Turns longer than `split_after_s` end at their next short pause: decode time grows with the
+  utterance, so a 20 s monologue is finalised in pieces instead of in one slow decode.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ class StreamConfig:
     """Silence after which a sentence-complete speculative decode is emitted as the final."""
     partials: bool = True
     """Emit partials at all."""
-    partial_interval_s: float = 0.5
+    partial_interval_s: float = 0.4
     """Cadence of partial decodes while someone talks."""
     first_partial_s: float = 0.3
     """Speech needed before the first partial."""
@@ -431,8 +434,10 @@ class SttStream:
         if result is None or utt.finalised or self.state is StreamState.CLOSED:
             return
         hyp, audio_end = result
-        # Resumes may have changed while the job waited; it saw audio up to audio_end.
-        self._remember(utt, hyp, audio_end, resumes)
+        if not partial:
+            # Resumes may have changed while the job waited; it saw audio up to audio_end.
+            # Partials (greedy) are never reused as finals: finals keep the final's beam.
+            self._remember(utt, hyp, audio_end, resumes)
         await self._send_partial(utt, hyp, audio_end)
         await self._maybe_end_early()
 

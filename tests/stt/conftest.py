@@ -23,4 +23,4 @@ def engine(base_model):
     """One shared decoder for in-process tests."""
     from stt.engine import EngineConfig, WhisperEngine
 
-    return WhisperEngine(EngineConfig(str(base_model.path), cpu_threads=2))
+    return WhisperEngine(EngineConfig(str(base_model.path)))
