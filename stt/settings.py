@@ -80,7 +80,7 @@ class SttSettings:
         )
         stream = StreamConfig(
             segmenter=seg,
-            early_hangover_s=env.float("STT_EARLY_HANGOVER_S", 0.25, min=0.05, max=5.0),
+            early_hangover_s=env.float("STT_EARLY_HANGOVER_S", 0.3, min=0.05, max=5.0),
             partials=env.bool("STT_PARTIALS", True),
             partial_interval_s=env.float("STT_PARTIAL_INTERVAL_S", 0.4, min=0.1, max=10.0),
             prompt_context=env.bool("STT_PROMPT_CONTEXT", False),

@@ -59,7 +59,7 @@ class StreamConfig:
     """Tunables of the streaming logic (seconds unless named otherwise)."""
 
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
-    early_hangover_s: float = 0.25
+    early_hangover_s: float = 0.3
     """Silence after which a sentence-complete speculative decode is emitted as the final."""
     partials: bool = True
     """Emit partials at all."""
