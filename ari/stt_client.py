@@ -37,12 +37,15 @@ class SttStreamError(CoachError):
     """STT ended or refused the stream; `retryable` says whether a new socket can help."""
 
 
-def _closed_error(ws: ClientConnection) -> SttStreamError:
-    code = ws.close_code
+def _close_error(code: int | None, reason: str | None = None) -> SttStreamError:
     return SttStreamError(
-        f"STT closed the stream: {code} {ws.close_reason or ''}".strip(),
+        f"STT closed the stream: {code} {reason or ''}".strip(),
         retryable=code not in FATAL_CLOSE_CODES,
     )
+
+
+def _closed_error(ws: ClientConnection) -> SttStreamError:
+    return _close_error(ws.close_code, ws.close_reason)
 
 MAX_FRAME_BYTES = 6400
 """Largest binary frame sent (200 ms of slin16): batches what queued up, bounds frame size."""
@@ -277,7 +280,6 @@ def _as_stream_error(exc: Exception) -> SttStreamError:
         return SttStreamError(f"STT refused the handshake: HTTP {status}",
                               retryable=status not in FATAL_HTTP_STATUS)
     if isinstance(exc, ConnectionClosed):
-        code = exc.rcvd.code if exc.rcvd is not None else None
-        return SttStreamError(f"STT closed the stream: {code}",
-                              retryable=code not in FATAL_CLOSE_CODES)
+        rcvd = exc.rcvd
+        return _close_error(rcvd.code, rcvd.reason) if rcvd else _close_error(None)
     return SttStreamError(f"{type(exc).__name__}: {exc}", retryable=True)

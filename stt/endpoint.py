@@ -9,11 +9,10 @@ A trailing comma, colon or dash always means more is coming.
 
 from __future__ import annotations
 
-import re
+from stt.engine import word_key
 
 _SENTENCE_END = (".", "?", "!", "…")
 _CONTINUES = (",", ";", ":", "-", "—")
-_WORD = re.compile(r"[^\w]+")
 
 # Words a Spanish or English sentence practically never ends on.
 DANGLING = frozenset(
@@ -154,5 +153,5 @@ def looks_finished(text: str) -> bool:
         return True
     if t.endswith(_CONTINUES):
         return False
-    last = _WORD.sub("", t.split()[-1].lower())
+    last = word_key(t.split()[-1])
     return bool(last) and last not in DANGLING

@@ -99,7 +99,8 @@ def is_hallucination(text: str) -> bool:
     return not t or t in HALLUCINATIONS or t + "." in HALLUCINATIONS
 
 
-def _word_key(word: str) -> str:
+def word_key(word: str) -> str:
+    """A word compared without case or punctuation ("¿Número?" -> "número")."""
     return "".join(ch for ch in word.lower() if ch.isalnum())
 
 
@@ -110,7 +111,7 @@ def trim_repeats(text: str, min_words: int = 2) -> str:
     far more often a loop than speech. A trailing, cut-off copy of the phrase is dropped too.
     """
     words = text.split()
-    keys = [_word_key(w) for w in words]
+    keys = [word_key(w) for w in words]
     i = 0
     while i < len(words):
         cut = False

@@ -9,13 +9,7 @@ so committed words never change or disappear within an utterance. The final is f
 
 from __future__ import annotations
 
-import re
-
-_PUNCT = re.compile(r"[^\w]+")
-
-
-def _key(word: str) -> str:
-    return _PUNCT.sub("", word.lower())
+from stt.engine import word_key as _key
 
 
 class Stabilizer:

@@ -33,7 +33,14 @@ import numpy as np
 import numpy.typing as npt
 
 from stt.endpoint import looks_finished
-from stt.engine import SAMPLE_RATE, Hypothesis, WhisperEngine, compression_ratio, is_hallucination
+from stt.engine import (
+    SAMPLE_RATE,
+    Hypothesis,
+    WhisperEngine,
+    compression_ratio,
+    is_hallucination,
+    word_key,
+)
 from stt.scheduler import DecodeScheduler, Job, JobKind
 from stt.segmenter import SegEvent, SegKind, Segmenter, SegmenterConfig, SegState
 from stt.stabilize import Stabilizer
@@ -121,16 +128,12 @@ class _Utterance:
 
 def copies(prompt: str, text: str, n: int = 3) -> bool:
     """Whether `text` repeats `n`+ consecutive words of `prompt` (a decoder copying its prompt)."""
-    p = [w for w in (_key(x) for x in prompt.split()) if w]
-    t = [w for w in (_key(x) for x in text.split()) if w]
+    p = [w for w in (word_key(x) for x in prompt.split()) if w]
+    t = [w for w in (word_key(x) for x in text.split()) if w]
     if len(t) < n:
         return bool(t) and " ".join(t) in " ".join(p)
     grams = {tuple(p[i : i + n]) for i in range(len(p) - n + 1)}
     return any(tuple(t[i : i + n]) in grams for i in range(len(t) - n + 1))
-
-
-def _key(word: str) -> str:
-    return "".join(ch for ch in word.lower() if ch.isalnum())
 
 
 class Upsampler:
