@@ -27,6 +27,9 @@ MAX_WINDOW_S = 30.0
 TAIL_PAD_S = 0.5
 # Window lengths are rounded up to this step so CTranslate2 sees few distinct shapes.
 WINDOW_STEP_S = 1.0
+# A repeat at the end of a final is a decoder loop when the aligner puts its first word this
+# close to (or past) the end of the audio: there is no speech left for it there.
+ECHO_MARGIN_S = 0.25
 
 # Texts Whisper invents on silence/noise (YouTube subtitles in its training data). A decode
 # whose whole text is one of these is treated as no speech.
@@ -108,7 +111,7 @@ def trim_repeats(text: str, min_words: int = 2) -> str:
     """Collapse immediate repetitions of a phrase ("A B. A B." -> "A B."), a decoder loop.
 
     Short windows make Whisper loop now and then; a phrase of 2+ words said twice in a row is
-    far more often a loop than speech. A trailing, cut-off copy of the phrase is dropped too.
+    far more often a loop than speech. Echoes at the end are `tail_echo`'s business.
     """
     words = text.split()
     keys = [word_key(w) for w in words]
@@ -122,19 +125,34 @@ def trim_repeats(text: str, min_words: int = 2) -> str:
                 break
         if not cut:
             i += 1
-    # A cut-off copy at the very end: the last k words (the last one maybe truncated) already
-    # appeared earlier as a run ("Su mensaje ha sido guardado. Su mensaje ha sido").
-    # Two-word echoes count only when the last word is cut off: whole ones are often real speech.
-    for k in range(len(words) // 2, 1, -1):
+    return " ".join(words)
+
+
+def tail_echo(text: str) -> int:
+    """How many trailing words repeat an earlier run (the last one maybe cut off); 0 if none.
+
+    Whisper on a short window sometimes starts over once the audio runs out ("Su mensaje ha
+    sido guardado. Su mensaje ha sido"; "Modo de grabación Modo"). Speech repeats itself too
+    ("... a los usuarios que no son administradores" after "que no son administradores, ..."),
+    so this only finds candidates: an echo of 2+ words of any earlier run, or of the text's
+    own first word(s). `WhisperEngine` checks where the candidate sits in the audio.
+    """
+    keys = [word_key(w) for w in text.split()]
+    for k in range(len(keys) // 2, 0, -1):
         tail = keys[-k:]
         if not tail[-1]:
             continue
-        for j in range(len(words) - 2 * k + 1):
+        starts = range(len(keys) - 2 * k + 1) if k >= 2 else range(1)
+        for j in starts:
             run = keys[j : j + k]
-            cut_off = run[-1] != tail[-1]
-            if run[:-1] == tail[:-1] and run[-1].startswith(tail[-1]) and (k >= 3 or cut_off):
-                return " ".join(words[:-k])
-    return " ".join(words)
+            if run[:-1] == tail[:-1] and run[-1].startswith(tail[-1]):
+                return k
+    return 0
+
+
+def drop_tail(text: str, k: int) -> str:
+    """`text` without its last `k` words."""
+    return " ".join(text.split()[:-k]) if k else text
 
 
 def compression_ratio(text: str) -> float:
@@ -230,8 +248,10 @@ class WhisperEngine:
         beam = beam_size or (
             self.config.beam_size_final if final else self.config.beam_size_partial
         )
+        # Encoded once: the same output feeds the decoder and, for a suspect echo, the aligner.
+        encoded = self._model.model.encode(ctranslate2.StorageView.from_array(feats[np.newaxis]))
         result = self._model.model.generate(
-            ctranslate2.StorageView.from_array(feats[np.newaxis]),
+            encoded,
             [prompt],
             beam_size=beam,
             max_length=min(448, len(prompt) + max(4, max_new - len(prefix_tokens))),
@@ -247,6 +267,14 @@ class WhisperEngine:
         text = trim_repeats(tok.decode(list(tokens)).strip())
         cum = float(result.scores[0]) if result.scores else 0.0
         avg_logprob = cum * len(tokens) / (len(tokens) + 1) if tokens else -10.0
+        echo = tail_echo(text)
+        if echo and (
+            not final
+            or self._echo_start(tok, encoded, feats, text, echo)
+            >= min(audio_s, feats.shape[1] / 100) - ECHO_MARGIN_S
+        ):
+            # A partial's audio ends mid-speech anyway: its echo goes without a check.
+            text = drop_tail(text, echo)
         return Hypothesis(
             text=text,
             tokens=tokens,
@@ -257,3 +285,21 @@ class WhisperEngine:
             decode_s=time.perf_counter() - t0,
             window_s=feats.shape[1] / 100,
         )
+
+    def _echo_start(
+        self, tok: Any, encoded: ctranslate2.StorageView, feats: Any, text: str, k: int
+    ) -> float:
+        """Second (in the window) where the aligner puts the first of the last `k` words."""
+        tokens = tok.encode(" " + text)
+        res = self._model.model.align(
+            encoded, tok.sot_sequence, [tokens], feats.shape[1], median_filter_width=7
+        )[0]
+        text_idx = np.array([a[0] for a in res.alignments])
+        time_idx = np.array([a[1] for a in res.alignments])
+        jumps = np.pad(np.diff(text_idx), (1, 0), constant_values=1).astype(bool)
+        # Token i starts at jump_times[i] (50 encoder frames per second).
+        jump_times = time_idx[jumps] / 50
+        head = len(tok.encode(" " + drop_tail(text, k)))
+        if head >= len(jump_times):
+            return float("inf")
+        return float(jump_times[head])

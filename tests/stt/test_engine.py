@@ -44,7 +44,7 @@ def test_short_window_decode_of_real_speech(engine):
         ),
         (
             "está a horas siendo grabada siendo grabada siendo grabada siendo grab",
-            "está a horas siendo grabada",
+            "está a horas siendo grabada siendo grab",
         ),
         ("uno dos tres cuatro", "uno dos tres cuatro"),
         ("sí sí, claro", "sí sí, claro"),
@@ -57,14 +57,43 @@ def test_trim_repeats(text, expected):
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    ("text", "echo"),
     [
-        ("Su mensaje ha sido guardado. Su mensaje ha sido", "Su mensaje ha sido guardado."),
-        ("algo esta terriblemente mal algo esta terriblemente", "algo esta terriblemente mal"),
-        ("marque uno para salir", "marque uno para salir"),
+        ("Su mensaje ha sido guardado. Su mensaje ha sido", 4),
+        ("algo esta terriblemente mal algo esta terriblemente", 3),
+        ("Modo de grabación Modo", 1),
+        ("Nadie corresponde a su búsqueda. Nad", 1),
+        ("no está libre no está", 2),
+        ("está a horas siendo grabada siendo grab", 2),
+        ("marque uno para salir", 0),
+        ("uno dos tres", 0),
     ],
 )
-def test_trim_cut_off_loop_at_the_end(text, expected):
-    from stt.engine import trim_repeats
+def test_tail_echo_candidates(text, echo):
+    from stt.engine import drop_tail, tail_echo
 
-    assert trim_repeats(text) == expected
+    assert tail_echo(text) == echo
+    assert len(drop_tail(text, echo).split()) == len(text.split()) - echo
+
+
+def test_speech_that_repeats_itself_at_the_end_is_kept(engine):
+    # 11.5 s of a real prompt whose last four words repeat its first four: the aligner puts
+    # the repeat inside the speech, so it is not a decoder loop.
+    pcm = audio.tone_file("conf-adminmenu-menu8")[int(8.76 * 8000) : int(20.57 * 8000)]
+    hyp = engine.decode(audio.to_float16k(pcm))
+    words = [w.strip(",.").lower() for w in hyp.text.split()]
+    assert words[:4] == ["que", "no", "son", "administradores"]
+    assert words[-4:] == ["que", "no", "son", "administradores"]
+
+
+def test_a_loop_past_the_end_of_the_audio_is_found(engine):
+    import ctranslate2
+    import numpy as np
+
+    pcm = audio.tone_file("vm-msgsaved")
+    x = audio.to_float16k(pcm)
+    feats = engine.features(x)
+    encoded = engine._model.model.encode(ctranslate2.StorageView.from_array(feats[np.newaxis]))
+    tok = engine.tokenizer("es")
+    text = "Su mensaje ha sido guardado. Su mensaje ha sido"
+    assert engine._echo_start(tok, encoded, feats, text, 4) >= len(x) / 16000 - 0.25
