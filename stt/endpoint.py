@@ -4,15 +4,17 @@ Whisper marks a sentence end with `.`, `?` or `!`, but on audio cut right after 
 it often writes no punctuation at all ("Entrando a la conferencia número"). A text with no
 punctuation is taken as finished unless its last word is one a sentence cannot end on (an
 article, a preposition, a conjunction...): "quiero cancelar el" is a speaker mid-sentence.
-A trailing comma, colon or dash always means more is coming.
+A trailing comma, colon, dash or ellipsis always means more is coming.
 """
 
 from __future__ import annotations
 
 from stt.engine import word_key
 
-_SENTENCE_END = (".", "?", "!", "…")
+_SENTENCE_END = (".", "?", "!")
 _CONTINUES = (",", ";", ":", "-", "—")
+# Whisper's mark for a word cut off or a voice trailing away ("la clave de entrar a par...").
+_TRAILS_OFF = ("...", "…")
 
 # Words a Spanish or English sentence practically never ends on.
 DANGLING = frozenset(
@@ -148,6 +150,8 @@ def looks_finished(text: str) -> bool:
     """Whether `text` reads as a complete utterance (see the module docstring)."""
     t = text.rstrip()
     if not t:
+        return False
+    if t.endswith(_TRAILS_OFF):
         return False
     if t.endswith(_SENTENCE_END):
         return True

@@ -27,9 +27,11 @@ MAX_WINDOW_S = 30.0
 TAIL_PAD_S = 0.5
 # Window lengths are rounded up to this step so CTranslate2 sees few distinct shapes.
 WINDOW_STEP_S = 1.0
-# A repeat at the end of a final is a decoder loop when the aligner puts its first word this
-# close to (or past) the end of the audio: there is no speech left for it there.
-ECHO_MARGIN_S = 0.25
+# Real speech ends before the silence padded after it (TAIL_PAD_S or more). A text that the
+# aligner has to stretch to within this much of the window's end ran out of audio: a loop.
+OVERRUN_MARGIN_S = 0.1
+# How many echoes one final may shed ("Felicidades Felicidades Felicidades Fel" sheds two).
+MAX_ECHO_TRIMS = 3
 
 # Texts Whisper invents on silence/noise (YouTube subtitles in its training data). A decode
 # whose whole text is one of these is treated as no speech.
@@ -267,14 +269,11 @@ class WhisperEngine:
         text = trim_repeats(tok.decode(list(tokens)).strip())
         cum = float(result.scores[0]) if result.scores else 0.0
         avg_logprob = cum * len(tokens) / (len(tokens) + 1) if tokens else -10.0
-        echo = tail_echo(text)
-        if echo and (
-            not final
-            or self._echo_start(tok, encoded, feats, text, echo)
-            >= min(audio_s, feats.shape[1] / 100) - ECHO_MARGIN_S
-        ):
-            # A partial's audio ends mid-speech anyway: its echo goes without a check.
-            text = drop_tail(text, echo)
+        if final:
+            text = self._trim_loops(tok, encoded, feats, text)
+        else:
+            # A partial's audio ends mid-speech: its echo goes unchecked (the final checks).
+            text = drop_tail(text, tail_echo(text))
         return Hypothesis(
             text=text,
             tokens=tokens,
@@ -286,20 +285,24 @@ class WhisperEngine:
             window_s=feats.shape[1] / 100,
         )
 
-    def _echo_start(
-        self, tok: Any, encoded: ctranslate2.StorageView, feats: Any, text: str, k: int
-    ) -> float:
-        """Second (in the window) where the aligner puts the first of the last `k` words."""
+    def _trim_loops(self, tok: Any, encoded: ctranslate2.StorageView, feats: Any, text: str) -> str:
+        """Drop trailing echoes of earlier words while the text overruns the audio."""
+        window_s = feats.shape[1] / 100
+        for _ in range(MAX_ECHO_TRIMS):
+            echo = tail_echo(text)
+            if not echo or self._text_end(tok, encoded, feats, text) < window_s - OVERRUN_MARGIN_S:
+                break
+            text = drop_tail(text, echo)
+        return text
+
+    def _text_end(self, tok: Any, encoded: ctranslate2.StorageView, feats: Any, text: str) -> float:
+        """Second (in the window) where the aligner ends `text`: where end-of-text starts."""
         tokens = tok.encode(" " + text)
         res = self._model.model.align(
             encoded, tok.sot_sequence, [tokens], feats.shape[1], median_filter_width=7
         )[0]
         text_idx = np.array([a[0] for a in res.alignments])
         time_idx = np.array([a[1] for a in res.alignments])
+        # One time per token where the path first reaches it; the last is end-of-text's.
         jumps = np.pad(np.diff(text_idx), (1, 0), constant_values=1).astype(bool)
-        # Token i starts at jump_times[i] (50 encoder frames per second).
-        jump_times = time_idx[jumps] / 50
-        head = len(tok.encode(" " + drop_tail(text, k)))
-        if head >= len(jump_times):
-            return float("inf")
-        return float(jump_times[head])
+        return float(time_idx[jumps][-1] / 50)

@@ -28,6 +28,8 @@ def test_finished(text):
         "Por favor presione uno para",
         "I would like to speak to the",
         "cuatro o seis para decrementar o",
+        "Por favor ingrese la clave de entrar a par...",  # a word cut off
+        "y entonces…",
     ],
 )
 def test_not_finished(text):

@@ -1,3 +1,5 @@
+import asyncio
+
 import numpy as np
 import pytest
 
@@ -35,3 +37,52 @@ def test_copies_detects_a_repeated_prompt_but_not_shared_words():
     assert copies(prompt, "modo mudo")  # a short text that is all prompt
     assert not copies(prompt, "para salir de este menú")  # "para" alone is not a copy
     assert not copies(prompt, "")
+
+
+async def stream_finals(engine, pcm: np.ndarray, pause_at: int, config) -> list[str]:
+    """Play 8 kHz `pcm` through an SttStream in 20 ms chunks; let the speculative decode of the
+    pause that starts at sample `pause_at` finish before the speech after it arrives."""
+    from stt.scheduler import DecodeScheduler
+    from stt.stream import StreamParams, SttStream
+
+    events: list[dict] = []
+
+    async def emit(event: dict) -> None:
+        events.append(event)
+
+    scheduler = DecodeScheduler(1)
+    scheduler.start()
+    stream = SttStream(StreamParams("c1", "agent", 8000), engine, scheduler, emit, config)
+    chunk = 160
+    resume = pause_at + int(0.35 * 8000)
+    for i in range(0, len(pcm), chunk):
+        await stream.feed(pcm[i : i + chunk].astype("<i2").tobytes())
+        if i < resume <= i + chunk:
+            # The pause's speculative decode and what the stream does with its text.
+            await asyncio.gather(*stream._tasks)
+    await stream.finish()
+    await scheduler.close()
+    return [e["text"] for e in events if e["type"] == "final"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("cut_s", "finals"), [(None, 2), (2.9, 1)])
+async def test_long_turn_splits_where_the_sentence_ends_not_mid_phrase(engine, cut_s, finals):
+    from stt.segmenter import SegmenterConfig
+    from stt.stream import StreamConfig
+    from tests.stt import audio
+
+    getpin = audio.tone_file("conf-getpin")  # "Por favor ingrese la clave ... para la conferencia."
+    gap = audio.silence(0.35)
+    if cut_s is None:
+        # Sentence end, short pause, next sentence.
+        head, tail = getpin, audio.tone_file("conf-invalid")
+    else:
+        # "... de entrada para" | short pause | "la conferencia.": a breath mid-phrase.
+        head, tail = getpin[: int(cut_s * 8000)], getpin[int(cut_s * 8000) :]
+    pcm = np.concatenate([head, gap, tail, audio.silence(1.0)])
+    seg = SegmenterConfig(split_after_s=2.0, split_pause_s=0.2, hangover_s=0.8)
+    config = StreamConfig(segmenter=seg, early_hangover_s=0.6, partials=False)
+    texts = await stream_finals(engine, pcm, len(head), config)
+    assert len(texts) == finals, texts
+    assert "conferencia" in " ".join(texts).lower()
