@@ -4,8 +4,7 @@ States: SILENCE -> SPEECH (onset confirmed) -> TRAILING (speech stopped, hangove
 SPEECH again (a pause) or SILENCE (an end). The segmenter reports a `pause` a few frames into
 the silence so the stream can start a speculative final decode while the hangover runs; the
 stream may end the utterance early (`end_now`) when that decode says the sentence is complete.
-Long monologues are split at the first pause after `force_split_after_s` (the stream splits
-them sooner, at a pause where the text reads as finished), and cut hard at `max_s`.
+Long monologues are split at the first pause after `split_after_s`, and cut hard at `max_s`.
 """
 
 from __future__ import annotations
@@ -56,12 +55,9 @@ class SegmenterConfig:
     hangover_s: float = 0.6
     """Silence after which the utterance ends even if the decoder thinks it is incomplete."""
     split_after_s: float = 6.0
-    """Utterances longer than this may end at a `split_pause_s` pause if their text looks
-    finished (the stream decides: it has the text)."""
+    """Utterances longer than this end at the next pause of `split_pause_s`."""
     split_pause_s: float = 0.2
     """Pause that ends a long utterance."""
-    force_split_after_s: float = 12.0
-    """Utterances longer than this end at the next `split_pause_s` pause, finished or not."""
     max_s: float = 25.0
     """Hard cut: an utterance never exceeds this (Whisper windows are 30 s)."""
 
@@ -75,7 +71,7 @@ class Segmenter:
         self._min_onset = max(1, round(c.min_onset_s / FRAME_S))
         self._speculate = max(1, round(c.speculate_after_s / FRAME_S))
         self._hangover = max(self._speculate, round(c.hangover_s / FRAME_S))
-        self._split_after = round(c.force_split_after_s / FRAME_S)
+        self._split_after = round(c.split_after_s / FRAME_S)
         self._split_pause = max(1, round(c.split_pause_s / FRAME_S))
         self._max = round(c.max_s / FRAME_S)
         self.state = SegState.SILENCE

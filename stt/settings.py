@@ -76,7 +76,6 @@ class SttSettings:
         seg = SegmenterConfig(
             hangover_s=env.float("STT_HANGOVER_S", 0.6, min=0.1, max=5.0),
             split_after_s=env.float("STT_SPLIT_AFTER_S", 6.0, min=2.0, max=25.0),
-            force_split_after_s=env.float("STT_FORCE_SPLIT_AFTER_S", 12.0, min=2.0, max=25.0),
             max_s=env.float("STT_MAX_UTTERANCE_S", 25.0, min=3.0, max=28.0),
         )
         stream = StreamConfig(

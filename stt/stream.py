@@ -12,10 +12,8 @@ How finals get fast without cutting sentences:
   split at breathing pauses (that split is what costs WER).
 - A speculative decode whose audio already covers the whole utterance is reused as the final
   instead of decoding again (partials are greedy, so they are only shown, never reused).
-- Turns longer than `split_after_s` end at their next short pause where the text reads as
-  finished (and any short pause after `force_split_after_s`): decode time grows with the
-  utterance, so a 20 s monologue is finalised in pieces instead of in one slow decode, and the
-  pieces end where sentences end (a split mid-phrase costs words on both sides).
+- Turns longer than `split_after_s` end at their next short pause: decode time grows with the
+  utterance, so a 20 s monologue is finalised in pieces instead of in one slow decode.
 """
 
 from __future__ import annotations
@@ -318,12 +316,7 @@ class SttStream:
         if utt is None or self._seg.state is not SegState.TRAILING:
             return
         silence = self._seg.silence_frames * FRAME / SAMPLE_RATE
-        seg = self.config.segmenter
-        spoken = (self._seg.silence_start - self._seg.start_frame) * FRAME / SAMPLE_RATE
-        need = self.config.early_hangover_s
-        if spoken >= seg.split_after_s:
-            need = min(need, seg.split_pause_s)
-        if silence < need:
+        if silence < self.config.early_hangover_s:
             return
         best = self._covering(utt, self._seg.silence_start * FRAME)
         if best is not None and looks_finished(best.text):

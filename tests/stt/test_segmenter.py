@@ -46,19 +46,11 @@ def test_hysteresis_keeps_speech_between_thresholds():
     assert [e.kind for e in events] == [SegKind.START]
 
 
-def test_very_long_utterance_splits_at_any_short_pause():
-    cfg = SegmenterConfig(force_split_after_s=3.0, split_pause_s=0.2, hangover_s=0.8)
+def test_long_utterance_splits_at_a_short_pause():
+    cfg = SegmenterConfig(split_after_s=3.0, split_pause_s=0.2, hangover_s=0.8)
     seg = Segmenter(cfg)
     events = run(seg, [0.9] * frames(4.0) + [0.0] * frames(0.25))
     assert events[-1].kind is SegKind.END
-
-
-def test_long_utterance_is_not_split_by_the_segmenter_alone():
-    # Past split_after_s but short of force_split_after_s: only the stream, which has the text,
-    # may end it at a short pause.
-    cfg = SegmenterConfig(split_after_s=3.0, force_split_after_s=12.0, hangover_s=0.8)
-    events = run(Segmenter(cfg), [0.9] * frames(4.0) + [0.0] * frames(0.25))
-    assert [e.kind for e in events] == [SegKind.START, SegKind.PAUSE]
 
 
 def test_hard_cut_at_max_length_starts_a_new_utterance():

@@ -39,7 +39,7 @@ def test_copies_detects_a_repeated_prompt_but_not_shared_words():
     assert not copies(prompt, "")
 
 
-async def stream_finals(engine, pcm: np.ndarray, pause_at: int, config) -> list[str]:
+async def stream_finals(engine, pcm: np.ndarray, pause_at: int, gap_s: float, config) -> list[str]:
     """Play 8 kHz `pcm` through an SttStream in 20 ms chunks; let the speculative decode of the
     pause that starts at sample `pause_at` finish before the speech after it arrives."""
     from stt.scheduler import DecodeScheduler
@@ -54,7 +54,7 @@ async def stream_finals(engine, pcm: np.ndarray, pause_at: int, config) -> list[
     scheduler.start()
     stream = SttStream(StreamParams("c1", "agent", 8000), engine, scheduler, emit, config)
     chunk = 160
-    resume = pause_at + int(0.35 * 8000)
+    resume = pause_at + int(gap_s * 8000)
     for i in range(0, len(pcm), chunk):
         await stream.feed(pcm[i : i + chunk].astype("<i2").tobytes())
         if i < resume <= i + chunk:
@@ -67,22 +67,23 @@ async def stream_finals(engine, pcm: np.ndarray, pause_at: int, config) -> list[
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("cut_s", "finals"), [(None, 2), (2.9, 1)])
-async def test_long_turn_splits_where_the_sentence_ends_not_mid_phrase(engine, cut_s, finals):
+async def test_a_short_pause_ends_a_finished_sentence_only(engine, cut_s, finals):
     from stt.segmenter import SegmenterConfig
     from stt.stream import StreamConfig
     from tests.stt import audio
 
     getpin = audio.tone_file("conf-getpin")  # "Por favor ingrese la clave ... para la conferencia."
-    gap = audio.silence(0.35)
+    gap_s = 0.45  # past the early hangover (0.3 s), short of the hangover (0.8 s)
     if cut_s is None:
         # Sentence end, short pause, next sentence.
         head, tail = getpin, audio.tone_file("conf-invalid")
     else:
-        # "... de entrada para" | short pause | "la conferencia.": a breath mid-phrase.
+        # "... de entrada par..." | short pause | "...a la conferencia.": a breath mid-word.
         head, tail = getpin[: int(cut_s * 8000)], getpin[int(cut_s * 8000) :]
-    pcm = np.concatenate([head, gap, tail, audio.silence(1.0)])
-    seg = SegmenterConfig(split_after_s=2.0, split_pause_s=0.2, hangover_s=0.8)
-    config = StreamConfig(segmenter=seg, early_hangover_s=0.6, partials=False)
-    texts = await stream_finals(engine, pcm, len(head), config)
+    pcm = np.concatenate([head, audio.silence(gap_s), tail, audio.silence(1.0)])
+    config = StreamConfig(
+        segmenter=SegmenterConfig(hangover_s=0.8), early_hangover_s=0.3, partials=False
+    )
+    texts = await stream_finals(engine, pcm, len(head), gap_s, config)
     assert len(texts) == finals, texts
     assert "conferencia" in " ".join(texts).lower()
