@@ -237,6 +237,7 @@ def main() -> int:
     """Entry point."""
     ap = argparse.ArgumentParser(prog="python -m bench.stt", description=__doc__.splitlines()[0])
     ap.add_argument("--prompts", type=int, default=0, help="use the first N dev prompts (0 = all)")
+    ap.add_argument("--only", default="", help="comma-separated prompt names to play instead")
     ap.add_argument("--url", help="use a running service (ws://host:port) instead of starting one")
     ap.add_argument("--token", default=os.environ.get("RELAY_TOKEN", ""))
     ap.add_argument("--env", action="append", default=[], help="KEY=VALUE for the started server")
@@ -249,7 +250,7 @@ def main() -> int:
     ap.add_argument("--skip-single", action="store_true", help="only run the concurrency test")
     ap.add_argument("--show", action="store_true", help="print each prompt's reference and finals")
     args = ap.parse_args()
-    prompts = corpus.load_all()
+    prompts = corpus.load_all(args.only.split(",") if args.only else None)
     if args.prompts:
         prompts = prompts[: args.prompts]
     env_extra = dict(kv.split("=", 1) for kv in args.env)
