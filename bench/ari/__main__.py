@@ -96,19 +96,33 @@ async def _round(double, stt, http, pid, audio, *, calls, seconds, ramp) -> dict
     wall0 = time.monotonic()
     cids = []
     for i in range(calls):
-        cids.append(await double.incoming_call(
-            f"555{i:04d}", f"Bench {i}", audio[i % len(audio)], audio[(i + 7) % len(audio)]))
+        cids.append(
+            await double.incoming_call(
+                f"555{i:04d}", f"Bench {i}", audio[i % len(audio)], audio[(i + 7) % len(audio)]
+            )
+        )
         await asyncio.sleep(ramp / calls)
     want = int(seconds * 16000) * 2 - 640
     try:
-        await _wait(lambda: all(len(stt.audio(c, sp)) >= want for c in cids
-                                for sp in ("customer", "agent")),
-                    seconds * 1.5 + 20, "audio did not reach STT")
+        await _wait(
+            lambda: all(
+                len(stt.audio(c, sp)) >= want for c in cids for sp in ("customer", "agent")
+            ),
+            seconds * 1.5 + 20,
+            "audio did not reach STT",
+        )
     except TimeoutError:
-        short = [(c, sp, len(stt.audio(c, sp))) for c in cids for sp in ("customer", "agent")
-                 if len(stt.audio(c, sp)) < want]
-        print(f"incomplete after {seconds * 1.5 + 20:.0f} s: {len(short)} of {2 * calls} streams, "
-              f"e.g. {short[:3]} (want {want} bytes)", flush=True)
+        short = [
+            (c, sp, len(stt.audio(c, sp)))
+            for c in cids
+            for sp in ("customer", "agent")
+            if len(stt.audio(c, sp)) < want
+        ]
+        print(
+            f"incomplete after {seconds * 1.5 + 20:.0f} s: {len(short)} of {2 * calls} streams, "
+            f"e.g. {short[:3]} (want {want} bytes)",
+            flush=True,
+        )
     busy = (await http.get("/health")).json()
     threads_busy = _threads(pid)
     for cid in cids:
@@ -122,15 +136,24 @@ async def _round(double, stt, http, pid, audio, *, calls, seconds, ramp) -> dict
         await asyncio.sleep(0.1)
     return {
         "setups": [stt.first_audio_at(c) - double.stasis_started_at[c] for c in cids],
-        "cpu": _cpu_seconds(pid) - cpu0, "wall": time.monotonic() - wall0,
+        "cpu": _cpu_seconds(pid) - cpu0,
+        "wall": time.monotonic() - wall0,
         "own_cpu": time.process_time() - own0,
-        "taps": busy["taps"], "threads_busy": threads_busy,
-        "threads": _threads(pid), "fds": _fds(pid),
-        "incomplete": sum(1 for c in cids for sp in ("customer", "agent")
-                          if len(stt.audio(c, sp)) < want),
-        "leaks": {"channels": len(double.channels), "bridges": len(double.bridges),
-                  "calls": health["calls"], "taps": health["taps"],
-                  "ports": health["portsInUse"], "stt_sockets": stt.open_streams},
+        "taps": busy["taps"],
+        "threads_busy": threads_busy,
+        "threads": _threads(pid),
+        "fds": _fds(pid),
+        "incomplete": sum(
+            1 for c in cids for sp in ("customer", "agent") if len(stt.audio(c, sp)) < want
+        ),
+        "leaks": {
+            "channels": len(double.channels),
+            "bridges": len(double.bridges),
+            "calls": health["calls"],
+            "taps": health["taps"],
+            "ports": health["portsInUse"],
+            "stt_sockets": stt.open_streams,
+        },
     }
 
 
@@ -139,11 +162,22 @@ async def run(calls: int, seconds: float, ramp: float, rounds: int) -> int:
     stt = await FakeStt(TOKEN).start()
     double = await AriDouble(password="bench-pass").start()
     http_port = _free_port()
-    env = {**os.environ, "ARI_URL": double.url, "ARI_USER": "coach", "ARI_PASS": "bench-pass",
-           "STT_URL": stt.url, "RELAY_TOKEN": TOKEN, "REDIS_URL": redis.url,
-           "BUS_PREFIX": f"bench{random.getrandbits(24):x}", "MEDIA_BIND": "127.0.0.1",
-           "BASE_PORT": "40000", "MEDIA_PORT_COUNT": str(max(100, calls * 3)),
-           "ARI_HTTP_HOST": "127.0.0.1", "ARI_HTTP_PORT": str(http_port), "LOG_LEVEL": "warning"}
+    env = {
+        **os.environ,
+        "ARI_URL": double.url,
+        "ARI_USER": "coach",
+        "ARI_PASS": "bench-pass",
+        "STT_URL": stt.url,
+        "RELAY_TOKEN": TOKEN,
+        "REDIS_URL": redis.url,
+        "BUS_PREFIX": f"bench{random.getrandbits(24):x}",
+        "MEDIA_BIND": "127.0.0.1",
+        "BASE_PORT": "40000",
+        "MEDIA_PORT_COUNT": str(max(100, calls * 3)),
+        "ARI_HTTP_HOST": "127.0.0.1",
+        "ARI_HTTP_PORT": str(http_port),
+        "LOG_LEVEL": "warning",
+    }
     profile = os.environ.get("BENCH_PROFILE")  # path: run the ari process under cProfile
     extra = ["-m", "cProfile", "-o", profile] if profile else []
     proc = await asyncio.create_subprocess_exec(sys.executable, *extra, "-m", "ari", env=env)
@@ -164,41 +198,57 @@ async def run(calls: int, seconds: float, ramp: float, rounds: int) -> int:
             threads_idle, fds_idle = _threads(proc.pid), _fds(proc.pid)
             results = []
             for round_no in range(1, rounds + 1):
-                results.append(await _round(double, stt, http, proc.pid, audio, calls=calls,
-                                            seconds=seconds, ramp=ramp))
+                results.append(
+                    await _round(
+                        double, stt, http, proc.pid, audio, calls=calls, seconds=seconds, ramp=ramp
+                    )
+                )
                 print(f"round {round_no}: done", flush=True)
         first, last = results[0], results[-1]
-        print(f"calls: {calls} concurrent x {rounds} rounds, {seconds:.0f} s of speech per "
-              f"party, ramp {ramp:.1f} s, format slin16 (RTP 20 ms, 2 taps per call)")
+        print(
+            f"calls: {calls} concurrent x {rounds} rounds, {seconds:.0f} s of speech per "
+            f"party, ramp {ramp:.1f} s, format slin16 (RTP 20 ms, 2 taps per call)"
+        )
         for n, r in enumerate(results, 1):
             setups = r["setups"]
-            print(f"round {n}: setup StasisStart->first audio at STT: "
-                  f"p50 {_pct(setups, .5) * 1000:.0f} ms, p95 {_pct(setups, .95) * 1000:.0f} ms,"
-                  f" max {max(setups) * 1000:.0f} ms; ari CPU {r['cpu']:.2f} s over "
-                  f"{r['wall']:.1f} s = {r['cpu'] / calls * 1000:.0f} ms per call, "
-                  f"{r['cpu'] / (calls * seconds) * 100:.2f} % of a core per call-second of speech "
-                  f"(peak {r['taps']} taps, {r['threads_busy']} threads); bench process "
-                  f"(double + fake STT) CPU {r['own_cpu']:.1f} s")
+            print(
+                f"round {n}: setup StasisStart->first audio at STT: "
+                f"p50 {_pct(setups, 0.5) * 1000:.0f} ms, p95 {_pct(setups, 0.95) * 1000:.0f} ms,"
+                f" max {max(setups) * 1000:.0f} ms; ari CPU {r['cpu']:.2f} s over "
+                f"{r['wall']:.1f} s = {r['cpu'] / calls * 1000:.0f} ms per call, "
+                f"{r['cpu'] / (calls * seconds) * 100:.2f} % of a core per call-second of speech "
+                f"(peak {r['taps']} taps, {r['threads_busy']} threads); bench process "
+                f"(double + fake STT) CPU {r['own_cpu']:.1f} s"
+            )
         leaks = dict(last["leaks"])
         # Pools (REST threads, HTTP/Redis connections) grow to their bound in round 1:
         # a leak is growth from the end of round 1 to the end of the last round.
         leaks["threads"] = last["threads"] - first["threads"]
         leaks["fds"] = last["fds"] - first["fds"]
         lost_audio = sum(r["incomplete"] for r in results)
-        print(f"leaks after teardown: {leaks} (threads {last['threads']}, fds {last['fds']} "
-              f"at rest; idle before any call: threads {threads_idle}, fds {fds_idle})")
+        print(
+            f"leaks after teardown: {leaks} (threads {last['threads']}, fds {last['fds']} "
+            f"at rest; idle before any call: threads {threads_idle}, fds {fds_idle})"
+        )
         print(f"streams with incomplete audio: {lost_audio}")
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}") as http:
             text = (await http.get("/metrics")).text
-        rtp = {line.split('"')[1]: float(line.split()[-1]) for line in text.splitlines()
-               if line.startswith("ari_rtp_packets_total{")}
+        rtp = {
+            line.split('"')[1]: float(line.split()[-1])
+            for line in text.splitlines()
+            if line.startswith("ari_rtp_packets_total{")
+        }
         print(f"RTP packets at the gateway (all rounds): {rtp}")
-        buckets = {line.split('"')[1]: float(line.split()[-1]) for line in text.splitlines()
-                   if line.startswith("ari_setup_seconds_bucket{")}
+        buckets = {
+            line.split('"')[1]: float(line.split()[-1])
+            for line in text.splitlines()
+            if line.startswith("ari_setup_seconds_bucket{")
+        }
         total = buckets.get("+Inf", 0) or 1
-        print("ari-internal setup (its StasisStart receipt -> first audio forwarded), share <= "
-              + ", ".join(f"{le} s: {n / total:.0%}" for le, n in buckets.items()
-                          if le != "+Inf"))
+        print(
+            "ari-internal setup (its StasisStart receipt -> first audio forwarded), share <= "
+            + ", ".join(f"{le} s: {n / total:.0%}" for le, n in buckets.items() if le != "+Inf")
+        )
         print(f"load average at the end: {os.getloadavg()}")
         return 0 if not any(leaks.values()) and not lost_audio else 1
     finally:

@@ -296,7 +296,13 @@ async def main() -> None:
         async with httpx.AsyncClient() as client:
             metrics = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
         for line in metrics.splitlines():
-            if line.startswith(("relay_events_dropped_total", "relay_ws_closed_total", "relay_fanout_lag_seconds_bucket")):
+            if line.startswith(
+                (
+                    "relay_events_dropped_total",
+                    "relay_ws_closed_total",
+                    "relay_fanout_lag_seconds_bucket",
+                )
+            ):
                 print(line)
     finally:
         await bus.close()
