@@ -266,14 +266,18 @@ class WhisperEngine:
         )[0]
         # CTranslate2 returns the forced prefix as part of the sequence.
         tokens = tuple(int(t) for t in result.sequences_ids[0])
-        text = trim_repeats(tok.decode(list(tokens)).strip())
         cum = float(result.scores[0]) if result.scores else 0.0
         avg_logprob = cum * len(tokens) / (len(tokens) + 1) if tokens else -10.0
+        raw = tok.decode(list(tokens)).strip()
+        text = trim_repeats(raw)
         if final:
-            text = self._trim_loops(tok, encoded, feats, text)
+            text = self._trim_loops(tok, encoded, feats.shape[1], text)
         else:
             # A partial's audio ends mid-speech: its echo goes unchecked (the final checks).
             text = drop_tail(text, tail_echo(text))
+        if text != raw:
+            # Later decodes are prompted with these tokens: they must not carry the loop.
+            tokens = tuple(tok.encode(" " + text)) if text else ()
         return Hypothesis(
             text=text,
             tokens=tokens,
@@ -285,21 +289,24 @@ class WhisperEngine:
             window_s=feats.shape[1] / 100,
         )
 
-    def _trim_loops(self, tok: Any, encoded: ctranslate2.StorageView, feats: Any, text: str) -> str:
+    def _trim_loops(
+        self, tok: Any, encoded: ctranslate2.StorageView, frames: int, text: str
+    ) -> str:
         """Drop trailing echoes of earlier words while the text overruns the audio."""
-        window_s = feats.shape[1] / 100
+        window_s = frames / 100
         for _ in range(MAX_ECHO_TRIMS):
             echo = tail_echo(text)
-            if not echo or self._text_end(tok, encoded, feats, text) < window_s - OVERRUN_MARGIN_S:
+            if not echo or self._text_end(tok, encoded, frames, text) < window_s - OVERRUN_MARGIN_S:
                 break
             text = drop_tail(text, echo)
         return text
 
-    def _text_end(self, tok: Any, encoded: ctranslate2.StorageView, feats: Any, text: str) -> float:
-        """Second (in the window) where the aligner ends `text`: where end-of-text starts."""
-        tokens = tok.encode(" " + text)
+    def _text_end(
+        self, tok: Any, encoded: ctranslate2.StorageView, frames: int, text: str
+    ) -> float:
+        """Second (in the window of `frames` mel frames) where the aligner ends `text`."""
         res = self._model.model.align(
-            encoded, tok.sot_sequence, [tokens], feats.shape[1], median_filter_width=7
+            encoded, tok.sot_sequence, [tok.encode(" " + text)], frames, median_filter_width=7
         )[0]
         text_idx = np.array([a[0] for a in res.alignments])
         time_idx = np.array([a[1] for a in res.alignments])

@@ -102,5 +102,5 @@ def test_a_loop_that_overruns_the_audio_is_trimmed(engine, name, looped, kept):
     x = audio.to_float16k(audio.tone_file(name))
     feats = engine.features(x)
     encoded = engine._model.model.encode(ctranslate2.StorageView.from_array(feats[np.newaxis]))
-    trimmed = engine._trim_loops(engine.tokenizer("es"), encoded, feats, looped)
+    trimmed = engine._trim_loops(engine.tokenizer("es"), encoded, feats.shape[1], looped)
     assert trimmed.split()[-1] == kept
