@@ -244,6 +244,7 @@ class Controller:
                 call.move(CallState.BRIDGED)
                 self.spawn(self._best_effort(self._stop_ring, call.caller_channel),
                            f"unring-{call.call_id}")
+                self.spawn(self._publish_answered(call), f"answered-{call.call_id}")
             self.metrics.calls.labels("bridged").inc()
             await self._open_taps(call)
         except AriError as exc:
@@ -284,8 +285,10 @@ class Controller:
                 )
         except AriError as exc:
             self._waiters.pop(agent, None)
-            if exc.retryable:
-                raise
+            if exc.status is None:
+                raise  # Asterisk itself is unreachable: not the agent's fault
+            # Real Asterisk answers 500 "Allocation failed" when the endpoint has no contact
+            # (phone not registered), 400 for an unknown endpoint: the agent cannot be reached.
             log.warning("originate refused: %s", exc, extra={"callId": call.call_id})
             return "agent-unreachable"
         try:
@@ -481,8 +484,37 @@ class Controller:
         self.publisher.publish({
             "type": "call.started", "callId": call.call_id, "agent": self.s.agent_id,
             "caller": {"number": call.caller_number, "name": call.caller_name},
-            "startedAt": started_ms, "lang": self.s.lang,
+            "startedAt": started_ms, "lang": self.s.lang, "coached": True,
         })
+
+    async def _publish_answered(self, call: Call) -> None:
+        """call.answered with the endpoint that actually answered (not the dial target)."""
+        agent = await self._answered_by(call)
+        if not call.ended:
+            self.publisher.publish({
+                "type": "call.answered", "callId": call.call_id, "agent": agent,
+                "answeredAt": _now_ms(),
+            })
+            log.info("answered by %s", agent, extra={"callId": call.call_id})
+
+    async def _answered_by(self, call: Call) -> str:
+        assert call.agent_channel is not None
+        try:
+            chan = await self.ari(self.rest.channel, call.agent_channel, idempotent=True)
+            name = str(chan.get("name", ""))
+            if name.startswith("Local/"):
+                # A Local dial string (or a queue behind it): the ;2 half dialled the phone
+                # that answered, and Asterisk names it in DIALEDPEERNAME / MEMBERINTERFACE.
+                for var in ("DIALEDPEERNAME", "MEMBERINTERFACE"):
+                    peer = await self.ari(self.rest.variable, f"{call.agent_channel};2", var,
+                                          idempotent=True)
+                    if peer:
+                        return endpoint_of(peer) or self.s.agent_id
+                return self.s.agent_id
+            return endpoint_of(name) or self.s.agent_id
+        except AriError as exc:
+            log.warning("could not tell who answered: %s", exc, extra={"callId": call.call_id})
+            return self.s.agent_id
 
     # -- reconciliation -------------------------------------------------------------------------
 
@@ -622,6 +654,15 @@ def _arg(args: list[str], key: str) -> str | None:
             if sep and k.strip() == key:
                 return v.strip()
     return None
+
+
+def endpoint_of(channel_name: str) -> str | None:
+    """The endpoint a channel name belongs to: `PJSIP/201-0000000a` -> `201`."""
+    tech, sep, rest = channel_name.partition("/")
+    if not sep or tech == "Local":
+        return None
+    resource = rest.rsplit("-", 1)[0] if "-" in rest else rest
+    return resource or None
 
 
 def _in_app(chan: dict[str, Any], app: str) -> bool:

@@ -33,7 +33,14 @@ class WsState(enum.Enum):
     CONNECTING = "connecting"
     CONNECTED = "connected"
     BACKOFF = "backoff"
+    FAILED = "failed"
     CLOSED = "closed"
+
+
+# Handshake answers no retry can cure: the URL or the credentials are wrong (ari's own
+# configuration, or ari.conf on the Asterisk side). Reconnecting would only fill the log.
+FATAL_HANDSHAKE = {401: "wrong ARI_USER or ARI_PASS", 403: "ARI user not allowed",
+                   404: "no ARI at this URL (check ARI_URL and that res_ari is loaded)"}
 
 
 class EventsConnection:
@@ -58,6 +65,8 @@ class EventsConnection:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.state = WsState.IDLE
+        self.error: str | None = None
+        """Why the connection gave up (FAILED), for /health."""
         self.connects = 0
         self._stop = threading.Event()
         self._ws: websocket.WebSocket | None = None
@@ -94,6 +103,18 @@ class EventsConnection:
                 ws = websocket.create_connection(
                     self.url, header=self._header, timeout=5, enable_multithread=True
                 )
+            except websocket.WebSocketBadStatusException as exc:
+                hint = FATAL_HANDSHAKE.get(exc.status_code)
+                if hint is not None:
+                    self.error = f"ARI events handshake answered {exc.status_code}: {hint}"
+                    log.error("%s; giving up until restarted", self.error,
+                              extra={"url": self.url.split("?", 1)[0]})
+                    self.state = WsState.FAILED
+                    return
+                log.warning("ARI events connect failed: %s", exc)
+                self._backoff(delay)
+                delay = min(self.backoff_max, delay * 2)
+                continue
             except (OSError, websocket.WebSocketException) as exc:
                 log.warning("ARI events connect failed: %s", exc)
                 self._backoff(delay)

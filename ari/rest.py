@@ -81,6 +81,20 @@ class AriRest:
         """GET /channels."""
         return list(self.request("GET", "/channels"))
 
+    def channel(self, channel_id: str) -> Json:
+        """GET /channels/{id}."""
+        return dict(self.request("GET", f"/channels/{channel_id}"))
+
+    def variable(self, channel_id: str, name: str) -> str:
+        """GET /channels/{id}/variable: a channel variable or function ("" when unset)."""
+        try:
+            body = self.request("GET", f"/channels/{channel_id}/variable", {"variable": name})
+        except AriError as exc:
+            if exc.status == 404:  # unset variable (or no such channel)
+                return ""
+            raise
+        return str((body or {}).get("value", ""))
+
     def answer(self, channel_id: str) -> None:
         """POST /channels/{id}/answer."""
         self.request("POST", f"/channels/{channel_id}/answer")

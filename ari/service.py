@@ -101,12 +101,15 @@ class Service:
         """What GET /health reports."""
         connected = self.events is not None and self.events.state is WsState.CONNECTED
         calls = len(self.controller.calls) if self.controller else 0
-        return {
+        body: dict[str, Any] = {
             "status": "ok" if connected else "degraded",
             "ari": self.events.state.value if self.events else "idle",
             "calls": calls, "taps": len(self.gateway.taps),
             "portsInUse": self.gateway.ports.in_use, "format": self.s.media_format,
         }
+        if self.events is not None and self.events.error:
+            body["status"], body["error"] = "failed", self.events.error
+        return body
 
     def app(self) -> Starlette:
         """GET /health and GET /metrics."""

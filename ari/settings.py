@@ -16,7 +16,7 @@ class Settings:
     """Checked settings of the call-control service and its media gateway."""
 
     ari_url: str
-    """Asterisk HTTP base, e.g. http://asterisk:8088 (the `/ari` path is added)."""
+    """Asterisk HTTP base, e.g. http://asterisk:8088 (`.../ari` accepted; the suffix is added)."""
     ari_user: str
     """ARI user (ari.conf)."""
     ari_pass: str = field(repr=False)
@@ -81,6 +81,9 @@ class Settings:
         ari_url = env.str("ARI_URL", "http://127.0.0.1:8088").rstrip("/")
         if not ari_url.startswith(("http://", "https://")):
             raise SettingsError(f"ARI_URL={ari_url!r} must start with http:// or https://")
+        # The seeds (and Asterisk's docs) write it with the /ari suffix; REST and the events
+        # socket add it themselves, so both forms mean the same server.
+        ari_url = ari_url.removesuffix("/ari").rstrip("/")
         stt_url = env.str("STT_URL", "ws://127.0.0.1:8080").rstrip("/")
         if not stt_url.startswith(("ws://", "wss://")):
             raise SettingsError(f"STT_URL={stt_url!r} must start with ws:// or wss://")

@@ -15,6 +15,8 @@ from typing import Any, Final
 
 EVENT_TYPES: Final = (
     "call.started",
+    "call.answered",
+    "call.recording",
     "call.ended",
     "partial",
     "final",
@@ -26,6 +28,19 @@ SPEAKERS: Final = ("customer", "agent", "mix")
 COACH_KINDS: Final = ("tip", "alert", "coach")
 SEVERITIES: Final = ("info", "warning", "critical")
 COACH_SOURCES: Final = ("rules", "llm")
+END_REASONS: Final = (
+    "caller-hangup",
+    "agent-hangup",
+    "agent-busy",
+    "agent-rejected",
+    "agent-no-answer",
+    "agent-unreachable",
+    "replay-finished",
+    "fallback",
+    "error",
+)
+"""Why a call ended (`call.ended.reason`)."""
+RECORDING_STATES: Final = ("started", "paused", "resumed", "stopped")
 
 MAX_EVENT_BYTES: Final = 64 * 1024
 """Largest serialized event accepted anywhere; a bigger one is refused, not truncated."""
@@ -83,6 +98,11 @@ def _one_of(choices: tuple[str, ...]) -> Check:
     return check
 
 
+def _boolean(field: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise EventError(field, "must be true or false")
+
+
 def _probability(field: str, value: Any) -> None:
     _number(0)(field, value)
     if value > 1:
@@ -134,8 +154,24 @@ SCHEMAS: Final[dict[str, dict[str, tuple[bool, Check]]]] = {
         "caller": (True, _object({"number": (False, _string(64)), "name": (False, _string(128))})),
         "startedAt": (True, _TIME),
         "lang": (True, _string(16, allow_empty=False)),
+        "coached": (False, _boolean),
     },
-    "call.ended": {"endedAt": (True, _TIME), "reason": (True, _string(200))},
+    # The endpoint that actually answered: behind a queue or a Local dial string it is not the
+    # dial target of call.started. The relay's agent filter follows it once present.
+    "call.answered": {
+        "agent": (True, _string(64, allow_empty=False)),
+        "answeredAt": (True, _TIME),
+    },
+    "call.recording": {
+        "state": (True, _one_of(RECORDING_STATES)),
+        "at": (True, _TIME),
+        "path": (False, _string(1000)),
+    },
+    "call.ended": {
+        "endedAt": (True, _TIME),
+        "reason": (True, _one_of(END_REASONS)),
+        "recording": (False, _string(1000)),
+    },
     "partial": dict(_UTTERANCE),
     "final": {
         **_UTTERANCE,

@@ -183,7 +183,7 @@ async def run_call(
             "type": "call.ended",
             "callId": call_id,
             "endedAt": int(time.time() * 1000),
-            "reason": "hangup",
+            "reason": "caller-hangup",
         }
     )
 

@@ -147,6 +147,7 @@ class AriDouble:
             Route(p + "/channels", self._list_channels, methods=["GET"]),
             Route(p + "/channels", self._originate, methods=["POST"]),
             Route(p + "/channels/externalMedia", self._external_media, methods=["POST"]),
+            Route(p + "/channels/{cid}", self._get_channel, methods=["GET"]),
             Route(p + "/channels/{cid}", self._delete_channel, methods=["DELETE"]),
             Route(p + "/channels/{cid}/answer", self._answer, methods=["POST"]),
             Route(p + "/channels/{cid}/ring", self._ring, methods=["POST", "DELETE"]),
@@ -398,6 +399,14 @@ class AriDouble:
             if not self._started(ch):
                 return _error(409, "Channel not in Stasis application")
             return Response(status_code=204)
+        return await self._respond(request, do)
+
+    async def _get_channel(self, request: Request) -> Response:
+        def do() -> Response:
+            ch = self._channel(request)
+            if ch is None:
+                return _error(404, "Channel not found")
+            return JSONResponse(ch.json())
         return await self._respond(request, do)
 
     async def _delete_channel(self, request: Request) -> Response:

@@ -47,3 +47,10 @@ def test_port_allocator_round_robin_and_exhaustion():
         ports.allocate()
     ports.release(b)
     assert ports.allocate() == b and ports.in_use == 3
+
+
+@pytest.mark.parametrize("url", ["http://localhost:8088/ari", "http://localhost:8088/ari/",
+                                 "http://localhost:8088", "http://localhost:8088/"])
+def test_ari_url_with_or_without_ari_suffix(url):
+    # The seeds write ARI_URL with /ari; REST and events add it themselves (not /ari/ari).
+    assert Settings.from_env(Env({**BASE, "ARI_URL": url})).ari_url == "http://localhost:8088"

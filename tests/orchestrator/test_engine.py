@@ -94,7 +94,7 @@ class CallScript:
                 "type": "call.ended",
                 "callId": self.call_id,
                 "endedAt": int(time.time() * 1000),
-                "reason": "hangup",
+                "reason": "caller-hangup",
             }
         )
 

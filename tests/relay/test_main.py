@@ -87,7 +87,7 @@ def test_native_mode_starts_embedded_redis_and_stops_cleanly_on_sigterm(tmp_path
         r = httpx.post(
             f"http://127.0.0.1:{port}/event",
             headers={"Authorization": "Bearer " + "t" * 20},
-            json={"type": "call.ended", "callId": "x", "endedAt": 1, "reason": "test"},
+            json={"type": "call.ended", "callId": "x", "endedAt": 1, "reason": "error"},
         )
         assert r.status_code == 200
         proc.send_signal(signal.SIGTERM)

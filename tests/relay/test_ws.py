@@ -281,7 +281,7 @@ async def test_agent_feed_gets_late_events_of_a_call_that_ended_before_the_relay
     producer = Bus.connect(redis_server.url, bus_config)
     await producer.publish(started("done", agent="200"))
     await producer.publish(
-        {"type": "call.ended", "callId": "done", "endedAt": 2, "reason": "hangup"}
+        {"type": "call.ended", "callId": "done", "endedAt": 2, "reason": "caller-hangup"}
     )
     relay = await start_relay(redis_server.url, bus_config)
     try:

@@ -184,7 +184,7 @@ class Call:
             "type": "call.ended",
             "callId": self.id,
             "endedAt": int(time.time() * 1000),
-            "reason": "hangup",
+            "reason": "caller-hangup",
         }
 
 

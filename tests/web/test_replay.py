@@ -103,7 +103,7 @@ def demo_events(call_id: str) -> list[list[dict[str, Any]]]:
         batches.append(batch)
     batches.append(
         [
-            {**base, "type": "call.ended", "endedAt": started_at + 50_000, "reason": "hangup"},
+            {**base, "type": "call.ended", "endedAt": started_at + 50_000, "reason": "caller-hangup"},
             {
                 **base,
                 "type": "summary",

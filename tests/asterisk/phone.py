@@ -1,0 +1,181 @@
+"""Real SIP phones for the real-Asterisk tier: Debian's baresip (nobody here wrote it), one
+process and config directory per phone, driven over its `ctrl_tcp` JSON-netstring interface.
+
+A phone plays a WAV file into the call (`audio_source aufile`) and hears nothing
+(`audio_player alsa,null`). baresip hangs up when its WAV ends, so `speech_wav` pads the
+speech with silence long enough to outlast the test; tests hang up explicitly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import subprocess
+import wave
+from pathlib import Path
+from typing import Any
+
+from ari.audio import load_wav
+
+SOUNDS = Path("/usr/share/asterisk/sounds/es")
+PHONE_RTP = itertools.count(50000, 20)  # 10 RTP ports per phone, outside every other range
+
+
+def speech_wav(path: Path, prompts: list[str], *, lead: float = 0.5, gap: float = 1.0,
+               pad: float = 240.0, extra: bytes = b"") -> Path:
+    """An 8 kHz mono WAV: silence, each prompt (Debian's Spanish telephone speech) followed by
+    `gap` seconds of silence, optional raw PCM (`extra`), then `pad` seconds of silence."""
+    pcm = bytearray(b"\0\0" * int(8000 * lead))
+    for name in prompts:
+        rate, channels = load_wav(SOUNDS / f"{name}.wav")
+        assert rate == 8000, f"{name}: {rate} Hz"
+        pcm += channels[0] + b"\0\0" * int(8000 * gap)
+    pcm += extra + b"\0\0" * int(8000 * pad)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(bytes(pcm))
+    return path
+
+
+class Phone:
+    """One baresip user agent. `account` is its accounts-file line (AOR and options)."""
+
+    def __init__(self, workdir: Path, name: str, account: str, wav: Path, *,
+                 sip_port: int, ctrl_port: int) -> None:
+        self.dir = workdir / name
+        self.name = name
+        self.account = account
+        self.wav = wav
+        self.sip_port, self.ctrl_port = sip_port, ctrl_port
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.events: list[dict[str, Any]] = []
+        self._changed = asyncio.Condition()
+        self._responses: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._tokens = itertools.count(1)
+        self._reader: asyncio.Task[None] | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    def _write_config(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        rtp = next(PHONE_RTP)
+        (self.dir / "config").write_text("\n".join([
+            "poll_method epoll",
+            f"sip_listen 127.0.0.1:{self.sip_port}",
+            "net_interface 127.0.0.1",
+            "audio_player alsa,null",
+            "audio_alert alsa,null",
+            f"audio_source aufile,{self.wav}",
+            f"rtp_ports {rtp}-{rtp + 9}",
+            "module_path /usr/lib/baresip/modules",
+            "module g711.so",
+            "module aufile.so",
+            "module alsa.so",
+            "module_app account.so",
+            "module_app menu.so",
+            "module_app ctrl_tcp.so",
+            f"ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}",
+            "",
+        ]))
+        # Empty: the account is added over the control socket once it is connected, so its
+        # REGISTER_OK (sent at once) is not missed.
+        (self.dir / "accounts").write_text("")
+
+    async def start(self, timeout: float = 15.0) -> Phone:
+        """Start baresip and connect to its control socket."""
+        self._write_config()
+        log = (self.dir / "baresip.log").open("ab")
+        self.proc = subprocess.Popen(["baresip", "-f", str(self.dir)], stdin=subprocess.DEVNULL,
+                                     stdout=log, stderr=log)
+        log.close()
+        async with asyncio.timeout(timeout):
+            while True:
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"baresip {self.name} exited: {self.log()[-2000:]}")
+                try:
+                    reader, self._writer = await asyncio.open_connection("127.0.0.1",
+                                                                         self.ctrl_port)
+                    break
+                except OSError:
+                    # baresip opens its control port a moment after it starts; nothing to
+                    # wait on but the port itself.
+                    await asyncio.sleep(0.05)
+        self._reader = asyncio.create_task(self._read(reader), name=f"phone-{self.name}")
+        await self.command("uanew", self.account)
+        return self
+
+    def log(self) -> str:
+        """What baresip printed."""
+        path = self.dir / "baresip.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                length = int((await reader.readuntil(b":"))[:-1])
+                body = json.loads(await reader.readexactly(length))
+                await reader.readexactly(1)  # the netstring's ","
+                if body.get("response"):
+                    fut = self._responses.pop(str(body.get("token")), None)
+                    if fut is not None and not fut.done():
+                        fut.set_result(body)
+                elif body.get("event"):
+                    async with self._changed:
+                        self.events.append(body)
+                        self._changed.notify_all()
+
+    async def command(self, command: str, params: str = "", timeout: float = 10.0) -> Any:
+        """Run a baresip command; returns its response body."""
+        assert self._writer is not None
+        token = str(next(self._tokens))
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._responses[token] = fut
+        body = json.dumps({"command": command, "params": params, "token": token}).encode()
+        self._writer.write(str(len(body)).encode() + b":" + body + b",")
+        await self._writer.drain()
+        async with asyncio.timeout(timeout):
+            return await fut
+
+    async def wait(self, kind: str, *, after: int = 0, timeout: float = 30.0) -> dict[str, Any]:
+        """The first event of type `kind` at index >= `after` (waiting for it if needed)."""
+        async with asyncio.timeout(timeout), self._changed:
+            while True:
+                for event in self.events[after:]:
+                    if event.get("type") == kind:
+                        return event
+                await self._changed.wait()
+
+    def seen(self, kind: str) -> bool:
+        """Whether an event of type `kind` has arrived."""
+        return any(e.get("type") == kind for e in self.events)
+
+    async def dial(self, uri: str) -> None:
+        """Place a call."""
+        await self.command("dial", uri)
+
+    async def accept(self) -> None:
+        """Answer the ringing call."""
+        await self.command("accept")
+
+    async def hangup(self) -> None:
+        """Hang up (or reject, while ringing) the current call."""
+        await self.command("hangup")
+
+    async def stop(self) -> None:
+        """Quit baresip."""
+        if self._writer is not None:
+            self._writer.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                await asyncio.to_thread(self.proc.wait, 10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                await asyncio.to_thread(self.proc.wait, 10)

@@ -1,0 +1,66 @@
+"""Calls through the real Asterisk with real SIP phones: the caller arrives on the trunk as a
+carrier sends it (its number in From, a display name), the agent is a registered PJSIP phone
+that answers by itself; both play real Spanish telephone speech."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.stt.corpus import references
+from stt.wer import wer
+from tests.asterisk.conftest import (
+    bus_events,
+    wait_call_event,
+    wait_for_event,
+    wait_no_leftovers,
+)
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
+
+CALLER = "+34600111222"
+CUSTOMER_SAYS = ["agent-newlocation", "conf-getpin"]
+AGENT_SAYS = ["conf-extended", "agent-user"]
+
+
+def _said(prompts: list[str]) -> str:
+    refs = references()
+    return " ".join(refs[p] for p in prompts)
+
+
+@pytest.mark.parametrize("codecs", [("PCMU", "PCMA"), ("PCMA", "PCMU")],
+                         ids=["caller-ulaw-agent-alaw", "caller-alaw-agent-ulaw"])
+async def test_normal_call(pbx, ari_factory, orchestrator, phones, stack_bus, codecs):
+    ari_factory()
+    agent = await phones("agent", "200", AGENT_SAYS, codec=codecs[1])
+    caller = await phones("caller", CALLER, CUSTOMER_SAYS, codec=codecs[0], name="Ana García")
+    await caller.dial(f"sip:900@127.0.0.1:{pbx.sip_port}")
+
+    started = await wait_for_event(
+        stack_bus, lambda e: e["type"] == "call.started"
+        and e.get("caller", {}).get("number") == CALLER)
+    call_id = started["callId"]
+    assert started["caller"] == {"number": CALLER, "name": "Ana García"}
+    assert started["agent"] == "200" and started["lang"] == "es"
+    answered = await wait_call_event(stack_bus, call_id, "call.answered")
+    assert answered["agent"] == "200"
+
+    # Each speaker's last prompt reaches STT as that speaker's final.
+    await wait_for_event(stack_bus, lambda e: e["callId"] == call_id and e["type"] == "final"
+                         and e["speaker"] == "agent" and "agente" in e["text"].lower(), 90)
+    await wait_for_event(stack_bus, lambda e: e["callId"] == call_id and e["type"] == "final"
+                         and e["speaker"] == "customer" and "clave" in e["text"].lower(), 90)
+    await caller.hangup()
+    ended = await wait_call_event(stack_bus, call_id, "call.ended")
+    assert ended["reason"] == "caller-hangup"
+    await wait_call_event(stack_bus, call_id, "summary", 90)
+    await wait_no_leftovers(pbx)
+
+    events = await bus_events(stack_bus, call_id)
+    finals = {s: " ".join(e["text"] for e in events if e["type"] == "final"
+                          and e["speaker"] == s) for s in ("customer", "agent")}
+    # Right words on the right side: each side scores well against what it said and badly
+    # against what the other side said (a swap or a mix would fail one of the four).
+    assert wer(_said(CUSTOMER_SAYS), finals["customer"]) < 0.35, finals
+    assert wer(_said(AGENT_SAYS), finals["agent"]) < 0.35, finals
+    assert wer(_said(AGENT_SAYS), finals["customer"]) > 0.7, finals
+    assert wer(_said(CUSTOMER_SAYS), finals["agent"]) > 0.7, finals
