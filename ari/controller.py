@@ -224,27 +224,8 @@ class Controller:
                 return
             self._publish_started(call)
             if not adopted or call.state is CallState.NEW:
-                await self.ari(self.rest.add_channel, call.bridge_id, call.caller_channel)
-                if call.ended:
-                    return
-                ring = self.spawn(self._best_effort(self.rest.ring, call.caller_channel),
-                                  f"ring-{call.call_id}")
-                # An adopted call whose agent was already ringing: wait for that attempt.
-                ringing = bool(call.extra.pop("agent_ringing", False))
-                reason = await self._dial_agent(call, originate=not ringing)
-                await ring
-                if reason is not None:
-                    await self._no_agent(call, reason)
-                    return
-                if call.ended:
-                    return
-                await self.ari(self.rest.add_channel, call.bridge_id, call.agent_channel)
-                if call.ended:  # a hangup arrived while the agent was being bridged
-                    return
-                call.move(CallState.BRIDGED)
-                self.spawn(self._best_effort(self._stop_ring, call.caller_channel),
-                           f"unring-{call.call_id}")
-                self.spawn(self._publish_answered(call), f"answered-{call.call_id}")
+                await self._connect_agent(call)
+                return
             self.metrics.calls.labels("bridged").inc()
             await self._open_taps(call)
         except AriError as exc:
@@ -252,6 +233,52 @@ class Controller:
                 log.warning("call flow failed: %s", exc, extra={"callId": call.call_id})
                 reason = "caller-hangup" if exc.status == 404 else "error"
                 self.end_call(call, reason)
+
+    async def _connect_agent(self, call: Call) -> None:
+        """Ring the agent and bridge both legs once it answers.
+
+        Each speaker's tap opens as soon as that leg exists (the caller's now, the agent's when
+        its channel is created, before it answers), so the first words after the answer are
+        not lost to tap set-up. The caller joins the main bridge only with the agent: until
+        then nobody is bridged, so MixMonitor's `b` writes no recording for a call that never
+        reached an agent.
+        """
+        ring = self.spawn(self._best_effort(self.rest.ring, call.caller_channel),
+                          f"ring-{call.call_id}")
+        taps = [self.spawn(self._open_tap(call, "customer", call.caller_channel),
+                           f"tap-customer-{call.call_id}")]
+        try:
+            # An adopted call whose agent was already ringing: wait for that attempt.
+            ringing = bool(call.extra.pop("agent_ringing", False))
+            reason = await self._dial_agent(call, originate=not ringing, taps=taps)
+            await ring
+            if reason is not None:
+                # Tap requests in flight finish first, so teardown deletes all they made.
+                await asyncio.gather(*taps)
+                await self._no_agent(call, reason)
+                return
+            if call.ended:
+                return
+            assert call.agent_channel is not None
+            await asyncio.gather(
+                self.ari(self.rest.add_channel, call.bridge_id, call.caller_channel),
+                self.ari(self.rest.add_channel, call.bridge_id, call.agent_channel),
+            )
+            if call.ended:  # a hangup arrived while the agent was being bridged
+                return
+            call.move(CallState.BRIDGED)
+            customer = call.taps.get("customer")
+            if customer is not None and customer.media is not None:
+                customer.media.held = False
+            self.spawn(self._best_effort(self._stop_ring, call.caller_channel),
+                       f"unring-{call.call_id}")
+            self.spawn(self._publish_answered(call), f"answered-{call.call_id}")
+            self.metrics.calls.labels("bridged").inc()
+            if self.s.mix_tap:
+                taps.append(self.spawn(self._open_tap(call, "mix", None), f"tap-mix-{call.call_id}"))
+        finally:
+            # Teardown waits for this flow: it must not return while a tap is being created.
+            await asyncio.gather(*taps, return_exceptions=True)
 
     async def _ensure_bridge(self, bridge_id: str) -> None:
         try:
@@ -268,8 +295,11 @@ class Controller:
     def _stop_ring(self, channel_id: str) -> None:
         self.rest.request("DELETE", f"/channels/{channel_id}/ring")
 
-    async def _dial_agent(self, call: Call, *, originate: bool = True) -> str | None:
-        """Originate the agent; None when answered (in Stasis), else the failure reason."""
+    async def _dial_agent(self, call: Call, *, originate: bool = True,
+                          taps: list[asyncio.Task[Any]] | None = None) -> str | None:
+        """Originate the agent; None when answered (in Stasis), else the failure reason.
+
+        Once the agent's channel exists, its tap is opened (task appended to `taps`)."""
         agent = call.rid("agent")
         call.agent_channel = agent
         self.by_channel[agent] = call.call_id
@@ -291,6 +321,9 @@ class Controller:
             # (phone not registered), 400 for an unknown endpoint: the agent cannot be reached.
             log.warning("originate refused: %s", exc, extra={"callId": call.call_id})
             return "agent-unreachable"
+        if taps is not None and not call.ended:
+            taps.append(self.spawn(self._open_tap(call, "agent", agent),
+                                   f"tap-agent-{call.call_id}"))
         try:
             # Asterisk enforces the ring timeout; ours is a safety net a little longer.
             await asyncio.wait_for(fut, self.s.agent_timeout + 5)
@@ -368,6 +401,9 @@ class Controller:
                 call.call_id, speaker, self.fmt, self._first_audio_cb(call), start_offset=offset
             )
             self.metrics.taps.set(len(self.gateway.taps))
+            # The caller's tap opens while the agent rings; what the caller says before the
+            # agent is connected is not the conversation (and not the agent's to see).
+            tap.media.held = speaker == "customer" and call.state is not CallState.BRIDGED
             if call.ended:
                 return
             waits = [self._waiter(tap.external_id)]

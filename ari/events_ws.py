@@ -39,7 +39,7 @@ class WsState(enum.Enum):
 
 # Handshake answers no retry can cure: the URL or the credentials are wrong (ari's own
 # configuration, or ari.conf on the Asterisk side). Reconnecting would only fill the log.
-FATAL_HANDSHAKE = {401: "wrong ARI_USER or ARI_PASS", 403: "ARI user not allowed",
+FATAL_HANDSHAKE = {401: "wrong ARI_USER or ARI_PASS",
                    404: "no ARI at this URL (check ARI_URL and that res_ari is loaded)"}
 
 

@@ -78,6 +78,10 @@ class MediaTap(asyncio.DatagramProtocol):
     stats: TapStats = field(default_factory=TapStats)
     transport: asyncio.DatagramTransport | None = None
     peer: tuple[str, int] | None = None
+    held: bool = False
+    """While held, audio is replaced by silence of the same length: the tap is ready (nothing
+    is lost to set-up once released) and the stream's timeline stays the call's, but nothing
+    said before the agent is connected is transcribed."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Keep the transport to close it later."""
@@ -111,6 +115,8 @@ class MediaTap(asyncio.DatagramProtocol):
             self._forward(chunk)
 
     def _forward(self, chunk: bytes) -> None:
+        if self.held:
+            chunk = bytes(len(chunk))
         if self.stats.first_audio_at is None:
             self.stats.first_audio_at = asyncio.get_running_loop().time()
             if self.on_first_audio is not None:

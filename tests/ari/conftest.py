@@ -94,6 +94,15 @@ async def service_factory(double, stt, redis_server, bus_config, bus):
 Maker = Callable[..., Any]
 
 
+def assert_customer_audio(got: bytes, want: bytes, max_held: float = 0.5) -> None:
+    """The caller's stream is `want` exactly, except that it starts while the agent rings and
+    is held (silence of the same length) until the agent answers: at most `max_held` of it."""
+    got = got[:len(want)]
+    held = next(i for i in range(0, len(got) + 1, 640) if got[i:] == want[i:])
+    assert got[:held] == bytes(held), "held audio is not silence"
+    assert held <= len(want) * max_held, f"{held} of {len(want)} bytes held"
+
+
 async def until(predicate: Callable[[], Any], wait: float = 10.0) -> None:
     """Wait (bounded) for a condition on state that has no notification of its own
     (the double's lists, a service's counters); raises TimeoutError."""

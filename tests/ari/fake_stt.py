@@ -134,8 +134,10 @@ class FakeStt:
                         return
                 elif json.loads(message).get("type") == "end":
                     log.ended = True
-                    final = await self._final(log)
-                    await ws.send(json.dumps(final))
+                    # Like the real STT: silence (a held tap sends zeros) produces no text.
+                    if any(log.audio):
+                        final = await self._final(log)
+                        await ws.send(json.dumps(final))
                     await ws.close()
                     return
         except ConnectionClosed:

@@ -75,8 +75,13 @@ def test_http_is_private_and_no_secret_in_repo():
         assert not re.search(r"^\s*password\s*=\s*\S", text, re.M) or path.suffix == ".sh", path
 
 
+def _copy_conf(dest: Path) -> None:
+    for path in CONF.glob("*.conf"):
+        shutil.copy(path, dest / path.name)
+
+
 def test_entrypoint_writes_crypt_password(tmp_path):
-    shutil.copy(CONF / "http.conf", tmp_path / "http.conf")
+    _copy_conf(tmp_path)
     env = {**os.environ, "ASTERISK_CONF_DIR": str(tmp_path), "ARI_USER": "coach",
            "ARI_PASS": "s3cret-pass", "AGENT_SIP_PASSWORD": "agentpw",
            "ASTERISK_HTTP_BIND": "172.20.0.5"}
@@ -96,6 +101,41 @@ def test_entrypoint_writes_crypt_password(tmp_path):
     assert oct((tmp_path / "ari.conf").stat().st_mode & 0o777) == "0o600"
     assert "bindaddr=172.20.0.5" in (tmp_path / "http.conf").read_text()
     assert "[200-auth]" in (tmp_path / "pjsip_auth.conf").read_text()
+
+
+def test_entrypoint_writes_trunk_agents_ports_and_language(tmp_path):
+    _copy_conf(tmp_path)
+    env = {**os.environ, "ASTERISK_CONF_DIR": str(tmp_path), "ARI_PASS": "p",
+           "AGENT_SIP_PASSWORD": "agentpw", "AGENT_ENDPOINTS": "300,301",
+           "TRUNK_MATCH": "192.0.2.10,198.51.100.0/24", "ASTERISK_SIP_PORT": "5070",
+           "ASTERISK_HTTP_PORT": "8099", "CALL_LANG": "en"}
+    result = subprocess.run(["sh", str(CONF / "docker-entrypoint.sh"), "true"], env=env,
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 0, result.stderr
+    trunk = (tmp_path / "pjsip_trunk.conf").read_text()
+    assert "type=identify" in trunk and "endpoint=trunk" in trunk
+    assert "match=192.0.2.10" in trunk and "match=198.51.100.0/24" in trunk
+    agents = (tmp_path / "pjsip_agents.conf").read_text()
+    assert "[300](agent-endpoint)" in agents and "[301](agent-aor)" in agents
+    assert "[200]" not in agents
+    auth = (tmp_path / "pjsip_auth.conf").read_text()
+    assert "[301-auth]" in auth and "password=agentpw" in auth
+    pjsip = (tmp_path / "pjsip.conf").read_text()
+    assert "bind=0.0.0.0:5070" in pjsip and "language=en" in pjsip and "language=es" not in pjsip
+    assert "bindport=8099" in (tmp_path / "http.conf").read_text()
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("TRUNK_MATCH", "1.2.3.4;drop"), ("AGENT_ENDPOINTS", "200 20$1"),
+    ("ASTERISK_SIP_PORT", "50x"), ("CALL_LANG", "es;x"),
+])
+def test_entrypoint_refuses_bad_values(tmp_path, name, value):
+    _copy_conf(tmp_path)
+    env = {**os.environ, "ASTERISK_CONF_DIR": str(tmp_path), "ARI_PASS": "p",
+           "AGENT_SIP_PASSWORD": "agentpw", name: value}
+    result = subprocess.run(["sh", str(CONF / "docker-entrypoint.sh"), "true"], env=env,
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode != 0 and name in result.stderr
 
 
 def test_entrypoint_refuses_without_password(tmp_path):
