@@ -45,7 +45,7 @@ def test_asterisklint_catches_errors(tmp_path):
 
 def test_dialplan_shape():
     text = (CONF / "extensions.conf").read_text()
-    assert re.search(r"MixMonitor\(.*\.raw,bD\)$", text, re.M)
+    assert re.search(r"MixMonitor\(.*\.raw,bD,.*\)$", text, re.M)
     assert "Stasis(coach_app,role=caller" in text
     assert re.search(r'GotoIf\(\$\["\$\{STASISSTATUS\}" = "FAILED"\]\?fallback', text)
     fallback = text[text.index("exten => fallback"):]
