@@ -27,6 +27,28 @@ def load_wav(path: str | Path) -> tuple[int, list[bytes]]:
     return rate, out
 
 
+RAW_RATE = 8000
+"""Sample rate of a headerless `.raw` recording (MixMonitor of a G.711 call)."""
+
+
+def load_audio(path: str | Path, raw_rate: int = RAW_RATE) -> tuple[int, list[bytes]]:
+    """(rate, [PCM16 LE per channel]) of a WAV file, or of a call recording as Asterisk writes
+    it (`.raw`/`.sln`: headerless signed 16-bit little-endian, interleaved stereo, left =
+    caller, right = agent, `raw_rate` Hz)."""
+    if Path(path).suffix.lower() not in (".raw", ".sln", ".slin"):
+        return load_wav(path)
+    data = Path(path).read_bytes()
+    data = data[: len(data) - len(data) % 4]  # whole stereo frames only
+    samples = array("h", data)
+    if sys.byteorder == "big":
+        samples.byteswap()
+    channels = [samples[0::2], samples[1::2]]
+    if sys.byteorder == "big":
+        for part in channels:
+            part.byteswap()
+    return raw_rate, [part.tobytes() for part in channels]
+
+
 def resample(pcm: bytes, src_rate: int, dst_rate: int) -> bytes:
     """Linear-interpolation resampling of PCM16 LE (good enough for speech tests)."""
     if src_rate == dst_rate or not pcm:

@@ -1,6 +1,8 @@
-"""`python -m ari.replay FILE.wav [AGENT.wav]`: play a recording into the pipeline as a live call.
+"""`python -m ari.replay FILE [AGENT.wav]`: play a recording into the pipeline as a live call.
 
-A stereo file is left = customer, right = agent; or give two mono files (customer, agent).
+A stereo file is left = customer, right = agent: a WAV, or Asterisk's own call recording as
+it is (`.raw`, MixMonitor's interleaved stereo, 8 kHz unless `--raw-rate`); or give two mono
+WAV files (customer, agent).
 The audio goes as real RTP over UDP (the format ExternalMedia uses, 20 ms packets) into an
 in-process media gateway, which forwards it to STT exactly as during a live call, framed by
 `call.started` / `call.ended` on the bus. Real-time pace by default; `--speed 4` is 4x faster.
@@ -20,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ari.audio import load_wav, resample
+from ari.audio import RAW_RATE, load_audio, load_wav, resample
 from ari.gateway import MediaGateway, MediaTap
 from ari.rtp import FORMATS, AudioFormat, build, pcm16le_to_payload
 from coach import logs
@@ -61,10 +63,10 @@ class ReplaySettings:
         )
 
 
-def load_legs(paths: Sequence[str | Path]) -> tuple[int, bytes, bytes]:
+def load_legs(paths: Sequence[str | Path], raw_rate: int = RAW_RATE) -> tuple[int, bytes, bytes]:
     """(rate, customer PCM, agent PCM) from one stereo file or two mono files."""
     if len(paths) == 1:
-        rate, channels = load_wav(paths[0])
+        rate, channels = load_audio(paths[0], raw_rate)
         if len(channels) != 2:
             raise ValueError(f"{paths[0]}: one file must be stereo (left customer, right agent)")
         return rate, channels[0], channels[1]
@@ -112,9 +114,10 @@ async def replay(
     paths: Sequence[str | Path], settings: ReplaySettings, *, speed: float = 1.0,
     call_id: str | None = None, agent: str = "200", caller_number: str = "replay",
     caller_name: str = "Replay", fmt_name: str = "slin16", bus: Bus | None = None,
+    raw_rate: int = RAW_RATE,
 ) -> str:
     """Replay a recording as a call; returns its call id."""
-    rate, customer, agent_pcm = load_legs(paths)
+    rate, customer, agent_pcm = load_legs(paths, raw_rate)
     fmt = FORMATS[fmt_name]
     call_id = call_id or f"replay-{uuid.uuid4().hex[:12]}"
     if not is_call_id(call_id):
@@ -158,7 +161,10 @@ async def replay(
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(prog="python -m ari.replay", description=__doc__)
-    parser.add_argument("files", nargs="+", help="stereo WAV, or customer.wav agent.wav")
+    parser.add_argument("files", nargs="+",
+                        help="stereo WAV or Asterisk .raw recording, or customer.wav agent.wav")
+    parser.add_argument("--raw-rate", type=int, default=RAW_RATE,
+                        help="sample rate of a .raw recording (8000 for G.711 calls)")
     parser.add_argument("--speed", type=float, default=1.0, help="1 = real time, 4 = 4x")
     parser.add_argument("--call-id", help="call id (default: replay-<random>)")
     parser.add_argument("--agent", default="200", help="agent id in call.started")
@@ -178,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         call_id = asyncio.run(replay(
             args.files, settings, speed=args.speed, call_id=args.call_id, agent=args.agent,
             caller_number=args.caller_number, caller_name=args.caller_name,
-            fmt_name=args.format,
+            fmt_name=args.format, raw_rate=args.raw_rate,
         ))
     except (OSError, ValueError) as exc:
         print(f"ari.replay: {exc}", file=sys.stderr)

@@ -32,6 +32,22 @@ def write_stereo(path, left: bytes, right: bytes) -> None:
         w.writeframes(inter.tobytes())
 
 
+def test_asterisk_raw_recording_loads_as_it_is(tmp_path):
+    # MixMonitor(...,bD) writes headerless interleaved stereo s16le: left caller, right agent.
+    customer, agent = prompt_pcm("agent-newlocation"), prompt_pcm("conf-extended")
+    a, b = array("h", customer), array("h", agent)
+    n = max(len(a), len(b))
+    a.extend([0] * (n - len(a)))
+    b.extend([0] * (n - len(b)))
+    inter = array("h", bytes(4 * n))
+    inter[0::2], inter[1::2] = a, b
+    path = tmp_path / "20261201-101500-1796114849.12.raw"
+    path.write_bytes(inter.tobytes() + b"\x01")  # a torn last frame is dropped
+    rate, left, right = load_legs([path])
+    assert rate == 8000 and left[:len(customer)] == customer and right[:len(agent)] == agent
+    assert load_legs([path], raw_rate=16000)[0] == 16000
+
+
 async def test_replay_stereo_file(tmp_path, stt, bus, redis_server, bus_config):
     customer, agent = prompt_pcm("agent-newlocation"), prompt_pcm("conf-extended")
     path = tmp_path / "call.wav"

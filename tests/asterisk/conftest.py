@@ -18,9 +18,10 @@ from coach.bus import Bus, BusConfig
 from coach.redis_server import EmbeddedRedis, free_port
 from stt.models import ensure_base
 from tests.asterisk.pbx import AGENT_SIP_PASSWORD, ARI_PASS, ARI_USER, Asterisk, ensure_chroot
-from tests.asterisk.phone import Phone, speech_wav
+from tests.asterisk.phone import SOUNDS, Phone, speech_wav
 from tests.asterisk.services import ROOT, ServiceProcess
 
+__all__ = ["SOUNDS"]
 TOKEN = "asterisk-tier-relay-token"
 AGENTS = [str(n) for n in range(200, 210)]
 _media_ports = itertools.count(40000, 200)
@@ -35,10 +36,27 @@ def chroot() -> Path:
     return path
 
 
+# Tests only: a Local dial string that hunts for the first registered, idle agent of 200-203
+# (as a queue would), so several calls on one ari reach different agents.
+HUNT = """
+[coach-test-hunt]
+exten => s,1,Set(i=200)
+ same => n(try),GotoIf($["${DEVICE_STATE(PJSIP/${i})}" = "NOT_INUSE"]?dial)
+ same => n,Set(i=$[${i} + 1])
+ same => n,GotoIf($[${i} < 204]?try)
+ same => n,Hangup(17)
+ same => n(dial),Dial(PJSIP/${i},30)
+"""
+HUNT_DIAL = "Local/s@coach-test-hunt"
+
+
 @pytest.fixture(scope="session")
 def pbx(chroot: Path) -> Iterator[Asterisk]:
     """One Asterisk for the session (agents 200-209), with the repo's configuration."""
-    ast = Asterisk(chroot, sip_port=free_port(), http_port=free_port(), agents=AGENTS).start()
+    ast = Asterisk(chroot, sip_port=free_port(), http_port=free_port(), agents=AGENTS,
+                   extra_dialplan=HUNT).start()
+    # Test-only module for the hunt above (the shipped modules.conf does not need it).
+    assert "Loaded" in ast.cli("module load func_devstate.so"), ast.cli("module show like devstate")
     yield ast
     ast.cleanup()
 

@@ -62,7 +62,8 @@ class Asterisk:
     """One Asterisk process: `start()`, `stop()`, `cli()`, ARI `get()`."""
 
     def __init__(self, chroot: Path, *, sip_port: int, http_port: int,
-                 agents: list[str], env: dict[str, str] | None = None) -> None:
+                 agents: list[str], env: dict[str, str] | None = None,
+                 extra_dialplan: str = "") -> None:
         self.chroot = chroot
         self.name = f"coach-{uuid.uuid4().hex[:8]}"
         self.rel = f"/run/{self.name}"  # as Asterisk sees it
@@ -70,6 +71,7 @@ class Asterisk:
         self.sip_port, self.http_port = sip_port, http_port
         self.agents = agents
         self.env = env or {}
+        self.extra_dialplan = extra_dialplan
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = f"http://127.0.0.1:{http_port}"
         self.session = requests.Session()
@@ -107,7 +109,8 @@ class Asterisk:
         assert proc.returncode == 0, proc.stderr
         # The dialplan records to Debian's spool path; point it into this instance.
         ext = self.etc / "extensions.conf"
-        ext.write_text(ext.read_text().replace("/var/spool/asterisk", f"{self.rel}/spool"))
+        ext.write_text(ext.read_text().replace("/var/spool/asterisk", f"{self.rel}/spool")
+                       + self.extra_dialplan)
         dirs = {"astetcdir": "etc", "astspooldir": "spool", "astrundir": "run",
                 "astlogdir": "log", "astdbdir": "db", "astcachedir": "cache"}
         conf = self.etc / "asterisk.conf"

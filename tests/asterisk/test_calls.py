@@ -4,11 +4,14 @@ that answers by itself; both play real Spanish telephone speech."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from ari.audio import load_audio, load_wav
 from bench.stt.corpus import references
 from stt.wer import wer
 from tests.asterisk.conftest import (
+    SOUNDS,
     bus_events,
     wait_call_event,
     wait_for_event,
@@ -64,3 +67,43 @@ async def test_normal_call(pbx, ari_factory, orchestrator, phones, stack_bus, co
     assert wer(_said(AGENT_SAYS), finals["agent"]) < 0.35, finals
     assert wer(_said(AGENT_SAYS), finals["customer"]) > 0.7, finals
     assert wer(_said(CUSTOMER_SAYS), finals["agent"]) > 0.7, finals
+
+
+def _best_match(signal: np.ndarray, template: np.ndarray) -> float:
+    """Peak normalised cross-correlation of `template` anywhere in `signal` (0..1)."""
+    n = len(signal) + len(template)
+    size = 1 << (n - 1).bit_length()
+    corr = np.fft.irfft(np.fft.rfft(signal, size) * np.conj(np.fft.rfft(template, size)), size)
+    # Energy of the signal under each placement of the template, for normalisation.
+    window = np.convolve(signal**2, np.ones(len(template)), mode="full")[len(template) - 1:]
+    energy = np.sqrt(np.maximum(window[: len(signal)], 1e-9) * float((template**2).sum()))
+    return float(np.max(np.abs(corr[: len(signal)]) / energy))
+
+
+async def test_recording_is_stereo_caller_left_agent_right(pbx, ari_factory, phones,
+                                                           stack_bus):
+    ari_factory(AGENT_DIAL="PJSIP/207")
+    await phones("agent", "207", ["conf-extended"], lead=3.0)
+    number = "+34600999888"
+    caller = await phones("caller", number, ["agent-newlocation"])
+    await caller.dial(f"sip:900@127.0.0.1:{pbx.sip_port}")
+    started = await wait_for_event(stack_bus, lambda e: e["type"] == "call.started"
+                                   and e["caller"]["number"] == number)
+    call_id = started["callId"]
+    await wait_for_event(stack_bus, lambda e: e["callId"] == call_id and e["type"] == "final"
+                         and e["speaker"] == "agent", 60)
+    await caller.hangup()
+    await wait_call_event(stack_bus, call_id, "call.ended")
+    await wait_no_leftovers(pbx)
+
+    [path] = list(pbx.recordings.glob(f"*-{call_id}.raw"))
+    rate, (left, right) = load_audio(path)
+    assert rate == 8000
+    stereo = [np.frombuffer(ch, "<i2").astype(np.float64) for ch in (left, right)]
+    said = {name: np.frombuffer(load_wav(SOUNDS / f"{name}.wav")[1][0], "<i2")
+            .astype(np.float64) for name in ("agent-newlocation", "conf-extended")}
+    # Each prompt is on its own speaker's channel (through G.711: near 1) and not the other.
+    assert _best_match(stereo[0], said["agent-newlocation"]) > 0.8
+    assert _best_match(stereo[1], said["conf-extended"]) > 0.8
+    assert _best_match(stereo[1], said["agent-newlocation"]) < 0.5
+    assert _best_match(stereo[0], said["conf-extended"]) < 0.5
