@@ -6,7 +6,8 @@ Layout, under a key prefix (default `coach`):
 - `{p}:call:{callId}` one stream per call, bounded (`call_maxlen`), for replay; expires
                       `ended_ttl` seconds after `call.ended` (or `idle_ttl` after its first
                       event, whichever comes first, so abandoned calls do not linger).
-- `{p}:calls`         hash of active calls: callId -> its `call.started` event.
+- `{p}:calls`         hash of active calls: callId -> its `call.started` event, whose `agent`
+                      is replaced by `call.answered`'s (the endpoint that actually answered).
 
 An event's `id` is the id of its entry in the global stream, and the per-call entry is written
 with the same id by one Lua script, atomically. Ids are therefore monotonic per call *and*
@@ -36,6 +37,14 @@ local gid = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'c', ARGV[5
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], gid, 't', ARGV[4], 'e', ARGV[1])
 if ARGV[4] == 'call.started' then
   redis.call('HSET', KEYS[3], ARGV[5], '{"id":"' .. gid .. '",' .. string.sub(ARGV[1], 2))
+elseif ARGV[4] == 'call.answered' then
+  -- Who answered is whose call it is: the index's agent follows it.
+  local started = redis.call('HGET', KEYS[3], ARGV[5])
+  if started then
+    local entry = cjson.decode(started)
+    entry['agent'] = cjson.decode(ARGV[1])['agent']
+    redis.call('HSET', KEYS[3], ARGV[5], cjson.encode(entry))
+  end
 elseif ARGV[4] == 'call.ended' then
   redis.call('HDEL', KEYS[3], ARGV[5])
   redis.call('EXPIRE', KEYS[2], ARGV[6])

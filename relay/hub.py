@@ -28,6 +28,8 @@ BLOCK_MS = 1000
 """How long one read waits for new events."""
 KNOWN_CALLS = 100_000
 """Calls whose agent the hub remembers (LRU), to route events without asking Redis."""
+AGENT_SCAN = 50
+"""Events read from the start of an unknown call to find its agent (call.started/answered)."""
 
 
 class HubState(enum.Enum):
@@ -105,15 +107,20 @@ class Hub:
         return len(self.wildcard) + sum(len(s) for s in self.by_call.values())
 
     async def agent_of(self, call_id: str) -> str | None:
-        """The agent of a call, from memory or from the call's first event in Redis."""
+        """The agent of a call (who answered it, else its dial target), from memory or from
+        the call's first events in Redis."""
         if call_id in self.call_agents and self.call_agents[call_id] is not None:
             return self.call_agents[call_id]
-        events = await self.bus.read_call(call_id, count=1)
-        if events and events[0].type == "call.started":
-            agent = str(events[0].data().get("agent"))
+        agent: str | None = None
+        # call.answered follows call.started within the call's first events (before the
+        # conversation); a bounded read, not the whole call.
+        for event in await self.bus.read_call(call_id, count=AGENT_SCAN):
+            if event.type in ("call.started", "call.answered"):
+                value = event.data().get("agent")
+                agent = str(value) if value is not None else agent
+        if agent is not None:
             self._remember(call_id, agent)
-            return agent
-        return None
+        return agent
 
     def _remember(self, call_id: str, agent: str | None) -> None:
         self.call_agents[call_id] = agent
@@ -178,7 +185,7 @@ class Hub:
         delivered = 0
         for event in events:
             key = parse_id(event.id)
-            if event.type == "call.started":
+            if event.type in ("call.started", "call.answered"):
                 agent = json.loads(event.body).get("agent")
                 self._remember(event.call_id, agent if isinstance(agent, str) else None)
             msg = Message(key, event.id, event.call_id, event.type, event.json())

@@ -163,9 +163,9 @@ async def phones(pbx: Asterisk, tmp_path: Path) -> AsyncIterator[PhoneFactory]:
     serial = itertools.count()
 
     async def make(kind: str, who: str, prompts: list[str], *, answer: str = "auto",
-                   codec: str = "PCMU", name: str = "", extra: bytes = b"",
+                   codec: str = "PCMU", name: str = "", intro: bytes = b"",
                    register: bool = True, gap: float = 1.0, lead: float = 0.5) -> Phone:
-        wav = speech_wav(tmp_path / f"{kind}-{who}-{next(serial)}.wav", prompts, extra=extra,
+        wav = speech_wav(tmp_path / f"{kind}-{who}-{next(serial)}.wav", prompts, intro=intro,
                          gap=gap, lead=lead)
         if kind == "agent":
             account = (f"<sip:{who}@127.0.0.1:{pbx.sip_port}>;auth_pass={AGENT_SIP_PASSWORD};"

@@ -24,15 +24,15 @@ PHONE_RTP = itertools.count(50000, 20)  # 10 RTP ports per phone, outside every 
 
 
 def speech_wav(path: Path, prompts: list[str], *, lead: float = 0.5, gap: float = 1.0,
-               pad: float = 240.0, extra: bytes = b"") -> Path:
-    """An 8 kHz mono WAV: silence, each prompt (Debian's Spanish telephone speech) followed by
-    `gap` seconds of silence, optional raw PCM (`extra`), then `pad` seconds of silence."""
-    pcm = bytearray(b"\0\0" * int(8000 * lead))
+               pad: float = 240.0, intro: bytes = b"") -> Path:
+    """An 8 kHz mono WAV: optional raw PCM (`intro`), `lead` seconds of silence, each prompt
+    (Debian's Spanish telephone speech) followed by `gap` seconds of silence, then `pad`."""
+    pcm = bytearray(intro + b"\0\0" * int(8000 * lead))
     for name in prompts:
         rate, channels = load_wav(SOUNDS / f"{name}.wav")
         assert rate == 8000, f"{name}: {rate} Hz"
         pcm += channels[0] + b"\0\0" * int(8000 * gap)
-    pcm += extra + b"\0\0" * int(8000 * pad)
+    pcm += b"\0\0" * int(8000 * pad)
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)

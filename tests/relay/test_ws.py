@@ -122,6 +122,25 @@ async def test_agent_token_sees_only_its_own_calls(relay: RelayServer) -> None:
         assert await close_of(ws) == (4404, "unknown call")
 
 
+async def test_agent_filter_follows_who_answered(relay: RelayServer) -> None:
+    # Dialled through a hunt (the dial target is "hunt"); agent 201 answered.
+    await relay.bus.publish(started("q1", agent="hunt"))
+    await relay.bus.publish({"type": "call.answered", "callId": "q1", "agent": "201",
+                             "answeredAt": 1})
+    theirs, mine = relay.token("agent", "200"), relay.token("agent", "201")
+    async with await relay.connect("*", mine) as ws:
+        frames = await recv_until(ws, is_live)
+        assert "q1" in {f["callId"] for f in frames[:-1]}
+        live = await relay.bus.publish(final("q1", "hola"))
+        assert (await recv_json(ws))["id"] == live["id"]
+    async with await relay.connect("q1", mine) as ws:
+        assert (await recv_until(ws, is_live))[0]["callId"] == "q1"
+    async with await relay.connect("q1", theirs) as ws:
+        assert await close_of(ws) == (4403, "this call belongs to another agent")
+    # The active-calls index follows too (GET /calls, the all-calls replay).
+    assert (await relay.bus.active_calls())["q1"]["agent"] == "201"
+
+
 @pytest.mark.parametrize(
     ("query", "code", "reason"),
     [
