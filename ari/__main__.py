@@ -8,13 +8,13 @@ import sys
 from ari.service import serve
 from ari.settings import Settings
 from coach import logs
-from coach.settings import Env, SettingsError
+from coach.settings import SettingsError, service_env
 
 
 def main() -> int:
     """Check settings, then run until SIGTERM."""
     try:
-        settings = Settings.from_env(Env())
+        settings = Settings.from_env(service_env())
     except SettingsError as exc:
         print(f"ari: configuration error: {exc}", file=sys.stderr)
         return 2

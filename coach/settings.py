@@ -48,6 +48,15 @@ def read_env_file(path: str | Path) -> dict[str, str]:
     return values
 
 
+ENV_FILE_VAR = "COACH_ENV_FILE"
+"""Names the `.env` file services read (default `.env` in the working directory)."""
+
+
+def service_env() -> Env:
+    """What every service reads at start: the environment, then `.env` (or $COACH_ENV_FILE)."""
+    return Env(None, env_file=os.environ.get(ENV_FILE_VAR) or ".env")
+
+
 class Env:
     """Typed access to configuration: the environment first, then a `.env` file, then defaults."""
 

@@ -21,7 +21,7 @@ from starlette.routing import Route
 from coach import logs
 from coach.bus import Bus
 from coach.redis_server import EmbeddedRedis
-from coach.settings import Env, SettingsError
+from coach.settings import Env, SettingsError, service_env
 from orchestrator.engine import Orchestrator
 from orchestrator.llm.thread import LLMThread
 from orchestrator.playbook import PlaybookError, PlaybookStore
@@ -133,7 +133,7 @@ async def run(settings: Settings) -> None:
 
 def main(environ: dict[str, Any] | None = None) -> int:
     """Entry point: 2 = bad configuration (message names the variable)."""
-    env = Env(environ)
+    env = Env(environ) if environ is not None else service_env()
     try:
         settings = Settings.from_env(env)
     except SettingsError as exc:

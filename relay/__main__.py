@@ -13,7 +13,7 @@ import uvicorn
 
 from coach import logs
 from coach.redis_server import EmbeddedRedis
-from coach.settings import Env, SettingsError
+from coach.settings import Env, SettingsError, service_env
 from relay.app import create_app
 from relay.auth import DEFAULT_TTL, make_token
 from relay.settings import RelaySettings
@@ -69,9 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     tok.add_argument("--role", choices=("agent", "supervisor"), required=True)
     tok.add_argument("--agent", help="agent id (required for --role agent)")
     tok.add_argument("--ttl", type=int, default=DEFAULT_TTL, help="lifetime in seconds")
-    sub.add_parser("secrets", help="print new RELAY_TOKEN and AUTH_SECRET for a dev .env")
+    sub.add_parser("secrets", help="print fresh RELAY_TOKEN, AUTH_SECRET, ARI_PASS and "
+                   "AGENT_SIP_PASSWORD lines for .env")
     args = parser.parse_args(argv)
-    env = Env(None, env_file=".env")
+    env = service_env()
     if args.command == "token":
         try:
             secret = env.str("AUTH_SECRET")
@@ -81,8 +82,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return 0
     if args.command == "secrets":
+        # Every secret the stack needs, each fresh: services, browsers, ARI, SIP phones.
         print(f"RELAY_TOKEN={secrets.token_urlsafe(32)}")
         print(f"AUTH_SECRET={secrets.token_urlsafe(48)}")
+        print(f"ARI_PASS={secrets.token_urlsafe(24)}")
+        print(f"AGENT_SIP_PASSWORD={secrets.token_urlsafe(18)}")
         return 0
     return serve(env)
 

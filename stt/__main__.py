@@ -7,7 +7,7 @@ import sys
 import uvicorn
 
 from coach import logs
-from coach.settings import Env, SettingsError
+from coach.settings import SettingsError, service_env
 from stt.app import create_app
 from stt.models import ModelError, verify
 from stt.settings import SttSettings
@@ -15,7 +15,7 @@ from stt.settings import SttSettings
 
 def main() -> int:
     """Check settings and model, then serve until SIGTERM/SIGINT."""
-    env = Env()
+    env = service_env()
     try:
         logs.setup("stt", env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")))
         settings = SttSettings.from_env(env)

@@ -36,17 +36,22 @@ def chroot() -> Path:
     return path
 
 
-# Tests only: a Local dial string that hunts for the first registered, idle agent of 200-203
-# (as a queue would), so several calls on one ari reach different agents.
-HUNT = """
+def hunt_dialplan(first: int, count: int) -> str:
+    """Tests and bench only: a Local dial string target that hunts for the first registered,
+    idle agent of `first`..`first+count-1` (as a queue would), so several calls on one ari
+    reach different agents."""
+    return f"""
 [coach-test-hunt]
-exten => s,1,Set(i=200)
- same => n(try),GotoIf($["${DEVICE_STATE(PJSIP/${i})}" = "NOT_INUSE"]?dial)
- same => n,Set(i=$[${i} + 1])
- same => n,GotoIf($[${i} < 204]?try)
+exten => s,1,Set(i={first})
+ same => n(try),GotoIf($["${{DEVICE_STATE(PJSIP/${{i}})}}" = "NOT_INUSE"]?dial)
+ same => n,Set(i=$[${{i}} + 1])
+ same => n,GotoIf($[${{i}} < {first + count}]?try)
  same => n,Hangup(17)
- same => n(dial),Dial(PJSIP/${i},30)
+ same => n(dial),Dial(PJSIP/${{i}},30)
 """
+
+
+HUNT = hunt_dialplan(200, 4)
 HUNT_DIAL = "Local/s@coach-test-hunt"
 
 
@@ -55,8 +60,7 @@ def pbx(chroot: Path) -> Iterator[Asterisk]:
     """One Asterisk for the session (agents 200-209), with the repo's configuration."""
     ast = Asterisk(chroot, sip_port=free_port(), http_port=free_port(), agents=AGENTS,
                    extra_dialplan=HUNT).start()
-    # Test-only module for the hunt above (the shipped modules.conf does not need it).
-    assert "Loaded" in ast.cli("module load func_devstate.so"), ast.cli("module show like devstate")
+    ast.load_test_modules()
     yield ast
     ast.cleanup()
 

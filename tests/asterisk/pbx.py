@@ -23,7 +23,6 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "asterisk"
-CHROOT = Path(os.environ.get("ASTERISK_ROOT", "/var/cache/call-coach/asterisk-22"))
 ARI_USER, ARI_PASS = "coach", "ari-test-password-0123"
 AGENT_SIP_PASSWORD = "agent-sip-test-pw"
 
@@ -47,7 +46,7 @@ def ensure_chroot() -> Path:
                           text=True, timeout=900, check=False)
     if proc.returncode != 0:
         pytest.fail(f"scripts/asterisk-root failed:\n{proc.stderr[-3000:]}")
-    return CHROOT
+    return Path(proc.stdout.strip().splitlines()[-1])
 
 
 def installed_version(chroot: Path) -> str:
@@ -142,8 +141,13 @@ class Asterisk:
             except requests.RequestException:
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError("ARI not up after %.0f s:\n%s" % (timeout, self.console()))
+                raise AssertionError(f"ARI not up after {timeout:.0f} s:\n{self.console()}")
             time.sleep(0.1)
+
+    def load_test_modules(self) -> None:
+        """Modules only the tests' hunting dialplan uses (the shipped modules.conf does not)."""
+        out = self.cli("module load func_devstate.so")
+        assert "Loaded" in out, out
 
     def console(self) -> str:
         """What Asterisk printed."""

@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import json
 import subprocess
+import time
 import wave
 from pathlib import Path
 from typing import Any
@@ -88,8 +89,8 @@ class Phone:
         """Start baresip and connect to its control socket."""
         self._write_config()
         log = (self.dir / "baresip.log").open("ab")
-        self.proc = subprocess.Popen(["baresip", "-f", str(self.dir)], stdin=subprocess.DEVNULL,
-                                     stdout=log, stderr=log)
+        self.proc = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block
+            ["baresip", "-f", str(self.dir)], stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         log.close()
         async with asyncio.timeout(timeout):
             while True:
@@ -123,6 +124,7 @@ class Phone:
                     if fut is not None and not fut.done():
                         fut.set_result(body)
                 elif body.get("event"):
+                    body["_at"] = time.monotonic()  # when it arrived (benchmarks)
                     async with self._changed:
                         self.events.append(body)
                         self._changed.notify_all()

@@ -21,7 +21,8 @@ class ServiceProcess:
 
     def __init__(self, module: str, env: dict[str, str], health: str, log: Path) -> None:
         self.module = module
-        self.env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+        # COACH_ENV_FILE: a developer's .env in the repo must not leak into the tier.
+        self.env = {**os.environ, "COACH_ENV_FILE": "/dev/null", **env, "PYTHONPATH": str(ROOT)}
         self.health_url = health
         self.log_path = log
         self.proc: subprocess.Popen[bytes] | None = None

@@ -19,6 +19,7 @@ from tests.asterisk.conftest import (
     wait_for_event,
     wait_no_leftovers,
 )
+from tests.asterisk.pbx import installed_version
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
@@ -35,10 +36,10 @@ def _said(prompts: list[str]) -> str:
 
 @pytest.mark.parametrize("codecs", [("PCMU", "PCMA"), ("PCMA", "PCMU")],
                          ids=["caller-ulaw-agent-alaw", "caller-alaw-agent-ulaw"])
-async def test_normal_call(pbx, ari_factory, orchestrator, phones, stack_bus, codecs):
+async def test_normal_call(pbx, ari_factory, orchestrator, phones, stack_bus, codecs):  # noqa: PLR0917
     ari_factory()
     # The agent speaks the moment it answers: its first words must not be lost to tap set-up.
-    agent = await phones("agent", "200", AGENT_SAYS, codec=codecs[1], lead=0.0)
+    await phones("agent", "200", AGENT_SAYS, codec=codecs[1], lead=0.0)
     caller = await phones("caller", CALLER, CUSTOMER_SAYS, codec=codecs[0], name="Ana García")
     await caller.dial(f"sip:900@127.0.0.1:{pbx.sip_port}")
 
@@ -141,3 +142,11 @@ async def test_music_on_the_line_is_not_transcribed(pbx, ari_factory, phones, st
                   if e["type"] == "final" and e["speaker"] == "customer" and e["end"] < 30.0]
     assert from_music == []
     await wait_no_leftovers(pbx)
+
+
+def test_tier_runs_the_pinned_asterisk(pbx, chroot):
+    # The Asterisk answering ARI is the chroot's package, of the pinned major version (the
+    # image installs the same one; its label records this version).
+    version = installed_version(chroot)
+    running = pbx.get("/asterisk/info")["system"]["version"]
+    assert version.startswith("1:22.") and running == version.removeprefix("1:")

@@ -5,6 +5,8 @@ agent through a hunting Local dial string, so call.answered must name who answer
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -17,6 +19,15 @@ CUSTOMER = ["agent-newlocation", "conf-getpin"]
 AGENT = ["conf-extended", "agent-user"]
 
 
+def _started_by(number: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda e: e["type"] == "call.started" and e["caller"]["number"] == number
+
+
+def _final_with(call_id: str, speaker: str, word: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda e: (e["callId"] == call_id and e["type"] == "final"
+                      and e["speaker"] == speaker and word in e["text"].lower())
+
+
 async def test_concurrent_calls_each_with_its_agent(pbx, ari_factory, phones, stack_bus):
     ari_factory(AGENT_DIAL=HUNT_DIAL, AGENT_TIMEOUT="15")
     agents = [await phones("agent", str(200 + i), AGENT, lead=1.0) for i in range(CALLS)]
@@ -26,8 +37,7 @@ async def test_concurrent_calls_each_with_its_agent(pbx, ari_factory, phones, st
         number = f"+3461100000{i}"
         caller = await phones("caller", number, CUSTOMER, lead=1.0)
         await caller.dial(f"sip:900@127.0.0.1:{pbx.sip_port}")
-        started = await wait_for_event(stack_bus, lambda e, n=number: e["type"] == "call.started"
-                                       and e["caller"]["number"] == n)
+        started = await wait_for_event(stack_bus, _started_by(number))
         call_ids.append(started["callId"])
         # One call at a time reaches the hunt, so each finds a different idle agent.
         answered.append((await wait_call_event(stack_bus, started["callId"], "call.answered"))
@@ -37,9 +47,7 @@ async def test_concurrent_calls_each_with_its_agent(pbx, ari_factory, phones, st
 
     async def transcribed(call_id: str) -> None:
         for speaker, word in (("customer", "clave"), ("agent", "agente")):
-            await wait_for_event(stack_bus, lambda e, s=speaker, w=word: e["callId"] == call_id
-                                 and e["type"] == "final" and e["speaker"] == s
-                                 and w in e["text"].lower(), 120)
+            await wait_for_event(stack_bus, _final_with(call_id, speaker, word), 120)
 
     await asyncio.gather(*(transcribed(c) for c in call_ids))
     await asyncio.gather(*(c.hangup() for c in callers))

@@ -56,6 +56,31 @@ def test_token_command_prints_a_verifiable_token(tmp_path) -> None:
     assert run(["token", "--role", "supervisor"], base_env(), str(tmp_path)).returncode == 2
 
 
+def test_secrets_command_prints_every_secret_the_stack_needs(tmp_path) -> None:
+    first, second = (run(["secrets"], base_env(), str(tmp_path)) for _ in range(2))
+    assert first.returncode == 0, first.stderr
+    values = dict(line.split("=", 1) for line in first.stdout.splitlines())
+    assert set(values) == {"RELAY_TOKEN", "AUTH_SECRET", "ARI_PASS", "AGENT_SIP_PASSWORD"}
+    assert all(len(v) >= 16 for v in values.values())
+    assert first.stdout != second.stdout  # fresh every time, nothing built in
+
+
+@pytest.mark.parametrize(("module", "variable"), [
+    ("ari", "BASE_PORT"), ("stt", "STT_PORT"), ("orchestrator", "ORCH_PORT"),
+    ("relay", "RELAY_PORT"),
+])
+def test_every_service_reads_dotenv(tmp_path, module, variable) -> None:
+    # Secrets from .env (none in the environment) and a bad value only .env has: the service
+    # gets past the secrets and stops on that value, naming it.
+    (tmp_path / ".env").write_text(
+        f"RELAY_TOKEN={'t' * 24}\nAUTH_SECRET={'a' * 40}\nARI_PASS=p\n{variable}=not-a-number\n")
+    result = subprocess.run([sys.executable, "-m", module], env=base_env(), cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert variable in result.stdout + result.stderr
+    assert "RELAY_TOKEN" not in result.stdout + result.stderr
+
+
 def test_native_mode_starts_embedded_redis_and_stops_cleanly_on_sigterm(tmp_path) -> None:
     port, redis_port = free_port(), free_port()
     env = {
