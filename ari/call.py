@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from ari.gateway import MediaTap
@@ -100,3 +102,14 @@ class Call:
     def ended(self) -> bool:
         """Ending or ended: no new resources may be created."""
         return self.state in (CallState.ENDING, CallState.ENDED)
+
+
+def creation_time(chan: Mapping[str, Any]) -> float | None:
+    """A channel's ARI `creationtime` ("2026-11-21T23:58:43.123+0000") as epoch seconds."""
+    text = chan.get("creationtime")
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+    except ValueError:
+        return None

@@ -15,11 +15,13 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any, Final
 
-from ari.call import Call, CallState, Tap, parse_resource_id
-from ari.gateway import MediaGateway, MediaTap, PortsExhausted
+from websockets.exceptions import InvalidHandshake
+
+from ari.call import Call, CallState, Tap, creation_time, parse_resource_id
+from ari.fallback import FallbackCalls, is_fallback
+from ari.gateway import MediaGateway, MediaTap, PortsExhausted, WebSocketMediaTap
 from ari.metrics import Metrics
 from ari.publisher import Publisher
 from ari.rest import AriError, AriRest
@@ -64,6 +66,8 @@ class Controller:
         self.publisher = publisher
         self.metrics = metrics
         self.fmt = FORMATS[settings.media_format]
+        # chan_websocket media sockets live on Asterisk's HTTP server, beside ARI.
+        self._media_ws_base = settings.ari_url.replace("http", "ws", 1)
         self.calls: dict[str, Call] = {}
         self.by_channel: dict[str, str] = {}
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(EVENT_QUEUE_MAX)
@@ -73,6 +77,7 @@ class Controller:
         self._endings: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reconcile_lock = asyncio.Lock()
+        self.fallback = FallbackCalls(settings, rest, self.ari, publisher)
         self.on_first_audio: Callable[[str, str, float], None] | None = None
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -193,6 +198,8 @@ class Controller:
     def _on_gone(self, cid: str, cause: int | None) -> None:
         if cid in self._waiters:
             self._resolve(cid, ChannelGone(cause))
+        if self.fallback.on_gone(cid):
+            return
         call_id = self.by_channel.get(cid)
         call = self.calls.get(call_id) if call_id else None
         if call is None or call.ended:
@@ -397,9 +404,17 @@ class Controller:
             # Each speaker's utterance times must count from the call's start, not from when
             # this tap opened (the agent answers later; an adopted call is minutes old).
             offset = max(0.0, time.time() - call.started_wall) if call.started_wall else 0.0
-            tap.media = await self.gateway.open_tap(
-                call.call_id, speaker, self.fmt, self._first_audio_cb(call), start_offset=offset
-            )
+            websocket = self.s.media_transport == "websocket"
+            if websocket:
+                tap.media = self.gateway.websocket_tap(
+                    call.call_id, speaker, self.fmt, self._first_audio_cb(call),
+                    start_offset=offset,
+                )
+            else:
+                tap.media = await self.gateway.open_tap(
+                    call.call_id, speaker, self.fmt, self._first_audio_cb(call),
+                    start_offset=offset,
+                )
             self.metrics.taps.set(len(self.gateway.taps))
             # The caller's tap opens while the agent rings; what the caller says before the
             # agent is connected is not the conversation (and not the agent's to see).
@@ -407,11 +422,14 @@ class Controller:
             if call.ended:
                 return
             waits = [self._waiter(tap.external_id)]
+            data = f"role=media,call={call.call_id},speaker={speaker}"
             creates = [self.ari(
+                self.rest.external_media_websocket, app=self.s.ari_app, fmt=self.fmt.name,
+                channel_id=tap.external_id, data=data,
+            ) if websocket else self.ari(
                 self.rest.external_media, app=self.s.ari_app,
                 external_host=f"{self.s.media_host}:{tap.media.port}", fmt=self.fmt.name,
-                channel_id=tap.external_id,
-                data=f"role=media,call={call.call_id},speaker={speaker}",
+                channel_id=tap.external_id, data=data,
             )]
             if leg is not None and tap.snoop_id is not None:
                 waits.append(self._waiter(tap.snoop_id))
@@ -421,7 +439,12 @@ class Controller:
                     app_args=f"role=snoop,call={call.call_id},speaker={speaker}",
                     snoop_id=tap.snoop_id,
                 ))
-            await asyncio.gather(*creates)
+            created = await asyncio.gather(*creates)
+            if isinstance(tap.media, WebSocketMediaTap):
+                conn = (created[0].get("channelvars") or {}).get("MEDIA_WEBSOCKET_CONNECTION_ID")
+                if not conn:
+                    raise AriError("externalMedia over websocket: no connection id")
+                await tap.media.connect(f"{self._media_ws_base}/media/{conn}")
             # Bridging before the channel's own StasisStart is refused (422): wait for it.
             await asyncio.wait_for(asyncio.gather(*waits), STASIS_WAIT)
             if call.ended:
@@ -431,7 +454,8 @@ class Controller:
                                    for m in members))
             log.info("tap open", extra={"callId": call.call_id, "speaker": speaker,
                                         "port": tap.media.port})
-        except (AriError, PortsExhausted, TimeoutError, ChannelGone) as exc:
+        except (AriError, PortsExhausted, TimeoutError, ChannelGone, OSError,
+                InvalidHandshake) as exc:
             # The call itself goes on without this speaker's transcript.
             if not call.ended:
                 log.warning("tap %s failed: %r", speaker, exc, extra={"callId": call.call_id})
@@ -598,7 +622,10 @@ class Controller:
             candidates = [c for c in channels
                           if parse_resource_id(self.s.ari_app, c["id"]) is None
                           and _in_app(c, self.s.ari_app)]
-            announced = await self._announced() if candidates else set()
+            fallbacks = any(is_fallback(c) for c in channels)
+            active = await self._active() if candidates or fallbacks else {}
+            announced = set(active)
+            await self.fallback.reconcile(live, active)
             for chan in candidates:
                 if chan["id"] not in self.by_channel:  # re-checked: events ran meanwhile
                     adopted.append((self._adopt(chan, live, bridge_ids, announced), chan))
@@ -630,7 +657,7 @@ class Controller:
         )
         # After our own restart call.started is already on the bus: do not announce twice.
         call.started_published = call.call_id in announced
-        call.started_wall = _creation_time(chan) or time.time()
+        call.started_wall = creation_time(chan) or time.time()
         agent = call.rid("agent")
         if agent in live and _in_app(live[agent], self.s.ari_app) and call.bridge_id in bridges:
             call.agent_channel = agent
@@ -643,13 +670,13 @@ class Controller:
         log.info("adopted call in %s", call.state.value, extra={"callId": call.call_id})
         return call
 
-    async def _announced(self) -> set[str]:
+    async def _active(self) -> dict[str, dict[str, Any]]:
         """Calls with call.started on the bus (so adoption does not announce them again)."""
         try:
-            return set(await self.publisher.bus.active_calls())
+            return await self.publisher.bus.active_calls()
         except CoachError as exc:
             log.warning("bus unavailable during reconciliation: %s", exc)
-            return set()
+            return {}
 
     def _owned(self, resource: str) -> bool:
         """Whether a resource named by this app belongs to a live call's current state."""
@@ -709,14 +736,3 @@ def _in_app(chan: dict[str, Any], app: str) -> bool:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _creation_time(chan: dict[str, Any]) -> float | None:
-    """A channel's ARI `creationtime` ("2026-11-21T23:58:43.123+0000") as epoch seconds."""
-    text = chan.get("creationtime")
-    if not isinstance(text, str):
-        return None
-    try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
-    except ValueError:
-        return None

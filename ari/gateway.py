@@ -7,11 +7,16 @@ address) and drops datagrams from anyone else, so a stray packet cannot inject a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
+
+import websockets
+from websockets.asyncio.client import ClientConnection
+from websockets.typing import Subprotocol
 
 from ari.jitter import JitterBuffer
 from ari.rtp import AudioFormat, RtpError, parse, to_pcm16le
@@ -133,6 +138,56 @@ class MediaTap(asyncio.DatagramProtocol):
         await self.stream.close()
 
 
+WS_MAX_FRAME = 1 << 16
+"""Largest media frame accepted from chan_websocket (it sends 20 ms: 640 bytes of slin16)."""
+
+
+@dataclass(eq=False)
+class WebSocketMediaTap(MediaTap):
+    """One speaker's audio from chan_websocket ExternalMedia (`MEDIA_TRANSPORT=websocket`):
+    Asterisk is the server at `/media/<connection id>` (subprotocol `media`), sends one text
+    `MEDIA_START ...` line, then binary frames of signed linear little-endian audio. No RTP,
+    no UDP port, no jitter buffer (TCP delivers in order); held/first-audio as for RTP.
+
+    Connection states: new -> connected (reader task running) -> closed."""
+
+    ws: ClientConnection | None = None
+    reader: asyncio.Task[None] | None = None
+    started: str = ""
+    """The MEDIA_START line (format, frame size), for logs."""
+
+    async def connect(self, url: str) -> None:
+        """Open the media socket and start reading (raises OSError/InvalidHandshake)."""
+        self.ws = await websockets.connect(
+            url, subprotocols=[Subprotocol("media")], open_timeout=5, max_size=WS_MAX_FRAME,
+            compression=None, ping_interval=None,
+        )
+        self.reader = asyncio.create_task(self._read(self.ws), name=f"ws-media-{self.call_id}")
+
+    async def _read(self, ws: ClientConnection) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for message in ws:
+                self.stats.datagrams += 1
+                if isinstance(message, str):
+                    self.started = self.started or message
+                    continue
+                if len(message) % 2:
+                    self.stats.invalid += 1
+                    continue
+                self._forward(message)
+
+    async def close(self) -> None:
+        """Close the media socket, end the STT stream."""
+        if self.ws is not None:
+            await self.ws.close()
+        if self.reader is not None:
+            self.reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.reader
+        self.ws = self.reader = None
+        await self.stream.close()
+
+
 RCVBUF_BYTES = 1 << 20
 """Kernel receive buffer per tap (~2.5 s of 20 ms packets counting overhead): absorbs stalls
 of this process (GC, a busy CPU) instead of dropping RTP. Capped by net.core.rmem_max."""
@@ -200,13 +255,29 @@ class MediaGateway:
             return tap
         raise PortsExhausted(f"no bindable media port: {last_error}")
 
+    def websocket_tap(
+        self, call_id: str, speaker: str, fmt: AudioFormat,
+        on_first_audio: Callable[[MediaTap], None] | None = None,
+        start_offset: float = 0.0,
+    ) -> WebSocketMediaTap:
+        """A tap fed by chan_websocket (no port): `connect()` it once Asterisk made the
+        ExternalMedia channel and named its connection."""
+        stream = SttStream(
+            self.stt_url, self.token, call_id, speaker, fmt.rate,
+            buffer_seconds=self.buffer_seconds, start_offset=start_offset,
+        )
+        tap = WebSocketMediaTap(call_id, speaker, fmt, stream, 0, on_first_audio)
+        self.taps.add(tap)
+        return tap
+
     async def close_tap(self, tap: MediaTap) -> None:
         """Close the socket, end the STT stream, release the port."""
         try:
             await tap.close()
         finally:
             self.taps.discard(tap)
-            self.ports.release(tap.port)
+            if tap.port:
+                self.ports.release(tap.port)
 
     async def close(self) -> None:
         """Close all taps (shutdown)."""

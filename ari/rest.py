@@ -150,6 +150,25 @@ class AriRest:
         }
         return dict(self.request("POST", "/channels/externalMedia", params))
 
+    def external_media_websocket(
+        self, *, app: str, fmt: str, channel_id: str, data: str
+    ) -> Json:
+        """POST /channels/externalMedia over chan_websocket, Asterisk as the server: the reply's
+        `channelvars.MEDIA_WEBSOCKET_CONNECTION_ID` names `/media/<id>` to connect to."""
+        params = {
+            "app": app, "external_host": "INCOMING", "format": fmt, "channelId": channel_id,
+            "encapsulation": "none", "transport": "websocket", "connection_type": "server",
+            # Only what the caller says, not what Asterisk would play to it.
+            "direction": "in", "data": data,
+        }
+        return dict(self.request("POST", "/channels/externalMedia", params))
+
+    def subscribe_channel(self, app: str, channel_id: str) -> None:
+        """POST /applications/{app}/subscription: this app gets a channel's events (one that
+        is not in Stasis, e.g. a call the dialplan connected without the app)."""
+        self.request("POST", f"/applications/{app}/subscription",
+                     {"eventSource": f"channel:{channel_id}"})
+
     # -- bridges -------------------------------------------------------------------------------
 
     def bridges(self) -> list[Json]:

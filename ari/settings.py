@@ -9,6 +9,7 @@ from coach.bus import BusConfig
 from coach.settings import Env, SettingsError
 
 NO_AGENT_ACTIONS = ("hangup", "continue")
+MEDIA_TRANSPORTS = ("rtp", "websocket")
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class Settings:
     """Number of UDP ports the gateway may use (2 per call, 3 with the mix tap)."""
     media_format: str
     """ExternalMedia format: slin16, slin, ulaw or alaw."""
+    media_transport: str
+    """ExternalMedia transport: rtp (UDP to the media gateway) or websocket (chan_websocket)."""
     mix_tap: bool
     """Also stream the mixed call audio as speaker `mix`."""
     stt_url: str
@@ -84,6 +87,12 @@ class Settings:
         # The seeds (and Asterisk's docs) write it with the /ari suffix; REST and the events
         # socket add it themselves, so both forms mean the same server.
         ari_url = ari_url.removesuffix("/ari").rstrip("/")
+        media_format = env.choice("MEDIA_FORMAT", "slin16", tuple(FORMATS))
+        media_transport = env.choice("MEDIA_TRANSPORT", "rtp", MEDIA_TRANSPORTS)
+        if media_transport == "websocket" and media_format not in ("slin16", "slin"):
+            raise SettingsError(
+                f"MEDIA_FORMAT={media_format}: MEDIA_TRANSPORT=websocket carries slin16 or slin"
+            )
         stt_url = env.str("STT_URL", "ws://127.0.0.1:8080").rstrip("/")
         if not stt_url.startswith(("ws://", "wss://")):
             raise SettingsError(f"STT_URL={stt_url!r} must start with ws:// or wss://")
@@ -101,7 +110,8 @@ class Settings:
             media_bind=env.str("MEDIA_BIND", "0.0.0.0"),
             base_port=base_port,
             port_count=port_count,
-            media_format=env.choice("MEDIA_FORMAT", "slin16", tuple(FORMATS)),
+            media_format=media_format,
+            media_transport=media_transport,
             mix_tap=env.bool("MIX_TAP", False),
             stt_url=stt_url,
             relay_token=env.str("RELAY_TOKEN"),

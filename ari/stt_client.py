@@ -107,6 +107,10 @@ class SttStream:
         self._chunks: deque[bytes] = deque()
         self._queued = 0
         self._wakeup = asyncio.Event()
+        """Set by feed() and close(): wakes the sender waiting for audio."""
+        self._close_requested = asyncio.Event()
+        """Set by close() only: cuts a reconnect backoff short (audio must not: while STT is
+        down every RTP packet would otherwise trigger a reconnect)."""
         self._closing = False
         self._task = asyncio.create_task(self._run(), name=f"stt-{call_id}-{speaker}")
 
@@ -133,6 +137,7 @@ class SttStream:
         """Send what is queued, then `{"type":"end"}`, and wait (bounded) for STT to finish."""
         self._closing = True
         self._wakeup.set()
+        self._close_requested.set()
         try:
             await asyncio.wait_for(asyncio.shield(self._task), self.end_timeout)
         except (TimeoutError, asyncio.CancelledError):
@@ -204,10 +209,10 @@ class SttStream:
                          "droppedBytes": self.dropped_bytes})
 
     async def _sleep_or_close(self, delay: float) -> None:
-        self._wakeup.clear()
         with contextlib.suppress(TimeoutError):
-            # While closing we still retry, but a close() wakes a long backoff early.
-            await asyncio.wait_for(self._wakeup.wait(), delay)
+            # While closing we still retry, but a close() wakes one long backoff early.
+            await asyncio.wait_for(self._close_requested.wait(), delay)
+        self._close_requested.clear()
 
     async def _stream(self, ws: ClientConnection) -> bool:
         """Send until closing; return True after a clean end."""

@@ -54,3 +54,14 @@ def test_port_allocator_round_robin_and_exhaustion():
 def test_ari_url_with_or_without_ari_suffix(url):
     # The seeds write ARI_URL with /ari; REST and events add it themselves (not /ari/ari).
     assert Settings.from_env(Env({**BASE, "ARI_URL": url})).ari_url == "http://localhost:8088"
+
+
+def test_media_transport():
+    assert Settings.from_env(Env(BASE)).media_transport == "rtp"
+    ws = Settings.from_env(Env({**BASE, "MEDIA_TRANSPORT": "websocket"}))
+    assert ws.media_transport == "websocket"
+    for env, name in (({**BASE, "MEDIA_TRANSPORT": "sctp"}, "MEDIA_TRANSPORT"),
+                      ({**BASE, "MEDIA_TRANSPORT": "websocket", "MEDIA_FORMAT": "ulaw"},
+                       "MEDIA_FORMAT")):
+        with pytest.raises(SettingsError, match=name):
+            Settings.from_env(Env(env))

@@ -43,3 +43,22 @@ async def test_restart_close_is_retried(stt: FakeStt) -> None:
     assert stream.error is None
     assert stream.connects == 2
     assert stt.streams[1].ended
+
+
+async def test_audio_does_not_wake_the_backoff(stt: FakeStt) -> None:
+    # STT is down (restarting): every RTP packet queues audio, and none of them may cut the
+    # backoff short (found in a compose restart: a reconnect every 20 ms, 197 warnings in 2 s).
+    stt.down = True
+    stream = SttStream(stt.url, TOKEN, "call-3", "customer", 16000,
+                       backoff_initial=30.0, backoff_max=30.0)
+    stream.feed(PCM)
+    await stt.wait_for(lambda: stt.refused >= 1)
+    for _ in range(50):
+        stream.feed(PCM[:640])
+        await asyncio.sleep(0)  # let the stream task run after each packet
+    await stt.wait_for(lambda: stream.state is StreamState.BACKOFF)
+    assert stt.refused == 1
+    # close() still ends a long backoff at once (and tries once more to deliver the audio).
+    stt.down = False
+    await asyncio.wait_for(stream.close(), 5)
+    assert stt.refused == 1 and stt.streams[-1].ended

@@ -210,6 +210,12 @@ async def wait_for_event(bus: Bus, match: Callable[[dict[str, Any]], bool],
                     return data
 
 
+def final_with(call_id: str, speaker: str, word: str) -> Callable[[dict[str, Any]], bool]:
+    """Matches a final of one call and speaker whose text contains `word`."""
+    return lambda e: (e["callId"] == call_id and e["type"] == "final"
+                      and e["speaker"] == speaker and word in e["text"].lower())
+
+
 async def wait_call_event(bus: Bus, call_id: str, kind: str, timeout: float = 60.0,
                           **fields: Any) -> dict[str, Any]:
     """The first event of `kind` of one call (with the given field values)."""

@@ -15,6 +15,7 @@ from stt.wer import wer
 from tests.asterisk.conftest import (
     SOUNDS,
     bus_events,
+    final_with,
     wait_call_event,
     wait_for_event,
     wait_no_leftovers,
@@ -142,6 +143,28 @@ async def test_music_on_the_line_is_not_transcribed(pbx, ari_factory, phones, st
                   if e["type"] == "final" and e["speaker"] == "customer" and e["end"] < 30.0]
     assert from_music == []
     await wait_no_leftovers(pbx)
+
+
+async def test_websocket_media_transport(pbx, ari_factory, phones, stack_bus):
+    # chan_websocket ExternalMedia: Asterisk serves each tap's audio at /media/<id>; no RTP,
+    # no gateway port. Same call, same transcript.
+    ari = ari_factory(AGENT_DIAL="PJSIP/209", MEDIA_TRANSPORT="websocket")
+    await phones("agent", "209", AGENT_SAYS, lead=0.0)
+    number = "+34600555444"
+    caller = await phones("caller", number, CUSTOMER_SAYS)
+    await caller.dial(f"sip:900@127.0.0.1:{pbx.sip_port}")
+    started = await wait_for_event(stack_bus, lambda e: e["type"] == "call.started"
+                                   and e["caller"]["number"] == number)
+    call_id = started["callId"]
+    for speaker, word in (("agent", "agente"), ("customer", "clave")):
+        await wait_for_event(stack_bus, final_with(call_id, speaker, word), 90)
+    health = ari.health()
+    assert health["taps"] == 2 and health["portsInUse"] == 0  # no UDP port used
+    assert [c for c in pbx.get("/channels") if c["name"].startswith("WebSocket/")]
+    await caller.hangup()
+    await wait_call_event(stack_bus, call_id, "call.ended")
+    await wait_no_leftovers(pbx)
+    assert ari.health()["taps"] == 0
 
 
 def test_tier_runs_the_pinned_asterisk(pbx, chroot):

@@ -10,7 +10,13 @@ from typing import Any
 
 import pytest
 
-from tests.asterisk.conftest import HUNT_DIAL, wait_call_event, wait_for_event, wait_no_leftovers
+from tests.asterisk.conftest import (
+    HUNT_DIAL,
+    final_with,
+    wait_call_event,
+    wait_for_event,
+    wait_no_leftovers,
+)
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
@@ -21,11 +27,6 @@ AGENT = ["conf-extended", "agent-user"]
 
 def _started_by(number: str) -> Callable[[dict[str, Any]], bool]:
     return lambda e: e["type"] == "call.started" and e["caller"]["number"] == number
-
-
-def _final_with(call_id: str, speaker: str, word: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda e: (e["callId"] == call_id and e["type"] == "final"
-                      and e["speaker"] == speaker and word in e["text"].lower())
 
 
 async def test_concurrent_calls_each_with_its_agent(pbx, ari_factory, phones, stack_bus):
@@ -47,7 +48,7 @@ async def test_concurrent_calls_each_with_its_agent(pbx, ari_factory, phones, st
 
     async def transcribed(call_id: str) -> None:
         for speaker, word in (("customer", "clave"), ("agent", "agente")):
-            await wait_for_event(stack_bus, _final_with(call_id, speaker, word), 120)
+            await wait_for_event(stack_bus, final_with(call_id, speaker, word), 120)
 
     await asyncio.gather(*(transcribed(c) for c in call_ids))
     await asyncio.gather(*(c.hangup() for c in callers))

@@ -29,20 +29,29 @@ async def _started(bus, number: str) -> dict:
                                 and e.get("caller", {}).get("number") == number)
 
 
-async def test_ari_down_dialplan_still_connects(pbx, phones, stack_bus):
+async def test_ari_down_dialplan_still_connects(pbx, ari_factory, phones, stack_bus):
     # No ari: Stasis() fails (STASISSTATUS=FAILED) and the fallback dials AGENT_DIAL.
     agent = await phones("agent", "204", ["conf-extended"])
     pbx.cli("dialplan set global AGENT_DIAL PJSIP/204")
     try:
-        caller = await phones("caller", _number(), ["conf-getpin"])
+        number = _number()
+        caller = await phones("caller", number, ["conf-getpin"])
         await caller.dial(f"sip:900@127.0.0.1:{pbx.sip_port}")
         await caller.wait("CALL_ESTABLISHED")
         await agent.wait("CALL_ESTABLISHED")  # a real conversation, without coaching
+        # When ari comes back, supervisors learn of the call: not coached, then its end.
+        ari_factory(AGENT_DIAL="PJSIP/204")
+        started = await _started(stack_bus, number)
+        assert started["coached"] is False and started["agent"] == "204"
         await caller.hangup()
         await agent.wait("CALL_CLOSED")
+        ended = await wait_call_event(stack_bus, started["callId"], "call.ended")
+        assert ended["reason"] == "fallback"
     finally:
         pbx.cli("dialplan set global AGENT_DIAL PJSIP/200")
     await wait_no_leftovers(pbx)
+    kinds = [e["type"] for e in await bus_events(stack_bus, started["callId"])]
+    assert kinds == ["call.started", "call.ended"]  # no transcript: nobody tapped it
 
 
 async def test_ari_killed_mid_call_is_adopted(pbx, ari_factory, phones, stack_bus):
