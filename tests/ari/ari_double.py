@@ -466,6 +466,10 @@ class AriDouble:
                 return _error(400, "endpoint and app are required")
             if self.agent_behaviour == "refuse":
                 return _error(400, "Endpoint not found")
+            if self.agent_behaviour == "unreachable":
+                # As a real Asterisk 22 answers for a PJSIP endpoint with no registered contact
+                # (an earlier double let the channel ring and die with cause 20 instead).
+                return _error(500, "Allocation failed")
             cid = q.get("channelId") or f"{int(time.time())}.{next(self._ids)}"
             if cid in self.channels:
                 return _error(409, "Channel with given unique ID already exists")
