@@ -29,7 +29,7 @@ from coach.redis_server import EmbeddedRedis, free_port
 from tests.ari.fake_stt import FakeStt
 from tests.asterisk.conftest import HUNT_DIAL, hunt_dialplan
 from tests.asterisk.pbx import AGENT_SIP_PASSWORD, ARI_PASS, ARI_USER, Asterisk, ensure_chroot
-from tests.asterisk.phone import Phone, speech_wav
+from tests.asterisk.phone import Phone, phone_ports, speech_wav
 
 TOKEN = "bench-real-token"
 PROMPTS = ["agent-newlocation", "conf-getpin", "agent-user", "conf-extended"]
@@ -90,10 +90,11 @@ async def run_real(calls: int, seconds: float, transport: str) -> int:
             for i, agent in enumerate(agents):
                 wav = speech_wav(work / f"agent-{agent}.wav", PROMPTS[i % 4:] + PROMPTS[:i % 4],
                                  pad=pad)
+                sip, ctrl = phone_ports()
                 phone = Phone(work, f"agent-{agent}",
                               f"<sip:{agent}@127.0.0.1:{pbx.sip_port}>;auth_pass="
                               f"{AGENT_SIP_PASSWORD};answermode=auto;audio_codecs=PCMU;regint=3600",
-                              wav, sip_port=free_port(), ctrl_port=free_port())
+                              wav, sip_port=sip, ctrl_port=ctrl)
                 phones.append(await phone.start())
                 await phone.wait("REGISTER_OK")
             print(f"asterisk {pbx.get('/asterisk/info')['system']['version']}, {calls} agents "
@@ -106,9 +107,10 @@ async def run_real(calls: int, seconds: float, transport: str) -> int:
                 number = f"+3462{i:07d}"
                 wav = speech_wav(work / f"caller-{i}.wav", PROMPTS[(i + 2) % 4:] +
                                  PROMPTS[:(i + 2) % 4], pad=pad)
+                sip, ctrl = phone_ports()
                 caller = Phone(work, f"caller-{i}", f"<sip:{number}@127.0.0.1:{pbx.sip_port}>;"
                                "regint=0;answermode=manual;audio_codecs=PCMU", wav,
-                               sip_port=free_port(), ctrl_port=free_port())
+                               sip_port=sip, ctrl_port=ctrl)
                 phones.append(await caller.start())
                 await caller.dial(f"sip:900@127.0.0.1:{pbx.sip_port}")
                 await caller.wait("CALL_ESTABLISHED")
@@ -173,4 +175,8 @@ async def run_real(calls: int, seconds: float, transport: str) -> int:
             await asyncio.wait_for(proc.wait(), 30)
         await stt.stop()
         redis.stop()
-        pbx.cleanup()
+        if os.environ.get("BENCH_KEEP"):
+            pbx.stop()
+            print(f"kept {pbx.dir}")
+        else:
+            pbx.cleanup()

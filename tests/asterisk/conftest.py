@@ -18,7 +18,7 @@ from coach.bus import Bus, BusConfig
 from coach.redis_server import EmbeddedRedis, free_port
 from stt.models import ensure_base
 from tests.asterisk.pbx import AGENT_SIP_PASSWORD, ARI_PASS, ARI_USER, Asterisk, ensure_chroot
-from tests.asterisk.phone import SOUNDS, Phone, speech_wav
+from tests.asterisk.phone import SOUNDS, Phone, phone_ports, speech_wav
 from tests.asterisk.services import ROOT, ServiceProcess
 
 __all__ = ["SOUNDS"]
@@ -179,8 +179,9 @@ async def phones(pbx: Asterisk, tmp_path: Path) -> AsyncIterator[PhoneFactory]:
             display = f'"{name}" ' if name else ""
             account = (f"{display}<sip:{who}@127.0.0.1:{pbx.sip_port}>;regint=0;"
                        f"answermode=manual;audio_codecs={codec}")
+        sip, ctrl = phone_ports()
         phone = Phone(tmp_path, f"{kind}-{who}-{len(made)}", account, wav,
-                      sip_port=free_port(), ctrl_port=free_port())
+                      sip_port=sip, ctrl_port=ctrl)
         made.append(phone)
         await phone.start()
         if kind == "agent" and register:

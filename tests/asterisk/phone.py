@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import itertools
 import json
+import random
+import socket
 import subprocess
 import time
 import wave
@@ -22,6 +24,31 @@ from ari.audio import load_wav
 
 SOUNDS = Path("/usr/share/asterisk/sounds/es")
 PHONE_RTP = itertools.count(50000, 20)  # 10 RTP ports per phone, outside every other range
+# baresip listens on its SIP port (UDP, TCP), the next one (TLS) and its control port: one
+# block of four per phone, from a range nothing else here allocates from.
+PHONE_PORTS = itertools.count(56000 + random.randrange(0, 3000, 4), 4)
+
+
+def _bindable(port: int, kind: socket.SocketKind) -> bool:
+    # No SO_REUSEADDR, like baresip: a port with connections in TIME_WAIT (a phone of an
+    # earlier run) is refused here too.
+    with socket.socket(socket.AF_INET, kind) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def phone_ports() -> tuple[int, int]:
+    """(SIP port, control port) for a new phone, all of whose ports are free now."""
+    while True:
+        base = next(PHONE_PORTS)
+        if base + 3 >= 60000:
+            raise RuntimeError("no free port block for a phone")
+        if _bindable(base, socket.SOCK_DGRAM) and all(
+                _bindable(p, socket.SOCK_STREAM) for p in (base, base + 1, base + 2)):
+            return base, base + 2
 
 
 def speech_wav(path: Path, prompts: list[str], *, lead: float = 0.5, gap: float = 1.0,

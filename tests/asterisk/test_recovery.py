@@ -51,7 +51,8 @@ async def test_ari_down_dialplan_still_connects(pbx, ari_factory, phones, stack_
         pbx.cli("dialplan set global AGENT_DIAL PJSIP/200")
     await wait_no_leftovers(pbx)
     kinds = [e["type"] for e in await bus_events(stack_bus, started["callId"])]
-    assert kinds == ["call.started", "call.ended"]  # no transcript: nobody tapped it
+    assert kinds[:2] == ["call.started", "call.ended"]  # then maybe the orchestrator's summary
+    assert not {"partial", "final"} & set(kinds)  # no transcript: nobody tapped it
 
 
 async def test_ari_killed_mid_call_is_adopted(pbx, ari_factory, phones, stack_bus):
