@@ -14,7 +14,7 @@ import pytest
 from coach.bus import Bus, BusConfig
 from coach.redis_server import EmbeddedRedis
 
-TIERS = ("unit", "integration", "asterisk", "e2e")
+TIERS = ("unit", "integration", "asterisk", "compose", "e2e")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -27,7 +27,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     )
     if missing:
         raise pytest.UsageError(
-            f"test modules without a tier marker (unit/integration/asterisk/e2e): {missing}"
+            f"test modules without a tier marker (unit/integration/asterisk/compose/e2e): {missing}"
         )
 
 

@@ -1,0 +1,138 @@
+"""`docker compose up` for real: the images built from this repo, a real SIP call into the
+containerised Asterisk (the same baresip phones as the asterisk tier), checked through the
+relay's public API; then restarts, down/up, down -v."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import websockets
+
+from tests.asterisk.phone import Phone, phone_ports, speech_wav
+from tests.compose.conftest import ROOT, Stack, image_labels
+
+# Building the images and the first `up` (the model is assembled onto its volume) take minutes.
+pytestmark = [pytest.mark.compose, pytest.mark.slow, pytest.mark.timeout(2400)]
+
+CUSTOMER = ["agent-newlocation", "conf-getpin"]
+AGENT = ["conf-extended", "agent-user"]
+
+
+async def _phone(stack: Stack, tmp: Path, kind: str, who: str, prompts: list[str]) -> Phone:
+    sip, ctrl = phone_ports()
+    wav = speech_wav(tmp / f"{kind}-{who}.wav", prompts)
+    port = stack.env["ASTERISK_SIP_PORT"]
+    if kind == "agent":
+        account = (f"<sip:{who}@127.0.0.1:{port}>;auth_pass={stack.env['AGENT_SIP_PASSWORD']};"
+                   "answermode=auto;audio_codecs=PCMA;regint=3600")
+    else:
+        account = f'"Ana" <sip:{who}@127.0.0.1:{port}>;regint=0;answermode=manual;audio_codecs=PCMU'
+    phone = await Phone(tmp, f"{kind}-{who}", account, wav, sip_port=sip,
+                        ctrl_port=ctrl).start()
+    if kind == "agent":
+        await phone.wait("REGISTER_OK")
+    return phone
+
+
+class Feed:
+    """The relay's all-calls WebSocket feed (the public API a supervisor's browser uses)."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.url = (f"ws://127.0.0.1:{stack.env['RELAY_PORT']}/ws?callId=*"
+                    f"&token={stack.env['RELAY_TOKEN']}")
+        self.events: list[dict[str, Any]] = []
+        self.ws: Any = None
+
+    async def __aenter__(self) -> Feed:
+        self.ws = await websockets.connect(self.url, max_size=2**20)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.ws.close()
+
+    async def wait(self, match: Any, timeout: float = 120) -> dict[str, Any]:
+        """The first event (already seen or next) that `match`es."""
+        for event in self.events:
+            if match(event):
+                return event
+        async with asyncio.timeout(timeout):
+            while True:
+                for line in str(await self.ws.recv()).split("\n"):
+                    event = json.loads(line)
+                    self.events.append(event)
+                    if match(event):
+                        return event
+
+
+def _history(stack: Stack, call_id: str) -> dict[str, Any]:
+    resp = requests.get(f"{stack.relay}/calls/{call_id}/events",
+                        headers={"Authorization": f"Bearer {stack.env['RELAY_TOKEN']}"}, timeout=10)
+    resp.raise_for_status()
+    body: dict[str, Any] = resp.json()
+    return body
+
+
+def _of(call_id: str, kind: str, **fields: Any) -> Any:
+    return lambda e: (e.get("callId") == call_id and e.get("type") == kind
+                      and all(e.get(k) == v for k, v in fields.items()))
+
+
+async def test_call_through_the_containers(stack: Stack, tmp_path: Path) -> None:
+    agent = await _phone(stack, tmp_path, "agent", "200", AGENT)
+    caller = await _phone(stack, tmp_path, "caller", "+34600123123", CUSTOMER)
+    try:
+        async with Feed(stack) as feed:
+            await caller.dial(f"sip:900@127.0.0.1:{stack.env['ASTERISK_SIP_PORT']}")
+            started = await feed.wait(lambda e: e.get("type") == "call.started"
+                                      and e["caller"]["number"] == "+34600123123")
+            call_id = started["callId"]
+            for speaker in ("customer", "agent"):
+                await feed.wait(_of(call_id, "final", speaker=speaker))
+            # The playbook's silence tip once both have finished talking (rules, no LLM).
+            coach = await feed.wait(_of(call_id, "coach"))
+            assert coach["source"] == "rules"
+            await caller.hangup()
+            ended = await feed.wait(_of(call_id, "call.ended"))
+            assert ended["reason"] == "caller-hangup"
+            await feed.wait(_of(call_id, "summary"))
+    finally:
+        await agent.stop()
+        await caller.stop()
+    assert stack.ari("/channels") == [] and stack.ari("/bridges") == []
+    # The stored history, through the relay's HTTP API.
+    stored = await asyncio.to_thread(_history, stack, call_id)
+    assert {"call.started", "final", "call.ended", "summary"} <= {
+        e["type"] for e in stored["events"]}
+
+    # Redis's data survives down/up (append-only file on its volume).
+    await asyncio.to_thread(stack.compose, "down", "--timeout", "30")
+    await asyncio.to_thread(stack.up)
+    again = await asyncio.to_thread(_history, stack, call_id)
+    assert [e["id"] for e in again["events"]] == [e["id"] for e in stored["events"]]
+
+
+def test_asterisk_image_runs_the_tested_asterisk(stack: Stack) -> None:
+    labels = image_labels(f"call-coach-asterisk:{stack.env['COACH_VERSION']}")
+    want = stack.env.get("ASTERISK_VERSION", "")
+    assert labels["org.call-coach.asterisk-major"] == "22"
+    assert want and labels["org.call-coach.asterisk-version"] == want
+    running = stack.ari("/asterisk/info")["system"]["version"]
+    assert running == want.removeprefix("1:")
+
+
+def test_gpu_profile_is_a_valid_configuration(stack: Stack) -> None:
+    # No CUDA base image can be made offline here: the GPU service is validated, not built.
+    out = stack.compose("--profile", "gpu", "config", "--format", "json").stdout
+    gpu = json.loads(out)["services"]["stt-gpu"]
+    assert gpu["build"]["target"] == "stt-gpu"
+    assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+
+
+def test_no_env_file_in_the_build_context() -> None:
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert ".env" in ignored and "!.env.example" in ignored
