@@ -100,8 +100,11 @@ class EventsConnection:
             self.state = WsState.CONNECTING
             try:
                 # enable_multithread: stop()/drop() abort the socket from other threads.
+                # suppress_origin: Asterisk checks Origin against ari.conf's allowed_origins and
+                # logs a notice on every connect for a non-browser client that sends one.
                 ws = websocket.create_connection(
-                    self.url, header=self._header, timeout=5, enable_multithread=True
+                    self.url, header=self._header, timeout=5, enable_multithread=True,
+                    suppress_origin=True,
                 )
             except websocket.WebSocketBadStatusException as exc:
                 hint = FATAL_HANDSHAKE.get(exc.status_code)

@@ -116,6 +116,54 @@ async def test_call_through_the_containers(stack: Stack, tmp_path: Path) -> None
     assert [e["id"] for e in again["events"]] == [e["id"] for e in stored["events"]]
 
 
+def _healthy(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=3).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+async def _until_healthy(url: str, timeout: float = 120) -> None:
+    async with asyncio.timeout(timeout):
+        while not await asyncio.to_thread(_healthy, url):  # noqa: ASYNC110 - polled health
+            await asyncio.sleep(0.5)
+
+
+async def test_restarts_mid_call(stack: Stack, tmp_path: Path) -> None:
+    agent = await _phone(stack, tmp_path, "agent", "200", AGENT)
+    caller = await _phone(stack, tmp_path, "caller", "+34600456456", ["demo-congrats"] * 2)
+    ari_health = f"http://127.0.0.1:{stack.env['ARI_HTTP_PORT']}/health"
+    try:
+        async with Feed(stack) as feed:
+            await caller.dial(f"sip:900@127.0.0.1:{stack.env['ASTERISK_SIP_PORT']}")
+            started = await feed.wait(lambda e: e.get("type") == "call.started"
+                                      and e["caller"]["number"] == "+34600456456")
+            call_id = started["callId"]
+            first = await feed.wait(_of(call_id, "final", speaker="customer"))
+            before = stack.logs("ari").count("STT stream interrupted")
+            # STT restarts mid-call: the transcript resumes, and the ari side retries with
+            # backoff (one warning per attempt, not one per RTP packet).
+            await asyncio.to_thread(stack.compose, "restart", "stt")
+            await feed.wait(lambda e: _of(call_id, "final", speaker="customer")(e)
+                            and e["start"] > first["end"], 180)
+            retries = stack.logs("ari").count("STT stream interrupted") - before
+            assert 1 <= retries <= 30, retries
+            # Redis restarts: the relay and the services reconnect; the call goes on.
+            await asyncio.to_thread(stack.compose, "restart", "redis")
+            await _until_healthy(f"{stack.relay}/health")
+            last = max(e["end"] for e in feed.events if _of(call_id, "final")(e))
+            await feed.wait(lambda e: _of(call_id, "final")(e) and e["start"] >= last, 180)
+            await caller.hangup()
+            await feed.wait(_of(call_id, "call.ended"))
+    finally:
+        await agent.stop()
+        await caller.stop()
+    # Asterisk restarts: ari's events socket reconnects (healthy again = connected).
+    await asyncio.to_thread(stack.compose, "restart", "asterisk")
+    await _until_healthy(ari_health)
+    assert stack.ari("/channels") == []
+
+
 def test_asterisk_image_runs_the_tested_asterisk(stack: Stack) -> None:
     labels = image_labels(f"call-coach-asterisk:{stack.env['COACH_VERSION']}")
     want = stack.env.get("ASTERISK_VERSION", "")
