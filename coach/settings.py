@@ -123,8 +123,8 @@ class Env:
         return number
 
     def bool(self, name: builtins.str, default: bool) -> bool:
-        """A boolean: 1/true/yes/on or 0/false/no/off."""
-        value = self._values.get(name)
+        """A boolean: 1/true/yes/on or 0/false/no/off (empty = unset, as for every getter)."""
+        value = self.raw(name)
         if value is None:
             return default
         lowered = value.strip().lower()

@@ -42,8 +42,7 @@ class Stack:
         """`docker compose -p PROJECT --env-file FILE ARGS...`."""
         proc = subprocess.run(
             ["docker", "compose", "-p", self.project, "--env-file", str(self.env_file), *args],
-            cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False,
-            env={**os.environ, "COACH_ENV_FILE": str(self.env_file)})
+            cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
         if check and proc.returncode != 0:
             raise AssertionError(f"docker compose {' '.join(args)} failed:\n"
                                  f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")

@@ -1,0 +1,56 @@
+"""The compose file gives each service exactly the variables its code reads: none missing (a
+setting in .env that silently does nothing) and none extra (a secret a service has no use
+for). Read statically from the code, so a new setting fails here until compose passes it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+READ = re.compile(r'env\.(?:str|int|float|bool|choice|optional|raw)\(\s*"([A-Z][A-Z_0-9]*)"')
+# Read by the code but not the service's in a container: LANG is the locale there (STT_LANG
+# is the setting), the embedded Redis is native mode only, REPLAY_BASE_PORT is ari.replay's.
+NOT_IN_CONTAINERS = {"LANG", "REDIS_PORT", "REDIS_DATA_DIR", "REPLAY_BASE_PORT"}
+# Set by compose itself for the image's healthcheck.
+COMPOSE_ONLY = {"HEALTH_PORT"}
+ENTRYPOINT = re.compile(r"\$\{([A-Z][A-Z_0-9]*)[:}-]")
+
+
+def reads(*packages: str) -> set[str]:
+    """Variables the code of these packages reads through coach.settings.Env."""
+    names: set[str] = set()
+    for package in packages:
+        for path in (ROOT / package).rglob("*.py"):
+            names |= set(READ.findall(path.read_text()))
+    return names
+
+
+def environment(service: str) -> set[str]:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    env = compose["services"][service].get("environment") or {}
+    return set(env) - COMPOSE_ONLY
+
+
+@pytest.mark.parametrize("service", ["relay", "stt", "orchestrator", "ari"])
+def test_each_service_gets_only_its_own_variables(service):
+    assert environment(service) == reads(service, "coach") - NOT_IN_CONTAINERS
+
+
+def test_gpu_stt_gets_what_stt_gets():
+    assert environment("stt-gpu") == environment("stt")
+
+
+def test_asterisk_gets_what_its_entrypoint_reads():
+    script = (ROOT / "asterisk" / "docker-entrypoint.sh").read_text()
+    assert environment("asterisk") == set(ENTRYPOINT.findall(script)) - {"ASTERISK_CONF_DIR"}
+
+
+def test_no_service_reads_the_whole_env_file():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert not [name for name, svc in compose["services"].items() if "env_file" in svc]
