@@ -55,18 +55,24 @@ class Feed:
     async def __aexit__(self, *exc: object) -> None:
         await self.ws.close()
 
-    async def wait(self, match: Any, timeout: float = 120) -> dict[str, Any]:
+    async def wait(self, match: Any, timeout: float = 120, what: str = "") -> dict[str, Any]:
         """The first event (already seen or next) that `match`es."""
         for event in self.events:
             if match(event):
                 return event
-        async with asyncio.timeout(timeout):
-            while True:
-                for line in str(await self.ws.recv()).split("\n"):
-                    event = json.loads(line)
-                    self.events.append(event)
-                    if match(event):
-                        return event
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    for line in str(await self.ws.recv()).split("\n"):
+                        event = json.loads(line)
+                        self.events.append(event)
+                        if match(event):
+                            return event
+        except TimeoutError:
+            seen = [(e.get("type"), e.get("speaker"), e.get("start"), e.get("end"))
+                    for e in self.events[-8:]]
+            raise AssertionError(f"no {what or 'matching event'} in {timeout:.0f} s; "
+                                 f"last events: {seen}") from None
 
 
 def _history(stack: Stack, call_id: str) -> dict[str, Any]:
@@ -124,9 +130,12 @@ def _healthy(url: str) -> bool:
 
 
 async def _until_healthy(url: str, timeout: float = 120) -> None:
-    async with asyncio.timeout(timeout):
-        while not await asyncio.to_thread(_healthy, url):  # noqa: ASYNC110 - polled health
-            await asyncio.sleep(0.5)
+    try:
+        async with asyncio.timeout(timeout):
+            while not await asyncio.to_thread(_healthy, url):  # noqa: ASYNC110 - polled health
+                await asyncio.sleep(0.5)
+    except TimeoutError:
+        raise AssertionError(f"{url} not healthy after {timeout:.0f} s") from None
 
 
 async def test_restarts_mid_call(stack: Stack, tmp_path: Path) -> None:
@@ -139,20 +148,22 @@ async def test_restarts_mid_call(stack: Stack, tmp_path: Path) -> None:
             started = await feed.wait(lambda e: e.get("type") == "call.started"
                                       and e["caller"]["number"] == "+34600456456")
             call_id = started["callId"]
-            first = await feed.wait(_of(call_id, "final", speaker="customer"))
+            first = await feed.wait(_of(call_id, "final", speaker="customer"),
+                                    what="a first customer final")
             before = stack.logs("ari").count("STT stream interrupted")
             # STT restarts mid-call: the transcript resumes, and the ari side retries with
             # backoff (one warning per attempt, not one per RTP packet).
             await asyncio.to_thread(stack.compose, "restart", "stt")
             await feed.wait(lambda e: _of(call_id, "final", speaker="customer")(e)
-                            and e["start"] > first["end"], 180)
+                            and e["start"] > first["end"], 180, "a customer final after stt's restart")
             retries = stack.logs("ari").count("STT stream interrupted") - before
             assert 1 <= retries <= 30, retries
             # Redis restarts: the relay and the services reconnect; the call goes on.
             await asyncio.to_thread(stack.compose, "restart", "redis")
             await _until_healthy(f"{stack.relay}/health")
             last = max(e["end"] for e in feed.events if _of(call_id, "final")(e))
-            await feed.wait(lambda e: _of(call_id, "final")(e) and e["start"] >= last, 180)
+            await feed.wait(lambda e: _of(call_id, "final")(e) and e["start"] >= last, 180,
+                            "a final after redis's restart")
             await caller.hangup()
             await feed.wait(_of(call_id, "call.ended"))
     finally:
