@@ -18,31 +18,30 @@ from tests.ari.conftest import TOKEN, prompt_pcm
 pytestmark = pytest.mark.integration
 
 
-def write_stereo(path, left: bytes, right: bytes) -> None:
+def interleave(left: bytes, right: bytes) -> bytes:
+    """Stereo PCM16 frames (left, right), the shorter side padded with silence."""
     a, b = array("h", left), array("h", right)
     n = max(len(a), len(b))
     a.extend([0] * (n - len(a)))
     b.extend([0] * (n - len(b)))
     inter = array("h", bytes(4 * n))
     inter[0::2], inter[1::2] = a, b
+    return inter.tobytes()
+
+
+def write_stereo(path, left: bytes, right: bytes) -> None:
     with wave.open(str(path), "wb") as w:
         w.setnchannels(2)
         w.setsampwidth(2)
         w.setframerate(8000)
-        w.writeframes(inter.tobytes())
+        w.writeframes(interleave(left, right))
 
 
 def test_asterisk_raw_recording_loads_as_it_is(tmp_path):
     # MixMonitor(...,bD) writes headerless interleaved stereo s16le: left caller, right agent.
     customer, agent = prompt_pcm("agent-newlocation"), prompt_pcm("conf-extended")
-    a, b = array("h", customer), array("h", agent)
-    n = max(len(a), len(b))
-    a.extend([0] * (n - len(a)))
-    b.extend([0] * (n - len(b)))
-    inter = array("h", bytes(4 * n))
-    inter[0::2], inter[1::2] = a, b
     path = tmp_path / "20261201-101500-1796114849.12.raw"
-    path.write_bytes(inter.tobytes() + b"\x01")  # a torn last frame is dropped
+    path.write_bytes(interleave(customer, agent) + b"\x01")  # a torn last frame is dropped
     rate, left, right = load_legs([path])
     assert rate == 8000 and left[:len(customer)] == customer and right[:len(agent)] == agent
     assert load_legs([path], raw_rate=16000)[0] == 16000

@@ -56,14 +56,20 @@ async def test_agent_not_registered_continue_plays_spanish_prompt(pbx, ari_facto
     await wait_no_leftovers(pbx)
 
 
-async def test_agent_rejects(pbx, ari_factory, phones, stack_bus):
-    ari_factory(AGENT_DIAL="PJSIP/201")
-    agent = await phones("agent", "201", ["conf-extended"], answer="manual")
+async def _ringing(pbx, ari_factory, phones, stack_bus, agent_id: str, **env: str):
+    """A call whose agent phone (manual answer) is ringing: (agent, caller, callId)."""
+    ari_factory(AGENT_DIAL=f"PJSIP/{agent_id}", **env)
+    agent = await phones("agent", agent_id, ["conf-extended"], answer="manual")
     number = _number()
     caller = await phones("caller", number, ["conf-getpin"])
     await caller.dial(f"sip:900@127.0.0.1:{pbx.sip_port}")
     call_id = await _started(stack_bus, number)
     await agent.wait("CALL_INCOMING")
+    return agent, caller, call_id
+
+
+async def test_agent_rejects(pbx, ari_factory, phones, stack_bus):
+    agent, caller, call_id = await _ringing(pbx, ari_factory, phones, stack_bus, "201")
     await agent.hangup()  # baresip rejects a ringing call with 486 Busy Here
     ended = await wait_call_event(stack_bus, call_id, "call.ended")
     assert ended["reason"] in ("agent-busy", "agent-rejected")
@@ -72,13 +78,8 @@ async def test_agent_rejects(pbx, ari_factory, phones, stack_bus):
 
 
 async def test_agent_does_not_answer(pbx, ari_factory, phones, stack_bus):
-    ari_factory(AGENT_DIAL="PJSIP/202", AGENT_TIMEOUT="2")
-    agent = await phones("agent", "202", ["conf-extended"], answer="manual")
-    number = _number()
-    caller = await phones("caller", number, ["conf-getpin"])
-    await caller.dial(f"sip:900@127.0.0.1:{pbx.sip_port}")
-    call_id = await _started(stack_bus, number)
-    await agent.wait("CALL_INCOMING")
+    _, caller, call_id = await _ringing(pbx, ari_factory, phones, stack_bus, "202",
+                                        AGENT_TIMEOUT="2")
     ended = await wait_call_event(stack_bus, call_id, "call.ended")
     assert ended["reason"] == "agent-no-answer"
     await caller.wait("CALL_CLOSED")
@@ -86,13 +87,7 @@ async def test_agent_does_not_answer(pbx, ari_factory, phones, stack_bus):
 
 
 async def test_caller_hangs_up_while_agent_rings(pbx, ari_factory, phones, stack_bus):
-    ari_factory(AGENT_DIAL="PJSIP/203")
-    agent = await phones("agent", "203", ["conf-extended"], answer="manual")
-    number = _number()
-    caller = await phones("caller", number, ["conf-getpin"])
-    await caller.dial(f"sip:900@127.0.0.1:{pbx.sip_port}")
-    call_id = await _started(stack_bus, number)
-    await agent.wait("CALL_INCOMING")
+    agent, caller, call_id = await _ringing(pbx, ari_factory, phones, stack_bus, "203")
     await caller.hangup()
     ended = await wait_call_event(stack_bus, call_id, "call.ended")
     assert ended["reason"] == "caller-hangup"
