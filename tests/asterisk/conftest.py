@@ -199,16 +199,37 @@ async def bus_events(bus: Bus, call_id: str) -> list[dict[str, Any]]:
 
 async def wait_for_event(bus: Bus, match: Callable[[dict[str, Any]], bool],
                          timeout: float = 60.0) -> dict[str, Any]:
-    """The first event on the global stream (from its start) that `match`es; blocking reads,
-    so it returns as soon as the event is published."""
-    cursor = "0"
+    """The first `call.started` of a live call, or any later event, that `match`es: the active
+    calls index, then blocking reads of the global stream (not the session's whole history,
+    which several concurrent waits would parse over and over)."""
     async with asyncio.timeout(timeout):
-        while True:
-            for event in await bus.read_all(cursor, 500, 500):
-                cursor = event.id
-                data = event.data()
-                if match(data):
-                    return data
+        cursor = await bus.last_id()
+        for started in (await bus.active_calls()).values():
+            if match(started):
+                return started
+        return await _next_match(bus, cursor, match)
+
+
+async def wait_call(bus: Bus, call_id: str, match: Callable[[dict[str, Any]], bool],
+                    timeout: float = 60.0) -> dict[str, Any]:
+    """The first event of one call (stored already, or arriving) that `match`es."""
+    async with asyncio.timeout(timeout):
+        cursor = await bus.last_id()
+        for event in await bus.read_call(call_id):
+            data = event.data()
+            if match(data):
+                return data
+        return await _next_match(bus, cursor, match)
+
+
+async def _next_match(bus: Bus, cursor: str, match: Callable[[dict[str, Any]], bool]
+                      ) -> dict[str, Any]:
+    while True:
+        for event in await bus.read_all(cursor, 500, 500):
+            cursor = event.id
+            data = event.data()
+            if match(data):
+                return data
 
 
 def final_with(call_id: str, speaker: str, word: str) -> Callable[[dict[str, Any]], bool]:
@@ -220,8 +241,8 @@ def final_with(call_id: str, speaker: str, word: str) -> Callable[[dict[str, Any
 async def wait_call_event(bus: Bus, call_id: str, kind: str, timeout: float = 60.0,
                           **fields: Any) -> dict[str, Any]:
     """The first event of `kind` of one call (with the given field values)."""
-    return await wait_for_event(
-        bus, lambda e: e["callId"] == call_id and e["type"] == kind
+    return await wait_call(
+        bus, call_id, lambda e: e["callId"] == call_id and e["type"] == kind
         and all(e.get(k) == v for k, v in fields.items()), timeout)
 
 

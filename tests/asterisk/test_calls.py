@@ -16,6 +16,7 @@ from tests.asterisk.conftest import (
     SOUNDS,
     bus_events,
     final_with,
+    wait_call,
     wait_call_event,
     wait_for_event,
     wait_no_leftovers,
@@ -54,9 +55,9 @@ async def test_normal_call(pbx, ari_factory, orchestrator, phones, stack_bus, co
     assert answered["agent"] == "200"
 
     # Each speaker's last prompt reaches STT as that speaker's final.
-    await wait_for_event(stack_bus, lambda e: e["callId"] == call_id and e["type"] == "final"
+    await wait_call(stack_bus, call_id, lambda e: e["callId"] == call_id and e["type"] == "final"
                          and e["speaker"] == "agent" and "agente" in e["text"].lower(), 90)
-    await wait_for_event(stack_bus, lambda e: e["callId"] == call_id and e["type"] == "final"
+    await wait_call(stack_bus, call_id, lambda e: e["callId"] == call_id and e["type"] == "final"
                          and e["speaker"] == "customer" and "clave" in e["text"].lower(), 90)
     await caller.hangup()
     ended = await wait_call_event(stack_bus, call_id, "call.ended")
@@ -100,7 +101,7 @@ async def test_recording_is_stereo_caller_left_agent_right(pbx, ari_factory, pho
     started = await wait_for_event(stack_bus, lambda e: e["type"] == "call.started"
                                    and e["caller"]["number"] == number)
     call_id = started["callId"]
-    await wait_for_event(stack_bus, lambda e: e["callId"] == call_id and e["type"] == "final"
+    await wait_call(stack_bus, call_id, lambda e: e["callId"] == call_id and e["type"] == "final"
                          and e["speaker"] == "agent", 60)
     await caller.hangup()
     await wait_call_event(stack_bus, call_id, "call.ended")
@@ -133,7 +134,7 @@ async def test_music_on_the_line_is_not_transcribed(pbx, ari_factory, phones, st
     started = await wait_for_event(stack_bus, lambda e: e["type"] == "call.started"
                                    and e["caller"]["number"] == number)
     call_id = started["callId"]
-    spoken = await wait_for_event(stack_bus, lambda e: e["callId"] == call_id
+    spoken = await wait_call(stack_bus, call_id, lambda e: e["callId"] == call_id
                                   and e["type"] == "final" and e["speaker"] == "customer"
                                   and "clave" in e["text"].lower(), 90)
     assert spoken["start"] > 29.0  # it is the prompt after the music
@@ -157,7 +158,7 @@ async def test_websocket_media_transport(pbx, ari_factory, phones, stack_bus):
                                    and e["caller"]["number"] == number)
     call_id = started["callId"]
     for speaker, word in (("agent", "agente"), ("customer", "clave")):
-        await wait_for_event(stack_bus, final_with(call_id, speaker, word), 90)
+        await wait_call(stack_bus, call_id, final_with(call_id, speaker, word), 90)
     health = ari.health()
     assert health["taps"] == 2 and health["portsInUse"] == 0  # no UDP port used
     assert [c for c in pbx.get("/channels") if c["name"].startswith("WebSocket/")]
