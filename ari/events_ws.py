@@ -109,11 +109,16 @@ class EventsConnection:
             except websocket.WebSocketBadStatusException as exc:
                 hint = FATAL_HANDSHAKE.get(exc.status_code)
                 if hint is not None:
-                    self.error = f"ARI events handshake answered {exc.status_code}: {hint}"
-                    log.error("%s; giving up until restarted", self.error,
-                              extra={"url": self.url.split("?", 1)[0]})
+                    # Said once; retried quietly and slowly: a starting Asterisk can answer
+                    # 401/404 for a moment before ARI is loaded.
+                    error = f"ARI events handshake answered {exc.status_code}: {hint}"
+                    if error != self.error:
+                        log.error("%s; retrying every %.0f s", error, self.backoff_max,
+                                  extra={"url": self.url.split("?", 1)[0]})
+                    self.error = error
                     self.state = WsState.FAILED
-                    return
+                    self._stop.wait(self.backoff_max)
+                    continue
                 log.warning("ARI events connect failed: %s", exc)
                 self._backoff(delay)
                 delay = min(self.backoff_max, delay * 2)
@@ -129,6 +134,7 @@ class EventsConnection:
                 ws.shutdown()  # type: ignore[no-untyped-call]  # no close handshake to wait on
                 break
             ws.settimeout(None)
+            self.error = None
             self.state = WsState.CONNECTED
             self.connects += 1
             delay = self.backoff_initial
