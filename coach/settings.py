@@ -48,6 +48,9 @@ def read_env_file(path: str | Path) -> dict[str, str]:
     return values
 
 
+LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+"""What LOG_LEVEL may be."""
+
 ENV_FILE_VAR = "COACH_ENV_FILE"
 """Names the `.env` file services read (default `.env` in the working directory)."""
 
@@ -133,6 +136,10 @@ class Env:
         if lowered in _FALSE:
             return False
         raise SettingsError(f"{name}={value!r} is not a boolean (use true or false)")
+
+    def log_level(self) -> builtins.str:
+        """LOG_LEVEL, checked like every other variable (every service reads it this way)."""
+        return self.choice("LOG_LEVEL", "info", LOG_LEVELS)
 
     def choice(
         self, name: builtins.str, default: builtins.str, choices: Sequence[builtins.str]
