@@ -13,6 +13,7 @@ import pytest
 import requests
 import websockets
 
+from fakes.poll import until_async
 from tests.asterisk.phone import Phone, phone_ports, speech_wav
 from tests.compose.conftest import ROOT, Stack, image_labels
 
@@ -129,13 +130,11 @@ def _healthy(url: str) -> bool:
         return False
 
 
-async def _until_healthy(url: str, timeout: float = 120) -> None:
+async def _until_healthy(url: str, wait: float = 120) -> None:
     try:
-        async with asyncio.timeout(timeout):
-            while not await asyncio.to_thread(_healthy, url):  # noqa: ASYNC110 - polled health
-                await asyncio.sleep(0.5)
+        await until_async(lambda: asyncio.to_thread(_healthy, url), wait, interval=0.5)
     except TimeoutError:
-        raise AssertionError(f"{url} not healthy after {timeout:.0f} s") from None
+        raise AssertionError(f"{url} not healthy after {wait:.0f} s") from None
 
 
 async def test_restarts_mid_call(stack: Stack, tmp_path: Path) -> None:
