@@ -12,7 +12,8 @@ from starlette.responses import JSONResponse, Response
 
 from coach.errors import BusError, BusUnavailable
 from coach.events import EVENT_ID_RE, EventError, is_call_id
-from relay.auth import AuthError, Principal, bearer
+from coach.web import bearer
+from relay.auth import AuthError, Principal
 from relay.hub import HubState
 
 if TYPE_CHECKING:

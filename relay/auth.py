@@ -119,10 +119,3 @@ class Authenticator:
         if not hmac.compare_digest(credential.encode(), self._service_token.encode()):
             raise AuthError("invalid service token")
         return Principal(role="service")
-
-
-def bearer(header: str | None) -> str | None:
-    """The token of an `Authorization: Bearer <token>` header, if any."""
-    if header and header[:7].lower() == "bearer ":
-        return header[7:].strip() or None
-    return None

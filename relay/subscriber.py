@@ -20,8 +20,6 @@ from dataclasses import dataclass
 
 from relay.auth import Principal
 
-CLOSE_SLOW_CONSUMER = 4008
-
 
 class SubState(enum.Enum):
     """Life cycle of a subscription."""

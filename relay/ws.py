@@ -26,33 +26,23 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from coach.bus import BusEvent
 from coach.errors import BusUnavailable
 from coach.events import EVENT_ID_RE, is_call_id, parse_id
-from relay.auth import AuthError, Principal, bearer
-from relay.subscriber import CLOSE_SLOW_CONSUMER, Subscriber, SubState
+from coach.web import CloseCode, Refused, bearer
+from relay.auth import AuthError, Principal
+from relay.subscriber import Subscriber, SubState
 
 if TYPE_CHECKING:
     from relay.app import RelayState
 
 log = logging.getLogger("relay.ws")
 
-CLOSE_BAD_REQUEST = 4400
-CLOSE_UNAUTHORIZED = 4401
-CLOSE_FORBIDDEN = 4403
-CLOSE_UNKNOWN_CALL = 4404
+CLOSE_RESTARTING = 1012
+"""RFC 6455 "service restart" (not in coach.web.CloseCode): the relay is shutting down."""
 PAGE = 1000
 """Events read from Redis per replay page."""
 FRAME_BYTES = 64 * 1024
 """Most bytes of events batched into one frame (clients' default frame limits are 1 MiB)."""
 SEND_BATCH = 256
 """Events the writer takes from the queue at a time."""
-
-
-class Refused(Exception):
-    """The connection is refused with a close code and reason."""
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
@@ -86,7 +76,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
             "bus unavailable during replay",
             extra={"callId": sub.call_id if sub else None, "error": str(exc)},
         )
-        await _close(websocket, 1011, "bus unavailable; reconnect", state)
+        await _close(websocket, CloseCode.INTERNAL, "bus unavailable; reconnect", state)
     except WebSocketDisconnect:
         pass
     finally:
@@ -94,7 +84,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
             state.hub.unsubscribe(sub)
             if sub.state is SubState.CLOSED and websocket.client_state is WebSocketState.CONNECTED:
                 resume = f"; reconnect with since={sub.last_sent}" if sub.last_sent else ""
-                await _close(websocket, 1012, "relay shutting down" + resume, state)
+                await _close(websocket, CLOSE_RESTARTING, "relay shutting down" + resume, state)
             sub.close()
 
 
@@ -102,23 +92,23 @@ async def _admit(websocket: WebSocket, state: RelayState) -> tuple[Principal, st
     params = websocket.query_params
     call_id = params.get("callId")
     if not call_id:
-        raise Refused(CLOSE_BAD_REQUEST, "callId is required (a call id or *)")
+        raise Refused(CloseCode.BAD_REQUEST, "callId is required (a call id or *)")
     if call_id != "*" and not is_call_id(call_id):
-        raise Refused(CLOSE_BAD_REQUEST, "callId is malformed")
+        raise Refused(CloseCode.BAD_REQUEST, "callId is malformed")
     since = params.get("since") or None
     if since is not None and not EVENT_ID_RE.match(since):
-        raise Refused(CLOSE_BAD_REQUEST, "since must be an event id like 1700000000000-0")
+        raise Refused(CloseCode.BAD_REQUEST, "since must be an event id like 1700000000000-0")
     credential = params.get("token") or bearer(websocket.headers.get("authorization"))
     try:
         principal = state.auth.authenticate(credential)
     except AuthError as exc:
-        raise Refused(CLOSE_UNAUTHORIZED, exc.message) from None
+        raise Refused(CloseCode.UNAUTHORIZED, exc.message) from None
     if call_id != "*" and principal.role == "agent":
         agent = await state.hub.agent_of(call_id)
         if agent is None:
-            raise Refused(CLOSE_UNKNOWN_CALL, "unknown call")
+            raise Refused(CloseCode.UNKNOWN_CALL, "unknown call")
         if not principal.may_see(agent):
-            raise Refused(CLOSE_FORBIDDEN, "this call belongs to another agent")
+            raise Refused(CloseCode.FORBIDDEN, "this call belongs to another agent")
     return principal, call_id, since
 
 
@@ -233,7 +223,9 @@ async def _pump(websocket: WebSocket, sub: Subscriber) -> None:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     if watch in done:
-        raise Refused(CLOSE_SLOW_CONSUMER, f"too slow; reconnect with since={sub.last_sent or ''}")
+        raise Refused(
+            CloseCode.SLOW_CONSUMER, f"too slow; reconnect with since={sub.last_sent or ''}"
+        )
     for task in done:
         exc = task.exception()
         if exc is not None and not isinstance(exc, WebSocketDisconnect):
@@ -263,7 +255,7 @@ async def _read(websocket: WebSocket) -> None:
 
 
 async def _close(websocket: WebSocket, code: int, reason: str, state: RelayState) -> None:
-    state.metrics.disconnects.labels(str(code)).inc()
+    state.metrics.disconnects.labels(str(int(code))).inc()
     if websocket.client_state is WebSocketState.CONNECTED:
         # A stalled client may never read the close frame: do not wait for it for long.
         with contextlib.suppress(RuntimeError, OSError, TimeoutError):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from relay.auth import Authenticator, AuthError, Principal, bearer, make_token, verify_token
+from coach.web import bearer
+from relay.auth import Authenticator, AuthError, Principal, make_token, verify_token
 
 pytestmark = pytest.mark.unit
 SECRET = "s" * 40
