@@ -24,8 +24,9 @@ import httpx
 
 from ari.audio import load_wav
 from coach.redis_server import EmbeddedRedis
-from tests.ari.ari_double import AriDouble
-from tests.ari.fake_stt import FakeStt
+from fakes.ari_double import AriDouble
+from fakes.fake_stt import FakeStt
+from fakes.poll import until
 
 SOUNDS = Path("/usr/share/asterisk/sounds/es")
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "es-dev-prompts.txt"
@@ -84,11 +85,7 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def _wait(predicate, wait: float, what: str) -> None:
-    deadline = time.monotonic() + wait
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        await asyncio.sleep(0.05)
+    await until(predicate, wait, what=what, interval=0.05)
 
 
 async def _round(double, stt, http, pid, audio, *, calls, seconds, ramp) -> dict[str, Any]:

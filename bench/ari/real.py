@@ -26,7 +26,8 @@ import httpx
 import pytest
 
 from coach.redis_server import EmbeddedRedis, free_port
-from tests.ari.fake_stt import FakeStt
+from fakes.fake_stt import FakeStt
+from fakes.poll import until
 from tests.asterisk.conftest import HUNT_DIAL, hunt_dialplan
 from tests.asterisk.pbx import AGENT_SIP_PASSWORD, ARI_PASS, ARI_USER, Asterisk, ensure_chroot
 from tests.asterisk.phone import Phone, phone_ports, speech_wav
@@ -46,9 +47,7 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def _until(predicate: Any, wait: float) -> None:
-    async with asyncio.timeout(wait):
-        while not predicate():  # polled: state of other processes
-            await asyncio.sleep(0.05)
+    await until(predicate, wait, what="state of other processes", interval=0.05)
 
 
 async def run_real(calls: int, seconds: float, transport: str) -> int:

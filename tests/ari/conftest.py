@@ -16,8 +16,8 @@ from ari.service import Service
 from ari.settings import Settings
 from coach.bus import Bus
 from coach.settings import Env
-from tests.ari.ari_double import AriDouble
-from tests.ari.fake_stt import FakeStt
+from fakes.ari_double import AriDouble
+from fakes.fake_stt import FakeStt
 
 SOUNDS = Path("/usr/share/asterisk/sounds/es")
 TOKEN = "test-relay-token"

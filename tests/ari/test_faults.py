@@ -8,7 +8,7 @@ from array import array
 import pytest
 
 from ari.audio import resample
-from tests.ari.ari_double import DBridge, DChannel
+from fakes.ari_double import DBridge, DChannel
 from tests.ari.conftest import assert_customer_audio, prompt_pcm, until
 from tests.ari.test_call_flow import _wait_bus, _wait_empty
 

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from ari.stt_client import StreamState, SttStream
+from fakes.fake_stt import FakeStt
 from tests.ari.conftest import TOKEN
-from tests.ari.fake_stt import FakeStt
 
 pytestmark = pytest.mark.integration
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -30,7 +31,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ari.audio import mix, resample
 from ari.rtp import FORMATS, build, pcm16le_to_payload
-from ari.service import EmbeddedServer
+from coach.tasks import TaskSet
+from coach.web import EmbeddedServer
+from fakes.poll import pace, until
 
 CAUSES = {16: "Normal Clearing", 17: "User busy", 19: "No answer", 20: "Subscriber absent"}
 
@@ -123,7 +126,10 @@ class AriDouble:
         self._event_cond = asyncio.Condition()
         self._clients: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self._connected = asyncio.Event()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        # Its own registry: the double's task failures are not the service's metric.
+        self._tasks = TaskSet("ari-double", registry=CollectorRegistry())
+        self._server_tasks = TaskSet("ari-double-http", registry=CollectorRegistry())
+        self._stopping = False
         # ExternalMedia channel id -> [packets (or None = lost), next index, channel]. One
         # clock task sends the next packet of every stream each 20 ms: 200 streams cost one
         # wake-up per tick instead of 200 (keeps the double from being the bench bottleneck).
@@ -165,11 +171,12 @@ class AriDouble:
                                 log_config=None, lifespan="off", ws="websockets-sansio",
                                 access_log=False)
         self._server = EmbeddedServer(config)
-        self._serve_task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            if self._serve_task.done():
-                self._serve_task.result()
-            await asyncio.sleep(0.01)
+        server = self._server
+        self._serve_task = self._server_tasks.spawn(server.serve(), "http")
+        serve_task = self._serve_task
+        await until(lambda: server.started or serve_task.done(), what="ARI double listening")
+        if serve_task.done():
+            serve_task.result()
         self.port = self._server.servers[0].sockets[0].getsockname()[1]
         return self
 
@@ -177,10 +184,8 @@ class AriDouble:
         for q in list(self._clients):
             q.put_nowait(None)
         self._streams.clear()
-        tasks = [*self._tasks, *([self._clock] if self._clock else [])]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        self._stopping = True
+        await self._tasks.close()
         for ch in self.channels.values():
             if ch.transport is not None:
                 ch.transport.close()
@@ -274,10 +279,11 @@ class AriDouble:
             ch.stasis_started = True
             self._emit("StasisStart", args=args, channel=ch.json())
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, coro: Any, kind: str = "double") -> asyncio.Task[Any] | None:
+        if self._stopping:  # an event after stop(): nobody listens any more
+            coro.close()
+            return None
+        return self._tasks.spawn(coro, kind)
 
     def _started(self, ch: DChannel) -> bool:
         return ch.app is not None and ch.stasis_started
@@ -640,7 +646,7 @@ class AriDouble:
             if sources and not running:
                 self._streams[ext.id] = [self._packets(ext, sources), 0, ext]
                 if self._clock is None or self._clock.done():
-                    self._clock = asyncio.create_task(self._rtp_clock())
+                    self._clock = self._spawn(self._rtp_clock(), "rtp-clock")
             elif not sources and running:
                 self._stop_stream(ext.id)
 
@@ -716,7 +722,4 @@ class AriDouble:
                 ext.transport.sendto(packet, ext.external_host)
             tick += 1
             delay = start + tick * 0.02 / self.rtp_speed - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            else:
-                await asyncio.sleep(0)
+            await pace(max(0.0, delay))  # real-time RTP, sped up by rtp_speed
