@@ -12,9 +12,11 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from coach.errors import CoachError
+from coach.redis_acl import acl_file, with_user
 
 
 def find_server_binary() -> str:
@@ -52,6 +54,9 @@ class EmbeddedRedis:
         data_dir: str | Path | None = None,
         fsync: str = "always",
         log_file: str | Path | None = None,
+        *,
+        passwords: Mapping[str, str] | None = None,
+        prefix: str = "coach",
     ) -> None:
         self.port = port or free_port()
         self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="coach-redis-")
@@ -60,11 +65,30 @@ class EmbeddedRedis:
         self.fsync = fsync
         self.log_file = Path(log_file) if log_file else self.data_dir / "redis.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.passwords = dict(passwords or {})
+        """Role -> password (coach.redis_acl); empty: no ACL, no password (tests, dev)."""
+        self.prefix = prefix
 
     @property
     def url(self) -> str:
-        """redis:// URL of this server."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        """redis:// URL of this server (as the default user when it has a password)."""
+        base = f"redis://127.0.0.1:{self.port}/0"
+        if "default" in self.passwords:
+            return with_user(base, "default", self.passwords["default"])
+        return base
+
+    def url_for(self, role: str) -> str:
+        """The URL a service connects with: its own user and password."""
+        return with_user(f"redis://127.0.0.1:{self.port}/0", role, self.passwords[role])
+
+    def _acl_args(self) -> list[str]:
+        if not self.passwords:
+            return []
+        path = self.data_dir / "users.acl"
+        path.touch(mode=0o600, exist_ok=True)
+        path.chmod(0o600)
+        path.write_text(acl_file(self.passwords, self.prefix), encoding="utf-8")
+        return ["--aclfile", str(path)]
 
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         """Start the server (same port and data on a restart) and wait until it answers PING."""
@@ -87,6 +111,7 @@ class EmbeddedRedis:
             "no",
             "--logfile",
             str(self.log_file),
+            *self._acl_args(),
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout
@@ -135,6 +160,7 @@ def _answers_ping(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
             s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
+            # With an ACL an anonymous PING is refused: refused means up.
+            return s.recv(16).startswith((b"+PONG", b"-NOAUTH"))
     except OSError:
         return False

@@ -1,0 +1,69 @@
+"""Redis users, one per service, each with only the keys and commands it uses.
+
+The same rules serve the embedded server (native mode, tests) and the compose stack's Redis:
+`acl_file()` renders them with each user's password as a SHA-256 hash (a password is never
+written in clear to the ACL file or a command line).
+
+What each user may do (keys are the bus's, `{prefix}:*`; nothing else is reachable):
+- `stt`: publish events (the bus's Lua script) and nothing else; it cannot read a call.
+- `ari`: publish, and read the active calls and a call's stream (it adopts calls after a
+  restart).
+- `relay`: read every call (history, live feed, active calls) and publish (`POST /event`).
+- `orchestrator`: what the relay may do, plus consumer groups (read, ack, claim) and its leases,
+  cursors and poke channel under `{prefix}:orch:*`.
+- `default`: the operator's, with a password; every command but the dangerous ones
+  (FLUSHALL, CONFIG, DEBUG, KEYS, ...), which no user has.
+Redis checks the commands a script runs against the calling user, so a publisher holds XADD,
+HSET, HDEL, HGET and EXPIRE on the bus's keys; what it cannot do is delete or trim a stream,
+touch another key, or run anything outside its list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from urllib.parse import quote, urlsplit, urlunsplit
+
+CONNECT = "+ping +hello +auth +client|setinfo +client|setname +client|getname +client|id +select"
+PUBLISH = "+evalsha +eval +script|load +script|exists +xadd +hset +hget +hdel +expire +multi +exec +discard"
+READ = "+xrange +xrevrange +xread +hgetall +hget +hdel +exists +multi +exec +discard"
+GROUPS = "+xgroup|create +xreadgroup +xack +xautoclaim +xpending +xinfo|groups"
+LEASES = "+set +get +mget +del +pexpire +sadd +srem +smembers +publish +subscribe +unsubscribe"
+
+ROLES: Mapping[str, str] = {
+    "stt": PUBLISH,
+    "ari": f"{PUBLISH} {READ}",
+    "relay": f"{READ} {PUBLISH}",
+    "orchestrator": f"{READ} {PUBLISH} {GROUPS} {LEASES}",
+}
+"""The commands of each service's user (module docstring)."""
+
+
+def user_rules(role: str, password: str, prefix: str = "coach") -> str:
+    """One `user` line of an ACL file for `role`."""
+    digest = hashlib.sha256(password.encode()).hexdigest()
+    if role == "default":
+        return f"user default on #{digest} ~* &* +@all -@dangerous"
+    commands = ROLES[role]
+    return (f"user {role} on #{digest} resetkeys ~{prefix}:* resetchannels &{prefix}:* "
+            f"-@all {CONNECT} {commands}")
+
+
+def acl_file(passwords: Mapping[str, str], prefix: str = "coach") -> str:
+    """The ACL file for `passwords` (role -> password; `default` is required)."""
+    if "default" not in passwords:
+        raise ValueError("the default user needs a password (requirepass)")
+    unknown = set(passwords) - {*ROLES, "default"}
+    if unknown:
+        raise ValueError(f"unknown Redis roles: {', '.join(sorted(unknown))}")
+    return "".join(user_rules(role, pw, prefix) + "\n" for role, pw in sorted(passwords.items()))
+
+
+def with_user(url: str, user: str, password: str) -> str:
+    """`url` with `user:password@` in it (the form redis-py reads credentials from)."""
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
