@@ -24,7 +24,9 @@ import hashlib
 from collections.abc import Mapping
 from urllib.parse import quote, urlsplit, urlunsplit
 
-CONNECT = "+ping +hello +auth +client|setinfo +client|setname +client|getname +client|id +select"
+# CLIENT SETINFO is left out: Redis 7.0 (Debian bookworm) does not know it, and redis-py
+# ignores its refusal.
+CONNECT = "+ping +hello +auth +client|setname +client|getname +client|id +select"
 PUBLISH = "+evalsha +eval +script|load +script|exists +xadd +hset +hget +hdel +expire +multi +exec +discard"
 READ = "+xrange +xrevrange +xread +hgetall +hget +hdel +exists +multi +exec +discard"
 GROUPS = "+xgroup|create +xreadgroup +xack +xautoclaim +xpending +xinfo|groups"
@@ -67,3 +69,50 @@ def with_user(url: str, user: str, password: str) -> str:
     if parts.port:
         netloc += f":{parts.port}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+PASSWORD_VARS: Mapping[str, str] = {
+    "default": "REDIS_PASSWORD",
+    "stt": "REDIS_STT_PASSWORD",
+    "ari": "REDIS_ARI_PASSWORD",
+    "relay": "REDIS_RELAY_PASSWORD",
+    "orchestrator": "REDIS_ORCH_PASSWORD",
+}
+"""The variable that holds each user's password (compose's redis-acl service reads them all)."""
+MIN_PASSWORD = 16
+"""Shortest password accepted for a Redis user."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m coach.redis_acl FILE`: write the ACL file from the REDIS_*_PASSWORD variables."""
+    import argparse  # noqa: PLC0415 - CLI only
+    import os  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from coach.settings import SettingsError, service_env  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(prog="python -m coach.redis_acl", description=main.__doc__)
+    parser.add_argument("file", help="where to write the ACL file (Redis's --aclfile)")
+    args = parser.parse_args(argv)
+    env = service_env()
+    try:
+        passwords = {role: env.str(var) for role, var in PASSWORD_VARS.items()}
+        short = [PASSWORD_VARS[r] for r, pw in passwords.items() if len(pw) < MIN_PASSWORD]
+        if short:
+            raise SettingsError(f"{', '.join(short)}: at least {MIN_PASSWORD} characters")
+        text = acl_file(passwords, env.str("BUS_PREFIX", "coach"))
+    except SettingsError as exc:
+        print(f"redis-acl: {exc} (python -m relay secrets makes them)", file=sys.stderr)
+        return 2
+    tmp = f"{args.file}.tmp"
+    # Hashes only; readable by the Redis container's own user, which is not ours.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.replace(tmp, args.file)
+    print(f"redis-acl: wrote {len(passwords)} users to {args.file}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

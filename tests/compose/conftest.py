@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 
+from coach.redis_acl import PASSWORD_VARS
 from coach.redis_server import free_port
 from tests.asterisk.pbx import installed_version
 
@@ -96,7 +97,7 @@ def stack_env() -> dict[str, str]:
         "ARI_URL": f"http://127.0.0.1:{ports['ASTERISK_HTTP_PORT']}/ari",
         "STT_URL": f"ws://127.0.0.1:{ports['STT_PORT']}",
         "RELAY_URL": f"http://127.0.0.1:{ports['RELAY_PORT']}",
-        "REDIS_URL": f"redis://127.0.0.1:{ports['REDIS_PORT']}/0",
+        **{var: secrets.token_urlsafe(24) for var in PASSWORD_VARS.values()},
         # Loopback only: the tier's stack faces nothing but this machine.
         "RELAY_HOST": "127.0.0.1", "STT_HOST": "127.0.0.1", "ORCH_HOST": "127.0.0.1",
         "ARI_HTTP_HOST": "127.0.0.1", "MEDIA_HOST": "127.0.0.1", "MEDIA_BIND": "127.0.0.1",

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from coach.redis_acl import PASSWORD_VARS
+
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +29,10 @@ def reads(*packages: str) -> set[str]:
     names: set[str] = set()
     for package in packages:
         for path in (ROOT / package).rglob("*.py"):
-            names |= set(READ.findall(path.read_text()))
+            text = path.read_text()
+            names |= set(READ.findall(text))
+            if "env.log_level()" in text:
+                names.add("LOG_LEVEL")
     return names
 
 
@@ -54,3 +59,16 @@ def test_asterisk_gets_what_its_entrypoint_reads():
 def test_no_service_reads_the_whole_env_file():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     assert not [name for name, svc in compose["services"].items() if "env_file" in svc]
+
+
+def test_redis_acl_gets_the_redis_passwords_and_nothing_else():
+    assert environment("redis-acl") == {*PASSWORD_VARS.values(), "BUS_PREFIX"}
+
+
+def test_each_service_reaches_redis_as_its_own_user():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    users = {name: compose["services"][name]["environment"]["REDIS_URL"].split("//")[1]
+             .split(":")[0] for name in ("relay", "stt", "stt-gpu", "orchestrator", "ari")}
+    assert users == {"relay": "relay", "stt": "stt", "stt-gpu": "stt",
+                     "orchestrator": "orchestrator", "ari": "ari"}
+    assert "--aclfile" in compose["services"]["redis"]["command"]

@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import requests
 import websockets
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from fakes.poll import until_async
 from tests.asterisk.phone import Phone, phone_ports, speech_wav
@@ -194,3 +197,18 @@ def test_gpu_profile_is_a_valid_configuration(stack: Stack) -> None:
 def test_no_env_file_in_the_build_context() -> None:
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".env" in ignored and "!.env.example" in ignored
+
+
+def test_redis_in_the_stack_refuses_what_a_user_may_not_do(stack: Stack) -> None:
+    port = int(stack.env["REDIS_PORT"])
+    anonymous = redis.Redis(port=port, retry=Retry(NoBackoff(), 0))
+    with pytest.raises((redis.AuthenticationError, redis.ResponseError), match=r"NOAUTH|authenticated"):
+        anonymous.ping()
+    relay = redis.Redis(port=port, username="relay", password=stack.env["REDIS_RELAY_PASSWORD"])
+    relay.xrevrange("coach:events", count=1)  # reading is what the relay's user is for
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        relay.delete("coach:events")
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        relay.flushall()
+    anonymous.close()
+    relay.close()
