@@ -22,15 +22,17 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
 from redis.exceptions import RedisError
 
+from coach.backoff import BUS, BUS_READER, Backoff, Retry
 from coach.bus import Bus, BusEvent, id_after
 from coach.errors import BusError, BusUnavailable
+from coach.tasks import TaskFailure, TaskSet
 from orchestrator import prom
 from orchestrator.callstate import CallState
 from orchestrator.leases import DONE, Leases
@@ -49,7 +51,6 @@ READ_COUNT: Final = 500
 READ_BLOCK_MS: Final = 1000
 TICK_S: Final = 1.0
 SWEEP_EVERY_TICKS: Final = 5
-BUS_RETRY_MAX_S: Final = 5.0
 LAG_PROBE_S: Final = 0.1
 TICK_PUBLISH_CHUNK: Final = 25
 """Timer output (metrics, silence) is published in small transactions between finals."""
@@ -57,6 +58,11 @@ SAFETY_CATCH_UP_MS: Final = 4000
 """A call with no catch-up for this long is re-read at the next sweep (lost pokes)."""
 STOP_GRACE_S: Final = 5.0
 """Time given to workers and summaries to finish on SIGTERM (below Compose's 10 s)."""
+WORKER_RESTARTS: Final = 3
+"""Restarts of a failed call worker (each after a backoff delay, from the call's saved cursor)
+before the call is given up and counted in /health as `degradedCalls`."""
+WORKER_KIND: Final = "call-worker"
+"""The `task` label of call workers in `coach_task_failures_total`."""
 
 
 class ConsumerState(StrEnum):
@@ -69,6 +75,24 @@ class ConsumerState(StrEnum):
     STOPPED = "stopped"
 
 
+class WorkerPhase(StrEnum):
+    """Where a call worker is (one value instead of four flags)."""
+
+    LOADING = "loading"
+    """Its state is empty: the next wake reads the saved cursor and replays up to it. Nothing
+    unsaved is held, so stopping may cancel it at once."""
+    IDLE = "idle"
+    """Caught up, waiting for a wake."""
+    BUSY = "busy"
+    """Processing the call's stream (publishing, saving the cursor): stopping waits for it."""
+    ENDING = "ending"
+    """The summary is published (never again); marking the call done. The lease is no longer
+    renewed; stopping waits for it."""
+    DEGRADED = "degraded"
+    """The worker failed more than WORKER_RESTARTS times in a row: the call is no longer
+    coached by this replica (its entries are acknowledged; /health counts it)."""
+
+
 @dataclass
 class CallWorker:
     """The owner side of one call: its state, a wake-up flag, group entries awaiting ack."""
@@ -77,13 +101,12 @@ class CallWorker:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     to_ack: list[str] = field(default_factory=list)
     live_after: str | None = None
-    loaded: bool = False
+    phase: WorkerPhase = WorkerPhase.LOADING
     task: asyncio.Task[None] | None = None
     last_metrics_ms: int = 0
-    busy: bool = False
-    summarised: bool = False
-    finishing: bool = False
     caught_up_ms: int = 0
+    restarts: Retry | None = None
+    """Failures in a row (and the delay before the next restart); reset by progress."""
 
 
 class Orchestrator:
@@ -98,9 +121,16 @@ class Orchestrator:
         *,
         clock: Callable[[], float] = time.time,
         tick_s: float = TICK_S,
+        backoff: Backoff = BUS,
+        reader_backoff: Backoff = BUS_READER,
     ) -> None:
         self.bus = bus
         self.tick_s = tick_s
+        self.backoff = backoff
+        """Delays of a call worker's retries and restarts."""
+        self.reader_backoff = reader_backoff
+        """Delays of the group reader and the poke subscriber while the bus is away."""
+        self.tasks = TaskSet("orchestrator")
         self.settings = settings
         self.store = store
         self.llm = llm
@@ -116,13 +146,13 @@ class Orchestrator:
                 self._publish_one,
                 settings.llm.debounce_ms / 1000,
                 settings.llm.min_interval_s,
+                tasks=self.tasks,
             )
             if llm
             else None
         )
         self.calls: dict[str, CallWorker] = {}
         self.state = ConsumerState.STARTING
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
         self.last_error = ""
         self.stats: dict[str, int] = {"finals": 0, "coach": 0, "summaries": 0, "metrics": 0}
@@ -132,13 +162,8 @@ class Orchestrator:
     async def start(self) -> None:
         """Create the group (new groups start at the stream's end) and start the loops."""
         await self.bus.ensure_group(self.group, start="$")
-        for coro, name in (
-            (self._read_loop(), "read"),
-            (self._tick_loop(), "tick"),
-            (self._poke_loop(), "poke"),
-            (self._lag_loop(), "lag"),
-        ):
-            self._spawn(coro, name)
+        for name in self._loops():
+            self._spawn_loop(name)
         log.info(
             "orchestrator consuming",
             extra={
@@ -148,19 +173,42 @@ class Orchestrator:
             },
         )
 
-    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+    def _loops(self) -> dict[str, Callable[[], Coroutine[Any, Any, None]]]:
+        return {
+            "read": self._read_loop,
+            "tick": self._tick_loop,
+            "poke": self._poke_loop,
+            "lag": self._lag_loop,
+        }
+
+    def _spawn_loop(self, name: str, delay: float = 0.0, retry: Retry | None = None) -> None:
+        """Run one of the engine's loops; if it dies (a bug, an unexpected error) it is logged
+        and counted by the task set and started again after a backoff delay."""
+        retry = retry or self.backoff.retry()
+        loop = self._loops()[name]
+
+        async def run() -> None:
+            if delay:
+                await asyncio.sleep(delay)
+            await loop()
+
+        def failed(_: TaskFailure) -> None:
+            if not self._stopping.is_set():
+                self._spawn_loop(name, retry.next(), retry)
+
+        self.tasks.spawn(run(), name, on_failure=failed)
 
     async def stop(self) -> None:
         """Stop reading, let workers finish what they hold, release leases, cancel the rest."""
         self.state = ConsumerState.STOPPING
         self._stopping.set()
-        workers = [w.task for w in self.calls.values() if w.task and w.busy]
+        workers = [
+            w.task
+            for w in self.calls.values()
+            if w.task and w.phase in (WorkerPhase.BUSY, WorkerPhase.ENDING)
+        ]
         # Idle workers hold nothing unsaved: cancel them with the loops at once.
-        idle = [t for t in self._tasks if t not in workers]
+        idle = [t for t in self.tasks if t not in workers]
         for t in idle:
             t.cancel()
         await asyncio.gather(*idle, return_exceptions=True)
@@ -171,6 +219,7 @@ class Orchestrator:
             await asyncio.gather(*workers, return_exceptions=True)
         if self.tips:
             await self.tips.close()
+        await self.tasks.close(STOP_GRACE_S)
         for call_id in list(self.calls):
             with contextlib.suppress(RedisError, BusError, OSError):
                 await self.leases.release(call_id)
@@ -191,16 +240,21 @@ class Orchestrator:
             if self.llm
             else {"mode": "rules-only", "reason": "OPENROUTER_API_KEY is not set"},
             "calls": len(self.calls),
+            "degradedCalls": self.degraded_calls(),
             "playbooks": self.store.languages,
             "playbookErrors": dict(self.store.errors),
             "lastError": self.last_error,
             "stats": dict(self.stats),
         }
 
+    def degraded_calls(self) -> int:
+        """Calls given up after repeated worker failures (not coached by this replica)."""
+        return sum(1 for w in self.calls.values() if w.phase is WorkerPhase.DEGRADED)
+
     # -- reading the group -------------------------------------------------------------------
 
     async def _read_loop(self) -> None:
-        delay = 0.2
+        retry = self.reader_backoff.retry()
         pending_first = True  # after a restart with the same name, re-read our unacked entries
         while not self._stopping.is_set():
             try:
@@ -216,7 +270,7 @@ class Orchestrator:
                         self.group, self.me, count=READ_COUNT, block_ms=READ_BLOCK_MS
                     )
                 self.state = ConsumerState.CONSUMING
-                delay = 0.2
+                retry.reset()
                 await self._dispatch(batch)
                 if pending_first:
                     # pending=True reads from "0" every time: stop once all are handed out.
@@ -224,15 +278,14 @@ class Orchestrator:
             except (BusUnavailable, RedisError, OSError) as exc:
                 self._bus_down(exc)
                 pending_first = True  # entries of a half-dispatched batch are pending: re-read
-                await asyncio.sleep(delay)
-                delay = min(BUS_RETRY_MAX_S, delay * 2)
+                await asyncio.sleep(retry.next())
             except BusError as exc:
                 if "NOGROUP" in str(exc):
                     # The stream was deleted (e.g. FLUSHALL): recreate the group and go on.
                     await self.bus.ensure_group(self.group, start="0")
                 else:
                     self._bus_down(exc)
-                    await asyncio.sleep(delay)
+                    await asyncio.sleep(retry.next())
 
     def _bus_down(self, exc: BaseException) -> None:
         if self.state is not ConsumerState.BUS_DOWN:
@@ -259,6 +312,11 @@ class Orchestrator:
                 worker = await self._adopt(ev.call_id)
             if worker is None:
                 ack_now.append(ev.id)  # another replica owns it and has been poked
+                continue
+            if worker.phase is WorkerPhase.DEGRADED:
+                ack_now.append(ev.id)  # given up: nobody will process it
+                if ev.type == "call.ended":
+                    await self._give_up(worker)
                 continue
             worker.to_ack.append(ev.id)
             worker.wake.set()
@@ -288,50 +346,116 @@ class Orchestrator:
         worker.last_metrics_ms = int(self.clock() * 1000) - random.randint(0, interval_ms)
         self.calls[call_id] = worker
         prom.CALLS.set(len(self.calls))
-        worker.task = self._spawn(self._work(worker), f"call:{call_id}")
-        worker.wake.set()
+        self._spawn_worker(worker)
         return worker
+
+    def _spawn_worker(self, worker: CallWorker, delay: float = 0.0) -> None:
+        worker.task = self.tasks.spawn(
+            self._work(worker, delay),
+            WORKER_KIND,
+            call_id=worker.state.call_id,
+            on_failure=lambda failure: self._worker_failed(worker, failure),
+        )
+        worker.wake.set()
+
+    def _worker_failed(self, worker: CallWorker, failure: TaskFailure) -> None:
+        """A call worker died (already logged with the call id and counted by the task set):
+        restart it from the call's saved cursor after a backoff delay, or give the call up."""
+        call_id = worker.state.call_id
+        if self._stopping.is_set() or self.calls.get(call_id) is not worker:
+            return  # stopping, or the call was let go meanwhile
+        self.last_error = f"{call_id}: {type(failure.error).__name__}: {failure.error}"
+        if worker.phase is not WorkerPhase.ENDING:
+            # The in-memory state may be ahead of what was published and saved: rebuild it
+            # from the stream at the saved cursor, so no alert is skipped or repeated.
+            worker.state = CallState(call_id, self.store, self.settings.context_utterances)
+            worker.phase = WorkerPhase.LOADING
+        worker.restarts = worker.restarts or self.backoff.retry()
+        if worker.restarts.attempt >= WORKER_RESTARTS:
+            worker.phase = WorkerPhase.DEGRADED
+            worker.task = None
+            log.error(
+                "call worker keeps failing; the call is no longer coached",
+                extra={"callId": call_id, "restarts": worker.restarts.attempt},
+            )
+            return
+        delay = worker.restarts.next()
+        log.warning(
+            "restarting the call worker from the saved cursor",
+            extra={"callId": call_id, "restart": worker.restarts.attempt, "delayS": delay},
+        )
+        self._spawn_worker(worker, delay)
+
+    async def _give_up(self, worker: CallWorker) -> None:
+        """A degraded call ended: mark it done (no summary) so no replica retries it."""
+        call_id = worker.state.call_id
+        await self.bus.ack(self.group, worker.to_ack)
+        worker.to_ack = []
+        await self.leases.done(call_id)
+        if self.calls.get(call_id) is worker:
+            del self.calls[call_id]
+            prom.CALLS.set(len(self.calls))
+        log.error("degraded call ended without a summary", extra={"callId": call_id})
 
     # -- per-call worker ---------------------------------------------------------------------
 
-    async def _work(self, worker: CallWorker) -> None:
+    async def _work(self, worker: CallWorker, delay: float = 0.0) -> None:
+        """Process the call whenever woken, until it is finished. Bus outages are retried here;
+        anything else ends the task and `_worker_failed` restarts it."""
+        if delay:
+            await asyncio.sleep(delay)
+        retry = self.backoff.retry()
+        while True:
+            await worker.wake.wait()
+            worker.wake.clear()
+            try:
+                finished = await self._wake(worker)
+            except (BusUnavailable, RedisError, OSError) as exc:
+                self._bus_down(exc)
+                if worker.phase is not WorkerPhase.ENDING:
+                    # As in `_worker_failed`: rebuild from the saved cursor.
+                    worker.state = CallState(
+                        worker.state.call_id, self.store, self.settings.context_utterances
+                    )
+                    worker.phase = WorkerPhase.LOADING
+                await asyncio.sleep(retry.next())
+                worker.wake.set()
+                continue
+            retry.reset()
+            if finished:
+                self._let_go(worker)
+                return
+
+    async def _wake(self, worker: CallWorker) -> bool:
+        """One round of a worker: load if needed, catch up; True when the call is finished."""
         call_id = worker.state.call_id
-        delay = 0.1
-        try:
-            while True:
-                worker.busy = False
-                await worker.wake.wait()
-                worker.wake.clear()
-                worker.busy = True
-                try:
-                    if not worker.loaded:
-                        cursor = await self.leases.cursor(call_id)
-                        if cursor == DONE:
-                            await self.bus.ack(self.group, worker.to_ack)
-                            await self.leases.release(call_id)
-                            return
-                        if cursor is None:
-                            await self.leases.open(call_id)
-                        worker.live_after = cursor
-                        worker.loaded = True
-                    finished = await self._catch_up(worker)
-                    delay = 0.1
-                except (BusUnavailable, RedisError, OSError) as exc:
-                    self._bus_down(exc)
-                    # The in-memory state may be ahead of what was published and saved: rebuild
-                    # it from the stream at the saved cursor, so no alert is skipped.
-                    worker.state = CallState(call_id, self.store, self.settings.context_utterances)
-                    worker.loaded = False
-                    await asyncio.sleep(delay)
-                    delay = min(BUS_RETRY_MAX_S, delay * 2)
-                    worker.wake.set()
-                    continue
-                if finished:
-                    return
-        finally:
-            if self.calls.get(call_id) is worker:
-                del self.calls[call_id]
-                prom.CALLS.set(len(self.calls))
+        if worker.phase is WorkerPhase.ENDING:
+            await self._finish(worker)  # the summary is out: only the release is left
+            await self.bus.ack(self.group, worker.to_ack)
+            worker.to_ack = []
+            return True
+        if worker.phase is WorkerPhase.LOADING:
+            cursor = await self.leases.cursor(call_id)
+            if cursor == DONE:
+                await self.bus.ack(self.group, worker.to_ack)
+                await self.leases.release(call_id)
+                return True
+            if cursor is None:
+                await self.leases.open(call_id)
+            worker.live_after = cursor
+        worker.phase = WorkerPhase.BUSY
+        finished = await self._catch_up(worker)
+        if worker.restarts is not None:
+            worker.restarts.reset()  # it made progress: a later failure starts counting anew
+        if not finished:
+            worker.phase = WorkerPhase.IDLE
+        return finished
+
+    def _let_go(self, worker: CallWorker) -> None:
+        call_id = worker.state.call_id
+        if self.calls.get(call_id) is worker:
+            del self.calls[call_id]
+            prom.CALLS.set(len(self.calls))
 
     async def _catch_up(self, worker: CallWorker) -> bool:
         """Process the call's stream past the cursor; True when the call is finished."""
@@ -407,22 +531,22 @@ class Orchestrator:
 
     async def _finish(self, worker: CallWorker) -> None:
         state = worker.state
-        if not worker.summarised:
+        if worker.phase is not WorkerPhase.ENDING:
             usage = await self.tips.finish(state.call_id) if self.tips else Usage()
             final_metrics = [state.metrics(int(self.clock() * 1000))] if state.started_ms else []
             summary = await build_summary(
                 state, self.llm, self.settings.llm.system_prompt, usage if self.llm else None
             )
             await self.bus.publish_many([*final_metrics, summary])
-            # Remembered so that a bus error below, retried by the worker, does not publish twice.
-            worker.summarised = True
+            # Remembered so that a bus error below, retried by the worker, does not publish
+            # twice; from here the lease is being released: it is not renewed.
+            worker.phase = WorkerPhase.ENDING
             self.stats["summaries"] += 1
             self.stats["metrics"] += len(final_metrics)
             _account(usage)
             log.info(
                 "call summarised", extra={"callId": state.call_id, "source": summary["source"]}
             )
-        worker.finishing = True  # from here the lease is being released: do not renew it
         await self.leases.done(state.call_id)
 
     # -- timers, sweep, pokes ----------------------------------------------------------------
@@ -445,7 +569,7 @@ class Orchestrator:
         out: list[dict[str, Any]] = []
         interval_ms = int(self.settings.metrics_interval_s * 1000)
         for worker in list(self.calls.values()):
-            if not worker.loaded or worker.state.ended:
+            if worker.phase not in (WorkerPhase.IDLE, WorkerPhase.BUSY) or worker.state.ended:
                 continue
             state = worker.state
             out.extend(h.event(state.call_id) for h in state.tick(now_ms))
@@ -458,7 +582,9 @@ class Orchestrator:
         for i in range(0, len(out), TICK_PUBLISH_CHUNK):
             await self._publish(out[i : i + TICK_PUBLISH_CHUNK])
             await asyncio.sleep(0)  # let finals that arrived meanwhile go first
-        lost = await self.leases.renew([c for c, w in self.calls.items() if not w.finishing])
+        lost = await self.leases.renew(
+            [c for c, w in self.calls.items() if w.phase is not WorkerPhase.ENDING]
+        )
         for call_id in lost:
             gone = self.calls.pop(call_id, None)
             if gone and gone.task:
@@ -493,12 +619,12 @@ class Orchestrator:
             prom.LOOP_LAG.observe(max(0.0, loop.time() - t - LAG_PROBE_S))
 
     async def _poke_loop(self) -> None:
-        delay = 0.2
+        retry = self.reader_backoff.retry()
         while not self._stopping.is_set():
             pubsub = self.bus.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.leases.poke_channel(self.me))
-                delay = 0.2
+                retry.reset()
                 while not self._stopping.is_set():
                     msg = await pubsub.get_message(timeout=1.0)
                     if msg is None:
@@ -512,8 +638,7 @@ class Orchestrator:
                         worker.wake.set()
             except (BusUnavailable, RedisError, OSError) as exc:
                 self._bus_down(exc)
-                await asyncio.sleep(delay)
-                delay = min(BUS_RETRY_MAX_S, delay * 2)
+                await asyncio.sleep(retry.next())
             finally:
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]

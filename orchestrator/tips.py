@@ -4,7 +4,9 @@ Per call there is at most one worker task. A new final replaces the pending cont
 worker waits `debounce` for the conversation to settle (and `min_interval` since the call's
 previous request), sends the newest context, publishes the tip, and loops while something
 newer arrived meanwhile. Calls never queue behind each
-other here: the only shared limit is the client's global concurrency cap.
+other here: the only shared limit is the client's global concurrency cap. Workers are
+supervised (`coach.tasks`): one that dies is logged with its call and counted in
+`coach_task_failures_total{task="tip-worker"}`, and the call's next final starts a new one.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from coach.errors import BusError
+from coach.tasks import TaskFailure, TaskSet
 from orchestrator.llm.client import Completer, Usage
 from orchestrator.llm.errors import Failure, LLMError
 from orchestrator.prompts import TIP_SCHEMA, InvalidOutput, parse_tip
@@ -23,6 +26,8 @@ from orchestrator.prompts import TIP_SCHEMA, InvalidOutput, parse_tip
 log = logging.getLogger(__name__)
 
 Publish = Callable[[dict[str, Any]], Awaitable[Any]]
+TIP_KIND = "tip-worker"
+"""The `task` label of tip workers in `coach_task_failures_total`."""
 
 
 @dataclass
@@ -47,12 +52,25 @@ class TipScheduler:
     """Asks the LLM for tips, one call at a time per call, all calls in parallel."""
 
     def __init__(
-        self, client: Completer, publish: Publish, debounce_s: float, min_interval_s: float = 0.0
+        self,
+        client: Completer,
+        publish: Publish,
+        debounce_s: float,
+        min_interval_s: float = 0.0,
+        *,
+        tasks: TaskSet | None = None,
+        clock: Callable[[], float] | None = None,
+        pause: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.client = client
         self._publish = publish
         self.debounce_s = debounce_s
         self.min_interval_s = min_interval_s
+        self.tasks = tasks if tasks is not None else TaskSet("orchestrator")
+        self._clock = clock
+        """Monotonic seconds (default: the running loop's clock)."""
+        self._pause = pause
+        """How the worker waits for debounce and min interval (tests record the waits)."""
         self._slots: dict[str, _Slot] = {}
         self.outcomes: dict[str, int] = {}
         self.superseded = 0
@@ -76,21 +94,28 @@ class TipScheduler:
             req.refs = list(dict.fromkeys([*slot.pending.refs, *req.refs]))[-10:]
         slot.pending = req
         if slot.task is None or slot.task.done():
-            slot.task = asyncio.create_task(self._run(call_id, slot), name=f"tips:{call_id}")
+            slot.task = self.tasks.spawn(
+                self._run(call_id, slot), TIP_KIND, call_id=call_id, on_failure=self._failed
+            )
+
+    def _failed(self, failure: TaskFailure) -> None:
+        # Logged and counted by the task set; the slot keeps its pending context, and the
+        # next request of the call starts a new worker.
+        self.outcomes["failed"] = self.outcomes.get("failed", 0) + 1
 
     def in_flight(self) -> int:
         """Calls with a tip worker running."""
         return sum(1 for s in self._slots.values() if s.task and not s.task.done())
 
     async def _run(self, call_id: str, slot: _Slot) -> None:
-        loop = asyncio.get_running_loop()
+        clock = self._clock or asyncio.get_running_loop().time
         while slot.pending is not None:
             # Wait for the conversation to settle, and at least min_interval since the last
             # request of this call; finals arriving meanwhile replace the pending context.
-            wait = max(self.debounce_s, slot.last_sent + self.min_interval_s - loop.time())
+            wait = max(self.debounce_s, slot.last_sent + self.min_interval_s - clock())
             if wait > 0:
-                await asyncio.sleep(wait)
-            slot.last_sent = loop.time()
+                await self._pause(wait)
+            slot.last_sent = clock()
             req, slot.pending = slot.pending, None
             if req is None:
                 break
@@ -145,8 +170,7 @@ class TipScheduler:
             return Usage()
         slot.pending = None
         if slot.task and not slot.task.done():
-            slot.task.cancel()
-            await asyncio.gather(slot.task, return_exceptions=True)
+            await self.tasks.cancel(slot.task)
         return slot.usage
 
     async def close(self) -> None:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
 import httpx
 import pytest
 
+from coach.backoff import BUS, Backoff
 from coach.bus import Bus
+from fakes.poll import until_async
 from orchestrator.engine import Orchestrator
 from orchestrator.llm.client import Completer
 from orchestrator.llm.thread import LLMThread
@@ -34,9 +36,13 @@ def store() -> PlaybookStore:
 
 
 async def start_engine(
-    bus: Bus, name: str = "orch-1", llm: Completer | None = None, **kw: Any
+    bus: Bus,
+    name: str = "orch-1",
+    llm: Completer | None = None,
+    backoff: Backoff = BUS,
+    **kw: Any,
 ) -> Orchestrator:
-    engine = Orchestrator(bus, settings(name, **kw), store(), llm, tick_s=0.2)
+    engine = Orchestrator(bus, settings(name, **kw), store(), llm, tick_s=0.2, backoff=backoff)
     await engine.start()
     return engine
 
@@ -103,16 +109,9 @@ async def events(bus: Bus, call_id: str, etype: str) -> list[dict[str, Any]]:
     return [e.data() for e in await bus.read_call(call_id) if e.type == etype]
 
 
-async def wait_for(check: Callable[[], Any], within: float = 10.0) -> Any:
+async def wait_for(check: Callable[[], Awaitable[Any]], within: float = 10.0) -> Any:
     """Poll an async condition until it returns something truthy (fails after `within` s)."""
-    deadline = time.monotonic() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within}s")
-        await asyncio.sleep(0.02)
+    return await until_async(check, within)
 
 
 def rule_ids(coach: list[dict[str, Any]]) -> list[str]:
@@ -214,7 +213,7 @@ async def test_restart_mid_call_loses_nothing(bus: Bus):
 
 async def crash(engine: Orchestrator) -> None:
     """Kill an engine without any clean-up: leases stay, entries stay unacknowledged."""
-    tasks = list(engine._tasks)
+    tasks = list(engine.tasks)
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -435,4 +434,128 @@ async def test_alert_survives_a_bus_error_while_publishing_it(bus: Bus):
         assert failed and [c["refs"] for c in coach] == [[uid]]
     finally:
         bus.publish_many = real  # type: ignore[method-assign]
+        await engine.stop()
+
+
+class FailingReads:
+    """A fault knob on the bus: reads of one call's stream made by that call's worker task
+    raise a BusError (`times` times, or always), as a Redis error reply would."""
+
+    def __init__(self, bus: Bus, call_id: str, times: int | None) -> None:
+        self.bus, self.call_id, self.left = bus, call_id, times
+        self.real = bus.read_call
+        self.raised = 0
+
+    async def __call__(
+        self, call_id: str, after: str | None = None, count: int | None = None
+    ) -> Any:
+        from coach.errors import BusError
+
+        task = asyncio.current_task()
+        in_worker = task is not None and task.get_name() == f"call-worker:{call_id}"
+        if call_id == self.call_id and in_worker and (self.left is None or self.left > 0):
+            if self.left is not None:
+                self.left -= 1
+            self.raised += 1
+            raise BusError("simulated: WRONGTYPE reply from the call's stream")
+        return await self.real(call_id, after=after, count=count)
+
+
+def _worker_failures() -> float:
+    from prometheus_client import REGISTRY
+
+    value = REGISTRY.get_sample_value(
+        "coach_task_failures_total", {"service": "orchestrator", "task": "call-worker"}
+    )
+    return value or 0.0
+
+
+def _failure_records(caplog: pytest.LogCaptureFixture, call_id: str) -> list[Any]:
+    return [
+        r
+        for r in caplog.records
+        if r.name == "coach.tasks"
+        and getattr(r, "callId", None) == call_id
+        and "call-worker" in r.getMessage()
+    ]
+
+
+async def test_a_failed_call_worker_is_logged_counted_and_recovers(
+    bus: Bus, caplog: pytest.LogCaptureFixture
+):
+    call = CallScript(bus, "call-worker-fails-once")
+    fault = FailingReads(bus, call.call_id, times=1)
+    bus.read_call = fault  # type: ignore[method-assign]
+    before = _worker_failures()
+    engine = await start_engine(bus, backoff=BUS.scaled(0.1))
+    try:
+        with caplog.at_level("ERROR", logger="coach.tasks"):
+            await call.start()
+            uid = await call.say("customer", 1.0, 3.0, "Quiero darme de baja.")
+            coach = await wait_for(lambda: events(bus, call.call_id, "coach"))
+        assert fault.raised == 1
+        assert [c["refs"] for c in coach] == [[uid]]  # recovered: the alert came, once
+        records = _failure_records(caplog, call.call_id)
+        assert len(records) == 1 and "WRONGTYPE" in records[0].getMessage()
+        assert _worker_failures() == before + 1
+        assert engine.health()["degradedCalls"] == 0
+        await call.end()
+        summary = await wait_for(lambda: events(bus, call.call_id, "summary"))
+        assert len(summary) == 1
+    finally:
+        bus.read_call = fault.real  # type: ignore[method-assign]
+        await engine.stop()
+
+
+async def test_a_call_worker_that_always_fails_is_given_up_and_counted(
+    bus: Bus, caplog: pytest.LogCaptureFixture
+):
+    from orchestrator.engine import WORKER_RESTARTS
+
+    broken = CallScript(bus, "call-worker-always-fails")
+    healthy = CallScript(bus, "call-worker-healthy")
+    fault = FailingReads(bus, broken.call_id, times=None)
+    bus.read_call = fault  # type: ignore[method-assign]
+    before = _worker_failures()
+    engine = await start_engine(bus, backoff=BUS.scaled(0.1))
+    try:
+        with caplog.at_level("ERROR", logger="coach.tasks"):
+            await broken.start()
+            await broken.say("customer", 1.0, 3.0, "Quiero darme de baja.")
+
+            async def degraded():
+                return engine.health()["degradedCalls"] == 1
+
+            await wait_for(degraded)
+        assert fault.raised == WORKER_RESTARTS + 1  # the first run and each restart, no more
+        assert len(_failure_records(caplog, broken.call_id)) == WORKER_RESTARTS + 1
+        assert _worker_failures() == before + WORKER_RESTARTS + 1
+        health = engine.health()
+        assert health["calls"] == 1 and broken.call_id in health["lastError"]
+
+        # The other calls are coached as before.
+        await healthy.start()
+        uid = await healthy.say("customer", 1.0, 3.0, "Quiero darme de baja.")
+        coach = await wait_for(lambda: events(bus, healthy.call_id, "coach"))
+        assert [c["refs"] for c in coach] == [[uid]]
+
+        # The given-up call's entries are acknowledged; its end lets it go, done, unretried.
+        await broken.end()
+
+        async def let_go():
+            return broken.call_id not in engine.calls
+
+        await wait_for(let_go)
+        assert engine.health()["degradedCalls"] == 0
+        assert await engine.leases.cursor(broken.call_id) == "done"
+        assert fault.raised == WORKER_RESTARTS + 1
+        assert await events(bus, broken.call_id, "summary") == []
+
+        async def none_pending():
+            pending = await bus.redis.xpending(bus.events_key, "orchestrator")
+            return pending["pending"] == 0
+
+        await wait_for(none_pending)
+    finally:
+        bus.read_call = fault.real  # type: ignore[method-assign]
         await engine.stop()
