@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -27,6 +28,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from coach.redis_acl import ROLES  # noqa: E402
 from coach.redis_server import EmbeddedRedis  # noqa: E402
 from coach.settings import read_env_file  # noqa: E402
 
@@ -80,17 +82,25 @@ def main() -> int:
         subprocess.run([PY, "-m", "stt.models", "assemble", model], check=True, env=env)
 
     redis: EmbeddedRedis | None = None
-    if not env.get("REDIS_URL"):
+    redis_url = env.get("REDIS_URL", "")
+    if not redis_url:
+        # Fresh passwords every start (the ACL file is rewritten): each service its own user.
+        passwords = {role: secrets.token_urlsafe(24) for role in ("default", *ROLES)}
         redis = EmbeddedRedis(
-            port=int(env.get("REDIS_PORT", "6379")), data_dir=ROOT / "var" / "redis"
+            port=int(env.get("REDIS_PORT", "6379")), data_dir=ROOT / "var" / "redis",
+            passwords=passwords, prefix=env.get("BUS_PREFIX") or "coach",
         ).start()
-        env["REDIS_URL"] = redis.url
-        log(f"embedded redis at {redis.url} (data in var/redis)")
+        redis_url = f"redis://127.0.0.1:{redis.port}/0"
+        log(f"embedded redis at {redis_url} (data in var/redis; a user per service)")
+
+    def env_for(role: str) -> dict[str, str]:
+        """The environment of one service: its own Redis user when the Redis is ours."""
+        return {**env, "REDIS_URL": redis.url_for(role)} if redis else env
 
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def stop(*_: object) -> None:
-        for _, proc in reversed(procs):
+        for _name, proc in reversed(procs):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         for name, proc in reversed(procs):
@@ -112,14 +122,16 @@ def main() -> int:
         ]
         for name, health, timeout in services:
             out = (logs / f"{name}.log").open("ab")
-            proc = subprocess.Popen([PY, "-m", name], env=env, stdout=out, stderr=out, cwd=ROOT)
+            proc = subprocess.Popen(
+                [PY, "-m", name], env=env_for(name), stdout=out, stderr=out, cwd=ROOT
+            )
             procs.append((name, proc))
             wait_healthy(name, health, proc, timeout)
             log(f"{name} healthy ({health})")
         ready = {
             "relay": env["RELAY_URL"],
             "stt": env["STT_URL"],
-            "redis": env["REDIS_URL"],
+            "redis": redis_url,
             "console": env["RELAY_URL"] + "/",
         }
         print("READY " + json.dumps(ready), flush=True)
@@ -172,7 +184,7 @@ def main() -> int:
                     "--caller-name",
                     script["caller"]["name"],
                 ],
-                env=env,
+                env=env_for("ari"),
                 check=True,
             )
             log("demo call finished")
