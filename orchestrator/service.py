@@ -7,21 +7,17 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import redis.asyncio as aioredis
-import uvicorn
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from coach import logs
 from coach.bus import Bus
 from coach.redis_server import EmbeddedRedis
 from coach.settings import Env, SettingsError, service_env
+from coach.tasks import TaskSet
+from coach.web import embedded_server, health_app
 from orchestrator.engine import Orchestrator
 from orchestrator.llm.thread import LLMThread
 from orchestrator.playbook import PlaybookError, PlaybookStore
@@ -31,14 +27,6 @@ log = logging.getLogger("orchestrator")
 
 SWITCH_INTERVAL_S = 0.0005
 """Interpreter thread switch interval when the LLM thread runs (default 0.005)."""
-
-
-class _HttpServer(uvicorn.Server):
-    """uvicorn without its signal handlers: ours stops the engine first, then the server."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 def connect_bus(url: str, settings: Settings) -> Bus:
@@ -59,19 +47,17 @@ def connect_bus(url: str, settings: Settings) -> Bus:
 
 
 def make_app(engine: Orchestrator) -> Starlette:
-    """GET /health and GET /metrics (nothing else: the orchestrator talks through the bus)."""
+    """GET /health and GET /metrics of the process-wide registry (nothing else: the
+    orchestrator talks through the bus)."""
 
-    async def health(_: Request) -> Response:
+    async def health() -> dict[str, Any]:
         body = engine.health()
         body["bus"] = "up" if await engine.bus.ping() else "down"
         if body["bus"] == "down":
             body["status"] = "degraded"
-        return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
+        return body
 
-    async def metrics(_: Request) -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    return Starlette(routes=[Route("/health", health), Route("/metrics", metrics)])
+    return health_app(health)
 
 
 async def run(settings: Settings) -> None:
@@ -100,30 +86,23 @@ async def run(settings: Settings) -> None:
             extra={"baseUrl": settings.llm.base_url, "models": list(settings.llm.models)},
         )
     engine = Orchestrator(bus, settings, store, llm)
-    server = _HttpServer(
-        uvicorn.Config(
-            make_app(engine),
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-            lifespan="off",
-            access_log=False,
-        )
-    )
+    server = embedded_server(make_app(engine), settings.host, settings.port)
+    tasks = TaskSet("orchestrator")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await engine.start()
-    http = asyncio.create_task(server.serve(), name="http")
+    http = tasks.spawn(server.serve(), "http")
     try:
         await stop.wait()
     finally:
         log.info("shutting down")
         await engine.stop()
         server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(http, timeout=3)
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(asyncio.shield(http), timeout=3)
+        await tasks.close(1)
         if llm:
             await llm.aclose()
         await bus.close()

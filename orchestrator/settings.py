@@ -157,6 +157,6 @@ class Settings:
             max_calls=env.int("ORCH_MAX_CALLS", 2000, min=1, max=100_000),
             context_utterances=env.int("ORCH_MAX_UTTERANCES", 200, min=10, max=10_000),
             redis_connections=env.int("ORCH_REDIS_CONNECTIONS", 64, min=4, max=1000),
-            log_level=env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
+            log_level=env.log_level(),
             llm=llm,
         )

@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 import httpx
 
+from coach.backoff import LLM, Backoff
 from orchestrator.llm.breaker import BreakerState, CircuitBreaker
 from orchestrator.llm.errors import Failure, LLMError, from_status
 from orchestrator.llm.sse import DONE, data_lines
@@ -32,8 +32,6 @@ KEY_FAILURE_COOLDOWN_S: Final = 300.0
 KEEPALIVE_CONNECTIONS: Final = 16
 """Idle connections kept for reuse. httpcore's pool scans every pooled connection for every
 request; with 200 idle ones that cost 25 ms of CPU per request (measured), with 16 it is noise."""
-BACKOFF_BASE_S: Final = 0.4
-BACKOFF_MAX_S: Final = 4.0
 MAX_RESPONSE_CHARS: Final = 20_000
 """A reply longer than this is cut off: a tip is a sentence, a summary a paragraph."""
 # Failures that say nothing about the endpoint's health (our request was wrong).
@@ -118,8 +116,15 @@ class LLMClient:
         settings: LLMSettings,
         http: httpx.AsyncClient | None = None,
         breaker: CircuitBreaker | None = None,
+        *,
+        backoff: Backoff = LLM,
+        pause: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.settings = settings
+        self.backoff = backoff
+        """Delays between retries of one model (a Retry-After from the server wins)."""
+        self._pause = pause
+        """How the client waits between attempts (tests record the waits)."""
         self._own_http = http is None
         self._http = http or httpx.AsyncClient(
             limits=httpx.Limits(
@@ -245,11 +250,11 @@ class LLMClient:
                         raise  # the key is wrong or empty: no model or retry will help
                     if not exc.retryable:
                         break  # try the next model
-                    wait = self._backoff(tries, exc.retry_after)
+                    wait = self._delay(tries, exc.retry_after)
                     if loop.time() + wait >= ends_at:
                         break  # waiting would blow the deadline: next model, or give up
                     if tries < self.settings.max_attempts:
-                        await asyncio.sleep(wait)
+                        await self._pause(wait)
                     continue
                 except BaseException:
                     self.breaker.release()
@@ -268,11 +273,11 @@ class LLMClient:
             return "off"
         return self._structured.get(model, self.settings.structured)
 
-    def _backoff(self, tries: int, retry_after: float | None) -> float:
+    def _delay(self, tries: int, retry_after: float | None) -> float:
+        """The wait after failed attempt number `tries` of a model."""
         if retry_after is not None:
             return float(retry_after)
-        step: float = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2.0 ** (tries - 1))
-        return step * random.uniform(0.8, 1.2)
+        return self.backoff.delay(tries - 1)
 
     def _on_failure(self, exc: LLMError, model: str) -> None:
         self._count(exc.failure.value)
