@@ -69,8 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     tok.add_argument("--role", choices=("agent", "supervisor"), required=True)
     tok.add_argument("--agent", help="agent id (required for --role agent)")
     tok.add_argument("--ttl", type=int, default=DEFAULT_TTL, help="lifetime in seconds")
-    sub.add_parser("secrets", help="print fresh RELAY_TOKEN, AUTH_SECRET, ARI_PASS and "
-                   "AGENT_SIP_PASSWORD lines for .env")
+    sub.add_parser(
+        "secrets",
+        help="print fresh RELAY_TOKEN, AUTH_SECRET, ARI_PASS and AGENT_SIP_PASSWORD lines for .env",
+    )
     args = parser.parse_args(argv)
     env = service_env()
     if args.command == "token":

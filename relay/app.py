@@ -12,6 +12,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from coach.bus import Bus
+from coach.tasks import TaskSet
 from relay import api, ws
 from relay.auth import Authenticator
 from relay.hub import Hub
@@ -23,13 +24,14 @@ log = logging.getLogger("relay")
 
 @dataclass
 class RelayState:
-    """What the routes share: settings, bus, hub, auth, metrics."""
+    """What the routes share: settings, bus, hub, auth, metrics, the relay's task set."""
 
     settings: RelaySettings
     bus: Bus
     hub: Hub
     auth: Authenticator
     metrics: RelayMetrics
+    tasks: TaskSet
     embedded_redis_url: str | None = None
 
 
@@ -42,12 +44,14 @@ def create_app(
             raise ValueError("create_app needs a bus, REDIS_URL, or an embedded Redis URL")
         bus = Bus.connect(settings.redis_url or str(embedded_redis_url), settings.bus)
     metrics = RelayMetrics()
+    tasks = TaskSet("relay", registry=metrics.registry)
     state = RelayState(
         settings=settings,
         bus=bus,
-        hub=Hub(bus, metrics),
+        hub=Hub(bus, metrics, tasks),
         auth=Authenticator(settings.relay_token, settings.auth_secret),
         metrics=metrics,
+        tasks=tasks,
         embedded_redis_url=embedded_redis_url,
     )
 
@@ -59,6 +63,7 @@ def create_app(
             yield
         finally:
             await state.hub.stop()
+            await tasks.close(wait=5.0)
             await bus.close()
             log.info("relay stopped")
 

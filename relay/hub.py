@@ -2,7 +2,11 @@
 
 One Redis reader per relay process, whatever the number of clients: an event is read and
 serialised once, then queued (never awaited) on each subscriber. When Redis goes away the
-reader backs off and resumes from the last id it saw, so clients get every event afterwards.
+reader backs off (`coach.backoff.BUS_READER`) and resumes from the last id it saw, so clients
+get every event afterwards. Any other failure of the reader is logged and counted by the
+relay's task set (`coach_task_failures_total{service="relay",task="relay-hub"}`), `/health`
+says `busReader: failed`, and the reader starts again after the next backoff delay, from the
+same cursor (events of the failed batch may reach a client twice, never not at all).
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ import logging
 import time
 from collections import OrderedDict
 
+from coach.backoff import BUS_READER, Backoff
 from coach.bus import Bus, BusEvent
 from coach.errors import BusUnavailable
 from coach.events import parse_id
+from coach.tasks import TaskFailure, TaskSet
 from relay.metrics import RelayMetrics
 from relay.subscriber import Message, Subscriber
 
@@ -38,15 +44,20 @@ class HubState(enum.Enum):
     STARTING = "starting"
     CONNECTED = "connected"
     DISCONNECTED = "disconnected"
+    FAILED = "failed"  # the reader raised something other than BusUnavailable; it restarts
     STOPPED = "stopped"
 
 
 class Hub:
     """Routes bus events to subscribers; `start()` / `stop()` own the reader task."""
 
-    def __init__(self, bus: Bus, metrics: RelayMetrics) -> None:
+    def __init__(
+        self, bus: Bus, metrics: RelayMetrics, tasks: TaskSet, backoff: Backoff = BUS_READER
+    ) -> None:
         self.bus = bus
         self.metrics = metrics
+        self.tasks = tasks
+        self.retry = backoff.retry()
         self.state = HubState.STARTING
         self.cursor: str | None = None
         self.by_call: dict[str, set[Subscriber]] = {}
@@ -58,15 +69,25 @@ class Hub:
 
     async def start(self) -> None:
         """Start the reader task (it waits for Redis if Redis is not there yet)."""
-        self._task = asyncio.create_task(self._run(), name="relay-hub")
+        self._spawn_reader(0.0)
+
+    def _spawn_reader(self, delay: float) -> None:
+        self._task = self.tasks.spawn(self._run(delay), "relay-hub", on_failure=self._reader_failed)
+
+    def _reader_failed(self, failure: TaskFailure) -> None:
+        """The task set has logged and counted it: say so in /health, start again later."""
+        if self._stopping:
+            return
+        self.state = HubState.FAILED
+        self.metrics.bus_up.set(0)
+        self._spawn_reader(self.retry.next())
 
     async def stop(self) -> None:
         """Stop reading and close every subscriber."""
         self._stopping = True
         self.state = HubState.STOPPED
         if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await self.tasks.cancel(self._task)
         for sub in [*self.wildcard, *(s for subs in self.by_call.values() for s in subs)]:
             sub.close()
 
@@ -130,8 +151,9 @@ class Hub:
 
     # -- the reader ---------------------------------------------------------------------------
 
-    async def _run(self) -> None:
-        backoff = 0.05
+    async def _run(self, delay: float = 0.0) -> None:
+        if delay:
+            await asyncio.sleep(delay)
         while not self._stopping:
             try:
                 if self.cursor is None:
@@ -142,11 +164,12 @@ class Hub:
                     self._mark_connected()
                 events = await self.bus.read_all(self.cursor, READ_COUNT, BLOCK_MS)
                 self._mark_connected()
-                backoff = 0.05
                 if events:
                     await self._learn_agents(events)
                     self.dispatch(events)
                     self.cursor = events[-1].id
+                # Reset only after a whole round: a batch that keeps failing backs off too.
+                self.retry.reset()
             except BusUnavailable as exc:
                 if self._stopping:
                     # redis-py may turn our cancellation into a connection error.
@@ -156,8 +179,7 @@ class Hub:
                 self.state = HubState.DISCONNECTED
                 self.metrics.bus_up.set(0)
                 self.metrics.bus_errors.inc()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+                await asyncio.sleep(self.retry.next())
 
     async def _learn_agents(self, events: list[BusEvent]) -> None:
         """Look up the agent of calls this relay has not seen start (it started later, or the

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from coach.tasks import failures_counter
+
+TASK_KINDS = ("relay-hub", "ws-writer", "ws-reader", "ws-overflow")
+"""The relay's background task kinds (the `task` label of coach_task_failures_total)."""
+
 
 class RelayMetrics:
     """The relay's counters and gauges."""
@@ -37,3 +42,7 @@ class RelayMetrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
             registry=r,
         )
+        # The relay's TaskSets count into this registry; every kind is shown from 0.
+        self.task_failures = failures_counter(r)
+        for kind in TASK_KINDS:
+            self.task_failures.labels("relay", kind)

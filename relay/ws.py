@@ -9,7 +9,8 @@ A client resumes after any disconnect by reconnecting with `since=<last id it sa
 
 Close codes: 4400 bad request, 4401 missing/invalid/expired token, 4403 not allowed to see
 the call, 4404 unknown call (agents only), 4008 too slow (see subscriber.py), 1011 bus down
-during the replay (retry), 1012 relay shutting down (retry).
+during the replay or a failed writer/reader task (retry), 1012 relay shutting down (retry).
+The codes are `coach.web.CloseCode`'s.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from coach.bus import BusEvent
 from coach.errors import BusUnavailable
 from coach.events import EVENT_ID_RE, is_call_id, parse_id
+from coach.tasks import TaskSet, first_completed
 from coach.web import CloseCode, Refused, bearer
 from relay.auth import AuthError, Principal
 from relay.subscriber import Subscriber, SubState
@@ -68,7 +70,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         )
         await _replay(websocket, state, sub, since)
         sub.go_live()
-        await _pump(websocket, sub)
+        await _pump(websocket, sub, state)
     except Refused as refused:
         await _close(websocket, refused.code, refused.reason, state)
     except BusUnavailable as exc:
@@ -209,49 +211,49 @@ async def _gap_notice(websocket: WebSocket, first_id: str | None, since: str) ->
         )
 
 
-async def _pump(websocket: WebSocket, sub: Subscriber) -> None:
+async def _pump(websocket: WebSocket, sub: Subscriber, state: RelayState) -> None:
     """Run the writer, a reader (to notice the client leaving) and the overflow watch until one
-    ends. The watch matters: a stalled client blocks the writer inside `send`."""
-    writer = asyncio.create_task(_write(websocket, sub), name="ws-writer")
-    reader = asyncio.create_task(_read(websocket), name="ws-reader")
-    watch = asyncio.create_task(sub.cut_off.wait(), name="ws-overflow")
-    tasks = {writer, reader, watch}
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    ends. The watch matters: a stalled client blocks the writer inside `send`. A writer or
+    reader that fails is logged with the call id and counted by the task set; the client is
+    closed with 1011 and the id to resume from."""
+    call_id = sub.call_id if sub.call_id != "*" else None
+    async with TaskSet("relay", registry=state.metrics.registry) as tasks:
+        writer = tasks.spawn(_write(websocket, sub), "ws-writer", call_id=call_id)
+        reader = tasks.spawn(_read(websocket), "ws-reader", call_id=call_id)
+        watch = tasks.spawn(sub.cut_off.wait(), "ws-overflow", call_id=call_id)
+        done = await first_completed(writer, reader, watch)
+    resume = f"reconnect with since={sub.last_sent or ''}"
     if watch in done:
-        raise Refused(
-            CloseCode.SLOW_CONSUMER, f"too slow; reconnect with since={sub.last_sent or ''}"
-        )
-    for task in done:
-        exc = task.exception()
-        if exc is not None and not isinstance(exc, WebSocketDisconnect):
-            raise exc
+        raise Refused(CloseCode.SLOW_CONSUMER, f"too slow; {resume}")
+    if any(not task.cancelled() and task.exception() is not None for task in done):
+        raise Refused(CloseCode.INTERNAL, f"relay error; {resume}")
 
 
 async def _write(websocket: WebSocket, sub: Subscriber) -> None:
-    while True:
-        await sub.wakeup.wait()
-        if sub.state is SubState.CLOSED:
-            return
-        # Everything queued goes in one frame, one event per line: under load a client gets
-        # fewer, bigger frames, which costs both ends far less than one frame per event.
-        batch = sub.take(SEND_BATCH)
-        for frame, last_id in _frames([(m.text, m.id) for m in batch]):
-            await websocket.send_text(frame)
-            sub.last_sent = last_id
+    """Send what the hub queued until the subscription closes or the client leaves."""
+    try:
+        while True:
+            await sub.wakeup.wait()
+            if sub.state is SubState.CLOSED:
+                return
+            # Everything queued goes in one frame, one event per line: under load a client gets
+            # fewer, bigger frames, which costs both ends far less than one frame per event.
+            batch = sub.take(SEND_BATCH)
+            for frame, last_id in _frames([(m.text, m.id) for m in batch]):
+                await websocket.send_text(frame)
+                sub.last_sent = last_id
+    except WebSocketDisconnect:
+        return  # the client left mid-send: not a failure
 
 
 async def _read(websocket: WebSocket) -> None:
+    """Return when the client leaves."""
     while True:
         message = await websocket.receive()
         # Clients have nothing to say after connecting; frames are read (size-capped by the
         # server) and ignored, so that a disconnect is noticed at once.
         if message["type"] == "websocket.disconnect":
-            raise WebSocketDisconnect(message.get("code", 1000))
+            return
 
 
 async def _close(websocket: WebSocket, code: int, reason: str, state: RelayState) -> None:

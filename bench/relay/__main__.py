@@ -24,6 +24,7 @@ import websockets
 
 from coach.bus import Bus
 from coach.redis_server import EmbeddedRedis, free_port
+from coach.tasks import TaskSet
 
 TOKEN = "bench-service-token-0123456789"
 
@@ -138,13 +139,15 @@ def subscriber_process(urls: list[str], ready: Any, go_home: Any, out: Any) -> N
         latencies: list[float] = []
         counts = [0]
         stop = asyncio.Event()
-        tasks = [asyncio.create_task(subscriber(u, latencies, counts, stop)) for u in urls]
-        await asyncio.sleep(1.0)  # replays done
-        ready.set()
-        while not go_home.is_set():
-            await asyncio.sleep(0.05)
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        async with TaskSet("bench") as tasks:
+            for u in urls:
+                tasks.spawn(subscriber(u, latencies, counts, stop), "bench-subscriber")
+            await asyncio.sleep(1.0)  # replays done
+            ready.set()
+            while not go_home.is_set():
+                await asyncio.sleep(0.05)
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
         out.put((counts[0], latencies))
 
     asyncio.run(go())

@@ -17,6 +17,8 @@ from websockets.asyncio.client import ClientConnection
 
 from coach.bus import Bus, BusConfig
 from coach.redis_server import EmbeddedRedis, free_port
+from coach.tasks import TaskSet
+from fakes.poll import until
 from relay.app import create_app
 from relay.auth import make_token
 from relay.settings import RelaySettings
@@ -26,6 +28,8 @@ __all__ = ["final", "partial", "started"]  # event factories, re-exported for re
 
 SERVICE_TOKEN = "service-token-for-tests-0123456789"
 SECRET = "x" * 40
+SERVERS = TaskSet("tests")
+"""The relays the tests run in their own loop."""
 
 
 @dataclass
@@ -82,11 +86,10 @@ async def start_relay(redis_url: str, bus_config: BusConfig, **overrides: Any) -
         lifespan="on",
     )
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
+    task = SERVERS.spawn(server.serve(), "relay-server")
+    await until(lambda: server.started or task.done(), what="the relay to listen")
+    if task.done():
+        task.result()  # start-up failed: raise its error
     await app.state.relay.hub.wait_connected()
     return RelayServer(settings, server, task, app.state.relay.bus)
 

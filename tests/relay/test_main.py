@@ -6,12 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
 from coach.redis_server import free_port
+from fakes.poll import until_sync
 from relay.auth import verify_token
 
 pytestmark = pytest.mark.integration
@@ -65,17 +65,30 @@ def test_secrets_command_prints_every_secret_the_stack_needs(tmp_path) -> None:
     assert first.stdout != second.stdout  # fresh every time, nothing built in
 
 
-@pytest.mark.parametrize(("module", "variable"), [
-    ("ari", "BASE_PORT"), ("stt", "STT_PORT"), ("orchestrator", "ORCH_PORT"),
-    ("relay", "RELAY_PORT"),
-])
+@pytest.mark.parametrize(
+    ("module", "variable"),
+    [
+        ("ari", "BASE_PORT"),
+        ("stt", "STT_PORT"),
+        ("orchestrator", "ORCH_PORT"),
+        ("relay", "RELAY_PORT"),
+    ],
+)
 def test_every_service_reads_dotenv(tmp_path, module, variable) -> None:
     # Secrets from .env (none in the environment) and a bad value only .env has: the service
     # gets past the secrets and stops on that value, naming it.
     (tmp_path / ".env").write_text(
-        f"RELAY_TOKEN={'t' * 24}\nAUTH_SECRET={'a' * 40}\nARI_PASS=p\n{variable}=not-a-number\n")
-    result = subprocess.run([sys.executable, "-m", module], env=base_env(), cwd=tmp_path,
-                            capture_output=True, text=True, timeout=60, check=False)
+        f"RELAY_TOKEN={'t' * 24}\nAUTH_SECRET={'a' * 40}\nARI_PASS=p\n{variable}=not-a-number\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", module],
+        env=base_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     assert variable in result.stdout + result.stderr
     assert "RELAY_TOKEN" not in result.stdout + result.stderr
@@ -96,19 +109,17 @@ def test_native_mode_starts_embedded_redis_and_stops_cleanly_on_sigterm(tmp_path
         [sys.executable, "-m", "relay"], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True
     )
     try:
-        deadline = time.monotonic() + 30
-        health = None
-        while time.monotonic() < deadline:
+
+        def healthy() -> httpx.Response | None:
             try:
                 health = httpx.get(f"http://127.0.0.1:{port}/health")
-                if health.status_code == 200:
-                    break
             except httpx.HTTPError:
-                time.sleep(0.1)
-        assert (
-            health is not None
-            and health.json()["embeddedRedis"] == f"redis://127.0.0.1:{redis_port}/0"
-        )
+                return None
+            return health if health.status_code == 200 else None
+
+        health = until_sync(healthy, 30, what="the relay's /health to answer 200")
+        assert health is not None  # until_sync returns the first truthy answer
+        assert health.json()["embeddedRedis"] == f"redis://127.0.0.1:{redis_port}/0"
         r = httpx.post(
             f"http://127.0.0.1:{port}/event",
             headers={"Authorization": "Bearer " + "t" * 20},

@@ -9,6 +9,7 @@ import pytest
 
 from coach.errors import BusUnavailable
 from coach.redis_server import EmbeddedRedis
+from fakes.poll import until_async
 from tests.relay.conftest import SERVICE_TOKEN, final, recv_json, recv_until, start_relay, started
 
 pytestmark = pytest.mark.integration
@@ -16,12 +17,14 @@ pytestmark = pytest.mark.integration
 
 async def publish_retrying(bus, event):
     """What a producer does: retry a retryable failure (bounded)."""
-    for _ in range(200):
+
+    async def attempt():
         try:
             return await bus.publish(event)
         except BusUnavailable:
-            await asyncio.sleep(0.05)
-    raise AssertionError("redis never came back")
+            return None
+
+    return await until_async(attempt, 10, what="redis to come back", interval=0.05)
 
 
 async def test_redis_killed_and_restarted_mid_stream(tmp_path, bus_config) -> None:

@@ -8,6 +8,7 @@ import json
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from coach.tasks import TaskSet
 from tests.relay.conftest import RelayServer, final, partial, recv_json, recv_until, started
 
 pytestmark = pytest.mark.integration
@@ -69,11 +70,12 @@ async def test_connecting_while_events_flow_loses_and_repeats_nothing(relay: Rel
             await relay.bus.publish(final("race", f"during {i}", utt=f"d{i}"))
         done.set()
 
-    producer = asyncio.create_task(produce())
-    async with await relay.connect("race") as ws:
-        await producer
-        end = await relay.bus.publish(final("race", "end", utt="end"))
-        frames = await recv_until(ws, lambda f: f.get("id") == end["id"])
+    async with TaskSet("tests") as tasks:
+        producer = tasks.spawn(produce(), "producer")  # writes while the client connects
+        async with await relay.connect("race") as ws:
+            await producer
+            end = await relay.bus.publish(final("race", "end", utt="end"))
+            frames = await recv_until(ws, lambda f: f.get("id") == end["id"])
     ids = [f["id"] for f in frames if f["type"] != "relay.live"]
     stored = [e.id for e in await relay.bus.read_call("race")]
     assert ids == stored  # same events, same order, no duplicates, no gaps
@@ -125,8 +127,9 @@ async def test_agent_token_sees_only_its_own_calls(relay: RelayServer) -> None:
 async def test_agent_filter_follows_who_answered(relay: RelayServer) -> None:
     # Dialled through a hunt (the dial target is "hunt"); agent 201 answered.
     await relay.bus.publish(started("q1", agent="hunt"))
-    await relay.bus.publish({"type": "call.answered", "callId": "q1", "agent": "201",
-                             "answeredAt": 1})
+    await relay.bus.publish(
+        {"type": "call.answered", "callId": "q1", "agent": "201", "answeredAt": 1}
+    )
     theirs, mine = relay.token("agent", "200"), relay.token("agent", "201")
     async with await relay.connect("*", mine) as ws:
         frames = await recv_until(ws, is_live)
