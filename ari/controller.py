@@ -5,6 +5,11 @@ purpose and the reconnect's reconciliation repairs state) and handled in order b
 Handlers only update state and start per-call tasks; REST calls never block the event loop.
 Every resource a call creates is recorded on the call BEFORE the request is sent, so teardown
 deletes it even if the request was still in flight (404 = already gone).
+Every task runs in the controller's `TaskSet` (logged with the call id and counted in
+`coach_task_failures_total{service="ari"}` when it fails). A call whose flow fails
+unexpectedly is ended (reason `error`: teardown deletes what it made); a failed tap only
+loses that speaker (also counted in `ari_tap_failures_total`); a failed teardown still
+publishes `call.ended` and forgets the call (what it left is an orphan for reconciliation).
 """
 
 from __future__ import annotations
@@ -14,8 +19,8 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Final, TypeVar
 
 from websockets.exceptions import InvalidHandshake
 
@@ -23,13 +28,17 @@ from ari.call import Call, CallState, Tap, creation_time, parse_resource_id
 from ari.fallback import FallbackCalls, is_fallback
 from ari.gateway import MediaGateway, MediaTap, PortsExhausted, WebSocketMediaTap
 from ari.metrics import Metrics
-from ari.publisher import Publisher
 from ari.rest import AriError, AriRest
 from ari.rtp import FORMATS
 from ari.settings import Settings
+from coach.backoff import RECONNECT, Backoff
 from coach.errors import CoachError
+from coach.publisher import Publisher
+from coach.tasks import TaskFailure, TaskSet
 
 log = logging.getLogger("ari.calls")
+
+T = TypeVar("T")
 
 EVENT_QUEUE_MAX: Final = 10_000
 STASIS_WAIT: Final = 10.0
@@ -56,9 +65,11 @@ class Controller:
 
     def __init__(
         self, settings: Settings, rest: AriRest, gateway: MediaGateway, publisher: Publisher,
-        metrics: Metrics,
+        metrics: Metrics, *, backoff: Backoff = RECONNECT,
     ) -> None:
         self.s = settings
+        self.backoff = backoff
+        """Delays of the REST retries and of reconciliation attempts."""
         self._incarnation = secrets.token_hex(2)
         self._tap_serial = 0
         self.rest = rest
@@ -75,7 +86,7 @@ class Controller:
         self._playbacks: dict[str, asyncio.Future[None]] = {}
         self._flows: dict[str, asyncio.Task[None]] = {}
         self._endings: dict[str, asyncio.Task[None]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.tasks = TaskSet("ari", registry=metrics.registry)
         self._reconcile_lock = asyncio.Lock()
         self.fallback = FallbackCalls(settings, rest, self.ari, publisher)
         self.on_first_audio: Callable[[str, str, float], None] | None = None
@@ -91,18 +102,27 @@ class Controller:
             return False
         return True
 
-    def spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
-        """Start a tracked task (kept referenced; errors logged)."""
-        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
-        task.set_name(name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
+    def spawn(self, coro: Coroutine[Any, Any, T], kind: str, call: Call | None = None,
+              on_failure: Callable[[TaskFailure], None] | None = None) -> asyncio.Task[T]:
+        """Start a supervised task (its failure is logged with the call id and counted)."""
+        return self.tasks.spawn(coro, kind, call_id=call.call_id if call else None,
+                                on_failure=on_failure)
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("task %s failed", task.get_name(), exc_info=task.exception())
+    def _flow_failed(self, call: Call, failure: TaskFailure) -> None:
+        # Logged and counted by the task set; what the flow created is deleted by teardown.
+        if not call.ended:
+            self.end_call(call, "error")
+
+    def _tap_failed(self, _failure: TaskFailure) -> None:
+        self.metrics.tap_failures.inc()  # the call goes on without this speaker
+
+    def _teardown_failed(self, call: Call, failure: TaskFailure) -> None:
+        # Supervisors must not see a call that never ends: announce the end and forget the
+        # call; whatever it left in Asterisk is an orphan the next reconciliation deletes.
+        if call.state is not CallState.ENDED:
+            self._publish_ended(call)
+            call.move(CallState.ENDED)
+        self._forget(call)
 
     async def run(self) -> None:
         """Handle queued events in order, forever."""
@@ -117,13 +137,14 @@ class Controller:
                   **kwargs: Any) -> Any:
         """One ARI request. The single place that retries: idempotent ones, retryable errors."""
         attempts = 3 if idempotent else 1
+        retry = self.backoff.retry()
         for attempt in range(attempts):
             try:
                 return await self.rest.run(fn, *args, **kwargs)
             except AriError as exc:
                 if not exc.retryable or attempt == attempts - 1:
                     raise
-                await asyncio.sleep(0.2 * 2**attempt)
+                await asyncio.sleep(retry.next())
         raise AssertionError("unreachable")
 
     async def delete(self, fn: Callable[[str], None], resource: str) -> None:
@@ -178,7 +199,7 @@ class Controller:
             # One of our channels that nobody waits for (its call ended): remove it.
             call = self.calls.get(ours[1])
             if call is None or call.ended:
-                self.spawn(self.delete(self.rest.hangup, cid), f"orphan-{cid}")
+                self.spawn(self.delete(self.rest.hangup, cid), "orphan-delete")
             return
         if cid in self.by_channel:
             return  # already adopted by reconciliation
@@ -193,7 +214,12 @@ class Controller:
             stasis_start_at=time.monotonic(),
         )
         self._track(call)
-        self._flows[call.call_id] = self.spawn(self._flow(call, channel), f"flow-{cid}")
+        self._start_flow(call, channel)
+
+    def _start_flow(self, call: Call, channel: dict[str, Any], adopted: bool = False) -> None:
+        self._flows[call.call_id] = self.spawn(
+            self._flow(call, channel, adopted), "call-flow", call,
+            on_failure=lambda failure: self._flow_failed(call, failure))
 
     def _on_gone(self, cid: str, cause: int | None) -> None:
         if cid in self._waiters:
@@ -250,10 +276,8 @@ class Controller:
         then nobody is bridged, so MixMonitor's `b` writes no recording for a call that never
         reached an agent.
         """
-        ring = self.spawn(self._best_effort(self.rest.ring, call.caller_channel),
-                          f"ring-{call.call_id}")
-        taps = [self.spawn(self._open_tap(call, "customer", call.caller_channel),
-                           f"tap-customer-{call.call_id}")]
+        ring = self.spawn(self._best_effort(self.rest.ring, call.caller_channel), "ring", call)
+        taps = [self._spawn_tap(call, "customer", call.caller_channel)]
         try:
             # An adopted call whose agent was already ringing: wait for that attempt.
             ringing = bool(call.extra.pop("agent_ringing", False))
@@ -261,7 +285,7 @@ class Controller:
             await ring
             if reason is not None:
                 # Tap requests in flight finish first, so teardown deletes all they made.
-                await asyncio.gather(*taps)
+                await asyncio.gather(*taps, return_exceptions=True)
                 await self._no_agent(call, reason)
                 return
             if call.ended:
@@ -277,12 +301,11 @@ class Controller:
             customer = call.taps.get("customer")
             if customer is not None and customer.media is not None:
                 customer.media.held = False
-            self.spawn(self._best_effort(self._stop_ring, call.caller_channel),
-                       f"unring-{call.call_id}")
-            self.spawn(self._publish_answered(call), f"answered-{call.call_id}")
+            self.spawn(self._best_effort(self._stop_ring, call.caller_channel), "ring", call)
+            self.spawn(self._publish_answered(call), "answered", call)
             self.metrics.calls.labels("bridged").inc()
             if self.s.mix_tap:
-                taps.append(self.spawn(self._open_tap(call, "mix", None), f"tap-mix-{call.call_id}"))
+                taps.append(self._spawn_tap(call, "mix", None))
         finally:
             # Teardown waits for this flow: it must not return while a tap is being created.
             await asyncio.gather(*taps, return_exceptions=True)
@@ -329,8 +352,7 @@ class Controller:
             log.warning("originate refused: %s", exc, extra={"callId": call.call_id})
             return "agent-unreachable"
         if taps is not None and not call.ended:
-            taps.append(self.spawn(self._open_tap(call, "agent", agent),
-                                   f"tap-agent-{call.call_id}"))
+            taps.append(self._spawn_tap(call, "agent", agent))
         try:
             # Asterisk enforces the ring timeout; ours is a safety net a little longer.
             await asyncio.wait_for(fut, self.s.agent_timeout + 5)
@@ -378,13 +400,17 @@ class Controller:
     # -- taps -----------------------------------------------------------------------------------
 
     async def _open_taps(self, call: Call) -> None:
-        legs = [("customer", call.caller_channel)]
+        legs: list[tuple[str, str | None]] = [("customer", call.caller_channel)]
         if call.agent_channel:
             legs.append(("agent", call.agent_channel))
-        jobs = [self._open_tap(call, speaker, leg) for speaker, leg in legs]
         if self.s.mix_tap:
-            jobs.append(self._open_tap(call, "mix", None))
-        await asyncio.gather(*jobs)
+            legs.append(("mix", None))
+        taps = [self._spawn_tap(call, speaker, leg) for speaker, leg in legs]
+        await asyncio.gather(*taps, return_exceptions=True)  # failures: reported by the set
+
+    def _spawn_tap(self, call: Call, speaker: str, leg: str | None) -> asyncio.Task[None]:
+        return self.spawn(self._open_tap(call, speaker, leg), "tap", call,
+                          on_failure=self._tap_failed)
 
     async def _open_tap(self, call: Call, speaker: str, leg: str | None) -> None:
         """snoop(spy=in) + ExternalMedia in a mixing bridge; mix tap: ExternalMedia in the call."""
@@ -484,7 +510,8 @@ class Controller:
         playback = self._playbacks.pop(call.rid("play"), None)
         if playback is not None and not playback.done():
             playback.set_result(None)  # the caller is gone: stop waiting for the message
-        task = self.spawn(self._teardown(call, from_flow), f"teardown-{call.call_id}")
+        task = self.spawn(self._teardown(call, from_flow), "teardown", call,
+                          on_failure=lambda failure: self._teardown_failed(call, failure))
         self._endings[call.call_id] = task
         return task
 
@@ -501,10 +528,7 @@ class Controller:
             await self.delete(self.rest.hangup, call.agent_channel)
         if not call.extra.get("continued"):
             await self.delete(self.rest.hangup, call.caller_channel)
-        self.publisher.publish({
-            "type": "call.ended", "callId": call.call_id, "endedAt": _now_ms(),
-            "reason": call.end_reason or "unknown",
-        })
+        self._publish_ended(call)
         call.move(CallState.ENDED)
         self.metrics.calls.labels("ended").inc()
         self._forget(call)
@@ -535,13 +559,19 @@ class Controller:
             del self.by_channel[cid]
         self.metrics.active_calls.set(len(self.calls))
 
+    def _publish_ended(self, call: Call) -> None:
+        self.publisher.offer({
+            "type": "call.ended", "callId": call.call_id, "endedAt": _now_ms(),
+            "reason": call.end_reason or "unknown",
+        })
+
     def _publish_started(self, call: Call) -> None:
         if call.started_published:
             return
         call.started_published = True
         started_ms = _now_ms()
         call.started_wall = started_ms / 1000
-        self.publisher.publish({
+        self.publisher.offer({
             "type": "call.started", "callId": call.call_id, "agent": self.s.agent_id,
             "caller": {"number": call.caller_number, "name": call.caller_name},
             "startedAt": started_ms, "lang": self.s.lang, "coached": True,
@@ -551,7 +581,7 @@ class Controller:
         """call.answered with the endpoint that actually answered (not the dial target)."""
         agent = await self._answered_by(call)
         if not call.ended:
-            self.publisher.publish({
+            self.publisher.offer({
                 "type": "call.answered", "callId": call.call_id, "agent": agent,
                 "answeredAt": _now_ms(),
             })
@@ -585,10 +615,11 @@ class Controller:
     async def _reconcile_until_done(self, attempts: int = 5) -> None:
         # The events socket can be up while REST still fails (Asterisk starting up): retry a
         # few times; after that the next reconnect tries again.
-        for attempt in range(attempts):
+        retry = self.backoff.retry()
+        for _ in range(attempts):
             if await self.reconcile():
                 return
-            await asyncio.sleep(min(10.0, 0.5 * 2**attempt))
+            await asyncio.sleep(retry.next())
 
     async def reconcile(self) -> bool:
         """Adopt live calls, end calls whose channels vanished, delete orphaned resources.
@@ -642,9 +673,7 @@ class Controller:
                 self.metrics.orphans_removed.inc(len(jobs))
             await asyncio.gather(*jobs)
             for call, chan in adopted:
-                self._flows[call.call_id] = self.spawn(
-                    self._flow(call, chan, adopted=True), f"flow-{call.call_id}"
-                )
+                self._start_flow(call, chan, adopted=True)
             return True
 
     def _adopt(self, chan: dict[str, Any], live: dict[str, Any], bridges: set[str],
@@ -704,10 +733,7 @@ class Controller:
         await asyncio.gather(*jobs, return_exceptions=True)
         if self._endings:
             await asyncio.wait(set(self._endings.values()), timeout=FLOW_STOP_WAIT)
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=5)
+        await self.tasks.close(wait=5)
 
 
 def _arg(args: list[str], key: str) -> str | None:

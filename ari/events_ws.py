@@ -1,4 +1,5 @@
-"""ARI events WebSocket (`websocket-client` in one thread): connect, read, reconnect with backoff.
+"""ARI events WebSocket (`websocket-client` in one thread): connect, read, reconnect with backoff
+(`coach.backoff.RECONNECT`, its ceiling `backoff.maximum`).
 
 Events are handed to the asyncio loop with `call_soon_threadsafe`. Every successful
 (re)connect calls `on_connected` on the loop, which reconciles state: Asterisk does not replay
@@ -15,13 +16,14 @@ import contextlib
 import enum
 import json
 import logging
-import random
 import threading
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 import websocket
+
+from coach.backoff import RECONNECT, Backoff
 
 log = logging.getLogger("ari.events")
 
@@ -52,7 +54,7 @@ class EventsConnection:
         on_event: Callable[[dict[str, Any]], bool],
         on_connected: Callable[[], None],
         on_disconnected: Callable[[], None] | None = None,
-        backoff_initial: float = 0.2, backoff_max: float = 10.0,
+        backoff: Backoff = RECONNECT,
     ) -> None:
         ws_base = base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
         self.url = f"{ws_base.rstrip('/')}/ari/events?app={quote(app)}&subscribeAll=false"
@@ -62,8 +64,8 @@ class EventsConnection:
         self._on_event = on_event
         self._on_connected = on_connected
         self._on_disconnected = on_disconnected
-        self.backoff_initial = backoff_initial
-        self.backoff_max = backoff_max
+        self.backoff = backoff
+        """Delays between connection attempts; a 401/404 is retried every `backoff.maximum`."""
         self.state = WsState.IDLE
         self.error: str | None = None
         """Why the connection gave up (FAILED), for /health."""
@@ -95,7 +97,7 @@ class EventsConnection:
                 ws.abort()  # type: ignore[no-untyped-call]
 
     def _run(self) -> None:
-        delay = self.backoff_initial
+        retry = self.backoff.retry()
         while not self._stop.is_set():
             self.state = WsState.CONNECTING
             try:
@@ -113,20 +115,18 @@ class EventsConnection:
                     # 401/404 for a moment before ARI is loaded.
                     error = f"ARI events handshake answered {exc.status_code}: {hint}"
                     if error != self.error:
-                        log.error("%s; retrying every %.0f s", error, self.backoff_max,
+                        log.error("%s; retrying every %.0f s", error, self.backoff.maximum,
                                   extra={"url": self.url.split("?", 1)[0]})
                     self.error = error
                     self.state = WsState.FAILED
-                    self._stop.wait(self.backoff_max)
+                    self._stop.wait(self.backoff.maximum)
                     continue
                 log.warning("ARI events connect failed: %s", exc)
-                self._backoff(delay)
-                delay = min(self.backoff_max, delay * 2)
+                self._backoff(retry.next())
                 continue
             except (OSError, websocket.WebSocketException) as exc:
                 log.warning("ARI events connect failed: %s", exc)
-                self._backoff(delay)
-                delay = min(self.backoff_max, delay * 2)
+                self._backoff(retry.next())
                 continue
             with self._lock:
                 self._ws = ws
@@ -137,7 +137,7 @@ class EventsConnection:
             self.error = None
             self.state = WsState.CONNECTED
             self.connects += 1
-            delay = self.backoff_initial
+            retry.reset()
             log.info("ARI events connected", extra={"connects": self.connects})
             self._loop.call_soon_threadsafe(self._on_connected)
             self._read(ws)
@@ -150,13 +150,12 @@ class EventsConnection:
                 self._loop.call_soon_threadsafe(self._on_disconnected)
             if not self._stop.is_set():
                 log.warning("ARI events connection lost; reconnecting")
-                self._backoff(delay)
+                self._backoff(retry.next())
         self.state = WsState.CLOSED
 
     def _backoff(self, delay: float) -> None:
         self.state = WsState.BACKOFF
-        # Jitter so that several coach instances do not reconnect in lockstep.
-        self._stop.wait(delay * random.uniform(0.8, 1.2))
+        self._stop.wait(delay)  # jittered: several instances do not reconnect in lockstep
 
     def _read(self, ws: websocket.WebSocket) -> None:
         while not self._stop.is_set():

@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from ari.call import creation_time
-from ari.publisher import Publisher
 from ari.rest import AriError, AriRest
 from ari.settings import Settings
+from coach.publisher import Publisher
 
 log = logging.getLogger("ari.fallback")
 
@@ -71,7 +71,7 @@ class FallbackCalls:
     def _started(self, chan: Mapping[str, Any]) -> None:
         caller = chan.get("caller") or {}
         created = creation_time(chan)
-        self.publisher.publish({
+        self.publisher.offer({
             "type": "call.started", "callId": chan["id"], "agent": self.s.agent_id,
             "caller": {"number": caller.get("number", ""), "name": caller.get("name", "")},
             "startedAt": int((created or time.time()) * 1000), "lang": self.s.lang,
@@ -81,6 +81,6 @@ class FallbackCalls:
 
     def _ended(self, cid: str) -> None:
         self.watched.discard(cid)
-        self.publisher.publish({"type": "call.ended", "callId": cid,
+        self.publisher.offer({"type": "call.ended", "callId": cid,
                                 "endedAt": int(time.time() * 1000), "reason": "fallback"})
         log.info("fallback call ended", extra={"callId": cid})

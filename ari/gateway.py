@@ -20,7 +20,8 @@ from websockets.typing import Subprotocol
 
 from ari.jitter import JitterBuffer
 from ari.rtp import AudioFormat, RtpError, parse, to_pcm16le
-from ari.stt_client import SttStream
+from ari.stt_client import SttUplink
+from coach.tasks import TaskSet
 
 log = logging.getLogger("ari.gateway")
 
@@ -76,7 +77,7 @@ class MediaTap(asyncio.DatagramProtocol):
     call_id: str
     speaker: str
     fmt: AudioFormat
-    stream: SttStream
+    stream: SttUplink
     port: int
     on_first_audio: Callable[[MediaTap], None] | None = None
     jitter: JitterBuffer = field(default_factory=JitterBuffer)
@@ -151,6 +152,8 @@ class WebSocketMediaTap(MediaTap):
 
     Connection states: new -> connected (reader task running) -> closed."""
 
+    tasks: TaskSet | None = None
+    """Where the reader task runs (the gateway's set)."""
     ws: ClientConnection | None = None
     reader: asyncio.Task[None] | None = None
     started: str = ""
@@ -162,7 +165,9 @@ class WebSocketMediaTap(MediaTap):
             url, subprotocols=[Subprotocol("media")], open_timeout=5, max_size=WS_MAX_FRAME,
             compression=None, ping_interval=None,
         )
-        self.reader = asyncio.create_task(self._read(self.ws), name=f"ws-media-{self.call_id}")
+        assert self.tasks is not None, "a WebSocketMediaTap is made by MediaGateway.websocket_tap"
+        self.reader = self.tasks.spawn(self._read(self.ws), "ws-media-reader",
+                                       call_id=self.call_id)
 
     async def _read(self, ws: ClientConnection) -> None:
         with contextlib.suppress(websockets.ConnectionClosed):
@@ -180,10 +185,9 @@ class WebSocketMediaTap(MediaTap):
         """Close the media socket, end the STT stream."""
         if self.ws is not None:
             await self.ws.close()
-        if self.reader is not None:
-            self.reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.reader
+        if self.reader is not None and self.tasks is not None:
+            # A reader that failed was logged and counted by the task set when it ended.
+            await self.tasks.cancel(self.reader)
         self.ws = self.reader = None
         await self.stream.close()
 
@@ -211,8 +215,10 @@ class MediaGateway:
 
     def __init__(
         self, *, bind: str, base_port: int, port_count: int, stt_url: str, token: str,
-        buffer_seconds: float,
+        buffer_seconds: float, tasks: TaskSet,
     ) -> None:
+        self.tasks = tasks
+        """The media tasks: each tap's STT uplink and, over WebSocket, its media reader."""
         self.bind = bind
         self.ports = PortAllocator(base_port, port_count)
         self.stt_url = stt_url
@@ -231,8 +237,8 @@ class MediaGateway:
         for _ in range(min(self.ports.count, 20)):
             port = self.ports.allocate()
             try:
-                stream = SttStream(
-                    self.stt_url, self.token, call_id, speaker, fmt.rate,
+                stream = SttUplink(
+                    self.stt_url, self.token, call_id, speaker, fmt.rate, tasks=self.tasks,
                     buffer_seconds=self.buffer_seconds, start_offset=start_offset,
                 )
                 try:
@@ -262,11 +268,12 @@ class MediaGateway:
     ) -> WebSocketMediaTap:
         """A tap fed by chan_websocket (no port): `connect()` it once Asterisk made the
         ExternalMedia channel and named its connection."""
-        stream = SttStream(
-            self.stt_url, self.token, call_id, speaker, fmt.rate,
+        stream = SttUplink(
+            self.stt_url, self.token, call_id, speaker, fmt.rate, tasks=self.tasks,
             buffer_seconds=self.buffer_seconds, start_offset=start_offset,
         )
-        tap = WebSocketMediaTap(call_id, speaker, fmt, stream, 0, on_first_audio)
+        tap = WebSocketMediaTap(call_id, speaker, fmt, stream, 0, on_first_audio,
+                                tasks=self.tasks)
         self.taps.add(tap)
         return tap
 

@@ -29,6 +29,7 @@ from coach import logs
 from coach.bus import Bus, BusConfig
 from coach.events import is_call_id
 from coach.settings import Env, SettingsError
+from coach.tasks import TaskSet
 
 log = logging.getLogger("ari.replay")
 
@@ -124,9 +125,10 @@ async def replay(
         raise ValueError(f"invalid call id {call_id!r}")
     own_bus = bus is None
     bus = bus or Bus.connect(settings.redis_url, settings.bus)
+    tasks = TaskSet("ari-replay")
     gateway = MediaGateway(bind="127.0.0.1", base_port=settings.base_port, port_count=1000,
                            stt_url=settings.stt_url, token=settings.relay_token,
-                           buffer_seconds=60)
+                           buffer_seconds=60, tasks=tasks)
     taps: list[MediaTap] = []
     try:
         await bus.publish({
@@ -151,6 +153,7 @@ async def replay(
     finally:
         for tap in taps:
             await gateway.close_tap(tap)
+        await tasks.close(wait=5)
         await bus.publish({"type": "call.ended", "callId": call_id,
                            "endedAt": int(time.time() * 1000), "reason": "replay-finished"})
         if own_bus:

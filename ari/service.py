@@ -3,40 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
-from collections.abc import Iterator
 from typing import Any
 
-import uvicorn
-from prometheus_client import generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from ari.controller import Controller
 from ari.events_ws import EventsConnection, WsState
 from ari.gateway import MediaGateway
 from ari.metrics import Metrics
-from ari.publisher import Publisher
 from ari.rest import AriRest
 from ari.settings import Settings
 from coach.bus import Bus
+from coach.publisher import Publisher
 from coach.redis_server import EmbeddedRedis
+from coach.tasks import TaskSet
+from coach.web import EmbeddedServer, embedded_server, health_app
 
 log = logging.getLogger("ari.service")
 
-
-class EmbeddedServer(uvicorn.Server):
-    """uvicorn inside our loop: the service, not uvicorn, owns the signal handlers."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        """Leave signals alone."""
-        yield
+PUBLISH_CAPACITY = 1000
+"""Events (call.started/answered/ended) held while Redis is away; coach.publisher's policy."""
 
 
 class Service:
@@ -47,37 +35,38 @@ class Service:
         self.bus = bus
         self.serve_http = serve_http
         self.metrics = Metrics()
+        self.tasks = TaskSet("ari", registry=self.metrics.registry)
+        """The service's own tasks: event handling, the publisher, the HTTP server."""
+        self.media_tasks = TaskSet("ari", registry=self.metrics.registry)
+        """The gateway's: STT uplinks and WebSocket media readers (closed with the gateway)."""
         self.rest = AriRest(settings.ari_url, settings.ari_user, settings.ari_pass,
                             workers=settings.rest_workers)
         self.gateway = MediaGateway(
             bind=settings.media_bind, base_port=settings.base_port,
             port_count=settings.port_count, stt_url=settings.stt_url,
             token=settings.relay_token, buffer_seconds=settings.stt_buffer_seconds,
+            tasks=self.media_tasks,
         )
-        self.publisher: Publisher | None = None
+        self.publisher = Publisher(bus, self.tasks, capacity=PUBLISH_CAPACITY)
         self.controller: Controller | None = None
         self.events: EventsConnection | None = None
         self.http: EmbeddedServer | None = None
-        self._tasks: list[asyncio.Task[Any]] = []
+        self._http_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Connect to ARI (in the background, with retries) and start serving."""
         loop = asyncio.get_running_loop()
-        self.publisher = Publisher(self.bus)
+        self.publisher.start()
         self.controller = Controller(self.s, self.rest, self.gateway, self.publisher, self.metrics)
-        self._tasks.append(asyncio.create_task(self.controller.run(), name="ari-controller"))
+        self.tasks.spawn(self.controller.run(), "controller")
         self.events = EventsConnection(
             self.s.ari_url, self.s.ari_app, self.s.ari_user, self.s.ari_pass, loop=loop,
             on_event=self.controller.offer, on_connected=self.controller.on_connected,
         )
         self.events.start()
         if self.serve_http:
-            config = uvicorn.Config(
-                self.app(), host=self.s.http_host, port=self.s.http_port, log_config=None,
-                lifespan="off", access_log=False,
-            )
-            self.http = EmbeddedServer(config)
-            self._tasks.append(asyncio.create_task(self.http.serve(), name="ari-http"))
+            self.http = embedded_server(self.app(), self.s.http_host, self.s.http_port)
+            self._http_task = self.tasks.spawn(self.http.serve(), "http")
 
     async def stop(self) -> None:
         """Graceful stop: stop taking events, detach from calls (they stay up), close all."""
@@ -87,14 +76,12 @@ class Service:
         if self.controller is not None:
             await self.controller.detach()
         await self.gateway.close()
-        if self.publisher is not None:
-            await self.publisher.close()
-        if self.http is not None:
-            self.http.should_exit = True
-        for task in self._tasks:
-            if task.get_name() != "ari-http":
-                task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.media_tasks.close(wait=5)
+        await self.publisher.close()
+        if self.http is not None and self._http_task is not None:
+            self.http.should_exit = True  # uvicorn finishes its responses, then returns
+            await asyncio.gather(self._http_task, return_exceptions=True)
+        await self.tasks.close(wait=5)
         self.rest.close()  # idle by now: joins its worker threads at once
 
     def health(self) -> dict[str, Any]:
@@ -113,14 +100,10 @@ class Service:
 
     def app(self) -> Starlette:
         """GET /health and GET /metrics."""
-        async def health(_: Request) -> Response:
-            body = self.health()
-            return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
+        async def health() -> dict[str, Any]:
+            return self.health()
 
-        async def metrics(_: Request) -> Response:
-            return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-        return Starlette(routes=[Route("/health", health), Route("/metrics", metrics)])
+        return health_app(health, self.metrics.registry)
 
 
 async def serve(settings: Settings) -> None:

@@ -122,5 +122,5 @@ class Settings:
             lang=env.str("CALL_LANG", "es"),
             http_host=env.str("ARI_HTTP_HOST", "0.0.0.0"),
             http_port=env.int("ARI_HTTP_PORT", 7071, min=0, max=65535),
-            log_level=env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
+            log_level=env.log_level(),
         )

@@ -4,8 +4,13 @@ input (`feed`, never blocks) -> bounded deque -> sender task -> WebSocket.
 Overflow policy: the deque holds at most `buffer_seconds` of audio; when STT is down or slower
 than real time the OLDEST audio is dropped (counted in `dropped_bytes`), so that after STT
 comes back the call continues with its most recent speech rather than lagging further behind.
-Reconnection: exponential backoff with jitter; each new socket carries `offset=` (seconds of
-audio sent before it) so STT can keep utterance times relative to the call start.
+Reconnection: `coach.backoff.RECONNECT` (exponential, jittered); each new socket carries
+`offset=` (seconds of audio sent before it) so STT can keep utterance times relative to the
+call start. Its tasks (sender, socket reader) run in the gateway's `TaskSet`: a sender that
+fails unexpectedly is logged with the call id and counted, and the uplink closes itself
+(`error` set, queued audio counted as dropped) while the call goes on.
+
+Not to be confused with `stt.stream.SttStream`, the STT service's side of the same socket.
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ import contextlib
 import enum
 import json
 import logging
-import random
 import socket
 from collections import deque
 from urllib.parse import urlencode
@@ -23,7 +27,9 @@ from urllib.parse import urlencode
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from coach.backoff import RECONNECT, Backoff
 from coach.errors import CoachError
+from coach.tasks import TaskFailure, TaskSet, first_completed
 
 log = logging.getLogger("ari.stt")
 
@@ -64,8 +70,8 @@ def _limit_send_buffer(ws: ClientConnection) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SNDBUF_BYTES)
 
 
-class StreamState(enum.Enum):
-    """State of one STT stream."""
+class UplinkState(enum.Enum):
+    """State of one uplink to STT."""
 
     CONNECTING = "connecting"
     STREAMING = "streaming"
@@ -74,12 +80,12 @@ class StreamState(enum.Enum):
     CLOSED = "closed"
 
 
-class SttStream:
+class SttUplink:
     """Forward PCM16 LE chunks of one (call, speaker) to STT; `close()` sends `{"type":"end"}`."""
 
     def __init__(
         self, stt_url: str, token: str, call_id: str, speaker: str, rate: int, *,
-        buffer_seconds: float = 30.0, backoff_initial: float = 0.2, backoff_max: float = 5.0,
+        tasks: TaskSet, buffer_seconds: float = 30.0, backoff: Backoff = RECONNECT,
         end_timeout: float = 10.0, frame_ms: int = 100, start_offset: float = 0.0,
     ) -> None:
         self.stt_url = stt_url
@@ -88,15 +94,15 @@ class SttStream:
         self.speaker = speaker
         self.rate = rate
         self.max_bytes = int(buffer_seconds * rate) * 2
-        self.backoff_initial = backoff_initial
-        self.backoff_max = backoff_max
+        self.tasks = tasks
+        self.backoff = backoff
         self.end_timeout = end_timeout
         # Audio is sent in frames of about `frame_ms`: 5 RTP packets per WebSocket message
         # cuts the per-message cost (syscalls, wakeups) five-fold for <= 100 ms of latency.
         self.frame_bytes = max(2, rate * frame_ms // 1000 * 2)
         self.frame_seconds = frame_ms / 1000
         self._oldest_at = 0.0
-        self.state = StreamState.CONNECTING
+        self.state = UplinkState.CONNECTING
         self.start_offset = start_offset  # seconds of the call before this stream's first sample
         self.sent_bytes = 0
         self.dropped_bytes = 0
@@ -112,7 +118,8 @@ class SttStream:
         """Set by close() only: cuts a reconnect backoff short (audio must not: while STT is
         down every RTP packet would otherwise trigger a reconnect)."""
         self._closing = False
-        self._task = asyncio.create_task(self._run(), name=f"stt-{call_id}-{speaker}")
+        self._task = tasks.spawn(self._run(), "stt-uplink", call_id=call_id,
+                                 name=f"stt-{call_id}-{speaker}", on_failure=self._failed)
 
     @property
     def queued_bytes(self) -> int:
@@ -143,18 +150,16 @@ class SttStream:
         except (TimeoutError, asyncio.CancelledError):
             log.warning("STT stream did not end in time", extra={"callId": self.call_id,
                                                                  "speaker": self.speaker})
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self.state = StreamState.CLOSED
+            await self.tasks.cancel(self._task)
+        except Exception:  # noqa: BLE001 - the task set logged and counted it (`_failed`)
+            pass
+        self.state = UplinkState.CLOSED
 
     async def abort(self) -> None:
         """Stop at once (service shutdown)."""
         self._closing = True
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self.state = StreamState.CLOSED
+        await self.tasks.cancel(self._task)
+        self.state = UplinkState.CLOSED
 
     def _url(self) -> str:
         query = {"callId": self.call_id, "speaker": self.speaker, "rate": self.rate}
@@ -163,12 +168,18 @@ class SttStream:
             query["offset"] = round(offset, 3)
         return f"{self.stt_url}/stream?{urlencode(query)}"
 
+    def _failed(self, failure: TaskFailure) -> None:
+        # An unexpected error in the sender (a bug, not STT refusing): already logged with the
+        # call id and counted by the task set. Stop this speaker's uplink; the call goes on.
+        self._fail(SttStreamError(f"uplink failed: {failure.error!r}", retryable=False))
+        self.state = UplinkState.CLOSED
+
     async def _run(self) -> None:
-        delay = self.backoff_initial
+        retry = self.backoff.retry()
         while True:
             if self._closing and not self._chunks and self.sent_bytes == 0 and self.connects == 0:
                 break  # nothing was ever said: no need to open a stream just to end it
-            self.state = StreamState.CONNECTING
+            self.state = UplinkState.CONNECTING
             try:
                 async with connect(
                     self._url(),
@@ -179,8 +190,8 @@ class SttStream:
                 ) as ws:
                     self.connects += 1
                     _limit_send_buffer(ws)
-                    delay = self.backoff_initial
-                    self.state = StreamState.STREAMING
+                    retry.reset()
+                    self.state = UplinkState.STREAMING
                     if await self._stream(ws):
                         break
             except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed, SttStreamError) as exc:
@@ -192,10 +203,9 @@ class SttStream:
                             extra={"callId": self.call_id, "speaker": self.speaker})
             if self._closing and not self._chunks:
                 break  # ending and nothing left to say: do not reconnect just for the end
-            self.state = StreamState.BACKOFF
-            await self._sleep_or_close(delay * random.uniform(0.8, 1.2))
-            delay = min(self.backoff_max, delay * 2)
-        self.state = StreamState.CLOSED
+            self.state = UplinkState.BACKOFF
+            await self._sleep_or_close(retry.next())
+        self.state = UplinkState.CLOSED
 
     def _fail(self, error: SttStreamError) -> None:
         # Retrying would be refused the same way: stop, and drop what is queued (counted).
@@ -216,23 +226,20 @@ class SttStream:
 
     async def _stream(self, ws: ClientConnection) -> bool:
         """Send until closing; return True after a clean end."""
-        reader = asyncio.create_task(self._read(ws))
+        reader = self.tasks.spawn(self._read(ws), "stt-reader", call_id=self.call_id)
         try:
             while True:
                 if not self._chunks:
                     if self._closing:
-                        self.state = StreamState.ENDING
+                        self.state = UplinkState.ENDING
                         await ws.send(json.dumps({"type": "end"}))
                         # STT flushes its last utterance then closes; wait for that close.
                         await asyncio.wait_for(asyncio.shield(reader), self.end_timeout)
                         return True
                     self._wakeup.clear()
-                    waiter = asyncio.create_task(self._wakeup.wait())
-                    done, _ = await asyncio.wait(
-                        {waiter, reader}, return_when=asyncio.FIRST_COMPLETED
-                    )
-                    waiter.cancel()
-                    if reader in done:
+                    # Shielded: the race cancels the loser, and the reader must outlive it.
+                    await first_completed(self._wakeup.wait(), asyncio.shield(reader))
+                    if reader.done():
                         raise _closed_error(ws)
                     continue
                 if self._queued < self.frame_bytes and not self._closing:
@@ -250,9 +257,7 @@ class SttStream:
                     raise _closed_error(ws) from None
                 self.sent_bytes += len(frame)
         finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed, TimeoutError):
-                await reader
+            await self.tasks.cancel(reader)
 
     def _take(self, limit: int) -> bytes:
         parts: list[bytes] = []
@@ -272,8 +277,10 @@ class SttStream:
 
     async def _read(self, ws: ClientConnection) -> None:
         # STT also publishes these to the bus; we only count them (and drain the socket).
-        async for _message in ws:
-            self.events_received += 1
+        # A closed socket ends the reader normally: the sender reads why from `ws`.
+        with contextlib.suppress(ConnectionClosed):
+            async for _message in ws:
+                self.events_received += 1
 
 
 def _as_stream_error(exc: Exception) -> SttStreamError:

@@ -8,9 +8,11 @@ import sys
 import warnings
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from ari.gateway import MediaGateway
 from ari.rtp import FORMATS, build
+from coach.tasks import TaskSet
 from tests.ari.conftest import TOKEN
 
 pytestmark = pytest.mark.integration
@@ -18,10 +20,12 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def gateway(stt):
+    tasks = TaskSet("ari", registry=CollectorRegistry())
     gw = MediaGateway(bind="127.0.0.1", base_port=34000 + (id(stt) % 500) * 2, port_count=50,
-                      stt_url=stt.url, token=TOKEN, buffer_seconds=5)
+                      stt_url=stt.url, token=TOKEN, buffer_seconds=5, tasks=tasks)
     yield gw
     await gw.close()
+    await tasks.close()
 
 
 def _sender() -> socket.socket:

@@ -11,6 +11,7 @@ import sys
 import httpx
 import pytest
 
+from fakes.poll import until_async
 from tests.ari.conftest import TOKEN, prompt_pcm, until
 
 pytestmark = pytest.mark.integration
@@ -55,9 +56,7 @@ async def test_process_health_metrics_and_graceful_stop(double, stt, redis_serve
                     return False
                 return health.status_code == 200
 
-            async with asyncio.timeout(20):
-                while not await healthy():  # noqa: ASYNC110 - no readiness signal
-                    await asyncio.sleep(0.1)
+            await until_async(healthy, 20, what="ari's /health")  # no readiness signal
             assert health is not None and health.json()["ari"] == "connected"
 
             double.rtp_speed = 5.0
@@ -70,8 +69,12 @@ async def test_process_health_metrics_and_graceful_stop(double, stt, redis_serve
                 assert proc.stderr is not None
                 print((await proc.stderr.read()).decode()[-5000:])
                 raise
-            metrics = (await http.get("/metrics")).text
-            assert 'ari_calls_total{outcome="bridged"} 1.0' in metrics
+            # The caller's tap streams (held) while the agent rings: bridged comes a little later.
+            async def bridged() -> str | None:
+                text = (await http.get("/metrics")).text
+                return text if 'ari_calls_total{outcome="bridged"} 1.0' in text else None
+
+            metrics = await until_async(bridged, 20, what="the call bridged in /metrics")
             assert "ari_media_taps 2.0" in metrics
 
         proc.send_signal(signal.SIGTERM)
