@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from orchestrator.pii import redact
-from orchestrator.playbook import Playbook, PlaybookStore, Rule
+from orchestrator.playbook import Playbook, Rule
+from orchestrator.playbook_store import PlaybookStore
 from orchestrator.text import word_count
 
 OVERLAP_WINDOW: Final = 12

@@ -36,8 +36,9 @@ from coach.tasks import TaskFailure, TaskSet
 from orchestrator import prom
 from orchestrator.callstate import CallState
 from orchestrator.leases import DONE, Leases
-from orchestrator.llm.client import Completer, Usage
-from orchestrator.playbook import PlaybookStore
+from orchestrator.llm.client import Completer
+from orchestrator.llm.transport import Usage
+from orchestrator.playbook_store import PlaybookStore
 from orchestrator.prompts import tip_messages
 from orchestrator.settings import Settings
 from orchestrator.summary import build_summary

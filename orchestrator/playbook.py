@@ -7,25 +7,19 @@ A rule has a `type`:
 - `required`: `speaker` must say one of `phrases` within the first `within_s` seconds.
 - `silence`: nobody spoke for `min_s` seconds.  `overtalk`: both spoke at once for `min_s`.
 - `pii`: a final of `speaker` contained PII of one of `kinds` (it is redacted anyway).
-Timing rules are evaluated by `callstate.CallState`; this module only parses and matches.
+Timing rules are evaluated by `callstate.CallState`; this module holds the rules and matches
+them. The YAML format is validated in `playbook_schema.py`; `playbook_store.py` keeps the
+playbooks of a folder and re-reads them when they change.
 """
 
 from __future__ import annotations
 
-import logging
 import re
-import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
-import yaml
-
-from coach.events import COACH_KINDS, SEVERITIES, SPEAKERS
 from orchestrator.text import BOUNDARY, fold, tokens
-
-log = logging.getLogger(__name__)
 
 RULE_TYPES: Final = ("phrase", "required", "silence", "overtalk", "pii")
 NEGATION_WINDOW: Final = 5
@@ -36,8 +30,6 @@ CLAUSE_WORDS: Final = frozenset(
 """Conjunctions that end a negation's reach ("no tengo internet y quiero cancelar")."""
 CONDITIONALS: Final = frozenset({"si", "if"})
 """A negator right after these is a condition, not a denial ("si no me lo arreglan, me voy")."""
-RELOAD_CHECK_S: Final = 2.0
-"""How often the store looks at file modification times."""
 
 
 class PlaybookError(ValueError):
@@ -147,168 +139,3 @@ def _find(toks: Sequence[str], phrase: Phrase, start: int = 0) -> int:
         if toks[i] == first and tuple(toks[i : i + n]) == phrase:
             return i
     return -1
-
-
-def _phrases(values: Any, where: str) -> tuple[Phrase, ...]:
-    if values is None:
-        return ()
-    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise PlaybookError(f"{where}: must be a list of strings")
-    out = []
-    for v in values:
-        toks = tuple(t for t in tokens(v) if t != BOUNDARY)
-        if not toks:
-            raise PlaybookError(f"{where}: empty phrase {v!r}")
-        out.append(toks)
-    return tuple(out)
-
-
-def parse_rule(raw: Mapping[str, Any], where: str) -> Rule:
-    """One rule from its YAML mapping; raises PlaybookError naming `where`."""
-    if not isinstance(raw, Mapping):
-        raise PlaybookError(f"{where}: a rule must be a mapping")
-    rule_id = raw.get("id")
-    if not isinstance(rule_id, str) or not rule_id:
-        raise PlaybookError(f"{where}: rule without id")
-    where = f"{where} rule {rule_id}"
-    rtype = raw.get("type", "phrase")
-    if rtype not in RULE_TYPES:
-        raise PlaybookError(f"{where}: type must be one of {', '.join(RULE_TYPES)}")
-    kind = raw.get("kind", "tip")
-    severity = raw.get("severity", "info")
-    speaker = raw.get("speaker")
-    text = raw.get("text")
-    if kind not in COACH_KINDS:
-        raise PlaybookError(f"{where}: kind must be one of {', '.join(COACH_KINDS)}")
-    if severity not in SEVERITIES:
-        raise PlaybookError(f"{where}: severity must be one of {', '.join(SEVERITIES)}")
-    if speaker is not None and speaker not in SPEAKERS:
-        raise PlaybookError(f"{where}: speaker must be one of {', '.join(SPEAKERS)}")
-    if not isinstance(text, str) or not text.strip():
-        raise PlaybookError(f"{where}: text is required")
-    patterns = []
-    for pattern in raw.get("regex") or []:
-        try:
-            patterns.append(re.compile(fold(str(pattern))))
-        except re.error as exc:
-            raise PlaybookError(f"{where}: bad regex {pattern!r}: {exc}") from None
-    phrases = _phrases(raw.get("phrases"), f"{where} phrases")
-    if rtype in ("phrase", "required") and not phrases and not patterns:
-        raise PlaybookError(f"{where}: needs phrases or regex")
-    numbers = {}
-    for name, default in (("cooldown_s", 60.0), ("within_s", 30.0), ("min_s", 10.0)):
-        value = raw.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise PlaybookError(f"{where}: {name} must be a number >= 0")
-        numbers[name] = float(value)
-    return Rule(
-        id=rule_id,
-        type=rtype,
-        kind=kind,
-        severity=severity,
-        text=text.strip(),
-        speaker=speaker,
-        phrases=phrases,
-        patterns=tuple(patterns),
-        unless=_phrases(raw.get("unless"), f"{where} unless"),
-        negatable=bool(raw.get("negatable", True)),
-        kinds=frozenset(str(k) for k in raw.get("kinds") or ()),
-        **numbers,
-    )
-
-
-def parse_playbook(text: str, source: str = "<string>") -> Playbook:
-    """A playbook from YAML text; raises PlaybookError."""
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PlaybookError(f"{source}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict) or not isinstance(raw.get("lang"), str):
-        raise PlaybookError(f"{source}: needs a top-level mapping with `lang`")
-    rules_raw = raw.get("rules")
-    if not isinstance(rules_raw, list) or not rules_raw:
-        raise PlaybookError(f"{source}: `rules` must be a non-empty list")
-    rules = tuple(parse_rule(r, source) for r in rules_raw)
-    ids = [r.id for r in rules]
-    dupes = {i for i in ids if ids.count(i) > 1}
-    if dupes:
-        raise PlaybookError(f"{source}: duplicate rule ids {sorted(dupes)}")
-    negators_raw = raw.get("negators") or []
-    if not isinstance(negators_raw, list) or not all(isinstance(n, str) for n in negators_raw):
-        # YAML reads a bare `no` as false: insist on strings so that mistake is caught.
-        raise PlaybookError(f"{source}: negators must be a list of quoted strings")
-    negators = frozenset(fold(n) for n in negators_raw)
-    return Playbook(
-        lang=raw["lang"],
-        rules=rules,
-        negators=negators,
-        version=str(raw.get("version", 1)),
-        source=source,
-    )
-
-
-@dataclass
-class PlaybookStore:
-    """The playbooks of a folder (`<lang>.yaml`), re-read when a file changes.
-
-    A file that fails to parse is logged and the previous version of that language kept, so
-    a typo in production never switches coaching off.
-    """
-
-    folder: Path
-    default_lang: str = "es"
-    _books: dict[str, Playbook] = field(default_factory=dict)
-    _mtimes: dict[Path, float] = field(default_factory=dict)
-    _checked: float = 0.0
-    errors: dict[str, str] = field(default_factory=dict)
-
-    def load(self) -> None:
-        """Load every playbook now; raises PlaybookError if none is usable (start-up check)."""
-        self.reload(force=True)
-        if not self._books:
-            raise PlaybookError(f"no usable playbook in {self.folder}: {self.errors}")
-        if self.default_lang not in self._books:
-            raise PlaybookError(f"no playbook for the default language {self.default_lang!r}")
-
-    def reload(self, force: bool = False) -> bool:
-        """Re-read changed files (at most every RELOAD_CHECK_S); whether anything changed."""
-        now = time.monotonic()
-        if not force and now - self._checked < RELOAD_CHECK_S:
-            return False
-        self._checked = now
-        changed = False
-        for path in sorted(self.folder.glob("*.yaml")):
-            try:
-                mtime = path.stat().st_mtime
-            except OSError:
-                continue
-            if not force and self._mtimes.get(path) == mtime:
-                continue
-            self._mtimes[path] = mtime
-            try:
-                book = parse_playbook(path.read_text(encoding="utf-8"), str(path))
-            except (PlaybookError, OSError, UnicodeDecodeError) as exc:
-                self.errors[path.stem] = str(exc)
-                log.error(
-                    "playbook not loaded, keeping the previous one", extra={"error": str(exc)}
-                )
-                continue
-            self.errors.pop(path.stem, None)
-            self._books[book.lang] = book
-            changed = True
-            log.info("playbook loaded", extra={"lang": book.lang, "rules": len(book.rules)})
-        return changed
-
-    def get(self, lang: str | None) -> Playbook:
-        """The playbook of a language ("es-MX" → "es"), or the default one."""
-        self.reload()
-        if lang:
-            base = lang.lower().split("-")[0].split("_")[0]
-            if base in self._books:
-                return self._books[base]
-        return self._books[self.default_lang]
-
-    @property
-    def languages(self) -> list[str]:
-        """Loaded languages."""
-        return sorted(self._books)

@@ -20,7 +20,8 @@ from coach.tasks import TaskSet
 from coach.web import embedded_server, health_app
 from orchestrator.engine import Orchestrator
 from orchestrator.llm.thread import LLMThread
-from orchestrator.playbook import PlaybookError, PlaybookStore
+from orchestrator.playbook import PlaybookError
+from orchestrator.playbook_store import PlaybookStore
 from orchestrator.settings import Settings
 
 log = logging.getLogger("orchestrator")

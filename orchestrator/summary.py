@@ -6,8 +6,9 @@ import logging
 from typing import Any, Final
 
 from orchestrator.callstate import CallState
-from orchestrator.llm.client import Completer, Usage
+from orchestrator.llm.client import Completer
 from orchestrator.llm.errors import LLMError
+from orchestrator.llm.transport import Usage
 from orchestrator.prompts import SUMMARY_SCHEMA, InvalidOutput, parse_summary, summary_messages
 from orchestrator.text import tokens
 

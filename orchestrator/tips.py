@@ -19,8 +19,9 @@ from typing import Any
 
 from coach.errors import BusError
 from coach.tasks import TaskFailure, TaskSet
-from orchestrator.llm.client import Completer, Usage
+from orchestrator.llm.client import Completer
 from orchestrator.llm.errors import Failure, LLMError
+from orchestrator.llm.transport import Usage
 from orchestrator.prompts import TIP_SCHEMA, InvalidOutput, parse_tip
 
 log = logging.getLogger(__name__)

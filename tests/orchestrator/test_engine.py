@@ -18,7 +18,7 @@ from fakes.poll import until_async
 from orchestrator.engine import Orchestrator
 from orchestrator.llm.client import Completer
 from orchestrator.llm.thread import LLMThread
-from orchestrator.playbook import PlaybookStore
+from orchestrator.playbook_store import PlaybookStore
 from orchestrator.service import make_app
 from orchestrator.settings import PLAYBOOK_DIR, LLMSettings, Settings
 

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator.callstate import CallState
-from orchestrator.playbook import PlaybookError, PlaybookStore, parse_playbook
+from orchestrator.playbook import PlaybookError
+from orchestrator.playbook_schema import parse_playbook
+from orchestrator.playbook_store import PlaybookStore
 from orchestrator.settings import PLAYBOOK_DIR
 
 pytestmark = pytest.mark.unit

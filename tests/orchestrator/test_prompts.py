@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.callstate import CallState, Utterance
-from orchestrator.playbook import PlaybookStore
+from orchestrator.playbook_store import PlaybookStore
 from orchestrator.prompts import (
     InvalidOutput,
     parse_summary,
