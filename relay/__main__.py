@@ -23,16 +23,16 @@ log = logging.getLogger("relay")
 
 def serve(env: Env) -> int:
     """Run the relay until SIGINT/SIGTERM."""
-    logs.setup("relay", env.str("LOG_LEVEL", "info"))
+    try:
+        level = env.log_level()
+    except SettingsError as exc:
+        return _bad_configuration(exc)  # before logging exists: stderr only
+    logs.setup("relay", level)
     try:
         settings = RelaySettings.from_env(env)
     except SettingsError as exc:
         log.error("bad configuration: %s", exc)
-        print(
-            f"relay: {exc} (see .env.example; `python -m relay secrets` makes dev secrets)",
-            file=sys.stderr,
-        )
-        return 2
+        return _bad_configuration(exc)
     # uvicorn re-raises SIGTERM after its graceful shutdown; exit through Python instead, so
     # `finally` stops the embedded Redis and the exit status is 0.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -58,6 +58,14 @@ def serve(env: Env) -> int:
         if embedded:
             embedded.stop()
     return 0
+
+
+def _bad_configuration(exc: SettingsError) -> int:
+    print(
+        f"relay: {exc} (see .env.example; `python -m relay secrets` makes dev secrets)",
+        file=sys.stderr,
+    )
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from coach.bus import BusConfig
 from coach.settings import Env, SettingsError
@@ -53,19 +54,34 @@ class RelaySettings:
 
     @classmethod
     def from_env(cls, env: Env) -> RelaySettings:
-        """Build from environment variables; a missing or bad one raises SettingsError."""
+        """Build from environment variables; a missing or bad one raises SettingsError. An
+        unset variable takes the field's default above (each default is written once)."""
+        d = _default
         return cls(
             relay_token=env.str("RELAY_TOKEN"),
             auth_secret=env.str("AUTH_SECRET"),
             redis_url=env.optional("REDIS_URL"),
-            host=env.str("RELAY_HOST", "0.0.0.0"),
-            port=env.int("RELAY_PORT", 7070, min=1, max=65535),
+            host=env.str("RELAY_HOST", d("host")),
+            port=env.int("RELAY_PORT", d("port"), min=1, max=65535),
             bus=BusConfig.from_env(env),
-            client_buffer=env.int("RELAY_CLIENT_BUFFER", 2000, min=10, max=1_000_000),
-            max_body_bytes=env.int("RELAY_MAX_BODY_BYTES", 1024 * 1024, min=1024),
-            max_batch=env.int("RELAY_MAX_BATCH", 1000, min=1, max=100_000),
-            ws_close_timeout=env.float("RELAY_WS_CLOSE_TIMEOUT", 10.0, min=0.1),
-            web_dir=Path(env.str("RELAY_WEB_DIR", str(ROOT / "web"))),
-            redis_data_dir=Path(env.str("REDIS_DATA_DIR", str(ROOT / "var" / "redis"))),
-            redis_port=env.int("REDIS_PORT", 6379, min=1, max=65535),
+            client_buffer=env.int("RELAY_CLIENT_BUFFER", d("client_buffer"), min=10, max=1_000_000),
+            max_body_bytes=env.int("RELAY_MAX_BODY_BYTES", d("max_body_bytes"), min=1024),
+            max_batch=env.int("RELAY_MAX_BATCH", d("max_batch"), min=1, max=100_000),
+            ws_close_timeout=env.float("RELAY_WS_CLOSE_TIMEOUT", d("ws_close_timeout"), min=0.1),
+            web_dir=Path(env.str("RELAY_WEB_DIR", str(d("web_dir")))),
+            redis_data_dir=Path(env.str("REDIS_DATA_DIR", str(d("redis_data_dir")))),
+            redis_port=env.int("REDIS_PORT", d("redis_port"), min=1, max=65535),
         )
+
+
+def _default(name: str) -> Any:
+    """The default a `RelaySettings` field declares."""
+    spec = _FIELDS[name]
+    if spec.default is not MISSING:
+        return spec.default
+    if spec.default_factory is not MISSING:
+        return spec.default_factory()
+    raise KeyError(f"RelaySettings.{name} has no default")
+
+
+_FIELDS = {spec.name: spec for spec in fields(RelaySettings)}

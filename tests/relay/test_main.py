@@ -42,6 +42,13 @@ def test_missing_secret_stops_start_up_naming_it(tmp_path) -> None:
     assert "RELAY_TOKEN is not set" in result.stderr
 
 
+def test_bad_log_level_stops_start_up_naming_it(tmp_path) -> None:
+    # No RELAY_TOKEN either: a relay that did not check LOG_LEVEL stops on that instead.
+    result = run([], {**base_env(), "AUTH_SECRET": "s" * 40, "LOG_LEVEL": "loud"}, str(tmp_path))
+    assert result.returncode == 2, result.stderr
+    assert "LOG_LEVEL='loud' must be one of: debug, info, warning, error" in result.stderr
+
+
 def test_token_command_prints_a_verifiable_token(tmp_path) -> None:
     secret = "k" * 40
     result = run(

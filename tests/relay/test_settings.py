@@ -17,6 +17,11 @@ def test_defaults_and_overrides() -> None:
     assert "t" * 20 not in repr(s) and "s" * 40 not in repr(s)
 
 
+def test_unset_variables_take_the_fields_defaults() -> None:
+    s = RelaySettings.from_env(Env(GOOD))
+    assert s == RelaySettings(relay_token="t" * 20, auth_secret="s" * 40, bus=s.bus)
+
+
 @pytest.mark.parametrize(
     ("env", "name"),
     [
