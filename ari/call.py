@@ -14,8 +14,10 @@ from ari.gateway import MediaTap
 LEG_SPEAKERS = {"caller": "customer", "agent": "agent"}
 
 
-class CallState(enum.Enum):
-    """Lifecycle of a call; transitions are checked by `Call.move`."""
+class CallPhase(enum.Enum):
+    """Where a call is in ari's flow; transitions are checked by `Call.move`.
+
+    (Not `orchestrator.callstate.CallState`, the coaching state of a call.)"""
 
     NEW = "new"
     DIALING = "dialing"
@@ -25,11 +27,11 @@ class CallState(enum.Enum):
 
 
 _ALLOWED = {
-    CallState.NEW: {CallState.DIALING, CallState.BRIDGED, CallState.ENDING},
-    CallState.DIALING: {CallState.BRIDGED, CallState.ENDING},
-    CallState.BRIDGED: {CallState.ENDING},
-    CallState.ENDING: {CallState.ENDED},
-    CallState.ENDED: set(),
+    CallPhase.NEW: {CallPhase.DIALING, CallPhase.BRIDGED, CallPhase.ENDING},
+    CallPhase.DIALING: {CallPhase.BRIDGED, CallPhase.ENDING},
+    CallPhase.BRIDGED: {CallPhase.ENDING},
+    CallPhase.ENDING: {CallPhase.ENDED},
+    CallPhase.ENDED: set(),
 }
 
 
@@ -66,28 +68,35 @@ class Tap:
 
 @dataclass(eq=False)
 class Call:
-    """A call handed to the app by `Stasis()`: ids, state, what it created."""
+    """A call handed to the app by `Stasis()`: ids, phase, what it created."""
 
     call_id: str
     caller_channel: str
     caller_number: str
     caller_name: str
     app: str
-    state: CallState = CallState.NEW
+    phase: CallPhase = CallPhase.NEW
     agent_channel: str | None = None
     agent_in_stasis: bool = False
+    agent_ringing: bool = False
+    """Adopted while the agent's originate (from before our restart) still rang: the flow
+    waits for that attempt instead of dialling again."""
     end_reason: str | None = None
+    closing_reason: str | None = None
+    """Set when the flow itself ends the call (agent not reached): the caller's StasisEnd that
+    follows is the flow's doing, and the call ends with this reason, not `caller-hangup`."""
+    continued: bool = False
+    """The caller went back to the dialplan (NO_AGENT_ACTION=continue): not ours to hang up."""
     stasis_start_at: float = 0.0
     started_wall: float = 0.0  # epoch seconds the call started (utterance times count from it)
     taps: dict[str, Tap] = field(default_factory=dict)
     started_published: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
-    def move(self, new: CallState) -> None:
-        """Change state or raise IllegalTransition."""
-        if new not in _ALLOWED[self.state]:
-            raise IllegalTransition(f"call {self.call_id}: {self.state.value} -> {new.value}")
-        self.state = new
+    def move(self, new: CallPhase) -> None:
+        """Change phase or raise IllegalTransition."""
+        if new not in _ALLOWED[self.phase]:
+            raise IllegalTransition(f"call {self.call_id}: {self.phase.value} -> {new.value}")
+        self.phase = new
 
     def rid(self, kind: str) -> str:
         """Id of a resource of this call."""
@@ -101,7 +110,7 @@ class Call:
     @property
     def ended(self) -> bool:
         """Ending or ended: no new resources may be created."""
-        return self.state in (CallState.ENDING, CallState.ENDED)
+        return self.phase in (CallPhase.ENDING, CallPhase.ENDED)
 
 
 def creation_time(chan: Mapping[str, Any]) -> float | None:

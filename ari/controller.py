@@ -24,7 +24,7 @@ from typing import Any, Final, TypeVar
 
 from websockets.exceptions import InvalidHandshake
 
-from ari.call import Call, CallState, Tap, creation_time, parse_resource_id
+from ari.call import Call, CallPhase, Tap, creation_time, parse_resource_id
 from ari.fallback import FallbackCalls, is_fallback
 from ari.gateway import MediaGateway, MediaTap, PortsExhausted, WebSocketMediaTap
 from ari.metrics import Metrics
@@ -119,9 +119,9 @@ class Controller:
     def _teardown_failed(self, call: Call, failure: TaskFailure) -> None:
         # Supervisors must not see a call that never ends: announce the end and forget the
         # call; whatever it left in Asterisk is an orphan the next reconciliation deletes.
-        if call.state is not CallState.ENDED:
+        if call.phase is not CallPhase.ENDED:
             self._publish_ended(call)
-            call.move(CallState.ENDED)
+            call.move(CallPhase.ENDED)
         self._forget(call)
 
     async def run(self) -> None:
@@ -232,8 +232,8 @@ class Controller:
             return
         if cid == call.caller_channel:
             # After a no-agent `continue`, the caller's StasisEnd is the flow's own doing.
-            self.end_call(call, call.extra.get("closing_reason", "caller-hangup"))
-        elif cid == call.agent_channel and call.state is CallState.BRIDGED:
+            self.end_call(call, call.closing_reason or "caller-hangup")
+        elif cid == call.agent_channel and call.phase is CallPhase.BRIDGED:
             self.end_call(call, "agent-hangup")
 
     def _track(self, call: Call) -> None:
@@ -250,13 +250,13 @@ class Controller:
             first: list[Awaitable[Any]] = []
             if channel.get("state") != "Up":
                 first.append(self.ari(self.rest.answer, call.caller_channel))
-            if not adopted or call.state is CallState.NEW:
+            if not adopted or call.phase is CallPhase.NEW:
                 first.append(self._ensure_bridge(call.bridge_id))
             await asyncio.gather(*first)
             if call.ended:
                 return
             self._publish_started(call)
-            if not adopted or call.state is CallState.NEW:
+            if not adopted or call.phase is CallPhase.NEW:
                 await self._connect_agent(call)
                 return
             self.metrics.calls.labels("bridged").inc()
@@ -280,7 +280,7 @@ class Controller:
         taps = [self._spawn_tap(call, "customer", call.caller_channel)]
         try:
             # An adopted call whose agent was already ringing: wait for that attempt.
-            ringing = bool(call.extra.pop("agent_ringing", False))
+            ringing, call.agent_ringing = call.agent_ringing, False
             reason = await self._dial_agent(call, originate=not ringing, taps=taps)
             await ring
             if reason is not None:
@@ -297,7 +297,7 @@ class Controller:
             )
             if call.ended:  # a hangup arrived while the agent was being bridged
                 return
-            call.move(CallState.BRIDGED)
+            call.move(CallPhase.BRIDGED)
             customer = call.taps.get("customer")
             if customer is not None and customer.media is not None:
                 customer.media.held = False
@@ -333,7 +333,7 @@ class Controller:
         agent = call.rid("agent")
         call.agent_channel = agent
         self.by_channel[agent] = call.call_id
-        call.move(CallState.DIALING)
+        call.move(CallPhase.DIALING)
         fut = self._waiter(agent)
         caller_id = f'"{call.caller_name}" <{call.caller_number}>' if call.caller_number else None
         try:
@@ -370,14 +370,14 @@ class Controller:
     async def _no_agent(self, call: Call, reason: str) -> None:
         """Busy/no answer/unreachable: play a message and hang up, or back to the dialplan."""
         log.info("agent not reached: %s", reason, extra={"callId": call.call_id})
-        call.extra["closing_reason"] = reason
+        call.closing_reason = reason
         self.metrics.calls.labels(reason).inc()
         await self.delete(self.rest.delete_bridge, call.bridge_id)
         with contextlib.suppress(AriError):
             await self.ari(self._stop_ring, call.caller_channel)
         try:
             if self.s.no_agent_action == "continue":
-                call.extra["continued"] = True
+                call.continued = True
                 await self.ari(self.rest.continue_in_dialplan, call.caller_channel)
             elif self.s.no_agent_sound:
                 await self._play(call, self.s.no_agent_sound)
@@ -444,7 +444,7 @@ class Controller:
             self.metrics.taps.set(len(self.gateway.taps))
             # The caller's tap opens while the agent rings; what the caller says before the
             # agent is connected is not the conversation (and not the agent's to see).
-            tap.media.held = speaker == "customer" and call.state is not CallState.BRIDGED
+            tap.media.held = speaker == "customer" and call.phase is not CallPhase.BRIDGED
             if call.ended:
                 return
             waits = [self._waiter(tap.external_id)]
@@ -501,7 +501,7 @@ class Controller:
         """Start tearing the call down (idempotent); returns the teardown task."""
         if call.call_id in self._endings:
             return self._endings[call.call_id]
-        call.move(CallState.ENDING)
+        call.move(CallPhase.ENDING)
         call.end_reason = reason
         for rid in [call.agent_channel, *(t.external_id for t in call.taps.values()),
                     *(t.snoop_id for t in call.taps.values())]:
@@ -526,10 +526,10 @@ class Controller:
         await self.delete(self.rest.delete_bridge, call.bridge_id)
         if call.agent_channel:
             await self.delete(self.rest.hangup, call.agent_channel)
-        if not call.extra.get("continued"):
+        if not call.continued:
             await self.delete(self.rest.hangup, call.caller_channel)
         self._publish_ended(call)
-        call.move(CallState.ENDED)
+        call.move(CallPhase.ENDED)
         self.metrics.calls.labels("ended").inc()
         self._forget(call)
         log.info("call ended: %s", call.end_reason, extra={"callId": call.call_id})
@@ -646,7 +646,7 @@ class Controller:
                     continue
                 if call.caller_channel not in live:
                     self.end_call(call, "caller-hangup")
-                elif (call.state is CallState.BRIDGED and call.agent_channel
+                elif (call.phase is CallPhase.BRIDGED and call.agent_channel
                       and call.agent_channel not in live):
                     self.end_call(call, "agent-hangup")
             adopted: list[tuple[Call, dict[str, Any]]] = []
@@ -691,12 +691,12 @@ class Controller:
         if agent in live and _in_app(live[agent], self.s.ari_app) and call.bridge_id in bridges:
             call.agent_channel = agent
             call.agent_in_stasis = True
-            call.move(CallState.BRIDGED)
+            call.move(CallPhase.BRIDGED)
             self.by_channel[agent] = call.call_id
         elif agent in live:
-            call.extra["agent_ringing"] = True  # originated before our restart: await it
+            call.agent_ringing = True  # originated before our restart: await it
         self._track(call)
-        log.info("adopted call in %s", call.state.value, extra={"callId": call.call_id})
+        log.info("adopted call in %s", call.phase.value, extra={"callId": call.call_id})
         return call
 
     async def _active(self) -> dict[str, dict[str, Any]]:

@@ -39,18 +39,18 @@ FATAL_HTTP_STATUS = frozenset({400, 401, 403, 404})
 """Handshake refusals that reconnecting cannot cure."""
 
 
-class SttStreamError(CoachError):
+class UplinkError(CoachError):
     """STT ended or refused the stream; `retryable` says whether a new socket can help."""
 
 
-def _close_error(code: int | None, reason: str | None = None) -> SttStreamError:
-    return SttStreamError(
+def _close_error(code: int | None, reason: str | None = None) -> UplinkError:
+    return UplinkError(
         f"STT closed the stream: {code} {reason or ''}".strip(),
         retryable=code not in FATAL_CLOSE_CODES,
     )
 
 
-def _closed_error(ws: ClientConnection) -> SttStreamError:
+def _closed_error(ws: ClientConnection) -> UplinkError:
     return _close_error(ws.close_code, ws.close_reason)
 
 MAX_FRAME_BYTES = 6400
@@ -108,7 +108,7 @@ class SttUplink:
         self.dropped_bytes = 0
         self.connects = 0
         self.events_received = 0
-        self.error: SttStreamError | None = None
+        self.error: UplinkError | None = None
         """Set when STT refused the stream for good (the stream is then CLOSED)."""
         self._chunks: deque[bytes] = deque()
         self._queued = 0
@@ -171,7 +171,7 @@ class SttUplink:
     def _failed(self, failure: TaskFailure) -> None:
         # An unexpected error in the sender (a bug, not STT refusing): already logged with the
         # call id and counted by the task set. Stop this speaker's uplink; the call goes on.
-        self._fail(SttStreamError(f"uplink failed: {failure.error!r}", retryable=False))
+        self._fail(UplinkError(f"uplink failed: {failure.error!r}", retryable=False))
         self.state = UplinkState.CLOSED
 
     async def _run(self) -> None:
@@ -194,7 +194,7 @@ class SttUplink:
                     self.state = UplinkState.STREAMING
                     if await self._stream(ws):
                         break
-            except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed, SttStreamError) as exc:
+            except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed, UplinkError) as exc:
                 error = _as_stream_error(exc)
                 if not error.retryable:
                     self._fail(error)
@@ -207,7 +207,7 @@ class SttUplink:
             await self._sleep_or_close(retry.next())
         self.state = UplinkState.CLOSED
 
-    def _fail(self, error: SttStreamError) -> None:
+    def _fail(self, error: UplinkError) -> None:
         # Retrying would be refused the same way: stop, and drop what is queued (counted).
         self.error = error
         self._closing = True
@@ -283,15 +283,15 @@ class SttUplink:
                 self.events_received += 1
 
 
-def _as_stream_error(exc: Exception) -> SttStreamError:
+def _as_stream_error(exc: Exception) -> UplinkError:
     """Classify a connection failure: only refusals retrying cannot cure are fatal."""
-    if isinstance(exc, SttStreamError):
+    if isinstance(exc, UplinkError):
         return exc
     if isinstance(exc, InvalidStatus):
         status = exc.response.status_code
-        return SttStreamError(f"STT refused the handshake: HTTP {status}",
+        return UplinkError(f"STT refused the handshake: HTTP {status}",
                               retryable=status not in FATAL_HTTP_STATUS)
     if isinstance(exc, ConnectionClosed):
         rcvd = exc.rcvd
         return _close_error(rcvd.code, rcvd.reason) if rcvd else _close_error(None)
-    return SttStreamError(f"{type(exc).__name__}: {exc}", retryable=True)
+    return UplinkError(f"{type(exc).__name__}: {exc}", retryable=True)
