@@ -171,12 +171,12 @@ class Call:
             "type": "summary",
             "callId": self.id,
             "text": "La clienta quería dar de baja la fibra por la subida de precio; se le aplicó un descuento y se queda.",
-            "disposition": "retenido",
+            "disposition": "retained",
             "actionItems": [
                 "Aplicar descuento del 20 % durante 12 meses",
                 "Enviar confirmación por correo",
             ],
-            "sentiment": "positivo",
+            "sentiment": "positive",
         }
 
     def ended(self) -> dict[str, Any]:

@@ -45,8 +45,13 @@ async def test_console_follows_a_call_live(page, relay, bus) -> None:
     await expect(bubble.locator(".text")).to_have_text(final_text)
     await expect(bubble).to_have_attribute("data-marker", "same-node")  # replaced in place
     await expect(page.locator('.bubble[data-utt="c1"]')).to_have_count(1)
-    # A stale partial arriving after the final does not undo it.
-    await publish(bus, call.partial("c1", "customer", "Hola", 5.0))
+    # A stale partial arriving after the final does not undo it: once the page has taken it
+    # (the feed's last id is the partial's), the bubble still holds the final.
+    stale = await bus.publish(call.partial("c1", "customer", "Hola", 5.0))
+    await page.wait_for_function("id => window.coachFeed.lastId === id", arg=stale["id"])
+    assert await bubble.get_attribute("class") == "bubble customer final"
+    assert await bubble.locator(".text").inner_text() == final_text
+    assert await bubble.get_attribute("data-marker") == "same-node"
 
     threat = "Bueno, no sé, si no me lo arreglan voy a poner una reclamación."
     await publish(
@@ -103,14 +108,17 @@ async def test_console_follows_a_call_live(page, relay, bus) -> None:
     await publish(bus, call.summary())
     summary = page.locator(".summary")
     await expect(summary).to_contain_text("descuento y se queda")
-    await expect(summary.locator(".disposition")).to_have_text("retenido")
+    # Enums of the contract, shown in the reader's language.
+    await expect(summary.locator(".disposition")).to_have_text("Cliente retenido")
+    await expect(summary.locator(".disposition")).to_have_attribute("data-value", "retained")
+    await expect(summary.locator(".sentiment")).to_have_text("Positivo")
     await expect(summary.locator(".sentiment")).to_have_class(re.compile(r"\bpos\b"))
     await expect(summary.locator(".actions li")).to_have_count(2)
     await page.screenshot(path=shot("console-ended"))
 
     # After a reload with no call in progress, the last call and its summary are still there.
     await page.reload()
-    await expect(page.locator(".summary .disposition")).to_have_text("retenido")
+    await expect(page.locator(".summary .disposition")).to_have_text("Cliente retenido")
     await expect(page.locator(".bubble")).to_have_count(4)
 
     # The next call takes over the console.

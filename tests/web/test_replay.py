@@ -103,15 +103,20 @@ def demo_events(call_id: str) -> list[list[dict[str, Any]]]:
         batches.append(batch)
     batches.append(
         [
-            {**base, "type": "call.ended", "endedAt": started_at + 50_000, "reason": "caller-hangup"},
+            {
+                **base,
+                "type": "call.ended",
+                "endedAt": started_at + 50_000,
+                "reason": "caller-hangup",
+            },
             {
                 **base,
                 "type": "summary",
                 "text": "La clienta pidió la baja de la fibra por la subida de la factura. Se le ofreció "
                 "un 20 % de descuento durante 12 meses y decidió quedarse.",
-                "disposition": "retenida",
+                "disposition": "retained",
                 "actionItems": ["Aplicar el descuento hoy", "Enviar la confirmación por correo"],
-                "sentiment": "positivo",
+                "sentiment": "positive",
             },
         ]
     )
@@ -163,7 +168,7 @@ async def test_demo_call_replayed_through_post_event(browser, relay) -> None:
 
         r = await http.post("/event", json=batches[-1])
         assert r.status_code == 200, r.text
-    await expect(agent.locator(".summary .disposition")).to_have_text("retenida")
+    await expect(agent.locator(".summary .disposition")).to_have_text("Cliente retenido")
     await expect(agent.locator(".call-head .timer")).to_have_text("0:50")
     await expect(wall.locator(".detail .summary")).to_contain_text("decidió quedarse")
     await expect(wall.locator(f'.tile[data-call="{call_id}"]')).to_have_class(

@@ -15,6 +15,15 @@ function speakerKey(speaker) {
   return speaker === "agent" || speaker === "customer" ? speaker : "mix";
 }
 
+/** An enum value of an event in the reader's language (`disposition.retained`); a value
+ * this console has no label for is shown as sent. */
+function enumLabel(group, value) {
+  if (!value) return "—";
+  const key = `${group}.${value}`;
+  const text = t(key);
+  return text === key ? String(value) : text;
+}
+
 function sentimentClass(value) {
   const s = String(value || "").toLowerCase();
   if (/neg|insatisf|angry|enfad/.test(s)) return "neg";
@@ -495,13 +504,21 @@ export class CallView {
           "div",
           {},
           h("dt", { text: t("summary.disposition") }),
-          h("dd", { class: "badge disposition", text: s.disposition || "—" }),
+          h("dd", {
+            class: "badge disposition",
+            dataset: { value: s.disposition || "" },
+            text: enumLabel("disposition", s.disposition),
+          }),
         ),
         h(
           "div",
           {},
           h("dt", { text: t("summary.sentiment") }),
-          h("dd", { class: `badge sentiment ${sentimentClass(s.sentiment)}`, text: s.sentiment || "—" }),
+          h("dd", {
+            class: `badge sentiment ${sentimentClass(s.sentiment)}`,
+            dataset: { value: s.sentiment || "" },
+            text: enumLabel("sentiment", s.sentiment),
+          }),
         ),
       ),
       h("p", { class: "summary-text", text: s.text || "" }),
