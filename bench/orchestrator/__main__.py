@@ -29,6 +29,7 @@ import httpx
 
 from coach.bus import Bus, BusConfig
 from coach.redis_server import EmbeddedRedis, free_port
+from coach.tasks import TaskSet
 
 CUSTOMER = [
     "Buenos días, llamo por un problema con mi factura de este mes.",
@@ -243,7 +244,8 @@ async def phase_rules(redis_url: str, calls: int, turns: int, gap: float) -> Non
         t0 = time.monotonic()
         cpu0 = orch.cpu_s()
         stop, pings = asyncio.Event(), list[float]()
-        probe = asyncio.create_task(probe_redis(bus, stop, pings))
+        tasks = TaskSet("bench")
+        probe = tasks.spawn(probe_redis(bus, stop, pings), "redis-probe")
         await asyncio.gather(
             *(run_call(bus, cid, turns, gap, random.Random(rng.random())) for cid in ids)
         )
@@ -318,7 +320,7 @@ def start_fake_llm() -> tuple[subprocess.Popen[str], str]:
         [
             sys.executable,
             "-m",
-            "tests.orchestrator.fake_llm",
+            "fakes.fake_llm",
             "--port",
             str(free_port()),
             "--latency",

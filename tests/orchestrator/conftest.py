@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from fakes.fake_llm import API_KEY, FakeLLM
 from orchestrator.settings import LLMSettings
-from tests.orchestrator.fake_llm import API_KEY, FakeLLM
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 
 from coach.backoff import BUS, Backoff
 from coach.bus import Bus
-from fakes.poll import until_async
+from fakes.poll import until, until_async
 from orchestrator.engine import Orchestrator
 from orchestrator.llm.client import Completer
 from orchestrator.llm.thread import LLMThread
@@ -290,7 +290,11 @@ async def test_llm_tips_and_summary_and_a_hanging_call_stalls_no_one(
     bus: Bus, fake_llm, llm_settings: LLMSettings
 ):
     fake_llm.on("colgado", "hang")
-    llm = LLMThread(dataclasses.replace(llm_settings, tip_deadline_s=2.0, max_attempts=1))
+    # The slow call's request hangs for the whole test (no timeout ends it before the stop).
+    patient = dataclasses.replace(
+        llm_settings, tip_deadline_s=60.0, read_timeout_s=60.0, max_attempts=1
+    )
+    llm = LLMThread(patient)
     engine = await start_engine(bus, llm=llm)
     try:
         slow = CallScript(bus, "call-hang")
@@ -298,10 +302,10 @@ async def test_llm_tips_and_summary_and_a_hanging_call_stalls_no_one(
         await slow.start()
         await fast.start()
         await slow.say("customer", 1.0, 3.0, "El router está colgado otra vez.")
-        t0 = time.monotonic()
+        await until(lambda: fake_llm.hanging == 1, what="the slow call's request hanging")
         uid = await fast.say("customer", 1.0, 3.0, "Tengo una duda con la factura.")
-        tips = await wait_for(lambda: _llm_tips(bus, fast.call_id), within=5)
-        assert time.monotonic() - t0 < 1.5  # not stuck behind the hanging call
+        tips = await wait_for(lambda: _llm_tips(bus, fast.call_id))
+        assert fake_llm.hanging == 1  # the tip came while the other call's request hangs
         assert tips[0]["refs"] == [uid] and tips[0]["model"] == "fake/primary"
         await fast.end()
         summary = (await wait_for(lambda: events(bus, fast.call_id, "summary")))[0]

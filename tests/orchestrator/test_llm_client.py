@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
+import threading
 
 import httpx
 import pytest
 
+from coach.tasks import TaskSet
+from fakes.fake_llm import FakeLLM
+from fakes.poll import until
 from orchestrator.llm.breaker import BreakerState
 from orchestrator.llm.client import LLMClient
 from orchestrator.llm.errors import Failure, LLMError, parse_retry_after
 from orchestrator.prompts import TIP_SCHEMA, parse_tip
 from orchestrator.settings import LLMSettings
-from tests.orchestrator.fake_llm import FakeLLM
 
 pytestmark = pytest.mark.integration
 
@@ -27,9 +29,24 @@ async def ask(client: LLMClient, content: str = "CLIENTE: hola", **kw):
     )
 
 
+class Waits:
+    """The client's waits between attempts, recorded instead of slept."""
+
+    def __init__(self) -> None:
+        self.seen: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.seen.append(seconds)
+
+
 @pytest.fixture
-async def client(llm_settings: LLMSettings):
-    c = LLMClient(llm_settings)
+def waits() -> Waits:
+    return Waits()
+
+
+@pytest.fixture
+async def client(llm_settings: LLMSettings, waits: Waits):
+    c = LLMClient(llm_settings, pause=waits)
     yield c
     await c.aclose()
 
@@ -48,24 +65,35 @@ async def test_streams_sse_with_keepalives_and_accounts_usage(client, fake_llm: 
     assert client.stats.usage.cost == pytest.approx(0.00042)
 
 
-async def test_429_honours_retry_after(client, fake_llm: FakeLLM):
-    fake_llm.push("429", retry_after="1")
-    t0 = time.monotonic()
+async def test_429_honours_retry_after(client, fake_llm: FakeLLM, waits: Waits):
+    fake_llm.push("429", retry_after="1.7")
     done = await ask(client)
     assert parse_tip(done.text) is not None
-    reqs = fake_llm.seen()
-    assert len(reqs) == 2
-    assert reqs[1].at - reqs[0].at >= 0.95  # waited as told, not the short default backoff
-    assert time.monotonic() - t0 < 2.5
+    assert len(fake_llm.seen()) == 2 and client.stats.outcomes[Failure.RATE_LIMIT.value] == 1
+    assert waits.seen == [1.7]  # waited as told, not the short default backoff
 
 
-async def test_retry_after_beyond_deadline_gives_up_at_once(client, fake_llm: FakeLLM):
+async def test_other_retries_wait_the_shared_backoff(client, fake_llm: FakeLLM, waits: Waits):
+    fake_llm.push("503", "503")
+    await ask(client)
+    assert len(fake_llm.seen()) == 3
+    policy = client.backoff  # coach.backoff.LLM: jittered, doubling
+    lo, hi = 1 - policy.jitter, 1 + policy.jitter
+    assert len(waits.seen) == 2
+    assert policy.initial * lo <= waits.seen[0] <= policy.initial * hi
+    assert 2 * policy.initial * lo <= waits.seen[1] <= 2 * policy.initial * hi
+
+
+async def test_retry_after_beyond_deadline_gives_up_at_once(
+    client, fake_llm: FakeLLM, waits: Waits
+):
     fake_llm.push("429", "429", "429", "429", "429", "429", retry_after="30")
-    t0 = time.monotonic()
     with pytest.raises(LLMError) as err:
         await ask(client)
     assert err.value.failure is Failure.RATE_LIMIT
-    assert time.monotonic() - t0 < 1.0  # did not sleep 30 s against a 3 s deadline
+    # One try per model, and no 30 s wait against a 3 s deadline.
+    assert [r.body["model"] for r in fake_llm.seen()] == ["fake/primary", "fake/fallback"]
+    assert waits.seen == []
 
 
 @pytest.mark.parametrize("status,failure", [("402", Failure.CREDITS), ("401", Failure.AUTH)])
@@ -164,21 +192,26 @@ async def test_non_streaming_answer_is_accepted(client, fake_llm):
     assert parse_tip(done.text) is not None and done.usage.prompt_tokens == 50
 
 
-async def test_hang_times_out_within_deadline_and_others_do_not_stall(client, fake_llm):
+async def test_hang_times_out_at_the_deadline_and_others_do_not_stall(llm_settings, fake_llm):
     fake_llm.on("HANG", "hang")
-    t0 = time.monotonic()
-    hung = asyncio.create_task(ask(client, "CLIENTE: HANG", deadline_s=2.0))
-    await asyncio.sleep(0.1)
-    quick = []
-    for i in range(5):
-        t = time.monotonic()
-        await ask(client, f"CLIENTE: other call {i}")
-        quick.append(time.monotonic() - t)
-    assert max(quick) < 0.5  # served while the other request hangs
-    with pytest.raises(LLMError) as err:
-        await hung
-    assert err.value.failure is Failure.TIMEOUT
-    assert time.monotonic() - t0 < 2.5
+    # No read timeout within the test: only the overall deadline can end the hanging request.
+    c = LLMClient(dataclasses.replace(llm_settings, read_timeout_s=60.0))
+    tasks = TaskSet("test")
+    try:
+        hung = tasks.spawn(ask(c, "CLIENTE: HANG", deadline_s=3.0), "hung")
+        await until(lambda: fake_llm.hanging == 1, what="the request hanging at the server")
+        for i in range(5):
+            done = await ask(c, f"CLIENTE: other call {i}")
+            assert parse_tip(done.text) is not None
+        assert not hung.done() and fake_llm.hanging == 1  # served while the other one hangs
+        with pytest.raises(LLMError) as err:
+            await asyncio.wait_for(hung, 20)  # a bound for a broken deadline, not a measure
+        assert err.value.failure is Failure.TIMEOUT and "overall deadline" in str(err.value)
+        await until(lambda: fake_llm.aborted == 1, what="the hanging request abandoned")
+        assert c.in_flight == 0
+    finally:
+        await tasks.close()
+        await c.aclose()
 
 
 async def test_hang_mid_stream_is_a_read_timeout(client, fake_llm):
@@ -205,11 +238,20 @@ async def test_breaker_opens_after_repeated_failures(llm_settings, fake_llm):
 
 
 async def test_global_concurrency_cap(llm_settings, fake_llm):
-    fake_llm.latency_s = 0.3
-    c = LLMClient(dataclasses.replace(llm_settings, max_concurrency=2))
-    await asyncio.gather(*(ask(c, f"CLIENTE: call {i}") for i in range(6)))
-    assert fake_llm.max_active == 2
-    await c.aclose()
+    fake_llm.hold = threading.Event()  # streams wait (sending keep-alives) until released
+    c = LLMClient(dataclasses.replace(llm_settings, max_concurrency=2, read_timeout_s=60.0))
+    tasks = TaskSet("test")
+    try:
+        asks = [tasks.spawn(ask(c, f"CLIENTE: call {i}"), "ask") for i in range(6)]
+        await until(lambda: fake_llm.active == 2 and c.in_flight == 2, what="two streams")
+        # Four wait for a slot: none of them reached the server.
+        assert len(fake_llm.seen()) == 2
+        fake_llm.hold.set()
+        await asyncio.gather(*asks)
+        assert fake_llm.max_active == 2 and len(fake_llm.seen()) == 6
+    finally:
+        await tasks.close()
+        await c.aclose()
 
 
 async def test_connection_refused_is_retryable_connect_failure(llm_settings):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import httpx
 import pytest
 
 from coach.redis_server import free_port
+from fakes.poll import until_sync
 from orchestrator.callstate import Utterance
 from orchestrator.llm.client import LLMClient
 from orchestrator.prompts import TIP_SCHEMA, parse_tip, tip_messages
@@ -64,17 +64,16 @@ def llama_server() -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}/v1"
+
+    def up() -> bool:
+        assert proc.poll() is None, "llama.cpp server exited"
+        try:
+            return httpx.get(f"{url}/models", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, "llama.cpp server exited"
-            try:
-                if httpx.get(f"{url}/models", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "llama.cpp server did not start"
-            time.sleep(0.2)
+        until_sync(up, 120, what="the llama.cpp server answering", interval=0.2)
         yield url
     finally:
         proc.terminate()

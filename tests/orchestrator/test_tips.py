@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
+import threading
+from dataclasses import replace
 
 import pytest
 
+from fakes.poll import until
 from orchestrator.llm.client import LLMClient
 from orchestrator.tips import TipRequest, TipScheduler
 
@@ -18,57 +19,81 @@ def req(text: str, ref: str) -> TipRequest:
 
 
 async def settle(tips: TipScheduler) -> None:
-    for _ in range(500):
-        if tips.in_flight() == 0:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("tip workers still running")
+    await until(lambda: tips.in_flight() == 0, what="tip workers to finish")
+
+
+class FakeTime:
+    """The scheduler's clock: moves only when the scheduler waits (it records each wait)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.waits: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def pause(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
 
 
 async def test_newest_context_supersedes_and_min_interval(llm_settings, fake_llm):
-    fake_llm.latency_s = 0.2
     client = LLMClient(llm_settings)
     published: list[dict[str, object]] = []
 
     async def publish(event):
         published.append(event)
 
-    tips = TipScheduler(client, publish, debounce_s=0.05, min_interval_s=0.6)
+    fake_time = FakeTime()
+    tips = TipScheduler(
+        client,
+        publish,
+        debounce_s=0.05,
+        min_interval_s=0.6,
+        clock=fake_time.clock,
+        pause=fake_time.pause,
+    )
     for i in range(5):  # a burst of finals within the debounce window
         tips.request("c1", req(f"c1 turn {i}", f"u{i}"))
     await settle(tips)
     sent = fake_llm.seen("c1 turn")
     assert len(sent) == 1 and "c1 turn 4" in sent[0].text  # one request, newest context
     assert published[0]["refs"] == ["u0", "u1", "u2", "u3", "u4"]
+    assert fake_time.waits == [pytest.approx(0.05)]  # the debounce
 
+    fake_time.now += 0.2  # the next final comes 0.2 s after the first request
     tips.request("c1", req("c1 turn 5", "u5"))
     await settle(tips)
     sent = fake_llm.seen("c1 turn")
-    assert len(sent) == 2 and sent[1].at - sent[0].at >= 0.55  # min interval per call
+    assert len(sent) == 2 and "c1 turn 5" in sent[1].text
+    # Waited for the rest of the call's min interval (0.6 - 0.2), not just the debounce.
+    assert fake_time.waits[1:] == [pytest.approx(0.4)]
     await client.aclose()
 
 
 async def test_calls_do_not_wait_for_each_other(llm_settings, fake_llm):
-    fake_llm.latency_s = 0.4
     fake_llm.on("slowcall", "hang")
-    client = LLMClient(llm_settings)
-    got: dict[str, float] = {}
-    t0 = time.monotonic()
+    fake_llm.hold = threading.Event()
+    # Timeouts beyond the test: the slow request hangs (and holds its slot) throughout.
+    client = LLMClient(replace(llm_settings, read_timeout_s=60.0, tip_deadline_s=60.0))
+    got: set[str] = set()
 
     async def publish(event):
-        got[event["callId"]] = time.monotonic() - t0
+        got.add(event["callId"])
 
     tips = TipScheduler(client, publish, debounce_s=0.0)
     tips.request("slow", req("slowcall", "s1"))
+    await until(lambda: fake_llm.hanging == 1, what="the slow call's request hanging")
     for i in range(20):
         tips.request(f"c{i}", req(f"call {i}", f"u{i}"))
-
-    for _ in range(300):
-        if len(got) == 20:
-            break
-        await asyncio.sleep(0.01)
-    assert len(got) == 20 and "slow" not in got
-    assert max(got.values()) < 1.5  # 20 calls x 0.4 s served side by side, not in a queue
+    # Side by side, not in a queue: every slot of the client's cap not held by the hanging
+    # request streams at once (a queue would show one at a time and never get here).
+    side_by_side = llm_settings.max_concurrency - 1
+    await until(lambda: fake_llm.active == side_by_side, what="streams running side by side")
+    fake_llm.hold.set()
+    await until(lambda: len(got) == 20, what="a tip for every call")
+    assert "slow" not in got and fake_llm.hanging == 1  # served while the slow one hangs
+    assert fake_llm.max_active == side_by_side
     await tips.finish("slow")  # call ended: its hanging request is cancelled
     await tips.close()
     await client.aclose()

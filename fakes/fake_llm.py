@@ -5,12 +5,20 @@ a usage chunk (with `cost`) at the end, `data: [DONE]`; after a 200 a failure ar
 with `error` and `finish_reason: "error"`. Faults are queued (`push`) or tied to a marker string
 found in the request (`on`), so one test call can misbehave while the others do not.
 Runs uvicorn in its own thread and event loop, so a hanging reply never blocks the client's loop.
+
+What tests wait on instead of sleeping: `hanging` (requests held by a `hang` fault right now),
+`aborted` (hung requests whose client went away: the cancellation reached the socket), `active`
+and `max_active` (streams in progress), and `hold` (an event that keeps every stream at its
+first keep-alive until set, so a test can see how many run side by side).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import itertools
 import json
+import signal
 import threading
 import time
 from collections import deque
@@ -25,6 +33,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from coach.redis_server import free_port
+from coach.tasks import first_completed
 
 API_KEY = "test-key"
 FAULTS = (
@@ -88,6 +97,12 @@ class FakeLLM:
     markers: dict[str, deque[Fault]] = field(default_factory=dict)
     active: int = 0
     max_active: int = 0
+    hanging: int = 0
+    """Requests held by a `hang` fault right now."""
+    aborted: int = 0
+    """Hung requests whose client disconnected (cancelled, or timed out) before the release."""
+    hold: threading.Event | None = None
+    """If set to an unset event, streams send keep-alives after their first one until it is set."""
     port: int = field(default_factory=free_port)
 
     def __post_init__(self) -> None:
@@ -95,6 +110,33 @@ class FakeLLM:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.release = threading.Event()  # set to end all hangs
+
+    async def _until(self, event: threading.Event) -> str:
+        """Wait (on the server's loop, no thread held) until `event` is set."""
+        while not event.is_set():  # noqa: ASYNC110 - a threading.Event, set by other threads
+            await asyncio.sleep(0.01)
+        return "released"
+
+    @staticmethod
+    async def _disconnected(request: Request) -> str:
+        """Return once the client has gone away (the body is already read)."""
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        return "gone"
+
+    async def _hang(self, request: Request) -> Response:
+        with self._lock:
+            self.hanging += 1
+        try:
+            done = await first_completed(self._until(self.release), self._disconnected(request))
+        finally:
+            with self._lock:
+                self.hanging -= 1
+        if any(not f.cancelled() and f.result() == "gone" for f in done):
+            with self._lock:
+                self.aborted += 1
+            return Response(status_code=499)
+        return JSONResponse({"error": "released"}, status_code=500)
 
     @property
     def url(self) -> str:
@@ -186,8 +228,7 @@ class FakeLLM:
                 status_code=500,
             )
         if kind == "hang":
-            await asyncio.to_thread(self.release.wait, 60)
-            return JSONResponse({"error": "released"}, status_code=500)
+            return await self._hang(request)
         content = fault.content if fault.content is not None else self.reply(body)
         if kind == "bad_content":
             content = content[: len(content) // 2]  # truncated JSON: invalid
@@ -216,11 +257,14 @@ class FakeLLM:
             self.max_active = max(self.max_active, self.active)
         try:
             n = max(1, self.keepalives)
-            for _ in range(n):
+            for i in range(n):
                 yield ": OPENROUTER PROCESSING\n\n"
+                while i == 0 and self.hold is not None and not self.hold.is_set():
+                    await asyncio.sleep(0.05)  # held: keep-alives, as OpenRouter sends them
+                    yield ": OPENROUTER PROCESSING\n\n"
                 await asyncio.sleep(self.latency_s / n)
             if kind == "hang_stream":
-                await asyncio.to_thread(self.release.wait, 60)
+                await self._until(self.release)
                 return
             model = body.get("model") or self.model
             third = max(1, len(content) // 3)
@@ -313,11 +357,7 @@ class FakeLLM:
 
 
 def main() -> None:
-    """`python -m tests.orchestrator.fake_llm --port P --latency S [--hang MARKER] [--vary]`."""
-    import argparse
-    import itertools
-    import signal
-
+    """`python -m fakes.fake_llm --port P --latency S [--hang MARKER] [--vary]`."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--latency", type=float, default=0.5)
