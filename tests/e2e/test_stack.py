@@ -17,6 +17,7 @@ import pytest
 import websockets
 
 from coach.redis_server import EmbeddedRedis, free_port
+from coach.tasks import TaskSet
 from stt.wer import wer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -107,9 +108,10 @@ async def replay(stack: dict[str, Any], wav: Path, call_id: str, agent: str) -> 
 
 
 async def collect(
-    stack: dict[str, Any], call_ids: set[str], timeout: float
+    stack: dict[str, Any], call_ids: set[str], timeout: float, live: asyncio.Event
 ) -> dict[str, list[dict[str, Any]]]:
-    """Every event of the given calls from the all-calls feed, until each has its summary."""
+    """Every event of the given calls from the all-calls feed, until each has its summary;
+    `live` is set once the relay says the feed is live (the collector is subscribed)."""
     port = stack["env"]["RELAY_PORT"]
     events: dict[str, list[dict[str, Any]]] = {c: [] for c in call_ids}
     done: set[str] = set()
@@ -119,11 +121,27 @@ async def collect(
                 frame = await ws.recv()
                 for line in str(frame).split("\n"):  # one event per line
                     event = json.loads(line)
-                    if event.get("callId") in call_ids:
+                    if event.get("type") == "relay.live":
+                        live.set()
+                    elif event.get("callId") in call_ids:
                         events[event["callId"]].append(event)
                         if event["type"] == "summary":
                             done.add(event["callId"])
     return events
+
+
+async def subscribed(
+    tasks: TaskSet, stack: dict[str, Any], call_ids: set[str], timeout: float
+) -> asyncio.Task[dict[str, list[dict[str, Any]]]]:
+    """A running `collect` that is already subscribed to the all-calls feed."""
+    live = asyncio.Event()
+    collector = tasks.spawn(collect(stack, call_ids, timeout, live), "collector")
+    waiter = tasks.spawn(live.wait(), "collector-live")
+    await asyncio.wait({collector, waiter}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+    if collector.done():
+        collector.result()  # it ended before subscribing: raise why
+    assert live.is_set(), "the collector's feed did not go live within 60 s"
+    return collector
 
 
 def spoken(reference: dict[str, Any], speaker: str) -> str:
@@ -142,10 +160,10 @@ async def test_demo_call_end_to_end(stack: dict[str, Any]) -> None:
     wav = stack["tmp"] / "demo.wav"
     reference = make_call("transcript.es.json", wav)
     call_id = f"demo-{uuid.uuid4().hex[:6]}"
-    collector = asyncio.create_task(collect(stack, {call_id}, timeout=600))
-    await asyncio.sleep(0.5)  # the collector is subscribed (it would replay anyway)
-    await replay(stack, wav, call_id, reference["agent"])
-    events = (await collector)[call_id]
+    async with TaskSet("tests") as tasks:
+        collector = await subscribed(tasks, stack, {call_id}, timeout=600)
+        await replay(stack, wav, call_id, reference["agent"])
+        events = (await collector)[call_id]
     types = [e["type"] for e in events]
     assert types[0] == "call.started" and events[0]["agent"] == reference["agent"]
     assert "call.ended" in types and types.index("call.ended") > types.index("final")
@@ -178,12 +196,12 @@ async def test_concurrent_calls_do_not_mix(stack: dict[str, Any]) -> None:
         f"a2-{uuid.uuid4().hex[:6]}": (wav_a, ref_a),
         f"b-{uuid.uuid4().hex[:6]}": (wav_b, ref_b),
     }
-    collector = asyncio.create_task(collect(stack, set(calls), timeout=900))
-    await asyncio.sleep(0.5)
-    await asyncio.gather(
-        *(replay(stack, wav, cid, ref["agent"]) for cid, (wav, ref) in calls.items())
-    )
-    events = await collector
+    async with TaskSet("tests") as tasks:
+        collector = await subscribed(tasks, stack, set(calls), timeout=900)
+        await asyncio.gather(
+            *(replay(stack, wav, cid, ref["agent"]) for cid, (wav, ref) in calls.items())
+        )
+        events = await collector
     for cid, (_, ref) in calls.items():
         assert events[cid][0]["agent"] == ref["agent"]
         for speaker in ("customer", "agent"):
