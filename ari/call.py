@@ -39,6 +39,14 @@ class IllegalTransition(RuntimeError):
     """A call was asked to move to a state it cannot reach from where it is."""
 
 
+class ChannelGone(RuntimeError):
+    """A channel we waited for was destroyed (or the call ended) before StasisStart."""
+
+    def __init__(self, cause: int | None = None) -> None:
+        super().__init__(f"channel gone (cause {cause})")
+        self.cause = cause
+
+
 def resource_id(app: str, kind: str, call_id: str) -> str:
     """Id of a channel/bridge this app creates: `{app}-{kind}-{callId}` (kind has no dash)."""
     return f"{app}-{kind}-{call_id}"

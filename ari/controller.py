@@ -1,15 +1,23 @@
-"""Call control: ARI events in, call flow out (answer, bridge, dial agent, tap, tear down).
+"""Call control: ARI events in, call flow out (answer, bridge, dial agent, tear down).
 
-Events are queued (bound `EVENT_QUEUE_MAX`; when full the events WebSocket is dropped on
-purpose and the reconnect's reconciliation repairs state) and handled in order by one task.
-Handlers only update state and start per-call tasks; REST calls never block the event loop.
-Every resource a call creates is recorded on the call BEFORE the request is sent, so teardown
-deletes it even if the request was still in flight (404 = already gone).
-Every task runs in the controller's `TaskSet` (logged with the call id and counted in
-`coach_task_failures_total{service="ari"}` when it fails). A call whose flow fails
-unexpectedly is ended (reason `error`: teardown deletes what it made); a failed tap only
-loses that speaker (also counted in `ari_tap_failures_total`); a failed teardown still
-publishes `call.ended` and forgets the call (what it left is an orphan for reconciliation).
+The media taps of a call are opened and closed by `ari/taps.py`, and reconciliation after
+every events-socket (re)connect (adopting live calls, ending vanished ones, deleting orphans)
+is `ari/reconcile.py`; both work on the controller's state (`calls`, `by_channel`, waiters)
+and through its `ari()`, `spawn()` and `end_call()`.
+
+Invariants:
+- Events are queued (bound `EVENT_QUEUE_MAX`; when full the events WebSocket is dropped on
+  purpose and the reconnect's reconciliation repairs state) and handled in order by one task.
+- Handlers only update state and start per-call tasks; REST calls never block the event loop.
+- Every resource a call creates is recorded on the call BEFORE the request is sent, so teardown
+  deletes it even if the request was still in flight (404 = already gone); teardown first lets
+  the call's flow reach a safe point (`FLOW_STOP_WAIT`).
+- `ari()` is the one place that retries ARI requests (idempotent ones, `backoff`).
+- Every task runs in the controller's `TaskSet` (logged with the call id and counted in
+  `coach_task_failures_total{service="ari"}` when it fails). A call whose flow fails
+  unexpectedly is ended (reason `error`: teardown deletes what it made); a failed tap only
+  loses that speaker (also counted in `ari_tap_failures_total`); a failed teardown still
+  publishes `call.ended` and forgets the call (what it left is an orphan for reconciliation).
 """
 
 from __future__ import annotations
@@ -17,22 +25,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final, TypeVar
 
-from websockets.exceptions import InvalidHandshake
-
-from ari.call import Call, CallPhase, Tap, creation_time, parse_resource_id
-from ari.fallback import FallbackCalls, is_fallback
-from ari.gateway import MediaGateway, MediaTap, PortsExhausted, WebSocketMediaTap
+from ari.call import Call, CallPhase, ChannelGone, parse_resource_id
+from ari.fallback import FallbackCalls
+from ari.gateway import MediaGateway
 from ari.metrics import Metrics
+from ari.reconcile import Reconciler
 from ari.rest import AriError, AriRest
-from ari.rtp import FORMATS
 from ari.settings import Settings
+from ari.taps import Taps
 from coach.backoff import RECONNECT, Backoff
-from coach.errors import CoachError
 from coach.publisher import Publisher
 from coach.tasks import TaskFailure, TaskSet
 
@@ -41,8 +46,6 @@ log = logging.getLogger("ari.calls")
 T = TypeVar("T")
 
 EVENT_QUEUE_MAX: Final = 10_000
-STASIS_WAIT: Final = 10.0
-"""Seconds to wait for a created channel's StasisStart before giving up on it."""
 FLOW_STOP_WAIT: Final = 20.0
 """Seconds teardown waits for a call's flow to reach a safe point (bounded by REST timeouts)."""
 PLAYBACK_WAIT: Final = 60.0
@@ -50,14 +53,6 @@ PLAYBACK_WAIT: Final = 60.0
 # Hangup causes (Q.850) of an originate that did not reach the agent.
 _CAUSE_REASONS: Final = {17: "agent-busy", 18: "agent-no-answer", 19: "agent-no-answer",
                          21: "agent-rejected"}
-
-
-class ChannelGone(RuntimeError):
-    """A channel we waited for was destroyed (or the call ended) before StasisStart."""
-
-    def __init__(self, cause: int | None = None) -> None:
-        super().__init__(f"channel gone (cause {cause})")
-        self.cause = cause
 
 
 class Controller:
@@ -70,26 +65,23 @@ class Controller:
         self.s = settings
         self.backoff = backoff
         """Delays of the REST retries and of reconciliation attempts."""
-        self._incarnation = secrets.token_hex(2)
-        self._tap_serial = 0
         self.rest = rest
         self.gateway = gateway
         self.publisher = publisher
         self.metrics = metrics
-        self.fmt = FORMATS[settings.media_format]
-        # chan_websocket media sockets live on Asterisk's HTTP server, beside ARI.
-        self._media_ws_base = settings.ari_url.replace("http", "ws", 1)
         self.calls: dict[str, Call] = {}
         self.by_channel: dict[str, str] = {}
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(EVENT_QUEUE_MAX)
         self._waiters: dict[str, asyncio.Future[None]] = {}
+        """Channel id -> resolved by its StasisStart, failed (ChannelGone) by its end."""
         self._playbacks: dict[str, asyncio.Future[None]] = {}
         self._flows: dict[str, asyncio.Task[None]] = {}
         self._endings: dict[str, asyncio.Task[None]] = {}
         self.tasks = TaskSet("ari", registry=metrics.registry)
-        self._reconcile_lock = asyncio.Lock()
         self.fallback = FallbackCalls(settings, rest, self.ari, publisher)
         self.on_first_audio: Callable[[str, str, float], None] | None = None
+        self.taps = Taps(self)
+        self.reconciler = Reconciler(self)
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -112,9 +104,6 @@ class Controller:
         # Logged and counted by the task set; what the flow created is deleted by teardown.
         if not call.ended:
             self.end_call(call, "error")
-
-    def _tap_failed(self, _failure: TaskFailure) -> None:
-        self.metrics.tap_failures.inc()  # the call goes on without this speaker
 
     def _teardown_failed(self, call: Call, failure: TaskFailure) -> None:
         # Supervisors must not see a call that never ends: announce the end and forget the
@@ -155,12 +144,18 @@ class Controller:
             if exc.status != 404:
                 log.warning("could not delete %s: %s", resource, exc)
 
-    def _waiter(self, channel_id: str) -> asyncio.Future[None]:
+    def waiter(self, channel_id: str) -> asyncio.Future[None]:
+        """A future resolved by the channel's StasisStart (ChannelGone if it ends first)."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters[channel_id] = fut
         return fut
 
-    def _resolve(self, channel_id: str, error: BaseException | None = None) -> None:
+    def waiting(self) -> list[str]:
+        """Channels whose StasisStart someone waits for."""
+        return list(self._waiters)
+
+    def resolve(self, channel_id: str, error: BaseException | None = None) -> None:
+        """Settle a channel's waiter: its StasisStart came (or, with `error`, it is gone)."""
         fut = self._waiters.pop(channel_id, None)
         if fut is not None and not fut.done():
             if error is None:
@@ -192,7 +187,7 @@ class Controller:
     def _on_stasis_start(self, channel: dict[str, Any], args: list[str]) -> None:
         cid = channel.get("id", "")
         if cid in self._waiters:
-            self._resolve(cid)
+            self.resolve(cid)
             return
         ours = parse_resource_id(self.s.ari_app, cid)
         if ours is not None:
@@ -213,17 +208,18 @@ class Controller:
             caller_name=caller.get("name", ""), app=self.s.ari_app,
             stasis_start_at=time.monotonic(),
         )
-        self._track(call)
-        self._start_flow(call, channel)
+        self.track(call)
+        self.start_flow(call, channel)
 
-    def _start_flow(self, call: Call, channel: dict[str, Any], adopted: bool = False) -> None:
+    def start_flow(self, call: Call, channel: dict[str, Any], adopted: bool = False) -> None:
+        """Run a new (or adopted) call's flow; an unexpected failure ends the call (`error`)."""
         self._flows[call.call_id] = self.spawn(
             self._flow(call, channel, adopted), "call-flow", call,
             on_failure=lambda failure: self._flow_failed(call, failure))
 
     def _on_gone(self, cid: str, cause: int | None) -> None:
         if cid in self._waiters:
-            self._resolve(cid, ChannelGone(cause))
+            self.resolve(cid, ChannelGone(cause))
         if self.fallback.on_gone(cid):
             return
         call_id = self.by_channel.get(cid)
@@ -236,7 +232,8 @@ class Controller:
         elif cid == call.agent_channel and call.phase is CallPhase.BRIDGED:
             self.end_call(call, "agent-hangup")
 
-    def _track(self, call: Call) -> None:
+    def track(self, call: Call) -> None:
+        """Register a call and its caller channel."""
         self.calls[call.call_id] = call
         self.by_channel[call.caller_channel] = call.call_id
         self.metrics.active_calls.set(len(self.calls))
@@ -260,7 +257,7 @@ class Controller:
                 await self._connect_agent(call)
                 return
             self.metrics.calls.labels("bridged").inc()
-            await self._open_taps(call)
+            await self.taps.open_all(call)
         except AriError as exc:
             if not call.ended:
                 log.warning("call flow failed: %s", exc, extra={"callId": call.call_id})
@@ -277,7 +274,7 @@ class Controller:
         reached an agent.
         """
         ring = self.spawn(self._best_effort(self.rest.ring, call.caller_channel), "ring", call)
-        taps = [self._spawn_tap(call, "customer", call.caller_channel)]
+        taps = [self.taps.spawn(call, "customer", call.caller_channel)]
         try:
             # An adopted call whose agent was already ringing: wait for that attempt.
             ringing, call.agent_ringing = call.agent_ringing, False
@@ -305,7 +302,7 @@ class Controller:
             self.spawn(self._publish_answered(call), "answered", call)
             self.metrics.calls.labels("bridged").inc()
             if self.s.mix_tap:
-                taps.append(self._spawn_tap(call, "mix", None))
+                taps.append(self.taps.spawn(call, "mix", None))
         finally:
             # Teardown waits for this flow: it must not return while a tap is being created.
             await asyncio.gather(*taps, return_exceptions=True)
@@ -334,7 +331,7 @@ class Controller:
         call.agent_channel = agent
         self.by_channel[agent] = call.call_id
         call.move(CallPhase.DIALING)
-        fut = self._waiter(agent)
+        fut = self.waiter(agent)
         caller_id = f'"{call.caller_name}" <{call.caller_number}>' if call.caller_number else None
         try:
             if originate:
@@ -352,7 +349,7 @@ class Controller:
             log.warning("originate refused: %s", exc, extra={"callId": call.call_id})
             return "agent-unreachable"
         if taps is not None and not call.ended:
-            taps.append(self._spawn_tap(call, "agent", agent))
+            taps.append(self.taps.spawn(call, "agent", agent))
         try:
             # Asterisk enforces the ring timeout; ours is a safety net a little longer.
             await asyncio.wait_for(fut, self.s.agent_timeout + 5)
@@ -397,104 +394,6 @@ class Controller:
         finally:
             self._playbacks.pop(pid, None)
 
-    # -- taps -----------------------------------------------------------------------------------
-
-    async def _open_taps(self, call: Call) -> None:
-        legs: list[tuple[str, str | None]] = [("customer", call.caller_channel)]
-        if call.agent_channel:
-            legs.append(("agent", call.agent_channel))
-        if self.s.mix_tap:
-            legs.append(("mix", None))
-        taps = [self._spawn_tap(call, speaker, leg) for speaker, leg in legs]
-        await asyncio.gather(*taps, return_exceptions=True)  # failures: reported by the set
-
-    def _spawn_tap(self, call: Call, speaker: str, leg: str | None) -> asyncio.Task[None]:
-        return self.spawn(self._open_tap(call, speaker, leg), "tap", call,
-                          on_failure=self._tap_failed)
-
-    async def _open_tap(self, call: Call, speaker: str, leg: str | None) -> None:
-        """snoop(spy=in) + ExternalMedia in a mixing bridge; mix tap: ExternalMedia in the call."""
-        # Ids are new for every tap this process opens: after a restart the old taps are
-        # deleted by reconciliation, and on a real Asterisk their ChannelDestroyed events can
-        # arrive after a new channel with a reused id exists, which would kill the new tap.
-        self._tap_serial += 1
-        tag = f"{speaker}_{self._incarnation}{self._tap_serial}"
-        tap = Tap(
-            speaker=speaker,
-            snoop_id=call.rid(f"snoop_{tag}") if leg else None,
-            external_id=call.rid(f"em_{tag}"),
-            bridge_id=call.rid(f"tap_{tag}") if leg else call.bridge_id,
-        )
-        call.taps[speaker] = tap
-        try:
-            # Each speaker's utterance times must count from the call's start, not from when
-            # this tap opened (the agent answers later; an adopted call is minutes old).
-            offset = max(0.0, time.time() - call.started_wall) if call.started_wall else 0.0
-            websocket = self.s.media_transport == "websocket"
-            if websocket:
-                tap.media = self.gateway.websocket_tap(
-                    call.call_id, speaker, self.fmt, self._first_audio_cb(call),
-                    start_offset=offset,
-                )
-            else:
-                tap.media = await self.gateway.open_tap(
-                    call.call_id, speaker, self.fmt, self._first_audio_cb(call),
-                    start_offset=offset,
-                )
-            self.metrics.taps.set(len(self.gateway.taps))
-            # The caller's tap opens while the agent rings; what the caller says before the
-            # agent is connected is not the conversation (and not the agent's to see).
-            tap.media.held = speaker == "customer" and call.phase is not CallPhase.BRIDGED
-            if call.ended:
-                return
-            waits = [self._waiter(tap.external_id)]
-            data = f"role=media,call={call.call_id},speaker={speaker}"
-            creates = [self.ari(
-                self.rest.external_media_websocket, app=self.s.ari_app, fmt=self.fmt.name,
-                channel_id=tap.external_id, data=data,
-            ) if websocket else self.ari(
-                self.rest.external_media, app=self.s.ari_app,
-                external_host=f"{self.s.media_host}:{tap.media.port}", fmt=self.fmt.name,
-                channel_id=tap.external_id, data=data,
-            )]
-            if leg is not None and tap.snoop_id is not None:
-                waits.append(self._waiter(tap.snoop_id))
-                creates.append(self.ari(self.rest.create_bridge, tap.bridge_id, tap.bridge_id))
-                creates.append(self.ari(
-                    self.rest.snoop, leg, app=self.s.ari_app,
-                    app_args=f"role=snoop,call={call.call_id},speaker={speaker}",
-                    snoop_id=tap.snoop_id,
-                ))
-            created = await asyncio.gather(*creates)
-            if isinstance(tap.media, WebSocketMediaTap):
-                conn = (created[0].get("channelvars") or {}).get("MEDIA_WEBSOCKET_CONNECTION_ID")
-                if not conn:
-                    raise AriError("externalMedia over websocket: no connection id")
-                await tap.media.connect(f"{self._media_ws_base}/media/{conn}")
-            # Bridging before the channel's own StasisStart is refused (422): wait for it.
-            await asyncio.wait_for(asyncio.gather(*waits), STASIS_WAIT)
-            if call.ended:
-                return
-            members = [tap.external_id] + ([tap.snoop_id] if tap.snoop_id else [])
-            await asyncio.gather(*(self.ari(self.rest.add_channel, tap.bridge_id, m)
-                                   for m in members))
-            log.info("tap open", extra={"callId": call.call_id, "speaker": speaker,
-                                        "port": tap.media.port})
-        except (AriError, PortsExhausted, TimeoutError, ChannelGone, OSError,
-                InvalidHandshake) as exc:
-            # The call itself goes on without this speaker's transcript.
-            if not call.ended:
-                log.warning("tap %s failed: %r", speaker, exc, extra={"callId": call.call_id})
-                self.metrics.tap_failures.inc()
-
-    def _first_audio_cb(self, call: Call) -> Callable[[MediaTap], None]:
-        def cb(tap: MediaTap) -> None:
-            delay = time.monotonic() - call.stasis_start_at
-            self.metrics.setup_seconds.observe(delay)
-            if self.on_first_audio is not None:
-                self.on_first_audio(call.call_id, tap.speaker, delay)
-        return cb
-
     # -- teardown -------------------------------------------------------------------------------
 
     def end_call(self, call: Call, reason: str, *, from_flow: bool = False) -> asyncio.Task[None]:
@@ -506,7 +405,7 @@ class Controller:
         for rid in [call.agent_channel, *(t.external_id for t in call.taps.values()),
                     *(t.snoop_id for t in call.taps.values())]:
             if rid:
-                self._resolve(rid, ChannelGone())
+                self.resolve(rid, ChannelGone())
         playback = self._playbacks.pop(call.rid("play"), None)
         if playback is not None and not playback.done():
             playback.set_result(None)  # the caller is gone: stop waiting for the message
@@ -522,7 +421,7 @@ class Controller:
             done, _ = await asyncio.wait({flow}, timeout=FLOW_STOP_WAIT)
             if not done:
                 flow.cancel()
-        await asyncio.gather(*(self._close_tap(call, tap) for tap in call.taps.values()))
+        await asyncio.gather(*(self.taps.close(call, tap) for tap in call.taps.values()))
         await self.delete(self.rest.delete_bridge, call.bridge_id)
         if call.agent_channel:
             await self.delete(self.rest.hangup, call.agent_channel)
@@ -533,24 +432,6 @@ class Controller:
         self.metrics.calls.labels("ended").inc()
         self._forget(call)
         log.info("call ended: %s", call.end_reason, extra={"callId": call.call_id})
-
-    async def _close_tap(self, call: Call, tap: Tap, *, media_only: bool = False) -> None:
-        if not media_only:
-            await self.delete(self.rest.hangup, tap.external_id)
-            if tap.snoop_id:
-                await self.delete(self.rest.hangup, tap.snoop_id)
-                await self.delete(self.rest.delete_bridge, tap.bridge_id)
-        if tap.media is not None:
-            media = tap.media
-            await self.gateway.close_tap(media)
-            tap.media = None
-            js, ts = media.jitter.stats, media.stats
-            for outcome, n in (("played", js.played), ("lost", js.lost), ("late", js.late),
-                               ("duplicate", js.duplicate), ("invalid", ts.invalid),
-                               ("foreign", ts.foreign), ("wrong_pt", ts.wrong_pt)):
-                self.metrics.rtp_packets.labels(outcome).inc(n)
-            self.metrics.stt_dropped_bytes.inc(media.stream.dropped_bytes)
-            self.metrics.taps.set(len(self.gateway.taps))
 
     def _forget(self, call: Call) -> None:
         self.calls.pop(call.call_id, None)
@@ -606,121 +487,15 @@ class Controller:
             log.warning("could not tell who answered: %s", exc, extra={"callId": call.call_id})
             return self.s.agent_id
 
-    # -- reconciliation -------------------------------------------------------------------------
+    # -- reconciliation (ari/reconcile.py) -----------------------------------------------------
 
     def on_connected(self) -> None:
         """Called on the loop after every events-WS (re)connect."""
-        self.spawn(self._reconcile_until_done(), "reconcile")
-
-    async def _reconcile_until_done(self, attempts: int = 5) -> None:
-        # The events socket can be up while REST still fails (Asterisk starting up): retry a
-        # few times; after that the next reconnect tries again.
-        retry = self.backoff.retry()
-        for _ in range(attempts):
-            if await self.reconcile():
-                return
-            await asyncio.sleep(retry.next())
+        self.reconciler.on_connected()
 
     async def reconcile(self) -> bool:
-        """Adopt live calls, end calls whose channels vanished, delete orphaned resources.
-
-        Returns False when Asterisk could not be listed (nothing was changed)."""
-        async with self._reconcile_lock:
-            # Calls that start after this instant are not in the snapshot: leave them alone.
-            snapshot_at = time.monotonic()
-            try:
-                channels = await self.ari(self.rest.channels, idempotent=True)
-                bridges = await self.ari(self.rest.bridges, idempotent=True)
-            except AriError as exc:
-                log.warning("reconciliation skipped: %s", exc)
-                return False
-            self.metrics.reconciles.inc()
-            live = {c["id"]: c for c in channels}
-            bridge_ids = {b["id"] for b in bridges}
-            # StasisStart events we missed while disconnected: channels that are there now.
-            for cid in list(self._waiters):
-                if cid in live and _in_app(live[cid], self.s.ari_app):
-                    self._resolve(cid)
-            for call in list(self.calls.values()):
-                if call.ended or call.stasis_start_at >= snapshot_at:
-                    continue
-                if call.caller_channel not in live:
-                    self.end_call(call, "caller-hangup")
-                elif (call.phase is CallPhase.BRIDGED and call.agent_channel
-                      and call.agent_channel not in live):
-                    self.end_call(call, "agent-hangup")
-            adopted: list[tuple[Call, dict[str, Any]]] = []
-            candidates = [c for c in channels
-                          if parse_resource_id(self.s.ari_app, c["id"]) is None
-                          and _in_app(c, self.s.ari_app)]
-            fallbacks = any(is_fallback(c) for c in channels)
-            active = await self._active() if candidates or fallbacks else {}
-            announced = set(active)
-            await self.fallback.reconcile(live, active)
-            for chan in candidates:
-                if chan["id"] not in self.by_channel:  # re-checked: events ran meanwhile
-                    adopted.append((self._adopt(chan, live, bridge_ids, announced), chan))
-            # Delete what no live call owns (and stale taps of adopted calls).
-            jobs = []
-            for cid in live:
-                if not self._owned(cid):
-                    jobs.append(self.delete(self.rest.hangup, cid))
-            for bid in bridge_ids:
-                if not self._owned(bid):
-                    jobs.append(self.delete(self.rest.delete_bridge, bid))
-            if jobs:
-                log.info("reconciliation removes %d orphaned resources", len(jobs))
-                self.metrics.orphans_removed.inc(len(jobs))
-            await asyncio.gather(*jobs)
-            for call, chan in adopted:
-                self._start_flow(call, chan, adopted=True)
-            return True
-
-    def _adopt(self, chan: dict[str, Any], live: dict[str, Any], bridges: set[str],
-               announced: set[str]) -> Call:
-        caller = chan.get("caller") or {}
-        call = Call(
-            call_id=chan["id"], caller_channel=chan["id"], caller_number=caller.get("number", ""),
-            caller_name=caller.get("name", ""), app=self.s.ari_app,
-            stasis_start_at=time.monotonic(),
-        )
-        # After our own restart call.started is already on the bus: do not announce twice.
-        call.started_published = call.call_id in announced
-        call.started_wall = creation_time(chan) or time.time()
-        agent = call.rid("agent")
-        if agent in live and _in_app(live[agent], self.s.ari_app) and call.bridge_id in bridges:
-            call.agent_channel = agent
-            call.agent_in_stasis = True
-            call.move(CallPhase.BRIDGED)
-            self.by_channel[agent] = call.call_id
-        elif agent in live:
-            call.agent_ringing = True  # originated before our restart: await it
-        self._track(call)
-        log.info("adopted call in %s", call.phase.value, extra={"callId": call.call_id})
-        return call
-
-    async def _active(self) -> dict[str, dict[str, Any]]:
-        """Calls with call.started on the bus (so adoption does not announce them again)."""
-        try:
-            return await self.publisher.bus.active_calls()
-        except CoachError as exc:
-            log.warning("bus unavailable during reconciliation: %s", exc)
-            return {}
-
-    def _owned(self, resource: str) -> bool:
-        """Whether a resource named by this app belongs to a live call's current state."""
-        # A Local agent's ;2 half has the id "<agent id>;2" (real Asterisk 22): it belongs to
-        # whatever owns its ;1 half, and hanging it up would hang up the agent.
-        parsed = parse_resource_id(self.s.ari_app, resource.split(";", 1)[0])
-        if parsed is None:
-            return True  # not ours to judge (other apps, callers)
-        kind, call_id = parsed
-        call = self.calls.get(call_id)
-        if call is None or call.ended:
-            return False
-        if kind in ("agent", "bridge"):
-            return True
-        return any(resource in (t.external_id, t.snoop_id, t.bridge_id) for t in call.taps.values())
+        """Reconcile once now (False when Asterisk could not be listed)."""
+        return await self.reconciler.run()
 
     # -- shutdown -------------------------------------------------------------------------------
 
@@ -728,7 +503,7 @@ class Controller:
         """Shutdown: leave calls connected, remove our taps (the next start re-adopts them)."""
         for task in list(self._flows.values()):
             task.cancel()
-        jobs = [self._close_tap(call, tap) for call in self.calls.values()
+        jobs = [self.taps.close(call, tap) for call in self.calls.values()
                 for tap in call.taps.values()]
         await asyncio.gather(*jobs, return_exceptions=True)
         if self._endings:
@@ -752,12 +527,6 @@ def endpoint_of(channel_name: str) -> str | None:
         return None
     resource = rest.rsplit("-", 1)[0] if "-" in rest else rest
     return resource or None
-
-
-def _in_app(chan: dict[str, Any], app: str) -> bool:
-    plan = chan.get("dialplan") or {}
-    return bool(plan.get("app_name") == "Stasis"
-                and str(plan.get("app_data", "")).split(",")[0] == app)
 
 
 def _now_ms() -> int:

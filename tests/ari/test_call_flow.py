@@ -70,6 +70,8 @@ async def test_agent_hangup_ends_call(double, stt, bus, service_factory):
     cid = await double.incoming_call("100", "Bob", prompt_pcm("agent-user"),
                                      prompt_pcm("conf-getpin"))
     await stt.wait_for(lambda: stt.audio(cid, "agent") and stt.audio(cid, "customer"))
+    # Both taps open while the agent rings: hang up only once the agent is on the call.
+    await _wait_bus(bus, cid, "call.answered")
     await double.hangup(f"coach_app-agent-{cid}")
     events = await _wait_bus(bus, cid, "call.ended")
     assert events[-1]["reason"] == "agent-hangup"
