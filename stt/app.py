@@ -21,9 +21,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from coach.bus import Bus
 from coach.events import SPEAKERS, is_call_id
+from coach.publisher import Publisher, PublisherState
+from coach.tasks import TaskSet
 from stt.engine import EngineConfig, WhisperEngine
 from stt.metrics import SttMetrics
-from stt.publisher import BusPublisher, PublisherState
 from stt.scheduler import DecodeScheduler, JobKind
 from stt.settings import SttSettings
 from stt.stream import StreamParams, SttStream
@@ -66,9 +67,11 @@ class SttState:
     settings: SttSettings
     engine: WhisperEngine
     scheduler: DecodeScheduler
-    publisher: BusPublisher
+    publisher: Publisher | None
+    """None without REDIS_URL: events only go back on the socket."""
     metrics: SttMetrics
     bus: Bus | None
+    tasks: TaskSet
     streams: set[SttStream] = field(default_factory=set)
     audio_s: float = 0.0
     started: float = field(default_factory=time.monotonic)
@@ -124,7 +127,8 @@ async def stream_endpoint(ws: WebSocket) -> None:
 
         async def emit(event: dict[str, Any]) -> None:
             state.metrics.events.labels(event["type"]).inc()
-            state.publisher.offer(event)
+            if state.publisher is not None:
+                state.publisher.offer(event)
             if sender.done():
                 return  # socket gone: the bus still gets everything
             if event["type"] == "partial":
@@ -232,10 +236,11 @@ async def health(request: Request) -> JSONResponse:
     """Model, device, compute type, open streams, queues and bus state."""
     state: SttState = request.app.state.stt
     s = state.settings
+    pub = state.publisher
     return JSONResponse(
         {
             # Degraded: transcription works but events are only buffered, not on the bus.
-            "status": "degraded" if state.publisher.state is PublisherState.DOWN else "ok",
+            "status": "degraded" if pub is not None and pub.state is PublisherState.DOWN else "ok",
             "model": s.model_size,
             "modelPath": s.model_path,
             "device": state.engine.device,
@@ -243,8 +248,8 @@ async def health(request: Request) -> JSONResponse:
             "lang": s.lang or "auto",
             "openStreams": len(state.streams),
             "queue": state.scheduler.depth,
-            "bus": state.publisher.state.value,
-            "busBuffered": state.publisher.depth,
+            "bus": pub.state.value if pub is not None else "disabled",
+            "busBuffered": pub.depth if pub is not None else 0,
         }
     )
 
@@ -276,14 +281,16 @@ def build_state(settings: SttSettings, engine: WhisperEngine | None = None) -> S
         m.decode_seconds.labels(kind.value).observe(seconds)
 
     scheduler = DecodeScheduler(settings.decode_workers, settings.max_pending_finals, observe)
+    tasks = TaskSet("stt", registry=m.registry)
     bus = Bus.connect(settings.redis_url, settings.bus) if settings.redis_url else None
-    publisher = BusPublisher(bus, settings.bus_buffer)
-    state = SttState(settings, engine, scheduler, publisher, m, bus)
+    publisher = Publisher(bus, tasks, capacity=settings.bus_buffer) if bus is not None else None
+    state = SttState(settings, engine, scheduler, publisher, m, bus, tasks)
     m.bind(
         lambda: scheduler.depth,
         lambda: scheduler.stats.busy_s / state.audio_s if state.audio_s else 0.0,
         lambda: scheduler.stats.dropped_partials,
-        lambda: publisher.depth,
+        lambda: publisher.depth if publisher is not None else 0,
+        lambda: publisher.dropped if publisher is not None else {},
     )
     return state
 
@@ -296,8 +303,9 @@ def create_app(settings: SttSettings, engine: WhisperEngine | None = None) -> St
         state = await asyncio.to_thread(build_state, settings, engine)
         app.state.stt = state
         state.scheduler.start()
-        state.publisher.start()
-        if state.bus is None:
+        if state.publisher is not None:
+            state.publisher.start()
+        else:
             log.warning("REDIS_URL is not set: events go back on the socket only")
         log.info(
             "stt ready",
@@ -314,9 +322,11 @@ def create_app(settings: SttSettings, engine: WhisperEngine | None = None) -> St
             for stream in list(state.streams):
                 await stream.abort()
             await state.scheduler.close()
-            await state.publisher.close(wait_s=3.0)
+            if state.publisher is not None:
+                await state.publisher.close(wait=3.0)
             if state.bus is not None:
                 await state.bus.close()
+            await state.tasks.close(wait=5.0)
 
     return Starlette(
         routes=[

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -47,7 +47,7 @@ class SttMetrics:
         self.bus_buffered = Gauge("stt_bus_buffered", "Events waiting for the bus", registry=r)
         self.bus_dropped = Gauge(
             "stt_bus_dropped",
-            "Events dropped because the bus buffer was full",
+            "Events not published: the bus buffer was full (by type), refused, or after close",
             ["type"],
             registry=r,
         )
@@ -58,6 +58,7 @@ class SttMetrics:
         rtf: Callable[[], float],
         dropped_partials: Callable[[], int],
         bus_buffered: Callable[[], int],
+        bus_dropped: Callable[[], Mapping[str, int]],
     ) -> None:
         """Have live gauges read their value from the running service at scrape time."""
         for cls in ("final", "partial", "running"):
@@ -65,3 +66,8 @@ class SttMetrics:
         self.rtf.set_function(rtf)
         self.dropped_partials.set_function(lambda: float(dropped_partials()))
         self.bus_buffered.set_function(lambda: float(bus_buffered()))
+        # The publisher counts drops by event type (and `invalid`, `closed`).
+        for kind in ("partial", "final", "invalid", "closed"):
+            self.bus_dropped.labels(kind).set_function(
+                lambda k=kind: float(bus_dropped().get(k, 0))  # type: ignore[misc]
+            )
