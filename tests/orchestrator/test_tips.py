@@ -53,22 +53,25 @@ async def test_newest_context_supersedes_and_min_interval(llm_settings, fake_llm
         clock=fake_time.clock,
         pause=fake_time.pause,
     )
-    for i in range(5):  # a burst of finals within the debounce window
-        tips.request("c1", req(f"c1 turn {i}", f"u{i}"))
-    await settle(tips)
-    sent = fake_llm.seen("c1 turn")
-    assert len(sent) == 1 and "c1 turn 4" in sent[0].text  # one request, newest context
-    assert published[0]["refs"] == ["u0", "u1", "u2", "u3", "u4"]
-    assert fake_time.waits == [pytest.approx(0.05)]  # the debounce
+    try:
+        for i in range(5):  # a burst of finals within the debounce window
+            tips.request("c1", req(f"c1 turn {i}", f"u{i}"))
+        await settle(tips)
+        sent = fake_llm.seen("c1 turn")
+        assert len(sent) == 1 and "c1 turn 4" in sent[0].text  # one request, newest context
+        assert published[0]["refs"] == ["u0", "u1", "u2", "u3", "u4"]
+        assert fake_time.waits == [pytest.approx(0.05)]  # the debounce
 
-    fake_time.now += 0.2  # the next final comes 0.2 s after the first request
-    tips.request("c1", req("c1 turn 5", "u5"))
-    await settle(tips)
-    sent = fake_llm.seen("c1 turn")
-    assert len(sent) == 2 and "c1 turn 5" in sent[1].text
-    # Waited for the rest of the call's min interval (0.6 - 0.2), not just the debounce.
-    assert fake_time.waits[1:] == [pytest.approx(0.4)]
-    await client.aclose()
+        fake_time.now += 0.2  # the next final comes 0.2 s after the first request
+        tips.request("c1", req("c1 turn 5", "u5"))
+        await settle(tips)
+        sent = fake_llm.seen("c1 turn")
+        assert len(sent) == 2 and "c1 turn 5" in sent[1].text
+        # Waited for the rest of the call's min interval (0.6 - 0.2), not just the debounce.
+        assert fake_time.waits[1:] == [pytest.approx(0.4)]
+    finally:
+        await tips.close()
+        await client.aclose()
 
 
 async def test_calls_do_not_wait_for_each_other(llm_settings, fake_llm):
@@ -82,18 +85,20 @@ async def test_calls_do_not_wait_for_each_other(llm_settings, fake_llm):
         got.add(event["callId"])
 
     tips = TipScheduler(client, publish, debounce_s=0.0)
-    tips.request("slow", req("slowcall", "s1"))
-    await until(lambda: fake_llm.hanging == 1, what="the slow call's request hanging")
-    for i in range(20):
-        tips.request(f"c{i}", req(f"call {i}", f"u{i}"))
-    # Side by side, not in a queue: every slot of the client's cap not held by the hanging
-    # request streams at once (a queue would show one at a time and never get here).
-    side_by_side = llm_settings.max_concurrency - 1
-    await until(lambda: fake_llm.active == side_by_side, what="streams running side by side")
-    fake_llm.hold.set()
-    await until(lambda: len(got) == 20, what="a tip for every call")
-    assert "slow" not in got and fake_llm.hanging == 1  # served while the slow one hangs
-    assert fake_llm.max_active == side_by_side
-    await tips.finish("slow")  # call ended: its hanging request is cancelled
-    await tips.close()
-    await client.aclose()
+    try:
+        tips.request("slow", req("slowcall", "s1"))
+        await until(lambda: fake_llm.hanging == 1, what="the slow call's request hanging")
+        for i in range(20):
+            tips.request(f"c{i}", req(f"call {i}", f"u{i}"))
+        # Side by side, not in a queue: every slot of the client's cap not held by the hanging
+        # request streams at once (a queue would show one at a time and never get here).
+        side_by_side = llm_settings.max_concurrency - 1
+        await until(lambda: fake_llm.active == side_by_side, what="streams running side by side")
+        fake_llm.hold.set()
+        await until(lambda: len(got) == 20, what="a tip for every call")
+        assert "slow" not in got and fake_llm.hanging == 1  # served while the slow one hangs
+        assert fake_llm.max_active == side_by_side
+        await tips.finish("slow")  # call ended: its hanging request is cancelled
+    finally:
+        await tips.close()
+        await client.aclose()
