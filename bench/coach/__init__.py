@@ -1,0 +1,1 @@
+"""Benchmarks of the shared package (the event contract and the bus)."""
