@@ -90,7 +90,10 @@ class Controller:
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
-            self.metrics.events_dropped.inc()
+            kind = str(event.get("type", "?"))
+            self.metrics.events_dropped.labels(kind).inc()
+            log.warning("event queue full (%d): refused %s", self.queue.maxsize, kind,
+                        extra={"event": kind, "channel": (event.get("channel") or {}).get("id")})
             return False
         return True
 

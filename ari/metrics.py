@@ -13,7 +13,9 @@ class Metrics:
         r = self.registry
         self.events = Counter("ari_events_total", "ARI events received", ["type"], registry=r)
         self.events_dropped = Counter(
-            "ari_events_dropped_total", "ARI events dropped (queue full)", registry=r
+            "ari_events_dropped_total",
+            "ARI events refused by the full event queue (the events socket is then dropped and "
+            "reconciliation repairs state)", ["type"], registry=r,
         )
         self.calls = Counter("ari_calls_total", "Call outcomes", ["outcome"], registry=r)
         self.active_calls = Gauge("ari_active_calls", "Calls in progress", registry=r)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -101,14 +100,6 @@ def assert_customer_audio(got: bytes, want: bytes, max_held: float = 0.5) -> Non
     held = next(i for i in range(0, len(got) + 1, 640) if got[i:] == want[i:])
     assert got[:held] == bytes(held), "held audio is not silence"
     assert held <= len(want) * max_held, f"{held} of {len(want)} bytes held"
-
-
-async def until(predicate: Callable[[], Any], wait: float = 10.0) -> None:
-    """Wait (bounded) for a condition on state that has no notification of its own
-    (the double's lists, a service's counters); raises TimeoutError."""
-    async with asyncio.timeout(wait):
-        while not predicate():  # noqa: ASYNC110 - polled state, no event exists for it
-            await asyncio.sleep(0.02)
 
 
 @pytest.fixture(autouse=True)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
 
 from ari.audio import resample
-from tests.ari.conftest import assert_customer_audio, prompt_pcm, until
+from fakes.poll import until, until_async
+from tests.ari.conftest import assert_customer_audio, prompt_pcm
 
 pytestmark = pytest.mark.integration
 
@@ -18,19 +18,23 @@ async def _events(bus, call_id: str) -> list[dict[str, Any]]:
 
 
 async def _wait_bus(bus, call_id: str, kind: str, wait: float = 10.0) -> list[dict[str, Any]]:
-    async with asyncio.timeout(wait):
-        last = None
-        while True:
-            # Blocking read on the global stream: returns as soon as anything is published.
-            await bus.read_all(last or "0", 100, 200)
-            last = await bus.last_id()
-            events = await _events(bus, call_id)
-            if any(e["type"] == kind for e in events):
-                return events
+    last = "0"
+
+    async def probe() -> list[dict[str, Any]] | None:
+        nonlocal last
+        # Blocking read on the global stream: returns as soon as anything is published.
+        await bus.read_all(last, 100, 200)
+        last = await bus.last_id() or last
+        events = await _events(bus, call_id)
+        return events if any(e["type"] == kind for e in events) else None
+
+    # No pause between probes: each one blocks on the bus until something new is published.
+    return await until_async(probe, wait, what=f"{kind} of {call_id} on the bus", interval=0)
 
 
 async def _wait_empty(double, svc, wait: float = 10.0) -> None:
-    await until(lambda: not (double.channels or double.bridges or svc.controller.calls), wait)
+    await until(lambda: not (double.channels or double.bridges or svc.controller.calls), wait,
+                what="channels, bridges and calls all gone")
 
 
 async def test_call_taps_both_speakers_and_cleans_up(double, stt, bus, service_factory):

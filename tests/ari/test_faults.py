@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from array import array
 
 import pytest
 
 from ari.audio import resample
 from fakes.ari_double import DBridge, DChannel
-from tests.ari.conftest import assert_customer_audio, prompt_pcm, until
+from fakes.poll import until
+from tests.ari.conftest import assert_customer_audio, prompt_pcm
 from tests.ari.test_call_flow import _wait_bus, _wait_empty
 
 pytestmark = pytest.mark.integration
@@ -132,12 +134,28 @@ async def test_stt_slow_bounded_buffer_drops_oldest(double, stt, bus, service_fa
     double.rtp_speed = 10.0
     stt.read_delay = 0.2  # far slower than real time
     # 39 s of speech sent at 10x: far more than the kernel's socket buffers hold.
-    cid = await double.incoming_call("100", "Bob", prompt_pcm("demo-congrats"), b"")
-    await until(lambda: any(t.stream.dropped_bytes for t in svc.gateway.taps))
-    assert all(t.stream.queued_bytes <= t.stream.max_bytes for t in svc.gateway.taps)
+    customer = prompt_pcm("demo-congrats")
+    cid = await double.incoming_call("100", "Bob", customer, b"")
+    tap = await until(lambda: next((t for t in svc.gateway.taps
+                                    if t.call_id == cid and t.speaker == "customer"), None))
+    await until(lambda: tap.stream.dropped_bytes)
+    assert tap.stream.queued_bytes <= tap.stream.max_bytes
     stt.read_delay = 0
     await double.hangup(cid)
     await _wait_empty(double, svc)
+    await stt.wait_for(lambda: stt.open_streams == 0)
+    # Everything the tap fed is accounted for: sent to STT, or dropped from the bound.
+    stream = tap.stream
+    fed = stream.sent_bytes + stream.dropped_bytes
+    assert stream.queued_bytes == 0 and stream.dropped_bytes > 0
+    got = stt.audio(cid, "customer")
+    assert len(got) == stream.sent_bytes < fed
+    # What was dropped is the OLDEST audio: what STT got ends with the newest the tap fed
+    # (the last 0.25 s before the hangup), not with where the buffer first overflowed.
+    want = resample(customer, 8000, 16000)
+    tail = 8000
+    assert fed - tail > len(got) // 4 and fed <= len(want)
+    assert got[-tail:] == want[fed - tail:fed]
 
 
 @pytest.mark.parametrize("knob", ["reorder", "loss", "ssrc"])
@@ -222,16 +240,66 @@ async def test_rtp_loss_shows_in_metrics(double, stt, bus, service_factory):
     assert lost >= 15  # every fifth packet of the ~100 sent before the hangup
 
 
-async def test_event_queue_overflow_is_refused():
-    from ari.controller import Controller
-    from ari.metrics import Metrics
+async def test_event_queue_overflow_drops_socket_and_reconciles(double, stt, bus, service_factory,
+                                                                caplog):
+    """A full event queue refuses the event, drops the events socket on purpose, and the
+    reconnect's reconciliation ends the call whose hangup events were lost."""
+    svc = await service_factory()
+    ctl = svc.controller
+    double.rtp_speed = 10.0
+    cid = await double.incoming_call("100", "Bob", prompt_pcm("agent-user"),
+                                     prompt_pcm("conf-getpin"))
+    await _wait_bus(bus, cid, "call.answered")
+    connects = svc.events.connects
+    reconciles = svc.metrics.registry.get_sample_value("ari_reconciliations_total")
+    # Call control falls behind: its queue (bound 10,000; 1 here) is full and nobody drains
+    # it while the caller hangs up.
+    stuck: asyncio.Queue = asyncio.Queue(1)
+    stuck.put_nowait({"type": "Filler"})
+    running, ctl.queue = ctl.queue, stuck
+    emitted_from = len(double.events_log)
+    with caplog.at_level(logging.WARNING, logger="ari.calls"):
+        await double.hangup(cid)
+        events = await _wait_bus(bus, cid, "call.ended")
+    assert stuck.qsize() == 1  # nothing was handled: the end came from reconciliation
+    assert events[-1]["reason"] == "caller-hangup"
+    assert svc.events.connects > connects
+    assert svc.metrics.registry.get_sample_value("ari_reconciliations_total") > reconciles
+    # Which events were refused: the first is the caller's hangup, the one the double emitted
+    # first after the queue filled up; each refusal is counted by type.
+    refused = [r for r in caplog.records if r.getMessage().startswith("event queue full")]
+    first = double.events_log[emitted_from]
+    assert (first["type"], first["channel"]["id"]) == ("ChannelHangupRequest", cid)
+    assert (refused[0].event, refused[0].channel) == ("ChannelHangupRequest", cid)
+    assert svc.metrics.registry.get_sample_value(
+        "ari_events_dropped_total", {"type": "ChannelHangupRequest"}) >= 1
+    ctl.queue = running
+    await _wait_empty(double, svc)
+    assert double.leftovers() == ([], [])
 
-    ctl = Controller.__new__(Controller)  # only the queue matters here
-    ctl.queue = asyncio.Queue(1)
-    ctl.metrics = Metrics()
-    assert ctl.offer({"type": "StasisStart"}) is True
-    # Full: the events connection drops itself; reconnect + reconciliation catch up.
-    assert ctl.offer({"type": "StasisEnd"}) is False
+
+async def test_failed_call_flow_is_logged_counted_and_ends_the_call(double, bus, service_factory,
+                                                                    caplog, monkeypatch):
+    """A bug inside one call's flow (not an ARI error) must not leave the call hanging."""
+    from ari.controller import Controller
+
+    async def broken(self, call):
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(Controller, "_connect_agent", broken)
+    svc = await service_factory()
+    with caplog.at_level(logging.ERROR, logger="coach.tasks"):
+        cid = await double.incoming_call("100", "Bob", prompt_pcm("agent-user"), b"")
+        events = await _wait_bus(bus, cid, "call.ended")
+    assert events[-1]["reason"] == "error"
+    failed = [r for r in caplog.records if getattr(r, "task", None) == "call-flow"]
+    assert [(r.callId, r.service) for r in failed] == [(cid, "ari")]
+    assert "injected" in failed[0].getMessage()
+    assert svc.metrics.registry.get_sample_value(
+        "coach_task_failures_total", {"service": "ari", "task": "call-flow"}) == 1
+    # Teardown deleted what the flow had made, and hung the caller up.
+    await _wait_empty(double, svc)
+    assert double.leftovers() == ([], [])
 
 
 async def test_reconciliation_retries_while_rest_fails(double, stt, bus, service_factory):

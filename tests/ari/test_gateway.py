@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import sys
 import warnings
@@ -13,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from ari.gateway import MediaGateway
 from ari.rtp import FORMATS, build
 from coach.tasks import TaskSet
+from fakes.poll import pace
 from tests.ari.conftest import TOKEN
 
 pytestmark = pytest.mark.integration
@@ -94,7 +94,7 @@ async def test_stt_reconnect_carries_offset(gateway, stt):
         for i in range(30):  # 600 ms
             sock.sendto(build(bytes(640), payload_type=118, sequence=i, timestamp=i * 320,
                               ssrc=3), ("127.0.0.1", tap.port))
-            await asyncio.sleep(0.005)  # pacing the sender, not synchronising
+            await pace(0.005)  # a real-time-ish sender, not synchronisation
         await stt.wait_for(lambda: len(stt.streams) == 2 and stt.streams[1].audio)
     await gateway.close_tap(tap)
     first, second = stt.streams

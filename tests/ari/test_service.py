@@ -11,8 +11,8 @@ import sys
 import httpx
 import pytest
 
-from fakes.poll import until_async
-from tests.ari.conftest import TOKEN, prompt_pcm, until
+from fakes.poll import until, until_async
+from tests.ari.conftest import TOKEN, prompt_pcm
 
 pytestmark = pytest.mark.integration
 
