@@ -27,6 +27,7 @@ class CloseCode(enum.IntEnum):
     POLICY = 1008
     TOO_BIG = 1009
     INTERNAL = 1011
+    SERVICE_RESTART = 1012
     TRY_LATER = 1013
     SLOW_CONSUMER = 4008
     """The client read too slowly; the reason carries the last id it was sent."""

@@ -37,8 +37,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("relay.ws")
 
-CLOSE_RESTARTING = 1012
-"""RFC 6455 "service restart" (not in coach.web.CloseCode): the relay is shutting down."""
 PAGE = 1000
 """Events read from Redis per replay page."""
 FRAME_BYTES = 64 * 1024
@@ -86,7 +84,9 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
             state.hub.unsubscribe(sub)
             if sub.state is SubState.CLOSED and websocket.client_state is WebSocketState.CONNECTED:
                 resume = f"; reconnect with since={sub.last_sent}" if sub.last_sent else ""
-                await _close(websocket, CLOSE_RESTARTING, "relay shutting down" + resume, state)
+                await _close(
+                    websocket, CloseCode.SERVICE_RESTART, "relay shutting down" + resume, state
+                )
             sub.close()
 
 
