@@ -13,7 +13,12 @@ import sys
 import time
 from typing import Any
 
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "color_message"}
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 # uvicorn logs request lines with their query string; browser tokens travel in `?token=`.
 _SECRET_QUERY = re.compile(r"((?:token|api_key|password)=)[^&\s\"']+", re.IGNORECASE)
 

@@ -103,8 +103,12 @@ class Publisher:
                 return
         dropped = self._queue.popleft()
         self.dropped[str(dropped.get("type"))] += 1
-        log.error("publish queue full (%d): dropped %s", self.capacity, dropped.get("type"),
-                  extra={"callId": dropped.get("callId")})
+        log.error(
+            "publish queue full (%d): dropped %s",
+            self.capacity,
+            dropped.get("type"),
+            extra={"callId": dropped.get("callId")},
+        )
 
     async def drain(self, wait: float) -> bool:
         """Wait until everything queued is published (at most `wait` s); True if drained."""
@@ -137,8 +141,7 @@ class Publisher:
             except (CoachError, EventError) as exc:
                 if getattr(exc, "retryable", False):
                     if self.state is not PublisherState.DOWN:
-                        log.warning("bus unavailable, holding %d events: %s", len(self._queue),
-                                    exc)
+                        log.warning("bus unavailable, holding %d events: %s", len(self._queue), exc)
                     self.state = PublisherState.DOWN
                     await asyncio.sleep(retry.next())
                     continue
@@ -169,8 +172,12 @@ class Publisher:
                 if getattr(exc, "retryable", False):
                     return False  # still queued; the main loop backs off and retries
                 self.dropped["invalid"] += 1
-                log.error("bus refused %s, dropped: %s", event.get("type"), exc,
-                          extra={"callId": event.get("callId")})
+                log.error(
+                    "bus refused %s, dropped: %s",
+                    event.get("type"),
+                    exc,
+                    extra={"callId": event.get("callId")},
+                )
             if self._queue and self._queue[0] is event:
                 self._queue.popleft()
         return True

@@ -47,8 +47,10 @@ def user_rules(role: str, password: str, prefix: str = "coach") -> str:
     if role == "default":
         return f"user default on #{digest} ~* &* +@all -@dangerous"
     commands = ROLES[role]
-    return (f"user {role} on #{digest} resetkeys ~{prefix}:* resetchannels &{prefix}:* "
-            f"-@all {CONNECT} {commands}")
+    return (
+        f"user {role} on #{digest} resetkeys ~{prefix}:* resetchannels &{prefix}:* "
+        f"-@all {CONNECT} {commands}"
+    )
 
 
 def acl_file(passwords: Mapping[str, str], prefix: str = "coach") -> str:

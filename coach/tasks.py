@@ -99,8 +99,12 @@ class TaskSet:
             return
         self.failures.labels(self.service, kind).inc()
         log.error(
-            "task %s failed: %s: %s", kind, type(error).__name__, error,
-            exc_info=error, extra={"callId": call_id, "task": kind, "service": self.service},
+            "task %s failed: %s: %s",
+            kind,
+            type(error).__name__,
+            error,
+            exc_info=error,
+            extra={"callId": call_id, "task": kind, "service": self.service},
         )
         report = handler or self.on_failure
         if report is not None:
@@ -129,8 +133,13 @@ class TaskSet:
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=wait)
             if pending:
-                log.error("%d %s tasks did not stop within %ss", len(pending), self.service,
-                          wait, extra={"service": self.service})
+                log.error(
+                    "%d %s tasks did not stop within %ss",
+                    len(pending),
+                    self.service,
+                    wait,
+                    extra={"service": self.service},
+                )
 
     async def __aenter__(self) -> TaskSet:
         return self
@@ -139,8 +148,9 @@ class TaskSet:
         await self.close()
 
 
-async def first_completed(*aws: asyncio.Future[Any] | Coroutine[Any, Any, Any],
-                          wait: float | None = None) -> set[asyncio.Future[Any]]:
+async def first_completed(
+    *aws: asyncio.Future[Any] | Coroutine[Any, Any, Any], wait: float | None = None
+) -> set[asyncio.Future[Any]]:
     """Wait for the first of `aws` to finish and cancel the rest; return the finished ones.
 
     The race helper for "read or stop", "message or timeout": coroutines become tasks here,
@@ -149,8 +159,9 @@ async def first_completed(*aws: asyncio.Future[Any] | Coroutine[Any, Any, Any],
     loop = asyncio.get_running_loop()
     futures = [a if isinstance(a, asyncio.Future) else loop.create_task(a) for a in aws]
     try:
-        done, pending = await asyncio.wait(futures, timeout=wait,
-                                           return_when=asyncio.FIRST_COMPLETED)
+        done, pending = await asyncio.wait(
+            futures, timeout=wait, return_when=asyncio.FIRST_COMPLETED
+        )
     except BaseException:
         for f in futures:
             f.cancel()

@@ -66,8 +66,9 @@ class EmbeddedServer(uvicorn.Server):
 def embedded_server(app: Any, host: str, port: int) -> EmbeddedServer:
     """An `EmbeddedServer` for `app` with the settings every service uses (no access log,
     logging left to `coach.logs`, no lifespan)."""
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="off",
-                            access_log=False)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, lifespan="off", access_log=False
+    )
     return EmbeddedServer(config)
 
 

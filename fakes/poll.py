@@ -32,8 +32,9 @@ class _Deadline:
         return False
 
 
-async def until(predicate: Callable[[], T], wait: float = 10.0, *, what: str = "",
-                interval: float = INTERVAL) -> T:
+async def until(
+    predicate: Callable[[], T], wait: float = 10.0, *, what: str = "", interval: float = INTERVAL
+) -> T:
     """Return the first truthy `predicate()`, looking every `interval` s for at most `wait` s;
     raise TimeoutError (naming `what`) otherwise."""
     deadline = _Deadline(wait, what or predicate)
@@ -42,8 +43,13 @@ async def until(predicate: Callable[[], T], wait: float = 10.0, *, what: str = "
     return value
 
 
-async def until_async(probe: Callable[[], Awaitable[T]], wait: float = 10.0, *, what: str = "",
-                      interval: float = INTERVAL) -> T:
+async def until_async(
+    probe: Callable[[], Awaitable[T]],
+    wait: float = 10.0,
+    *,
+    what: str = "",
+    interval: float = INTERVAL,
+) -> T:
     """As `until`, for a probe that must be awaited (a Redis read, an HTTP request)."""
     deadline = _Deadline(wait, what or probe)
     while not deadline.done(value := await probe()):  # noqa: ASYNC110 - polled: no event exists
@@ -51,8 +57,9 @@ async def until_async(probe: Callable[[], Awaitable[T]], wait: float = 10.0, *, 
     return value
 
 
-def until_sync(predicate: Callable[[], T], wait: float = 10.0, *, what: str = "",
-               interval: float = INTERVAL) -> T:
+def until_sync(
+    predicate: Callable[[], T], wait: float = 10.0, *, what: str = "", interval: float = INTERVAL
+) -> T:
     """As `until`, for synchronous code (subprocesses, a thread's state)."""
     deadline = _Deadline(wait, what or predicate)
     while not deadline.done(value := predicate()):

@@ -87,8 +87,10 @@ def main() -> int:
         # Fresh passwords every start (the ACL file is rewritten): each service its own user.
         passwords = {role: secrets.token_urlsafe(24) for role in ("default", *ROLES)}
         redis = EmbeddedRedis(
-            port=int(env.get("REDIS_PORT", "6379")), data_dir=ROOT / "var" / "redis",
-            passwords=passwords, prefix=env.get("BUS_PREFIX") or "coach",
+            port=int(env.get("REDIS_PORT", "6379")),
+            data_dir=ROOT / "var" / "redis",
+            passwords=passwords,
+            prefix=env.get("BUS_PREFIX") or "coach",
         ).start()
         redis_url = f"redis://127.0.0.1:{redis.port}/0"
         log(f"embedded redis at {redis_url} (data in var/redis; a user per service)")

@@ -33,9 +33,15 @@ def test_capped_and_scaled_keep_the_shape() -> None:
     assert fast.initial == pytest.approx(BUS.initial / 100) and fast.jitter == BUS.jitter
 
 
-@pytest.mark.parametrize("kwargs", [{"initial": 0, "maximum": 1}, {"initial": 2, "maximum": 1},
-                                    {"initial": 1, "maximum": 2, "factor": 0.5},
-                                    {"initial": 1, "maximum": 2, "jitter": 1.0}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"initial": 0, "maximum": 1},
+        {"initial": 2, "maximum": 1},
+        {"initial": 1, "maximum": 2, "factor": 0.5},
+        {"initial": 1, "maximum": 2, "jitter": 1.0},
+    ],
+)
 def test_nonsense_policies_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="backoff needs"):
         Backoff(**kwargs)

@@ -33,7 +33,9 @@ async def test_active_index_and_expiry_after_call_ended(bus: Bus) -> None:
     await bus.publish(started("b", agent="201"))
     calls = await bus.active_calls()
     assert set(calls) == {"a", "b"} and calls["b"]["agent"] == "201" and "id" in calls["a"]
-    await bus.publish({"type": "call.ended", "callId": "a", "endedAt": 5, "reason": "caller-hangup"})
+    await bus.publish(
+        {"type": "call.ended", "callId": "a", "endedAt": 5, "reason": "caller-hangup"}
+    )
     assert set(await bus.active_calls()) == {"b"}
     ttl = await bus.redis.ttl(bus.call_key("a"))
     assert 0 < ttl <= bus.config.ended_ttl

@@ -66,7 +66,12 @@ def test_the_guards_see_what_they_look_for() -> None:
     assert TASK_CALL.search("t = asyncio.create_task(run())")
     assert TASK_CALL.search("asyncio.ensure_future(coro)")
     assert SLEEP_CALL.search("await asyncio.sleep(0.1)") and SLEEP_CALL.search("time.sleep(1)")
-    for line in ("delay = min(self.backoff_max, delay * 2)", "backoff = min(backoff * 2, 2.0)",
-                 "wait = step * random.uniform(0.8, 1.2)", "delay = 0.2", "backoff = 0.05"):
+    for line in (
+        "delay = min(self.backoff_max, delay * 2)",
+        "backoff = min(backoff * 2, 2.0)",
+        "wait = step * random.uniform(0.8, 1.2)",
+        "delay = 0.2",
+        "backoff = 0.05",
+    ):
         assert RETRY_LITERAL.search(line), line
     assert not RETRY_LITERAL.search("delay = retry.next()")

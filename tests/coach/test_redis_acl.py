@@ -49,8 +49,7 @@ async def test_an_anonymous_client_is_refused(server: EmbeddedRedis) -> None:
 
 
 async def test_a_wrong_password_is_refused(server: EmbeddedRedis) -> None:
-    client = aioredis.Redis(port=server.port, username="relay", password="not-it",
-                            retry=NO_RETRY)
+    client = aioredis.Redis(port=server.port, username="relay", password="not-it", retry=NO_RETRY)
     with pytest.raises(AuthenticationError):
         await client.ping()
     await client.aclose()
@@ -68,8 +67,9 @@ async def test_every_service_does_what_its_code_does(buses: dict[str, Bus]) -> N
     assert [e.type for e in await relay.read_call(call)] == ["call.started", "partial", "final"]
     assert await relay.first_id(call) and await relay.last_id()
     assert await relay.read_all("0-0", 10)
-    await relay.publish({"type": "call.ended", "callId": call, "endedAt": 9,
-                         "reason": "caller-hangup"})
+    await relay.publish(
+        {"type": "call.ended", "callId": call, "endedAt": 9, "reason": "caller-hangup"}
+    )
     # orchestrator: consumer groups, leases, cursors, pokes, its own events.
     orch = buses["orchestrator"]
     group = f"g-{call}"
@@ -110,10 +110,17 @@ async def test_what_a_service_does_not_need_is_refused(
         await buses[role].redis.execute_command(*command)
 
 
-@pytest.mark.parametrize("command", [("FLUSHALL",), ("CONFIG", "SET", "appendonly", "no"),
-                                     ("ACL", "SETUSER", "evil", "on", "+@all")])
-async def test_the_operator_has_no_dangerous_commands(buses: dict[str, Bus],
-                                                      command: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("FLUSHALL",),
+        ("CONFIG", "SET", "appendonly", "no"),
+        ("ACL", "SETUSER", "evil", "on", "+@all"),
+    ],
+)
+async def test_the_operator_has_no_dangerous_commands(
+    buses: dict[str, Bus], command: tuple[str, ...]
+) -> None:
     with pytest.raises(NoPermissionError):
         await buses["default"].redis.execute_command(*command)
 

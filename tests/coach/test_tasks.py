@@ -60,9 +60,10 @@ async def test_cancelled_and_finished_tasks_are_not_failures() -> None:
     await done
     await tasks.cancel(waiting)
     assert told == [] and len(tasks) == 0
-    assert registry.get_sample_value(
-        "coach_task_failures_total", {"service": "svc", "task": "waiter"}
-    ) is None
+    assert (
+        registry.get_sample_value("coach_task_failures_total", {"service": "svc", "task": "waiter"})
+        is None
+    )
 
 
 async def test_close_cancels_what_runs_and_refuses_new_tasks() -> None:
@@ -76,7 +77,9 @@ async def test_close_cancels_what_runs_and_refuses_new_tasks() -> None:
         tasks.spawn(coro, "late")
 
 
-async def test_a_failing_handler_does_not_hide_the_failure(caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_failing_handler_does_not_hide_the_failure(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     def handler(_: TaskFailure) -> None:
         raise ValueError("owner bug")
 

@@ -38,21 +38,36 @@ class Stack:
         self.env = env
         self.project = project
 
-    def compose(self, *args: str, timeout: float = 900, check: bool = True
-                ) -> subprocess.CompletedProcess[str]:
+    def compose(
+        self, *args: str, timeout: float = 900, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         """`docker compose -p PROJECT --env-file FILE ARGS...`."""
         proc = subprocess.run(
             ["docker", "compose", "-p", self.project, "--env-file", str(self.env_file), *args],
-            cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         if check and proc.returncode != 0:
-            raise AssertionError(f"docker compose {' '.join(args)} failed:\n"
-                                 f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+            raise AssertionError(
+                f"docker compose {' '.join(args)} failed:\n"
+                f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+            )
         return proc
 
     def up(self, timeout: float = 900) -> None:
         """Start (or start again) and wait until every long-running service is healthy."""
-        self.compose("up", "-d", "--wait", "--wait-timeout", str(int(timeout)),
-                     *LONG_RUNNING, timeout=timeout + 60)
+        self.compose(
+            "up",
+            "-d",
+            "--wait",
+            "--wait-timeout",
+            str(int(timeout)),
+            *LONG_RUNNING,
+            timeout=timeout + 60,
+        )
 
     def logs(self, service: str) -> str:
         """A service's log lines."""
@@ -65,8 +80,11 @@ class Stack:
 
     def ari(self, path: str) -> Any:
         """GET an ARI resource of the containerised Asterisk."""
-        resp = requests.get(f"http://127.0.0.1:{self.env['ASTERISK_HTTP_PORT']}/ari{path}",
-                            auth=("coach", self.env["ARI_PASS"]), timeout=5)
+        resp = requests.get(
+            f"http://127.0.0.1:{self.env['ASTERISK_HTTP_PORT']}/ari{path}",
+            auth=("coach", self.env["ARI_PASS"]),
+            timeout=5,
+        )
         resp.raise_for_status()
         return resp.json()
 
@@ -76,36 +94,68 @@ LONG_RUNNING = ("redis", "asterisk", "stt", "relay", "orchestrator", "ari")
 
 def stack_env() -> dict[str, str]:
     """A complete .env for a test stack: fresh secrets, ports nothing else here uses."""
-    setup = subprocess.run([str(ROOT / "scripts" / "docker-setup")], capture_output=True,
-                           text=True, timeout=1200, check=False)
+    setup = subprocess.run(
+        [str(ROOT / "scripts" / "docker-setup")],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
     if setup.returncode != 0:
         pytest.fail(f"scripts/docker-setup failed:\n{setup.stderr[-3000:]}")
     env = dict(line.split("=", 1) for line in setup.stdout.splitlines() if "=" in line)
     # The image installs exactly the Asterisk the asterisk tier runs (its chroot's version).
-    chroot = subprocess.run([str(ROOT / "scripts" / "asterisk-root")], capture_output=True,
-                            text=True, timeout=900, check=False)
+    chroot = subprocess.run(
+        [str(ROOT / "scripts" / "asterisk-root")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     if chroot.returncode != 0:
         pytest.fail(f"scripts/asterisk-root failed:\n{chroot.stderr[-3000:]}")
     env["ASTERISK_VERSION"] = installed_version(Path(chroot.stdout.strip().splitlines()[-1]))
-    ports = {name: str(free_port()) for name in (
-        "RELAY_PORT", "STT_PORT", "ORCH_PORT", "ARI_HTTP_PORT", "REDIS_PORT",
-        "ASTERISK_SIP_PORT", "ASTERISK_HTTP_PORT")}
+    ports = {
+        name: str(free_port())
+        for name in (
+            "RELAY_PORT",
+            "STT_PORT",
+            "ORCH_PORT",
+            "ARI_HTTP_PORT",
+            "REDIS_PORT",
+            "ASTERISK_SIP_PORT",
+            "ASTERISK_HTTP_PORT",
+        )
+    }
     env.update(ports)
-    env.update({
-        "RELAY_TOKEN": secrets.token_urlsafe(32), "AUTH_SECRET": secrets.token_urlsafe(48),
-        "ARI_PASS": secrets.token_urlsafe(24), "AGENT_SIP_PASSWORD": secrets.token_urlsafe(18),
-        "ARI_URL": f"http://127.0.0.1:{ports['ASTERISK_HTTP_PORT']}/ari",
-        "STT_URL": f"ws://127.0.0.1:{ports['STT_PORT']}",
-        "RELAY_URL": f"http://127.0.0.1:{ports['RELAY_PORT']}",
-        **{var: secrets.token_urlsafe(24) for var in PASSWORD_VARS.values()},
-        # Loopback only: the tier's stack faces nothing but this machine.
-        "RELAY_HOST": "127.0.0.1", "STT_HOST": "127.0.0.1", "ORCH_HOST": "127.0.0.1",
-        "ARI_HTTP_HOST": "127.0.0.1", "MEDIA_HOST": "127.0.0.1", "MEDIA_BIND": "127.0.0.1",
-        "BASE_PORT": str(30000 + (os.getpid() % 50) * 200), "MEDIA_PORT_COUNT": "100",
-        "AGENT_DIAL": "PJSIP/200", "AGENT_ENDPOINTS": "200 201", "AGENT_TIMEOUT": "15",
-        "TRUNK_MATCH": "127.0.0.1", "CALL_LANG": "es", "LOG_LEVEL": "info",
-        "COACH_VERSION": "ci",
-    })
+    env.update(
+        {
+            "RELAY_TOKEN": secrets.token_urlsafe(32),
+            "AUTH_SECRET": secrets.token_urlsafe(48),
+            "ARI_PASS": secrets.token_urlsafe(24),
+            "AGENT_SIP_PASSWORD": secrets.token_urlsafe(18),
+            "ARI_URL": f"http://127.0.0.1:{ports['ASTERISK_HTTP_PORT']}/ari",
+            "STT_URL": f"ws://127.0.0.1:{ports['STT_PORT']}",
+            "RELAY_URL": f"http://127.0.0.1:{ports['RELAY_PORT']}",
+            **{var: secrets.token_urlsafe(24) for var in PASSWORD_VARS.values()},
+            # Loopback only: the tier's stack faces nothing but this machine.
+            "RELAY_HOST": "127.0.0.1",
+            "STT_HOST": "127.0.0.1",
+            "ORCH_HOST": "127.0.0.1",
+            "ARI_HTTP_HOST": "127.0.0.1",
+            "MEDIA_HOST": "127.0.0.1",
+            "MEDIA_BIND": "127.0.0.1",
+            "BASE_PORT": str(30000 + (os.getpid() % 50) * 200),
+            "MEDIA_PORT_COUNT": "100",
+            "AGENT_DIAL": "PJSIP/200",
+            "AGENT_ENDPOINTS": "200 201",
+            "AGENT_TIMEOUT": "15",
+            "TRUNK_MATCH": "127.0.0.1",
+            "CALL_LANG": "es",
+            "LOG_LEVEL": "info",
+            "COACH_VERSION": "ci",
+        }
+    )
     return env
 
 
@@ -129,7 +179,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 def image_labels(image: str) -> dict[str, str]:
     """Labels of a local image."""
-    out = subprocess.run(["docker", "image", "inspect", image], capture_output=True, text=True,
-                         timeout=60, check=True).stdout
+    out = subprocess.run(
+        ["docker", "image", "inspect", image],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     labels: dict[str, str] = json.loads(out)[0]["Config"]["Labels"] or {}
     return labels

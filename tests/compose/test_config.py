@@ -67,8 +67,15 @@ def test_redis_acl_gets_the_redis_passwords_and_nothing_else():
 
 def test_each_service_reaches_redis_as_its_own_user():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    users = {name: compose["services"][name]["environment"]["REDIS_URL"].split("//")[1]
-             .split(":")[0] for name in ("relay", "stt", "stt-gpu", "orchestrator", "ari")}
-    assert users == {"relay": "relay", "stt": "stt", "stt-gpu": "stt",
-                     "orchestrator": "orchestrator", "ari": "ari"}
+    users = {
+        name: compose["services"][name]["environment"]["REDIS_URL"].split("//")[1].split(":")[0]
+        for name in ("relay", "stt", "stt-gpu", "orchestrator", "ari")
+    }
+    assert users == {
+        "relay": "relay",
+        "stt": "stt",
+        "stt-gpu": "stt",
+        "orchestrator": "orchestrator",
+        "ari": "ari",
+    }
     assert "--aclfile" in compose["services"]["redis"]["command"]

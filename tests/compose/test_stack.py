@@ -32,12 +32,13 @@ async def _phone(stack: Stack, tmp: Path, kind: str, who: str, prompts: list[str
     wav = speech_wav(tmp / f"{kind}-{who}.wav", prompts)
     port = stack.env["ASTERISK_SIP_PORT"]
     if kind == "agent":
-        account = (f"<sip:{who}@127.0.0.1:{port}>;auth_pass={stack.env['AGENT_SIP_PASSWORD']};"
-                   "answermode=auto;audio_codecs=PCMA;regint=3600")
+        account = (
+            f"<sip:{who}@127.0.0.1:{port}>;auth_pass={stack.env['AGENT_SIP_PASSWORD']};"
+            "answermode=auto;audio_codecs=PCMA;regint=3600"
+        )
     else:
         account = f'"Ana" <sip:{who}@127.0.0.1:{port}>;regint=0;answermode=manual;audio_codecs=PCMU'
-    phone = await Phone(tmp, f"{kind}-{who}", account, wav, sip_port=sip,
-                        ctrl_port=ctrl).start()
+    phone = await Phone(tmp, f"{kind}-{who}", account, wav, sip_port=sip, ctrl_port=ctrl).start()
     if kind == "agent":
         await phone.wait("REGISTER_OK")
     return phone
@@ -47,8 +48,9 @@ class Feed:
     """The relay's all-calls WebSocket feed (the public API a supervisor's browser uses)."""
 
     def __init__(self, stack: Stack) -> None:
-        self.url = (f"ws://127.0.0.1:{stack.env['RELAY_PORT']}/ws?callId=*"
-                    f"&token={stack.env['RELAY_TOKEN']}")
+        self.url = (
+            f"ws://127.0.0.1:{stack.env['RELAY_PORT']}/ws?callId=*&token={stack.env['RELAY_TOKEN']}"
+        )
         self.events: list[dict[str, Any]] = []
         self.ws: Any = None
 
@@ -73,23 +75,32 @@ class Feed:
                         if match(event):
                             return event
         except TimeoutError:
-            seen = [(e.get("type"), e.get("speaker"), e.get("start"), e.get("end"))
-                    for e in self.events[-8:]]
-            raise AssertionError(f"no {what or 'matching event'} in {timeout:.0f} s; "
-                                 f"last events: {seen}") from None
+            seen = [
+                (e.get("type"), e.get("speaker"), e.get("start"), e.get("end"))
+                for e in self.events[-8:]
+            ]
+            raise AssertionError(
+                f"no {what or 'matching event'} in {timeout:.0f} s; last events: {seen}"
+            ) from None
 
 
 def _history(stack: Stack, call_id: str) -> dict[str, Any]:
-    resp = requests.get(f"{stack.relay}/calls/{call_id}/events",
-                        headers={"Authorization": f"Bearer {stack.env['RELAY_TOKEN']}"}, timeout=10)
+    resp = requests.get(
+        f"{stack.relay}/calls/{call_id}/events",
+        headers={"Authorization": f"Bearer {stack.env['RELAY_TOKEN']}"},
+        timeout=10,
+    )
     resp.raise_for_status()
     body: dict[str, Any] = resp.json()
     return body
 
 
 def _of(call_id: str, kind: str, **fields: Any) -> Any:
-    return lambda e: (e.get("callId") == call_id and e.get("type") == kind
-                      and all(e.get(k) == v for k, v in fields.items()))
+    return lambda e: (
+        e.get("callId") == call_id
+        and e.get("type") == kind
+        and all(e.get(k) == v for k, v in fields.items())
+    )
 
 
 async def test_call_through_the_containers(stack: Stack, tmp_path: Path) -> None:
@@ -98,8 +109,11 @@ async def test_call_through_the_containers(stack: Stack, tmp_path: Path) -> None
     try:
         async with Feed(stack) as feed:
             await caller.dial(f"sip:900@127.0.0.1:{stack.env['ASTERISK_SIP_PORT']}")
-            started = await feed.wait(lambda e: e.get("type") == "call.started"
-                                      and e["caller"]["number"] == "+34600123123")
+            started = await feed.wait(
+                lambda e: (
+                    e.get("type") == "call.started" and e["caller"]["number"] == "+34600123123"
+                )
+            )
             call_id = started["callId"]
             for speaker in ("customer", "agent"):
                 await feed.wait(_of(call_id, "final", speaker=speaker))
@@ -117,7 +131,8 @@ async def test_call_through_the_containers(stack: Stack, tmp_path: Path) -> None
     # The stored history, through the relay's HTTP API.
     stored = await asyncio.to_thread(_history, stack, call_id)
     assert {"call.started", "final", "call.ended", "summary"} <= {
-        e["type"] for e in stored["events"]}
+        e["type"] for e in stored["events"]
+    }
 
     # Redis's data survives down/up (append-only file on its volume).
     await asyncio.to_thread(stack.compose, "down", "--timeout", "30")
@@ -147,25 +162,37 @@ async def test_restarts_mid_call(stack: Stack, tmp_path: Path) -> None:
     try:
         async with Feed(stack) as feed:
             await caller.dial(f"sip:900@127.0.0.1:{stack.env['ASTERISK_SIP_PORT']}")
-            started = await feed.wait(lambda e: e.get("type") == "call.started"
-                                      and e["caller"]["number"] == "+34600456456")
+            started = await feed.wait(
+                lambda e: (
+                    e.get("type") == "call.started" and e["caller"]["number"] == "+34600456456"
+                )
+            )
             call_id = started["callId"]
-            first = await feed.wait(_of(call_id, "final", speaker="customer"),
-                                    what="a first customer final")
+            first = await feed.wait(
+                _of(call_id, "final", speaker="customer"), what="a first customer final"
+            )
             before = stack.logs("ari").count("STT stream interrupted")
             # STT restarts mid-call: the transcript resumes, and the ari side retries with
             # backoff (one warning per attempt, not one per RTP packet).
             await asyncio.to_thread(stack.compose, "restart", "stt")
-            await feed.wait(lambda e: _of(call_id, "final", speaker="customer")(e)
-                            and e["start"] > first["end"], 180, "a customer final after stt's restart")
+            await feed.wait(
+                lambda e: (
+                    _of(call_id, "final", speaker="customer")(e) and e["start"] > first["end"]
+                ),
+                180,
+                "a customer final after stt's restart",
+            )
             retries = stack.logs("ari").count("STT stream interrupted") - before
             assert 1 <= retries <= 30, retries
             # Redis restarts: the relay and the services reconnect; the call goes on.
             await asyncio.to_thread(stack.compose, "restart", "redis")
             await _until_healthy(f"{stack.relay}/health")
             last = max(e["end"] for e in feed.events if _of(call_id, "final")(e))
-            await feed.wait(lambda e: _of(call_id, "final")(e) and e["start"] >= last, 180,
-                            "a final after redis's restart")
+            await feed.wait(
+                lambda e: _of(call_id, "final")(e) and e["start"] >= last,
+                180,
+                "a final after redis's restart",
+            )
             await caller.hangup()
             await feed.wait(_of(call_id, "call.ended"))
     finally:
@@ -202,7 +229,9 @@ def test_no_env_file_in_the_build_context() -> None:
 def test_redis_in_the_stack_refuses_what_a_user_may_not_do(stack: Stack) -> None:
     port = int(stack.env["REDIS_PORT"])
     anonymous = redis.Redis(port=port, retry=Retry(NoBackoff(), 0))
-    with pytest.raises((redis.AuthenticationError, redis.ResponseError), match=r"NOAUTH|authenticated"):
+    with pytest.raises(
+        (redis.AuthenticationError, redis.ResponseError), match=r"NOAUTH|authenticated"
+    ):
         anonymous.ping()
     relay = redis.Redis(port=port, username="relay", password=stack.env["REDIS_RELAY_PASSWORD"])
     relay.xrevrange("coach:events", count=1)  # reading is what the relay's user is for
