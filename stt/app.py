@@ -22,12 +22,12 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from coach.bus import Bus
 from coach.events import SPEAKERS, is_call_id
 from coach.publisher import Publisher, PublisherState
-from coach.tasks import TaskSet
+from coach.tasks import TaskSet, first_completed
 from stt.engine import EngineConfig, WhisperEngine
 from stt.metrics import SttMetrics
 from stt.scheduler import DecodeScheduler, JobKind
 from stt.settings import SttSettings
-from stt.stream import StreamParams, SttStream
+from stt.stream import StreamFailed, StreamParams, SttStream
 
 log = logging.getLogger("stt.app")
 
@@ -123,7 +123,7 @@ async def stream_endpoint(ws: WebSocket) -> None:
         if len(state.streams) >= settings.max_streams:
             raise Refused(CLOSE_TRY_LATER, f"server busy: {settings.max_streams} streams open")
         outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(SEND_QUEUE)
-        sender = asyncio.create_task(_send_loop(ws, outbox), name="stt-sender")
+        sender = state.tasks.spawn(_send_loop(ws, outbox), "ws-sender", call_id=params.call_id)
 
         async def emit(event: dict[str, Any]) -> None:
             state.metrics.events.labels(event["type"]).inc()
@@ -147,6 +147,7 @@ async def stream_endpoint(ws: WebSocket) -> None:
             emit,
             settings.stream,
             on_final=lambda lag, how: state.metrics.final_lag.labels(how).observe(lag),
+            registry=state.metrics.registry,
         )
         state.streams.add(stream)
         state.metrics.open_streams.set(len(state.streams))
@@ -164,6 +165,9 @@ async def stream_endpoint(ws: WebSocket) -> None:
             await asyncio.wait_for(stream.finish(), END_TIMEOUT)
     except Refused as refused:
         code, reason = refused.code, refused.reason
+    except StreamFailed as failed:
+        # Logged and counted where it happened (coach.tasks); the client reconnects.
+        code, reason = CLOSE_INTERNAL, str(failed)
     except TimeoutError:
         code, reason = CLOSE_INTERNAL, "timed out flushing the last utterance"
     except Exception:
@@ -175,8 +179,7 @@ async def stream_endpoint(ws: WebSocket) -> None:
             state.streams.discard(stream)
             state.metrics.open_streams.set(len(state.streams))
         if sender is not None:
-            sender.cancel()
-            await asyncio.gather(sender, return_exceptions=True)
+            await state.tasks.cancel(sender)
         state.metrics.closes.labels(str(code)).inc()
         if ws.client_state is WebSocketState.CONNECTED and code != CLOSE_GOING_AWAY:
             with contextlib.suppress(RuntimeError, OSError):
@@ -220,16 +223,16 @@ async def _receive_loop(ws: WebSocket, stream: SttStream, state: SttState) -> tu
 async def _send_loop(ws: WebSocket, outbox: asyncio.Queue[dict[str, Any]]) -> None:
     while True:
         event = await outbox.get()
-        await ws.send_text(json.dumps(event, ensure_ascii=False, separators=(",", ":")))
+        try:
+            await ws.send_text(json.dumps(event, ensure_ascii=False, separators=(",", ":")))
+        except (WebSocketDisconnect, OSError):
+            return  # the client went away: not a failure (the bus still gets every event)
         outbox.task_done()
 
 
 async def _flush(outbox: asyncio.Queue[dict[str, Any]], sender: asyncio.Task[None]) -> None:
-    join = asyncio.ensure_future(outbox.join())
-    await asyncio.wait(
-        {join, sender}, timeout=FINAL_SEND_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
-    )
-    join.cancel()
+    """Wait until the sender has sent everything queued (or has stopped, or the timeout)."""
+    await first_completed(outbox.join(), sender, wait=FINAL_SEND_TIMEOUT)
 
 
 async def health(request: Request) -> JSONResponse:
@@ -280,7 +283,9 @@ def build_state(settings: SttSettings, engine: WhisperEngine | None = None) -> S
     def observe(kind: JobKind, seconds: float) -> None:
         m.decode_seconds.labels(kind.value).observe(seconds)
 
-    scheduler = DecodeScheduler(settings.decode_workers, settings.max_pending_finals, observe)
+    scheduler = DecodeScheduler(
+        settings.decode_workers, settings.max_pending_finals, observe, registry=m.registry
+    )
     tasks = TaskSet("stt", registry=m.registry)
     bus = Bus.connect(settings.redis_url, settings.bus) if settings.redis_url else None
     publisher = Publisher(bus, tasks, capacity=settings.bus_buffer) if bus is not None else None

@@ -18,6 +18,8 @@ Policy (written bounds):
   partial and a final side by side.
 - Batching: on CPU a batch of several streams gains nothing (each worker already keeps its core
   busy), so each worker decodes one job at a time.
+- A worker task that fails (a bug here: a job's own exception goes to its future) is logged
+  and counted by its `coach.tasks.TaskSet` (`task="decode-worker"`) and replaced at once.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
+
+from prometheus_client import CollectorRegistry
+
+from coach.tasks import TaskFailure, TaskSet
 
 T = TypeVar("T")
 
@@ -79,6 +85,8 @@ class DecodeScheduler:
         workers: int = 1,
         max_finals: int = 64,
         observer: Callable[[JobKind, float], None] | None = None,
+        *,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.workers = workers
         self._observer = observer
@@ -88,7 +96,8 @@ class DecodeScheduler:
         self._wakeup = asyncio.Condition()
         self._space = asyncio.Condition()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet("stt", registry=registry, on_failure=self._worker_failed)
+        self._blocked = 0
         self._running = 0
         self._running_partials = 0
         self._partial_slots = max(1, workers - 1)
@@ -104,12 +113,20 @@ class DecodeScheduler:
             "running": self._running,
         }
 
+    @property
+    def blocked_submitters(self) -> int:
+        """Submitters waiting for room in the full FINAL-class queue (back-pressure)."""
+        return self._blocked
+
     def start(self) -> None:
         """Start the worker tasks (call from the event loop)."""
-        for i in range(self.workers):
-            task = asyncio.create_task(self._worker(), name=f"decode-worker-{i}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        for _ in range(self.workers):
+            self._tasks.spawn(self._worker(), "decode-worker")
+
+    def _worker_failed(self, failure: TaskFailure) -> None:
+        # Logged and counted by the task set; keep the worker count.
+        if not self._closed:
+            self._tasks.spawn(self._worker(), "decode-worker")
 
     async def close(self) -> None:
         """Cancel waiting jobs and workers; wait for running decodes to finish."""
@@ -118,9 +135,7 @@ class DecodeScheduler:
             job.cancel()
         self._finals.clear()
         self._partials.clear()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     async def submit(self, kind: JobKind, stream_id: str, run: Callable[[], T]) -> Job[T]:
@@ -137,7 +152,11 @@ class DecodeScheduler:
             self._partials[stream_id] = job  # type: ignore[assignment]
         else:
             async with self._space:
-                await self._space.wait_for(lambda: len(self._finals) < self.max_finals)
+                self._blocked += 1
+                try:
+                    await self._space.wait_for(lambda: len(self._finals) < self.max_finals)
+                finally:
+                    self._blocked -= 1
             self._finals.append(job)  # type: ignore[arg-type]
         async with self._wakeup:
             self._wakeup.notify()

@@ -14,6 +14,13 @@ How finals get fast without cutting sentences:
   instead of decoding again (partials are greedy, so they are only shown, never reused).
 - Turns longer than `split_after_s` end at their next short pause: decode time grows with the
   utterance, so a 20 s monologue is finalised in pieces instead of in one slow decode.
+
+Failures: every task of a stream (decode results, final resolution, the finals emitter) runs in
+the stream's `coach.tasks.TaskSet`, so an exception is logged with the call id and counted in
+`coach_task_failures_total{service="stt",task=...}`. A stream whose task failed cannot be
+trusted to emit its finals in order any more: it is marked failed, and the next `feed` or
+`finish` raises `StreamFailed`; the app then closes the socket with 1011 (CloseCode.INTERNAL)
+and the reason, and the client (ari) reconnects with the offset it has sent so far.
 """
 
 from __future__ import annotations
@@ -25,13 +32,15 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from prometheus_client import CollectorRegistry
 
+from coach.tasks import TaskFailure, TaskSet, first_completed
 from stt.endpoint import looks_finished
 from stt.engine import (
     SAMPLE_RATE,
@@ -51,6 +60,17 @@ log = logging.getLogger("stt.stream")
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 FinalObserver = Callable[[float, str], None]
 """Told (seconds from the end of speech arriving to the final being emitted, how it ended)."""
+
+
+class StreamFailed(Exception):
+    """A task of the stream failed; the stream stops (see the module docstring)."""
+
+    def __init__(self, failure: TaskFailure) -> None:
+        super().__init__(
+            f"transcription failed ({failure.kind}: {type(failure.error).__name__}); "
+            "reconnect with the offset sent so far"
+        )
+        self.failure = failure
 
 
 class StreamState(enum.Enum):
@@ -204,6 +224,7 @@ class SttStream:
         config: StreamConfig | None = None,
         *,
         on_final: FinalObserver | None = None,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.params = params
         self.engine = engine
@@ -229,14 +250,20 @@ class SttStream:
         self._finals: asyncio.Queue[
             tuple[asyncio.Future[dict[str, Any] | None], _Utterance] | None
         ] = asyncio.Queue()
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._emitter = asyncio.create_task(self._emit_finals(), name=f"finals-{self.id}")
+        self.failure: TaskFailure | None = None
+        """The first task failure, if any: the stream then stops."""
+        self._failed = asyncio.Event()
+        self._tasks = TaskSet("stt", registry=registry, on_failure=self._task_failed)
+        self._emitter = self._tasks.spawn(
+            self._emit_finals(), "finals-emitter", call_id=params.call_id
+        )
         self.finals_emitted = 0
 
     # -- input -----------------------------------------------------------------------------
 
     async def feed(self, pcm: bytes) -> None:
         """Consume PCM16 LE mono at the stream's rate (even byte count)."""
+        self._check()
         if self.state is not StreamState.OPEN:
             return
         x = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
@@ -259,6 +286,7 @@ class SttStream:
 
     async def finish(self) -> None:
         """Flush the last utterance, emit every pending final, and close."""
+        self._check()
         if self.state is not StreamState.OPEN:
             return
         self.state = StreamState.ENDING
@@ -266,8 +294,29 @@ class SttStream:
         if ev is not None and self._utt is not None:
             await self._finalise(self._utt, ev.frame * FRAME, "flush")
         await self._finals.put(None)
-        await self._emitter
+        # The emitter ends after the last final, unless a task fails first.
+        await first_completed(self._emitter, self._failed.wait())
+        self._check()
         self.state = StreamState.CLOSED
+
+    async def idle(self) -> None:
+        """Wait until no decode result is being handled (the emitter aside): tests pace on it."""
+        while pending := [t for t in self._tasks if t is not self._emitter]:
+            await asyncio.wait(pending)
+
+    def _task_failed(self, failure: TaskFailure) -> None:
+        if self.failure is None:
+            self.failure = failure
+            log.error(
+                "stream stops: its %s task failed",
+                failure.kind,
+                extra={"callId": self.params.call_id, "stream": self.id, "task": failure.kind},
+            )
+        self._failed.set()
+
+    def _check(self) -> None:
+        if self.failure is not None:
+            raise StreamFailed(self.failure)
 
     async def abort(self) -> None:
         """Stop at once (client gone): pending decodes are cancelled."""
@@ -277,10 +326,7 @@ class SttStream:
         self.scheduler.drop_stream(self.id)
         if self._utt is not None and self._utt.spec is not None:
             self._utt.spec.cancel()
-        self._emitter.cancel()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(self._emitter, *self._tasks, return_exceptions=True)
+        await self._tasks.close()
 
     # -- segmentation ----------------------------------------------------------------------
 
@@ -403,7 +449,7 @@ class SttStream:
         )
         utt.spec = job  # type: ignore[assignment]
         utt.spec_resumes = resumes
-        self._track(self._after_decode(utt, job, resumes))
+        self._track(self._after_decode(utt, job, resumes), "decode-result")
 
     async def _maybe_partial(self) -> None:
         utt = self._utt
@@ -422,7 +468,7 @@ class SttStream:
         job = await self.scheduler.submit(
             JobKind.PARTIAL, self.id, self._decode_job(utt, None, False)
         )
-        self._track(self._after_decode(utt, job, utt.resumes, partial=True))
+        self._track(self._after_decode(utt, job, utt.resumes, partial=True), "decode-result")
 
     async def _after_decode(
         self, utt: _Utterance, job: Job[Any], resumes: int, partial: bool = False
@@ -501,11 +547,11 @@ class SttStream:
             return
         spec = utt.spec
         if spec is not None and utt.spec_resumes == utt.resumes and not spec.future.cancelled():
-            self._track(self._resolve(out, utt, spec))
+            self._track(self._resolve(out, utt, spec), "final-resolve")
             return
         end = min(self._audio.end, speech_end + int(self.config.tail_s * SAMPLE_RATE))
         job = await self.scheduler.submit(JobKind.FINAL, self.id, self._decode_job(utt, end, True))
-        self._track(self._resolve(out, utt, job))
+        self._track(self._resolve(out, utt, job), "final-resolve")
 
     async def _resolve(
         self, out: asyncio.Future[dict[str, Any] | None], utt: _Utterance, job: Job[Any]
@@ -513,17 +559,19 @@ class SttStream:
         try:
             result = await job.future
             hyp = result[0] if result is not None else None
+            event = self._final_event(utt, hyp)
         except asyncio.CancelledError:
             if not out.done():
                 out.cancel()
             raise
         except Exception as exc:
-            log.exception("final decode failed", extra={"callId": self.params.call_id})
+            # The emitter skips this utterance; the task set logs and counts the failure and
+            # the stream stops (module docstring).
             if not out.done():
                 out.set_exception(exc)
-            return
+            raise
         if not out.done():
-            out.set_result(self._final_event(utt, hyp))
+            out.set_result(event)
 
     def _final_event(self, utt: _Utterance, hyp: Hypothesis | None) -> dict[str, Any] | None:
         usable = hyp is not None and self._usable(hyp)
@@ -568,7 +616,7 @@ class SttStream:
                 if self.state is StreamState.CLOSED:
                     raise
                 continue
-            except Exception:  # noqa: BLE001 - logged in _resolve where it happened
+            except Exception:  # noqa: BLE001 - _resolve's task failed: reported by the task set
                 continue
             if event is not None:
                 self.finals_emitted += 1
@@ -586,7 +634,5 @@ class SttStream:
                     },
                 )
 
-    def _track(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _track(self, coro: Coroutine[Any, Any, None], kind: str) -> None:
+        self._tasks.spawn(coro, kind, call_id=self.params.call_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from dataclasses import dataclass, field
@@ -13,6 +12,9 @@ import numpy as np
 import numpy.typing as npt
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+
+from coach.tasks import TaskSet, first_completed
+from fakes import poll
 
 FRAME_S = 0.02
 
@@ -102,18 +104,20 @@ async def play(
             except ConnectionClosed:
                 pass
 
-        read_task = asyncio.create_task(reader())
-        step = int(rate * frame_s)
-        data = pcm.astype("<i2").tobytes()
-        for i, off in enumerate(range(0, len(pcm), step)):
-            if realtime:
-                delay = t0 + i * frame_s - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            await ws.send(data[off * 2 : (off + step) * 2])
-        if send_end:
-            await ws.send(json.dumps({"type": "end"}))
-        await asyncio.wait_for(read_task, 60)
+        async with TaskSet("bench") as tasks:
+            read_task = tasks.spawn(reader(), "ws-reader", call_id=call_id)
+            step = int(rate * frame_s)
+            data = pcm.astype("<i2").tobytes()
+            for i, off in enumerate(range(0, len(pcm), step)):
+                if realtime:
+                    delay = t0 + i * frame_s - time.perf_counter()
+                    if delay > 0:
+                        await poll.pace(delay)
+                await ws.send(data[off * 2 : (off + step) * 2])
+            if send_end:
+                await ws.send(json.dumps({"type": "end"}))
+            if not await first_completed(read_task, wait=60):
+                raise TimeoutError("no close from the server within 60 s")
         session.close_code = ws.close_code
         session.close_reason = ws.close_reason or ""
     return session

@@ -2,7 +2,10 @@ import asyncio
 import threading
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from coach.tasks import TaskSet
+from fakes import poll
 from stt.scheduler import DecodeScheduler, JobKind
 
 pytestmark = pytest.mark.unit
@@ -70,6 +73,7 @@ async def test_cancelled_speculative_job_is_skipped():
 
 
 async def test_full_final_queue_makes_the_submitter_wait_and_never_drops():
+    tasks = TaskSet("test", registry=CollectorRegistry())
     sched = DecodeScheduler(workers=1, max_finals=2)
     sched.start()
     gate = Gate()
@@ -78,9 +82,10 @@ async def test_full_final_queue_makes_the_submitter_wait_and_never_drops():
         assert await asyncio.to_thread(gate.started.wait, 10)
         jobs.append(await sched.submit(JobKind.FINAL, "s", gate.job("f1")))
         jobs.append(await sched.submit(JobKind.FINAL, "s", gate.job("f2")))
-        third = asyncio.ensure_future(sched.submit(JobKind.FINAL, "s", gate.job("f3")))
-        await asyncio.sleep(0.05)
+        third = tasks.spawn(sched.submit(JobKind.FINAL, "s", gate.job("f3")), "submit")
+        await poll.until(lambda: sched.blocked_submitters == 1, what="submitter waiting")
         assert not third.done()  # back-pressure, not a drop
+        assert sched.depth["final"] == 2
         gate.event.set()
         jobs.append(await asyncio.wait_for(third, 10))
         await asyncio.wait_for(asyncio.gather(*(j.future for j in jobs)), 10)
@@ -88,6 +93,7 @@ async def test_full_final_queue_makes_the_submitter_wait_and_never_drops():
     finally:
         gate.event.set()
         await sched.close()
+        await tasks.close()
 
 
 async def test_a_failing_job_reports_its_error_and_the_worker_goes_on():
@@ -127,4 +133,31 @@ async def test_two_workers_keep_one_for_finals():
         assert fast.order == ["f3", "p2"]
     finally:
         slow.event.set()
+        await sched.close()
+
+
+async def test_a_failed_worker_is_counted_and_replaced(caplog):
+    registry = CollectorRegistry()
+    sched = DecodeScheduler(workers=1, registry=registry)
+    broken = True
+    real_next = sched._next
+
+    def next_job():
+        nonlocal broken
+        if broken:
+            broken = False
+            raise RuntimeError("injected scheduler bug")
+        return real_next()
+
+    sched._next = next_job  # type: ignore[method-assign]
+    sched.start()
+    try:
+        job = await sched.submit(JobKind.FINAL, "s", lambda: 7)
+        # The first worker dies on the bug; its replacement runs the job.
+        assert await asyncio.wait_for(job.future, 10) == 7
+        labels = {"service": "stt", "task": "decode-worker"}
+        assert registry.get_sample_value("coach_task_failures_total", labels) == 1
+        assert any("injected scheduler bug" in r.getMessage() for r in caplog.records)
+        assert len(sched._tasks) == 1
+    finally:
         await sched.close()

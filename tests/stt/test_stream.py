@@ -1,5 +1,3 @@
-import asyncio
-
 import numpy as np
 import pytest
 
@@ -59,7 +57,7 @@ async def stream_finals(engine, pcm: np.ndarray, pause_at: int, gap_s: float, co
         await stream.feed(pcm[i : i + chunk].astype("<i2").tobytes())
         if i < resume <= i + chunk:
             # The pause's speculative decode and what the stream does with its text.
-            await asyncio.gather(*stream._tasks)
+            await stream.idle()
     await stream.finish()
     await scheduler.close()
     return [e["text"] for e in events if e["type"] == "final"]
