@@ -17,7 +17,7 @@ def main() -> int:
     """Check settings and model, then serve until SIGTERM/SIGINT."""
     env = service_env()
     try:
-        logs.setup("stt", env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")))
+        logs.setup("stt", env.log_level())
         settings = SttSettings.from_env(env)
         verify(settings.model_path)
     except (SettingsError, ModelError) as exc:

@@ -23,6 +23,7 @@ from coach.bus import Bus
 from coach.events import SPEAKERS, is_call_id
 from coach.publisher import Publisher, PublisherState
 from coach.tasks import TaskSet, first_completed
+from coach.web import CloseCode, Refused, bearer
 from stt.engine import EngineConfig, WhisperEngine
 from stt.metrics import SttMetrics
 from stt.scheduler import DecodeScheduler, JobKind
@@ -31,33 +32,12 @@ from stt.stream import StreamFailed, StreamParams, SttStream
 
 log = logging.getLogger("stt.app")
 
-# Close codes (4400/4401 match the relay's; the others are RFC 6455's).
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_UNSUPPORTED = 1003
-CLOSE_BAD_PAYLOAD = 1007
-CLOSE_POLICY = 1008
-CLOSE_TOO_BIG = 1009
-CLOSE_INTERNAL = 1011
-CLOSE_TRY_LATER = 1013
-CLOSE_BAD_REQUEST = 4400
-CLOSE_UNAUTHORIZED = 4401
-
 SEND_QUEUE = 256
 """Events queued for one client socket. Full: partials are dropped; a final that cannot be
 queued within FINAL_SEND_TIMEOUT closes the socket (1008, client not reading)."""
 FINAL_SEND_TIMEOUT = 5.0
 END_TIMEOUT = 30.0
 """Longest wait for the last finals after `{"type":"end"}` or a vanished client."""
-
-
-class Refused(Exception):
-    """Close the socket with `code` and `reason`."""
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
 
 
 @dataclass
@@ -77,30 +57,23 @@ class SttState:
     started: float = field(default_factory=time.monotonic)
 
 
-def bearer(header: str | None) -> str | None:
-    """The token of an `Authorization: Bearer <token>` header."""
-    if header and header[:7].lower() == "bearer ":
-        return header[7:].strip()
-    return None
-
-
 def _params(ws: WebSocket, settings: SttSettings) -> StreamParams:
     q = ws.query_params
     call_id = q.get("callId", "")
     if not is_call_id(call_id):
-        raise Refused(CLOSE_BAD_REQUEST, "callId is missing or malformed")
+        raise Refused(CloseCode.BAD_REQUEST, "callId is missing or malformed")
     speaker = q.get("speaker", "")
     if speaker not in SPEAKERS:
-        raise Refused(CLOSE_BAD_REQUEST, f"speaker must be one of {', '.join(SPEAKERS)}")
+        raise Refused(CloseCode.BAD_REQUEST, f"speaker must be one of {', '.join(SPEAKERS)}")
     rate_text = q.get("rate", "")
     if rate_text not in ("8000", "16000"):
-        raise Refused(CLOSE_BAD_REQUEST, "rate must be 8000 or 16000")
+        raise Refused(CloseCode.BAD_REQUEST, "rate must be 8000 or 16000")
     try:
         offset = float(q.get("offset", "0") or 0)
     except ValueError:
-        raise Refused(CLOSE_BAD_REQUEST, "offset must be seconds (a number)") from None
+        raise Refused(CloseCode.BAD_REQUEST, "offset must be seconds (a number)") from None
     if not 0 <= offset < 1e7:
-        raise Refused(CLOSE_BAD_REQUEST, "offset must be >= 0")
+        raise Refused(CloseCode.BAD_REQUEST, "offset must be >= 0")
     lang = q.get("lang") or settings.lang
     if lang == "auto":
         lang = None
@@ -114,14 +87,15 @@ async def stream_endpoint(ws: WebSocket) -> None:
     await ws.accept()
     stream: SttStream | None = None
     sender: asyncio.Task[None] | None = None
-    code, reason = CLOSE_NORMAL, "end of stream"
+    code: int = CloseCode.NORMAL
+    reason = "end of stream"
     try:
         token = ws.query_params.get("token") or bearer(ws.headers.get("authorization"))
         if not token or not hmac.compare_digest(token.encode(), settings.relay_token.encode()):
-            raise Refused(CLOSE_UNAUTHORIZED, "missing or wrong service token")
+            raise Refused(CloseCode.UNAUTHORIZED, "missing or wrong service token")
         params = _params(ws, settings)
         if len(state.streams) >= settings.max_streams:
-            raise Refused(CLOSE_TRY_LATER, f"server busy: {settings.max_streams} streams open")
+            raise Refused(CloseCode.TRY_LATER, f"server busy: {settings.max_streams} streams open")
         outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(SEND_QUEUE)
         sender = state.tasks.spawn(_send_loop(ws, outbox), "ws-sender", call_id=params.call_id)
 
@@ -156,23 +130,23 @@ async def stream_endpoint(ws: WebSocket) -> None:
             extra={"callId": params.call_id, "speaker": params.speaker, "stream": stream.id},
         )
         code, reason = await _receive_loop(ws, stream, state)
-        if code == CLOSE_NORMAL:
+        if code == CloseCode.NORMAL:
             await asyncio.wait_for(stream.finish(), END_TIMEOUT)
             # Let the sender flush what finish() emitted before we close.
             await _flush(outbox, sender)
-        elif code == CLOSE_GOING_AWAY:
+        elif code == CloseCode.GOING_AWAY:
             # Client vanished mid-utterance: still publish its last words to the bus.
             await asyncio.wait_for(stream.finish(), END_TIMEOUT)
     except Refused as refused:
         code, reason = refused.code, refused.reason
     except StreamFailed as failed:
         # Logged and counted where it happened (coach.tasks); the client reconnects.
-        code, reason = CLOSE_INTERNAL, str(failed)
+        code, reason = CloseCode.INTERNAL, str(failed)
     except TimeoutError:
-        code, reason = CLOSE_INTERNAL, "timed out flushing the last utterance"
+        code, reason = CloseCode.INTERNAL, "timed out flushing the last utterance"
     except Exception:
         log.exception("stream failed")
-        code, reason = CLOSE_INTERNAL, "internal error"
+        code, reason = CloseCode.INTERNAL, "internal error"
     finally:
         if stream is not None:
             await stream.abort()
@@ -180,10 +154,10 @@ async def stream_endpoint(ws: WebSocket) -> None:
             state.metrics.open_streams.set(len(state.streams))
         if sender is not None:
             await state.tasks.cancel(sender)
-        state.metrics.closes.labels(str(code)).inc()
-        if ws.client_state is WebSocketState.CONNECTED and code != CLOSE_GOING_AWAY:
+        state.metrics.closes.labels(str(int(code))).inc()
+        if ws.client_state is WebSocketState.CONNECTED and code != CloseCode.GOING_AWAY:
             with contextlib.suppress(RuntimeError, OSError):
-                await ws.close(code=code, reason=reason[:120])
+                await ws.close(code=int(code), reason=reason[:120])
 
 
 async def _receive_loop(ws: WebSocket, stream: SttStream, state: SttState) -> tuple[int, str]:
@@ -193,17 +167,18 @@ async def _receive_loop(ws: WebSocket, stream: SttStream, state: SttState) -> tu
         try:
             message = await ws.receive()
         except WebSocketDisconnect:
-            return CLOSE_GOING_AWAY, "client gone"
+            return CloseCode.GOING_AWAY, "client gone"
         if message["type"] == "websocket.disconnect":
-            return CLOSE_GOING_AWAY, "client gone"
+            return CloseCode.GOING_AWAY, "client gone"
         data = message.get("bytes")
         if data is not None:
             if len(data) > max_bytes:
                 raise Refused(
-                    CLOSE_TOO_BIG, f"binary frame of {len(data)} bytes; the limit is {max_bytes}"
+                    CloseCode.TOO_BIG,
+                    f"binary frame of {len(data)} bytes; the limit is {max_bytes}",
                 )
             if len(data) % 2:
-                raise Refused(CLOSE_BAD_PAYLOAD, "PCM16 frames must have an even byte count")
+                raise Refused(CloseCode.BAD_PAYLOAD, "PCM16 frames must have an even byte count")
             state.audio_s += len(data) / bytes_per_s
             state.metrics.audio_seconds.inc(len(data) / bytes_per_s)
             await stream.feed(data)
@@ -214,9 +189,9 @@ async def _receive_loop(ws: WebSocket, stream: SttStream, state: SttState) -> tu
         except ValueError:
             command = None
         if isinstance(command, dict) and command.get("type") == "end":
-            return CLOSE_NORMAL, "end of stream"
+            return CloseCode.NORMAL, "end of stream"
         raise Refused(
-            CLOSE_UNSUPPORTED, 'text frames must be {"type":"end"}; audio goes in binary frames'
+            CloseCode.UNSUPPORTED, 'text frames must be {"type":"end"}; audio goes in binary frames'
         )
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any
 
 import ctranslate2
 
@@ -13,6 +14,8 @@ from stt.segmenter import SegmenterConfig
 from stt.stream import StreamConfig
 
 DEFAULT_MODEL_DIR = "models"
+GPU_COMPUTE_TYPE = "float16"
+"""COMPUTE_TYPE's default on a GPU (the field's default, int8, is the CPU one)."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,8 @@ class SttSettings:
     bus: BusConfig = field(default_factory=BusConfig)
     """Bus key prefix and bounds (BUS_PREFIX, ...), shared with the other services."""
     decode_workers: int = 1
-    """Decodes run in parallel (STT_DECODE_WORKERS; default one per core on CPU, max 4)."""
+    """Decodes run in parallel (STT_DECODE_WORKERS; this default on GPU, one per core on CPU,
+    max 4)."""
     cpu_threads: int = 1
     """Threads per decode (STT_CPU_THREADS; 1 is fastest on CPU for base, see scheduler.py)."""
     max_streams: int = 32
@@ -48,7 +52,8 @@ class SttSettings:
     max_pending_finals: int = 64
     """FINAL-class decode jobs queued before submitters wait (STT_MAX_PENDING_FINALS)."""
     bus_buffer: int = 10_000
-    """Events held while the bus is down before the oldest partials, then finals, are dropped."""
+    """Events held while the bus is down before the oldest partials, then finals, are dropped
+    (STT_BUS_BUFFER; the capacity of coach.publisher.Publisher)."""
     max_frame_bytes: int = 64_000
     """Largest binary frame (2 s at 16 kHz); bigger closes the socket with 1009."""
     beam_size: int = 5
@@ -60,33 +65,45 @@ class SttSettings:
 
     @classmethod
     def from_env(cls, env: Env) -> SttSettings:
-        """Build from environment variables; a missing or bad one raises SettingsError."""
-        size = env.str("MODEL_SIZE", "base")
-        device = env.choice("DEVICE", "cpu", ("cpu", "cuda", "auto"))
+        """Build from environment variables; a missing or bad one raises SettingsError.
+
+        Every default is the dataclass field's (or StreamConfig's / SegmenterConfig's), read
+        here through `_default`: each is written once. Two depend on the device: the compute
+        type (`GPU_COMPUTE_TYPE` on a GPU) and the decode workers (one per core on CPU).
+        """
+        size = env.str("MODEL_SIZE", _default("model_size"))
+        device = env.choice("DEVICE", _default("device"), ("cpu", "cuda", "auto"))
         gpu = device == "cuda" or (device == "auto" and _has_cuda())
-        lang = env.str("STT_LANG", "") or env.str("LANG", "es")
+        default_lang = _default("lang")
+        lang = env.str("STT_LANG", "") or env.str("LANG", default_lang)
         if "." in lang or "_" in lang:
             # A POSIX locale such as C.UTF-8 in LANG is not a speech language: use the default.
-            lang = "es"
+            lang = default_lang
         if lang != "auto" and not (2 <= len(lang) <= 3 and lang.isalpha()):
             raise SettingsError(f"LANG={lang!r} must be a language code such as es, or auto")
         token = env.str("RELAY_TOKEN")
         if len(token) < 16:
             raise SettingsError("RELAY_TOKEN must be at least 16 characters")
+        sd, gd = StreamConfig(), SegmenterConfig()
         seg = SegmenterConfig(
-            hangover_s=env.float("STT_HANGOVER_S", 0.6, min=0.1, max=5.0),
-            split_after_s=env.float("STT_SPLIT_AFTER_S", 6.0, min=2.0, max=25.0),
-            max_s=env.float("STT_MAX_UTTERANCE_S", 25.0, min=3.0, max=28.0),
+            hangover_s=env.float("STT_HANGOVER_S", gd.hangover_s, min=0.1, max=5.0),
+            split_after_s=env.float("STT_SPLIT_AFTER_S", gd.split_after_s, min=2.0, max=25.0),
+            max_s=env.float("STT_MAX_UTTERANCE_S", gd.max_s, min=3.0, max=28.0),
         )
         stream = StreamConfig(
             segmenter=seg,
-            early_hangover_s=env.float("STT_EARLY_HANGOVER_S", 0.3, min=0.05, max=5.0),
-            partials=env.bool("STT_PARTIALS", True),
-            partial_interval_s=env.float("STT_PARTIAL_INTERVAL_S", 0.4, min=0.1, max=10.0),
-            prompt_context=env.bool("STT_PROMPT_CONTEXT", False),
-            context_gap_s=env.float("STT_CONTEXT_GAP_S", 1.0, min=0.0, max=30.0),
-            speculate=env.bool("STT_SPECULATE", True),
+            early_hangover_s=env.float(
+                "STT_EARLY_HANGOVER_S", sd.early_hangover_s, min=0.05, max=5.0
+            ),
+            partials=env.bool("STT_PARTIALS", sd.partials),
+            partial_interval_s=env.float(
+                "STT_PARTIAL_INTERVAL_S", sd.partial_interval_s, min=0.1, max=10.0
+            ),
+            prompt_context=env.bool("STT_PROMPT_CONTEXT", sd.prompt_context),
+            context_gap_s=env.float("STT_CONTEXT_GAP_S", sd.context_gap_s, min=0.0, max=30.0),
+            speculate=env.bool("STT_SPECULATE", sd.speculate),
         )
+        workers = _default("decode_workers") if gpu else min(4, os.cpu_count() or 1)
         return cls(
             relay_token=token,
             model_path=env.str(
@@ -94,23 +111,32 @@ class SttSettings:
             ),
             model_size=size,
             device="cuda" if gpu else "cpu",
-            compute_type=env.str("COMPUTE_TYPE", "float16" if gpu else "int8"),
+            compute_type=env.str(
+                "COMPUTE_TYPE", GPU_COMPUTE_TYPE if gpu else _default("compute_type")
+            ),
             lang=None if lang == "auto" else lang,
-            host=env.str("STT_HOST", "0.0.0.0"),
-            port=env.int("STT_PORT", 8080, min=1, max=65535),
+            host=env.str("STT_HOST", _default("host")),
+            port=env.int("STT_PORT", _default("port"), min=1, max=65535),
             redis_url=env.optional("REDIS_URL"),
             bus=BusConfig.from_env(env),
-            decode_workers=env.int(
-                "STT_DECODE_WORKERS", 1 if gpu else min(4, os.cpu_count() or 1), min=1, max=16
+            decode_workers=env.int("STT_DECODE_WORKERS", workers, min=1, max=16),
+            cpu_threads=env.int("STT_CPU_THREADS", _default("cpu_threads"), min=1, max=64),
+            max_streams=env.int("STT_MAX_STREAMS", _default("max_streams"), min=1, max=10_000),
+            max_pending_finals=env.int(
+                "STT_MAX_PENDING_FINALS", _default("max_pending_finals"), min=1, max=10_000
             ),
-            cpu_threads=env.int("STT_CPU_THREADS", 1, min=1, max=64),
-            max_streams=env.int("STT_MAX_STREAMS", 32, min=1, max=10_000),
-            max_pending_finals=env.int("STT_MAX_PENDING_FINALS", 64, min=1, max=10_000),
-            bus_buffer=env.int("STT_BUS_BUFFER", 10_000, min=10, max=1_000_000),
-            beam_size=env.int("STT_BEAM_SIZE", 5, min=1, max=10),
-            min_window_s=env.float("STT_MIN_WINDOW_S", 0.0, min=0.0, max=30.0),
+            bus_buffer=env.int("STT_BUS_BUFFER", _default("bus_buffer"), min=10, max=1_000_000),
+            beam_size=env.int("STT_BEAM_SIZE", _default("beam_size"), min=1, max=10),
+            min_window_s=env.float("STT_MIN_WINDOW_S", _default("min_window_s"), min=0.0, max=30.0),
             stream=stream,
         )
+
+
+def _default(name: str) -> Any:
+    """The default of `SttSettings.<name>`, as its field states it."""
+    value = {f.name: f.default for f in fields(SttSettings)}[name]
+    assert value is not MISSING, f"SttSettings.{name} has no default"
+    return value
 
 
 def _has_cuda() -> bool:

@@ -31,8 +31,9 @@ def run_stt(env_extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
         ({"RELAY_TOKEN": "x" * 20, "STT_PORT": "eighty"}, "STT_PORT"),
         ({"RELAY_TOKEN": "x" * 20, "DEVICE": "tpu"}, "DEVICE"),
         ({"RELAY_TOKEN": "x" * 20, "MODEL_PATH": "/nonexistent/fw"}, "python -m stt.models"),
+        ({"RELAY_TOKEN": "x" * 20, "LOG_LEVEL": "loud"}, "LOG_LEVEL"),
     ],
-    ids=["no-token", "bad-port", "bad-device", "no-model"],
+    ids=["no-token", "bad-port", "bad-device", "no-model", "bad-log-level"],
 )
 def test_bad_configuration_stops_start_up_naming_the_problem(env, needle):
     result = run_stt(env)

@@ -1,9 +1,12 @@
 import os
+from dataclasses import MISSING, fields
 
 import pytest
 
+from coach.bus import BusConfig
 from coach.settings import Env, SettingsError
 from stt.settings import SttSettings
+from stt.stream import StreamConfig
 
 pytestmark = pytest.mark.unit
 
@@ -25,6 +28,17 @@ def test_defaults():
     # One thread per decode and one decode per core (up to 4); beam 5 for finals.
     assert (s.cpu_threads, s.beam_size) == (1, 5)
     assert s.decode_workers == min(4, os.cpu_count() or 1)
+
+
+def test_unset_variables_take_the_field_defaults():
+    # One source of defaults: from_env with nothing set gives each field's own default (the
+    # decode workers, one per core on CPU, excepted), the stream's and the segmenter's too.
+    s = SttSettings.from_env(Env({"RELAY_TOKEN": TOKEN}))
+    for f in fields(SttSettings):
+        if f.default is not MISSING and f.name != "decode_workers":
+            assert getattr(s, f.name) == f.default, f.name
+    assert s.stream == StreamConfig()
+    assert s.bus == BusConfig()
 
 
 def test_token_is_required():
