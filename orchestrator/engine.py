@@ -147,7 +147,6 @@ class Orchestrator:
                 self._publish_one,
                 settings.llm.debounce_ms / 1000,
                 settings.llm.min_interval_s,
-                tasks=self.tasks,
             )
             if llm
             else None

@@ -67,6 +67,7 @@ class TipScheduler:
         self._publish = publish
         self.debounce_s = debounce_s
         self.min_interval_s = min_interval_s
+        self._own_tasks = tasks is None
         self.tasks = tasks if tasks is not None else TaskSet("orchestrator")
         self._clock = clock
         """Monotonic seconds (default: the running loop's clock)."""
@@ -181,3 +182,5 @@ class TipScheduler:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._slots.clear()
+        if self._own_tasks:
+            await self.tasks.close()

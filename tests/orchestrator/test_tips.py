@@ -102,3 +102,48 @@ async def test_calls_do_not_wait_for_each_other(llm_settings, fake_llm):
     finally:
         await tips.close()
         await client.aclose()
+
+
+async def test_a_failed_tip_worker_is_logged_counted_and_the_next_final_recovers(
+    llm_settings, fake_llm, caplog: pytest.LogCaptureFixture
+):
+    from prometheus_client import REGISTRY
+
+    def failures() -> float:
+        labels = {"service": "orchestrator", "task": "tip-worker"}
+        return REGISTRY.get_sample_value("coach_task_failures_total", labels) or 0.0
+
+    client = LLMClient(llm_settings)
+    real = client.complete
+    broken = [True]
+
+    async def complete_once_broken(*args, **kw):
+        if broken.pop() if broken else False:
+            raise RuntimeError("simulated: a bug in the tip path")
+        return await real(*args, **kw)
+
+    client.complete = complete_once_broken  # type: ignore[method-assign]
+    published: list[dict[str, object]] = []
+
+    async def publish(event):
+        published.append(event)
+
+    tips = TipScheduler(client, publish, debounce_s=0.0)
+    before = failures()
+    try:
+        with caplog.at_level("ERROR", logger="coach.tasks"):
+            tips.request("c1", req("first", "u1"))
+            await settle(tips)
+        assert failures() == before + 1 and tips.outcomes == {"failed": 1}
+        assert any(
+            getattr(r, "callId", None) == "c1" and "simulated" in r.getMessage()
+            for r in caplog.records
+        )
+        assert published == []
+        tips.request("c1", req("second", "u2"))  # the call's next final: a new worker
+        await settle(tips)
+        assert [e["refs"] for e in published] == [["u2"]]
+        assert tips.outcomes == {"failed": 1, "tip": 1}
+    finally:
+        await tips.close()
+        await client.aclose()
