@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -30,6 +31,7 @@ import httpx
 from coach.bus import Bus, BusConfig
 from coach.redis_server import EmbeddedRedis, free_port
 from coach.tasks import TaskSet
+from fakes.poll import until_async
 
 CUSTOMER = [
     "Buenos días, llamo por un problema con mi factura de este mes.",
@@ -87,15 +89,17 @@ class Orchestrator:
 
     async def ready(self) -> dict[str, Any]:
         async with httpx.AsyncClient() as http:
-            for _ in range(300):
+
+            async def healthy() -> dict[str, Any] | None:
                 try:
                     r = await http.get(f"http://127.0.0.1:{self.port}/health")
-                    if r.status_code == 200:
-                        return dict(r.json())
                 except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise RuntimeError("orchestrator did not become healthy")
+                    return None
+                return dict(r.json()) if r.status_code == 200 else None
+
+            body = await until_async(healthy, 30, what="the orchestrator healthy", interval=0.1)
+            assert body is not None
+            return body
 
     def loop_lag(self) -> str:
         """The orchestrator's own event-loop lag histogram, summarised from /metrics."""
@@ -191,15 +195,16 @@ async def run_call(
 
 async def collect(bus: Bus, call_ids: list[str], within: float) -> dict[str, list[dict[str, Any]]]:
     """Wait for every call's summary, then return each call's events."""
-    deadline = time.monotonic() + within
     waiting = set(call_ids)
-    while waiting and time.monotonic() < deadline:
+
+    async def all_summarised() -> bool:
         for cid in list(waiting):
-            evs = await bus.read_call(cid)
-            if any(e.type == "summary" for e in evs):
+            if any(e.type == "summary" for e in await bus.read_call(cid)):
                 waiting.discard(cid)
-        if waiting:
-            await asyncio.sleep(0.25)
+        return not waiting
+
+    with contextlib.suppress(TimeoutError):
+        await until_async(all_summarised, within, what="every summary", interval=0.25)
     if waiting:
         print(f"  !! {len(waiting)} calls got no summary within {within:.0f}s")
     return {cid: [e.data() for e in await bus.read_call(cid)] for cid in call_ids}
