@@ -1,5 +1,5 @@
 """`python -m relay` serves; `python -m relay token ...` prints a browser token;
-`python -m relay secrets` prints fresh RELAY_TOKEN / AUTH_SECRET lines for a dev `.env`."""
+`python -m relay secrets` prints fresh lines of every secret for a dev `.env`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import sys
 import uvicorn
 
 from coach import logs
+from coach.redis_acl import PASSWORD_VARS
 from coach.redis_server import EmbeddedRedis
 from coach.settings import Env, SettingsError, service_env
 from relay.app import create_app
@@ -79,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     tok.add_argument("--ttl", type=int, default=DEFAULT_TTL, help="lifetime in seconds")
     sub.add_parser(
         "secrets",
-        help="print fresh RELAY_TOKEN, AUTH_SECRET, ARI_PASS and AGENT_SIP_PASSWORD lines for .env",
+        help="print fresh lines for .env: RELAY_TOKEN, AUTH_SECRET, ARI_PASS, AGENT_SIP_PASSWORD "
+        "and the Redis users' passwords",
     )
     args = parser.parse_args(argv)
     env = service_env()
@@ -97,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"AUTH_SECRET={secrets.token_urlsafe(48)}")
         print(f"ARI_PASS={secrets.token_urlsafe(24)}")
         print(f"AGENT_SIP_PASSWORD={secrets.token_urlsafe(18)}")
+        for var in PASSWORD_VARS.values():
+            print(f"{var}={secrets.token_urlsafe(24)}")
         return 0
     return serve(env)
 

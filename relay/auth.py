@@ -17,6 +17,11 @@ from typing import Literal
 Role = Literal["agent", "supervisor", "service"]
 ROLES = ("agent", "supervisor")
 DEFAULT_TTL = 12 * 3600
+MAX_TTL = 24 * 3600
+"""Longest lifetime a browser token may have (a shift); longer ones are refused at issue and
+at verification, so a leaked token cannot have been made to live for ever."""
+CLOCK_SKEW = 60
+"""Seconds a token's `iat` may lie in the future (clocks of two hosts)."""
 
 
 class AuthError(Exception):
@@ -66,6 +71,8 @@ def make_token(
         raise ValueError(f"role must be one of {ROLES}")
     if role == "agent" and not agent:
         raise ValueError("an agent token needs --agent")
+    if not 0 < ttl <= MAX_TTL:
+        raise ValueError(f"a token lives 1 to {MAX_TTL} seconds (--ttl)")
     issued = int(time.time() if now is None else now)
     payload: dict[str, object] = {"role": role, "iat": issued, "exp": issued + ttl}
     if agent:
@@ -80,7 +87,8 @@ def verify_token(secret: str, token: str, now: float | None = None) -> Principal
     if len(parts) != 3 or parts[0] != "v1":
         raise AuthError("malformed token")
     body = parts[0] + "." + parts[1]
-    if not hmac.compare_digest(_sign(secret, body), parts[2]):
+    # Bytes, not str: compare_digest refuses non-ASCII strings (that was a 500).
+    if not hmac.compare_digest(_sign(secret, body).encode(), parts[2].encode()):
         raise AuthError("bad token signature")
     try:
         payload = json.loads(_unb64(parts[1]))
@@ -88,8 +96,13 @@ def verify_token(secret: str, token: str, now: float | None = None) -> Principal
         raise AuthError("malformed token") from None
     if not isinstance(payload, dict) or payload.get("role") not in ROLES:
         raise AuthError("token has no valid role")
-    exp = payload.get("exp")
-    if not isinstance(exp, int) or exp <= (time.time() if now is None else now):
+    exp, iat = payload.get("exp"), payload.get("iat")
+    clock = time.time() if now is None else now
+    if not isinstance(exp, int) or not isinstance(iat, int):
+        raise AuthError("malformed token")
+    if exp - iat > MAX_TTL or iat > clock + CLOCK_SKEW:
+        raise AuthError("token lifetime too long")
+    if exp <= clock:
         raise AuthError("token expired")
     agent = payload.get("agent")
     if payload["role"] == "agent" and not isinstance(agent, str):

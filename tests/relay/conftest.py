@@ -53,8 +53,10 @@ class RelayServer:
             url += f"&since={since}"
         return url
 
-    def token(self, role: str, agent: str | None = None, ttl: int = 3600) -> str:
-        return make_token(SECRET, role, agent, ttl)
+    def token(
+        self, role: str, agent: str | None = None, ttl: int = 3600, now: float | None = None
+    ) -> str:
+        return make_token(SECRET, role, agent, ttl, now=now)
 
     async def connect(self, call_id: str, token: str | None = None, **kw: Any) -> ClientConnection:
         return await websockets.connect(

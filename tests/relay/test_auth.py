@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from coach.web import bearer
-from relay.auth import Authenticator, AuthError, Principal, make_token, verify_token
+from relay.auth import MAX_TTL, Authenticator, AuthError, Principal, make_token, verify_token
 
 pytestmark = pytest.mark.unit
 SECRET = "s" * 40
@@ -48,3 +48,35 @@ def test_service_token_only_where_required() -> None:
     with pytest.raises(AuthError, match="missing"):
         auth.authenticate(None)
     assert bearer("Bearer abc") == "abc" and bearer("Basic abc") is None and bearer(None) is None
+
+
+@pytest.mark.parametrize("token", ["v1.é.ñ", "v1.abc.ñññ", "é", "v1.\u00e9\u00e9.x"])
+def test_non_ascii_tokens_are_refused_not_a_crash(token: str) -> None:
+    with pytest.raises(AuthError):
+        verify_token(SECRET, token)
+    with pytest.raises(AuthError):
+        Authenticator("service-token-123456", SECRET).authenticate(token)
+
+
+def _signed(payload: dict[str, object]) -> str:
+    import base64
+    import hashlib
+    import hmac
+    import json
+
+    body = "v1." + base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode()
+    sig = hmac.new(SECRET.encode(), body.encode(), hashlib.sha256).digest()
+    return body + "." + base64.urlsafe_b64encode(sig).rstrip(b"=").decode()
+
+
+def test_a_token_may_not_live_longer_than_a_shift() -> None:
+    with pytest.raises(ValueError, match="--ttl"):
+        make_token(SECRET, "supervisor", ttl=MAX_TTL + 1)
+    # Signed with the right secret by someone who made it live for a year: refused anyway.
+    forever = _signed({"role": "supervisor", "iat": 1000, "exp": 1000 + 365 * 86400})
+    with pytest.raises(AuthError, match="lifetime"):
+        verify_token(SECRET, forever, now=2000)
+    future = _signed({"role": "supervisor", "iat": 10_000, "exp": 10_060})
+    with pytest.raises(AuthError, match="lifetime"):
+        verify_token(SECRET, future, now=1000)
+    assert verify_token(SECRET, make_token(SECRET, "supervisor", ttl=MAX_TTL)).role == "supervisor"

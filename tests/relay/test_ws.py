@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -174,7 +175,9 @@ async def test_expired_and_forged_tokens_are_refused(relay: RelayServer) -> None
     from relay.auth import make_token
 
     await relay.bus.publish(started("c1"))
-    async with await relay.connect("c1", relay.token("supervisor", ttl=-1)) as ws:
+    async with await relay.connect(
+        "c1", relay.token("supervisor", ttl=60, now=time.time() - 120)
+    ) as ws:
         assert await close_of(ws) == (4401, "token expired")
     forged = make_token("another-secret-" * 3, "supervisor")
     async with await relay.connect("c1", forged) as ws:
