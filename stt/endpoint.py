@@ -9,7 +9,7 @@ A trailing comma, colon, dash or ellipsis always means more is coming.
 
 from __future__ import annotations
 
-from stt.engine import word_key
+from stt.repair import word_key
 
 _SENTENCE_END = (".", "?", "!")
 _CONTINUES = (",", ";", ":", "-", "—")

@@ -1,5 +1,9 @@
 """The Whisper decoder: one CTranslate2 model per process, fed windows cut to the audio's length.
 
+The text heuristics it applies to what Whisper returns (loops, echoes, stock inventions) are in
+stt/repair.py; here only the one that needs the model (the aligner: does the text overrun the
+audio?).
+
 Whisper is trained on 30 s windows, and faster-whisper pads every input to 30 s; the encoder
 cost grows with the window, so a 2 s utterance pays for 30 s. CTranslate2's encoder accepts
 shorter mel inputs, so we feed the utterance plus a short silence margin, rounded up to a
@@ -10,7 +14,6 @@ from __future__ import annotations
 
 import threading
 import time
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +23,8 @@ import numpy.typing as npt
 from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import get_suppressed_tokens
+
+from stt.repair import drop_tail, tail_echo, trim_repeats
 
 SAMPLE_RATE = 16_000
 MAX_WINDOW_S = 30.0
@@ -32,28 +37,6 @@ WINDOW_STEP_S = 1.0
 OVERRUN_MARGIN_S = 0.1
 # How many echoes one final may shed ("Felicidades Felicidades Felicidades Fel" sheds two).
 MAX_ECHO_TRIMS = 3
-
-# Texts Whisper invents on silence/noise (YouTube subtitles in its training data). A decode
-# whose whole text is one of these is treated as no speech.
-HALLUCINATIONS = frozenset(
-    {
-        "gracias por ver el video",
-        "gracias por ver",
-        "gracias por ver el vídeo",
-        "subtítulos realizados por la comunidad de amara.org",
-        "subtitulos realizados por la comunidad de amara.org",
-        "suscríbete",
-        "suscribete al canal",
-        "¡suscríbete!",
-        "thank you for watching",
-        "thanks for watching",
-        "you",
-        "música",
-        "musica",
-        "[música]",
-        "...",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -96,71 +79,6 @@ def window_seconds(audio_s: float) -> float:
     """Encoder window used for `audio_s` seconds of audio (audio + tail pad, rounded up)."""
     need = audio_s + TAIL_PAD_S
     return float(min(MAX_WINDOW_S, np.ceil(need / WINDOW_STEP_S) * WINDOW_STEP_S))
-
-
-def is_hallucination(text: str) -> bool:
-    """Whether `text` is one of Whisper's stock inventions on non-speech."""
-    t = text.strip().lower().strip(" .!¡¿?")
-    return not t or t in HALLUCINATIONS or t + "." in HALLUCINATIONS
-
-
-def word_key(word: str) -> str:
-    """A word compared without case or punctuation ("¿Número?" -> "número")."""
-    return "".join(ch for ch in word.lower() if ch.isalnum())
-
-
-def trim_repeats(text: str, min_words: int = 2) -> str:
-    """Collapse immediate repetitions of a phrase ("A B. A B." -> "A B."), a decoder loop.
-
-    Short windows make Whisper loop now and then; a phrase of 2+ words said twice in a row is
-    far more often a loop than speech. Echoes at the end are `tail_echo`'s business.
-    """
-    words = text.split()
-    keys = [word_key(w) for w in words]
-    i = 0
-    while i < len(words):
-        cut = False
-        for n in range((len(words) - i) // 2, min_words - 1, -1):
-            if keys[i : i + n] == keys[i + n : i + 2 * n] and any(keys[i : i + n]):
-                del words[i + n : i + 2 * n], keys[i + n : i + 2 * n]
-                cut = True
-                break
-        if not cut:
-            i += 1
-    return " ".join(words)
-
-
-def tail_echo(text: str) -> int:
-    """How many trailing words repeat an earlier run (the last one maybe cut off); 0 if none.
-
-    Whisper on a short window sometimes starts over once the audio runs out ("Su mensaje ha
-    sido guardado. Su mensaje ha sido"; "Modo de grabación Modo"). Speech repeats itself too
-    ("... a los usuarios que no son administradores" after "que no son administradores, ..."),
-    so this only finds candidates: an echo of 2+ words of any earlier run, or of the text's
-    own first word(s). `WhisperEngine` checks where the candidate sits in the audio.
-    """
-    keys = [word_key(w) for w in text.split()]
-    for k in range(len(keys) // 2, 0, -1):
-        tail = keys[-k:]
-        if not tail[-1]:
-            continue
-        starts = range(len(keys) - 2 * k + 1) if k >= 2 else range(1)
-        for j in starts:
-            run = keys[j : j + k]
-            if run[:-1] == tail[:-1] and run[-1].startswith(tail[-1]):
-                return k
-    return 0
-
-
-def drop_tail(text: str, k: int) -> str:
-    """`text` without its last `k` words."""
-    return " ".join(text.split()[:-k]) if k else text
-
-
-def compression_ratio(text: str) -> float:
-    """gzip-style ratio; above ~2.4 the decoder is looping."""
-    raw = text.encode()
-    return len(raw) / max(1, len(zlib.compress(raw)))
 
 
 class WhisperEngine:

@@ -9,7 +9,7 @@ so committed words never change or disappear within an utterance. The final is f
 
 from __future__ import annotations
 
-from stt.engine import word_key as _key
+from stt.repair import word_key as _key
 
 
 class Stabilizer:

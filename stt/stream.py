@@ -29,7 +29,6 @@ import asyncio
 import collections
 import enum
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
@@ -37,19 +36,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 from prometheus_client import CollectorRegistry
 
+from coach.resample import Upsampler
 from coach.tasks import TaskFailure, TaskSet, first_completed
+from stt.buffer import AudioBuffer
 from stt.endpoint import looks_finished
-from stt.engine import (
-    SAMPLE_RATE,
-    Hypothesis,
-    WhisperEngine,
-    compression_ratio,
-    is_hallucination,
-    word_key,
-)
+from stt.engine import SAMPLE_RATE, Hypothesis, WhisperEngine
+from stt.repair import compression_ratio, copies, is_hallucination
 from stt.scheduler import DecodeScheduler, Job, JobKind
 from stt.segmenter import SegEvent, SegKind, Segmenter, SegmenterConfig, SegState
 from stt.stabilize import Stabilizer
@@ -144,72 +138,6 @@ class _Utterance:
     finalised: bool = False
     ended_by: str = ""  # early (sentence complete), pause (hangover or split), cut, flush
     end_seen_at: float = 0.0  # monotonic time the audio at `end` arrived
-
-
-def copies(prompt: str, text: str, n: int = 3) -> bool:
-    """Whether `text` repeats `n`+ consecutive words of `prompt` (a decoder copying its prompt)."""
-    p = [w for w in (word_key(x) for x in prompt.split()) if w]
-    t = [w for w in (word_key(x) for x in text.split()) if w]
-    if len(t) < n:
-        return bool(t) and " ".join(t) in " ".join(p)
-    grams = {tuple(p[i : i + n]) for i in range(len(p) - n + 1)}
-    return any(tuple(t[i : i + n]) in grams for i in range(len(t) - n + 1))
-
-
-class Upsampler:
-    """8 kHz -> 16 kHz by linear interpolation, continuous across chunks."""
-
-    def __init__(self) -> None:
-        self._last = np.float32(0.0)
-
-    def __call__(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """Twice as many samples; each input sample preceded by the midpoint to its predecessor."""
-        if x.size == 0:
-            return x
-        prev = np.concatenate([[self._last], x[:-1]]).astype(np.float32)
-        out = np.empty(x.size * 2, dtype=np.float32)
-        out[0::2] = (prev + x) * 0.5
-        out[1::2] = x
-        self._last = x[-1]
-        return out
-
-
-class AudioBuffer:
-    """Recent 16 kHz audio addressed by absolute sample index; old audio trimmed on request."""
-
-    def __init__(self, capacity_s: float = 40.0) -> None:
-        self._data = np.zeros(int(capacity_s * SAMPLE_RATE), dtype=np.float32)
-        self.start = 0  # absolute index of _data[0]
-        self.end = 0  # absolute index one past the newest sample
-        self._lock = threading.Lock()  # decode threads take snapshots
-
-    def append(self, x: npt.NDArray[np.float32]) -> None:
-        """Add samples; if full, the oldest are dropped."""
-        with self._lock:
-            n = self.end - self.start
-            if n + x.size > self._data.size:
-                drop = n + x.size - self._data.size
-                self._data[: n - drop] = self._data[drop:n]
-                self.start += drop
-                n -= drop
-            self._data[n : n + x.size] = x
-            self.end += x.size
-
-    def trim_before(self, abs_index: int) -> None:
-        """Forget audio before `abs_index`."""
-        with self._lock:
-            cut = min(max(0, abs_index - self.start), self.end - self.start)
-            if cut:
-                n = self.end - self.start
-                self._data[: n - cut] = self._data[cut:n]
-                self.start += cut
-
-    def slice(self, a: int, b: int | None = None) -> npt.NDArray[np.float32]:
-        """A copy of samples [a, b) that are still held."""
-        with self._lock:
-            b = self.end if b is None else min(b, self.end)
-            a = max(a, self.start)
-            return self._data[a - self.start : max(a, b) - self.start].copy()
 
 
 class SttStream:

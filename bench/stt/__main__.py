@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.stt import client, corpus
-from stt.wer import WerCounts
+from bench.stt.wer import WerCounts
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -21,10 +21,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from bench.stt import client, corpus
+from bench.stt.wer import WerCounts
 from coach.bus import Bus, BusConfig
 from coach.events import validate
 from coach.redis_server import free_port
-from stt.wer import WerCounts
 from tests.stt import audio
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

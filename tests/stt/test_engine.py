@@ -1,7 +1,8 @@
 import pytest
 
-from stt.engine import is_hallucination, window_seconds
-from stt.wer import wer
+from bench.stt.wer import wer
+from stt.engine import window_seconds
+from stt.repair import is_hallucination
 from tests.stt import audio
 
 pytestmark = [pytest.mark.unit, pytest.mark.slow]
@@ -51,7 +52,7 @@ def test_short_window_decode_of_real_speech(engine):
     ],
 )
 def test_trim_repeats(text, expected):
-    from stt.engine import trim_repeats
+    from stt.repair import trim_repeats
 
     assert trim_repeats(text) == expected
 
@@ -70,7 +71,7 @@ def test_trim_repeats(text, expected):
     ],
 )
 def test_tail_echo_candidates(text, echo):
-    from stt.engine import drop_tail, tail_echo
+    from stt.repair import drop_tail, tail_echo
 
     assert tail_echo(text) == echo
     assert len(drop_tail(text, echo).split()) == len(text.split()) - echo

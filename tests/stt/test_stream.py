@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
-from stt.stream import AudioBuffer, Upsampler, copies
+from coach.resample import Upsampler
+from stt.buffer import AudioBuffer
+from stt.repair import copies
 
 pytestmark = pytest.mark.unit
 

@@ -1,6 +1,6 @@
 import pytest
 
-from stt.wer import WerCounts, corpus_wer, normalise, number_words, wer
+from bench.stt.wer import WerCounts, corpus_wer, normalise, number_words, wer
 
 pytestmark = pytest.mark.unit
 

@@ -1,6 +1,7 @@
 """Word error rate with Spanish-aware normalisation (case, accents, punctuation, numbers).
 
-Importable by every component: `from stt.wer import normalise, wer, WerCounts`.
+Evaluation code (benchmarks and tests score transcripts with it; no service imports it):
+`from bench.stt.wer import normalise, wer, WerCounts`.
 Numbers are scored as words: "3" and "tres" are the same word; "1234" becomes
 "mil doscientos treinta y cuatro".
 """
