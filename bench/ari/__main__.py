@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -26,7 +27,7 @@ from ari.audio import load_wav
 from coach.redis_server import EmbeddedRedis
 from fakes.ari_double import AriDouble
 from fakes.fake_stt import FakeStt
-from fakes.poll import until
+from fakes.poll import until, until_async
 
 SOUNDS = Path("/usr/share/asterisk/sounds/es")
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "es-dev-prompts.txt"
@@ -127,11 +128,14 @@ async def _round(double, stt, http, pid, audio, *, calls, seconds, ramp) -> dict
         await double.hangup(cid)
     await _wait(lambda: not double.channels and not double.bridges, 60, "teardown")
     await _wait(lambda: stt.open_streams == 0, 60, "STT sockets")
-    for _ in range(100):
-        health = (await http.get("/health")).json()
-        if health["calls"] == 0:
-            break
-        await asyncio.sleep(0.1)
+    health = (await http.get("/health")).json()
+
+    async def no_calls() -> dict[str, Any] | None:
+        body: dict[str, Any] = (await http.get("/health")).json()
+        return body if body["calls"] == 0 else None
+
+    with contextlib.suppress(TimeoutError):  # reported below as leaked calls
+        health = await until_async(no_calls, 10, what="ari's calls ended", interval=0.1)
     return {
         "setups": [stt.first_audio_at(c) - double.stasis_started_at[c] for c in cids],
         "cpu": _cpu_seconds(pid) - cpu0,
@@ -183,13 +187,14 @@ async def run(calls: int, seconds: float, ramp: float, rounds: int) -> int:
     try:
         await double.wait_connected(30)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}") as http:
-            for _ in range(200):
+            async def healthy() -> bool:
                 try:
-                    if (await http.get("/health")).status_code == 200:
-                        break
+                    return (await http.get("/health")).status_code == 200
                 except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
+                    return False
+
+            with contextlib.suppress(TimeoutError):  # the rounds report an unhealthy ari
+                await until_async(healthy, 20, what="ari healthy", interval=0.1)
             # The double resamples each prompt once (pure Python, slow): do it before timing.
             for pcm in audio:
                 double._payloads(pcm, "slin16")

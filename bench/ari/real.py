@@ -13,6 +13,7 @@ ports, STT sockets: must be 0).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -27,7 +28,7 @@ import pytest
 
 from coach.redis_server import EmbeddedRedis, free_port
 from fakes.fake_stt import FakeStt
-from fakes.poll import until
+from fakes.poll import until, until_async
 from tests.asterisk.conftest import HUNT_DIAL, hunt_dialplan
 from tests.asterisk.pbx import AGENT_SIP_PASSWORD, ARI_PASS, ARI_USER, Asterisk, ensure_chroot
 from tests.asterisk.phone import Phone, phone_ports, speech_wav
@@ -76,15 +77,13 @@ async def run_real(calls: int, seconds: float, transport: str) -> int:
     phones: list[Phone] = []
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}") as http:
-            async def healthy() -> None:
-                while True:
-                    try:
-                        if (await http.get("/health")).status_code == 200:
-                            return
-                    except httpx.TransportError:
-                        pass
-                    await asyncio.sleep(0.1)
-            await asyncio.wait_for(healthy(), 30)
+            async def healthy() -> bool:
+                try:
+                    return (await http.get("/health")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await until_async(healthy, 30, what="ari healthy", interval=0.1)
             pad = seconds + 60
             for i, agent in enumerate(agents):
                 wav = speech_wav(work / f"agent-{agent}.wav", PROMPTS[i % 4:] + PROMPTS[:i % 4],
@@ -139,11 +138,13 @@ async def run_real(calls: int, seconds: float, transport: str) -> int:
             await _until(lambda: pbx.leftovers() == ([], []), 60)
             await _until(lambda: stt.open_streams == 0, 60)
             health = (await http.get("/health")).json()
-            for _ in range(100):
-                if health["calls"] == 0:
-                    break
-                await asyncio.sleep(0.1)
-                health = (await http.get("/health")).json()
+
+            async def no_calls() -> dict[str, Any] | None:
+                body: dict[str, Any] = (await http.get("/health")).json()
+                return body if body["calls"] == 0 else None
+
+            with contextlib.suppress(TimeoutError):  # reported below as leaked calls
+                health = await until_async(no_calls, 10, what="ari's calls ended", interval=0.1)
             cpu = (_cpu_seconds(proc.pid) - cpu0[0], _cpu_seconds(ast_pid) - cpu0[1])
             wall = time.monotonic() - wall0
             text = (await http.get("/metrics")).text

@@ -29,7 +29,9 @@ async def _wait_bus(bus, call_id: str, kind: str, wait: float = 10.0) -> list[di
         return events if any(e["type"] == kind for e in events) else None
 
     # No pause between probes: each one blocks on the bus until something new is published.
-    return await until_async(probe, wait, what=f"{kind} of {call_id} on the bus", interval=0)
+    events = await until_async(probe, wait, what=f"{kind} of {call_id} on the bus", interval=0)
+    assert events is not None
+    return events
 
 
 async def _wait_empty(double, svc, wait: float = 10.0) -> None:

@@ -138,6 +138,7 @@ async def test_stt_slow_bounded_buffer_drops_oldest(double, stt, bus, service_fa
     cid = await double.incoming_call("100", "Bob", customer, b"")
     tap = await until(lambda: next((t for t in svc.gateway.taps
                                     if t.call_id == cid and t.speaker == "customer"), None))
+    assert tap is not None
     await until(lambda: tap.stream.dropped_bytes)
     assert tap.stream.queued_bytes <= tap.stream.max_bytes
     stt.read_delay = 0

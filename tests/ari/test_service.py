@@ -75,6 +75,7 @@ async def test_process_health_metrics_and_graceful_stop(double, stt, redis_serve
                 return text if 'ari_calls_total{outcome="bridged"} 1.0' in text else None
 
             metrics = await until_async(bridged, 20, what="the call bridged in /metrics")
+            assert metrics is not None
             assert "ari_media_taps 2.0" in metrics
 
         proc.send_signal(signal.SIGTERM)

@@ -16,6 +16,7 @@ import pytest
 
 from coach.bus import Bus, BusConfig
 from coach.redis_server import EmbeddedRedis, free_port
+from fakes.poll import until_async
 from stt.models import ensure_base
 from tests.asterisk.pbx import AGENT_SIP_PASSWORD, ARI_PASS, ARI_USER, Asterisk, ensure_chroot
 from tests.asterisk.phone import SOUNDS, Phone, phone_ports, speech_wav
@@ -248,6 +249,7 @@ async def wait_call_event(bus: Bus, call_id: str, kind: str, timeout: float = 60
 
 async def wait_no_leftovers(pbx: Asterisk, timeout: float = 20.0) -> None:
     """Wait until Asterisk has no channel and no bridge (ARI listing: no event says so)."""
-    async with asyncio.timeout(timeout):
-        while await asyncio.to_thread(pbx.leftovers) != ([], []):  # noqa: ASYNC110
-            await asyncio.sleep(0.1)
+    async def clean() -> bool:
+        return await asyncio.to_thread(pbx.leftovers) == ([], [])
+
+    await until_async(clean, timeout, what="no channel and no bridge left", interval=0.1)

@@ -13,13 +13,14 @@ import os
 import re
 import shutil
 import subprocess
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+
+from fakes.poll import until_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "asterisk"
@@ -130,19 +131,22 @@ class Asterisk:
             stdin=subprocess.DEVNULL, stdout=out, stderr=out,
         )
         out.close()
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"asterisk exited with {self.proc.returncode}:\n"
+        proc = self.proc
+
+        def ari_up() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"asterisk exited with {proc.returncode}:\n"
                                      + self.console()[-4000:])
             try:
-                if self.session.get(self.url + "/ari/asterisk/info", timeout=2).ok:
-                    return self
+                return bool(self.session.get(self.url + "/ari/asterisk/info", timeout=2).ok)
             except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"ARI not up after {timeout:.0f} s:\n{self.console()}")
-            time.sleep(0.1)
+                return False
+
+        try:
+            until_sync(ari_up, timeout, what="ARI up", interval=0.1)
+        except TimeoutError:
+            raise AssertionError(f"ARI not up after {timeout:.0f} s:\n{self.console()}") from None
+        return self
 
     def load_test_modules(self) -> None:
         """Modules only the tests' hunting dialplan uses (the shipped modules.conf does not)."""

@@ -20,7 +20,11 @@ import wave
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from ari.audio import load_wav
+from coach.tasks import TaskSet
+from fakes.poll import until_async
 
 SOUNDS = Path("/usr/share/asterisk/sounds/es")
 PHONE_RTP = itertools.count(50000, 20)  # 10 RTP ports per phone, outside every other range
@@ -84,6 +88,7 @@ class Phone:
         self._changed = asyncio.Condition()
         self._responses: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._tokens = itertools.count(1)
+        self._tasks = TaskSet("phone", registry=CollectorRegistry())
         self._reader: asyncio.Task[None] | None = None
         self._writer: asyncio.StreamWriter | None = None
 
@@ -119,19 +124,24 @@ class Phone:
         self.proc = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block
             ["baresip", "-f", str(self.dir)], stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         log.close()
-        async with asyncio.timeout(timeout):
-            while True:
-                if self.proc.poll() is not None:
-                    raise AssertionError(f"baresip {self.name} exited: {self.log()[-2000:]}")
-                try:
-                    reader, self._writer = await asyncio.open_connection("127.0.0.1",
-                                                                         self.ctrl_port)
-                    break
-                except OSError:
-                    # baresip opens its control port a moment after it starts; nothing to
-                    # wait on but the port itself.
-                    await asyncio.sleep(0.05)
-        self._reader = asyncio.create_task(self._read(reader), name=f"phone-{self.name}")
+        proc = self.proc
+
+        async def connected() -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+            if proc.poll() is not None:
+                raise AssertionError(f"baresip {self.name} exited: {self.log()[-2000:]}")
+            try:
+                return await asyncio.open_connection("127.0.0.1", self.ctrl_port)
+            except OSError:
+                return None
+
+        # baresip opens its control port a moment after it starts; nothing to wait on but
+        # the port itself.
+        conn = await until_async(connected, timeout, what=f"baresip {self.name}'s control port",
+                                 interval=0.05)
+        assert conn is not None
+        reader, self._writer = conn
+        self._reader = self._tasks.spawn(self._read(reader), "phone-reader",
+                                         name=f"phone-{self.name}")
         await self.command("uanew", self.account)
         return self
 
@@ -197,10 +207,7 @@ class Phone:
         """Quit baresip."""
         if self._writer is not None:
             self._writer.close()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+        await self._tasks.close()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:

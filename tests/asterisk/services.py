@@ -7,11 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from fakes.poll import until_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,22 +39,29 @@ class ServiceProcess:
 
     def wait_health(self, timeout: float = 60.0, *, want: str = "ok") -> dict[str, Any]:
         """Poll /health until its status is `want`: the process has no other signal."""
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout
+        proc = self.proc
+        assert proc is not None
         body: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{self.module} exited with {self.proc.returncode}:\n"
+
+        def reached() -> dict[str, Any] | None:
+            nonlocal body
+            if proc.poll() is not None:
+                raise AssertionError(f"{self.module} exited with {proc.returncode}:\n"
                                      + self.log()[-3000:])
             try:
                 body = httpx.get(self.health_url, timeout=2).json()
-                if body.get("status") == want:
-                    return body
             except (httpx.HTTPError, ValueError):
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"{self.module} /health not {want!r} after {timeout:.0f}s: "
-                             f"{body}\n{self.log()[-3000:]}")
+                return None
+            return body if body.get("status") == want else None
+
+        try:
+            reached_body = until_sync(reached, timeout, what=f"{self.module} /health {want!r}",
+                                      interval=0.1)
+        except TimeoutError:
+            raise AssertionError(f"{self.module} /health not {want!r} after {timeout:.0f}s: "
+                                 f"{body}\n{self.log()[-3000:]}") from None
+        assert reached_body is not None
+        return reached_body
 
     def health(self) -> dict[str, Any]:
         """GET /health (whatever its status code)."""
