@@ -57,7 +57,7 @@ def parse_resource_id(app: str, resource: str) -> tuple[str, str] | None:
     prefix = f"{app}-"
     if not resource.startswith(prefix):
         return None
-    kind, sep, call_id = resource[len(prefix):].partition("-")
+    kind, sep, call_id = resource[len(prefix) :].partition("-")
     if not sep or not kind or not call_id:
         return None
     return kind, call_id

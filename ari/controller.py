@@ -51,16 +51,26 @@ FLOW_STOP_WAIT: Final = 20.0
 PLAYBACK_WAIT: Final = 60.0
 
 # Hangup causes (Q.850) of an originate that did not reach the agent.
-_CAUSE_REASONS: Final = {17: "agent-busy", 18: "agent-no-answer", 19: "agent-no-answer",
-                         21: "agent-rejected"}
+_CAUSE_REASONS: Final = {
+    17: "agent-busy",
+    18: "agent-no-answer",
+    19: "agent-no-answer",
+    21: "agent-rejected",
+}
 
 
 class Controller:
     """All live calls of this app and the handlers that drive them."""
 
     def __init__(
-        self, settings: Settings, rest: AriRest, gateway: MediaGateway, publisher: Publisher,
-        metrics: Metrics, *, backoff: Backoff = RECONNECT,
+        self,
+        settings: Settings,
+        rest: AriRest,
+        gateway: MediaGateway,
+        publisher: Publisher,
+        metrics: Metrics,
+        *,
+        backoff: Backoff = RECONNECT,
     ) -> None:
         self.s = settings
         self.backoff = backoff
@@ -92,16 +102,26 @@ class Controller:
         except asyncio.QueueFull:
             kind = str(event.get("type", "?"))
             self.metrics.events_dropped.labels(kind).inc()
-            log.warning("event queue full (%d): refused %s", self.queue.maxsize, kind,
-                        extra={"event": kind, "channel": (event.get("channel") or {}).get("id")})
+            log.warning(
+                "event queue full (%d): refused %s",
+                self.queue.maxsize,
+                kind,
+                extra={"event": kind, "channel": (event.get("channel") or {}).get("id")},
+            )
             return False
         return True
 
-    def spawn(self, coro: Coroutine[Any, Any, T], kind: str, call: Call | None = None,
-              on_failure: Callable[[TaskFailure], None] | None = None) -> asyncio.Task[T]:
+    def spawn(
+        self,
+        coro: Coroutine[Any, Any, T],
+        kind: str,
+        call: Call | None = None,
+        on_failure: Callable[[TaskFailure], None] | None = None,
+    ) -> asyncio.Task[T]:
         """Start a supervised task (its failure is logged with the call id and counted)."""
-        return self.tasks.spawn(coro, kind, call_id=call.call_id if call else None,
-                                on_failure=on_failure)
+        return self.tasks.spawn(
+            coro, kind, call_id=call.call_id if call else None, on_failure=on_failure
+        )
 
     def _flow_failed(self, call: Call, failure: TaskFailure) -> None:
         # Logged and counted by the task set; what the flow created is deleted by teardown.
@@ -125,8 +145,9 @@ class Controller:
             except Exception:  # one bad event must not stop call control
                 log.exception("event handler failed", extra={"event": event.get("type")})
 
-    async def ari(self, fn: Callable[..., Any], *args: Any, idempotent: bool = False,
-                  **kwargs: Any) -> Any:
+    async def ari(
+        self, fn: Callable[..., Any], *args: Any, idempotent: bool = False, **kwargs: Any
+    ) -> Any:
         """One ARI request. The single place that retries: idempotent ones, retryable errors."""
         attempts = 3 if idempotent else 1
         retry = self.backoff.retry()
@@ -207,8 +228,11 @@ class Controller:
             return
         caller = channel.get("caller") or {}
         call = Call(
-            call_id=cid, caller_channel=cid, caller_number=caller.get("number", ""),
-            caller_name=caller.get("name", ""), app=self.s.ari_app,
+            call_id=cid,
+            caller_channel=cid,
+            caller_number=caller.get("number", ""),
+            caller_name=caller.get("name", ""),
+            app=self.s.ari_app,
             stasis_start_at=time.monotonic(),
         )
         self.track(call)
@@ -217,8 +241,11 @@ class Controller:
     def start_flow(self, call: Call, channel: dict[str, Any], adopted: bool = False) -> None:
         """Run a new (or adopted) call's flow; an unexpected failure ends the call (`error`)."""
         self._flows[call.call_id] = self.spawn(
-            self._flow(call, channel, adopted), "call-flow", call,
-            on_failure=lambda failure: self._flow_failed(call, failure))
+            self._flow(call, channel, adopted),
+            "call-flow",
+            call,
+            on_failure=lambda failure: self._flow_failed(call, failure),
+        )
 
     def _on_gone(self, cid: str, cause: int | None) -> None:
         if cid in self._waiters:
@@ -325,8 +352,9 @@ class Controller:
     def _stop_ring(self, channel_id: str) -> None:
         self.rest.request("DELETE", f"/channels/{channel_id}/ring")
 
-    async def _dial_agent(self, call: Call, *, originate: bool = True,
-                          taps: list[asyncio.Task[Any]] | None = None) -> str | None:
+    async def _dial_agent(
+        self, call: Call, *, originate: bool = True, taps: list[asyncio.Task[Any]] | None = None
+    ) -> str | None:
         """Originate the agent; None when answered (in Stasis), else the failure reason.
 
         Once the agent's channel exists, its tap is opened (task appended to `taps`)."""
@@ -339,9 +367,13 @@ class Controller:
         try:
             if originate:
                 await self.ari(
-                    self.rest.originate, self.s.agent_dial, app=self.s.ari_app,
-                    app_args=f"role=agent,call={call.call_id}", channel_id=agent,
-                    timeout=self.s.agent_timeout, caller_id=caller_id,
+                    self.rest.originate,
+                    self.s.agent_dial,
+                    app=self.s.ari_app,
+                    app_args=f"role=agent,call={call.call_id}",
+                    channel_id=agent,
+                    timeout=self.s.agent_timeout,
+                    caller_id=caller_id,
                 )
         except AriError as exc:
             self._waiters.pop(agent, None)
@@ -405,15 +437,22 @@ class Controller:
             return self._endings[call.call_id]
         call.move(CallPhase.ENDING)
         call.end_reason = reason
-        for rid in [call.agent_channel, *(t.external_id for t in call.taps.values()),
-                    *(t.snoop_id for t in call.taps.values())]:
+        for rid in [
+            call.agent_channel,
+            *(t.external_id for t in call.taps.values()),
+            *(t.snoop_id for t in call.taps.values()),
+        ]:
             if rid:
                 self.resolve(rid, ChannelGone())
         playback = self._playbacks.pop(call.rid("play"), None)
         if playback is not None and not playback.done():
             playback.set_result(None)  # the caller is gone: stop waiting for the message
-        task = self.spawn(self._teardown(call, from_flow), "teardown", call,
-                          on_failure=lambda failure: self._teardown_failed(call, failure))
+        task = self.spawn(
+            self._teardown(call, from_flow),
+            "teardown",
+            call,
+            on_failure=lambda failure: self._teardown_failed(call, failure),
+        )
         self._endings[call.call_id] = task
         return task
 
@@ -444,10 +483,14 @@ class Controller:
         self.metrics.active_calls.set(len(self.calls))
 
     def _publish_ended(self, call: Call) -> None:
-        self.publisher.offer({
-            "type": "call.ended", "callId": call.call_id, "endedAt": _now_ms(),
-            "reason": call.end_reason or "unknown",
-        })
+        self.publisher.offer(
+            {
+                "type": "call.ended",
+                "callId": call.call_id,
+                "endedAt": _now_ms(),
+                "reason": call.end_reason or "unknown",
+            }
+        )
 
     def _publish_started(self, call: Call) -> None:
         if call.started_published:
@@ -455,20 +498,30 @@ class Controller:
         call.started_published = True
         started_ms = _now_ms()
         call.started_wall = started_ms / 1000
-        self.publisher.offer({
-            "type": "call.started", "callId": call.call_id, "agent": self.s.agent_id,
-            "caller": {"number": call.caller_number, "name": call.caller_name},
-            "startedAt": started_ms, "lang": self.s.lang, "coached": True,
-        })
+        self.publisher.offer(
+            {
+                "type": "call.started",
+                "callId": call.call_id,
+                "agent": self.s.agent_id,
+                "caller": {"number": call.caller_number, "name": call.caller_name},
+                "startedAt": started_ms,
+                "lang": self.s.lang,
+                "coached": True,
+            }
+        )
 
     async def _publish_answered(self, call: Call) -> None:
         """call.answered with the endpoint that actually answered (not the dial target)."""
         agent = await self._answered_by(call)
         if not call.ended:
-            self.publisher.offer({
-                "type": "call.answered", "callId": call.call_id, "agent": agent,
-                "answeredAt": _now_ms(),
-            })
+            self.publisher.offer(
+                {
+                    "type": "call.answered",
+                    "callId": call.call_id,
+                    "agent": agent,
+                    "answeredAt": _now_ms(),
+                }
+            )
             log.info("answered by %s", agent, extra={"callId": call.call_id})
 
     async def _answered_by(self, call: Call) -> str:
@@ -480,8 +533,9 @@ class Controller:
                 # A Local dial string (or a queue behind it): the ;2 half dialled the phone
                 # that answered, and Asterisk names it in DIALEDPEERNAME / MEMBERINTERFACE.
                 for var in ("DIALEDPEERNAME", "MEMBERINTERFACE"):
-                    peer = await self.ari(self.rest.variable, f"{call.agent_channel};2", var,
-                                          idempotent=True)
+                    peer = await self.ari(
+                        self.rest.variable, f"{call.agent_channel};2", var, idempotent=True
+                    )
                     if peer:
                         return endpoint_of(peer) or self.s.agent_id
                 return self.s.agent_id
@@ -506,8 +560,9 @@ class Controller:
         """Shutdown: leave calls connected, remove our taps (the next start re-adopts them)."""
         for task in list(self._flows.values()):
             task.cancel()
-        jobs = [self.taps.close(call, tap) for call in self.calls.values()
-                for tap in call.taps.values()]
+        jobs = [
+            self.taps.close(call, tap) for call in self.calls.values() for tap in call.taps.values()
+        ]
         await asyncio.gather(*jobs, return_exceptions=True)
         if self._endings:
             await asyncio.wait(set(self._endings.values()), timeout=FLOW_STOP_WAIT)

@@ -41,15 +41,22 @@ class WsState(enum.Enum):
 
 # Handshake answers no retry can cure: the URL or the credentials are wrong (ari's own
 # configuration, or ari.conf on the Asterisk side). Reconnecting would only fill the log.
-FATAL_HANDSHAKE = {401: "wrong ARI_USER or ARI_PASS",
-                   404: "no ARI at this URL (check ARI_URL and that res_ari is loaded)"}
+FATAL_HANDSHAKE = {
+    401: "wrong ARI_USER or ARI_PASS",
+    404: "no ARI at this URL (check ARI_URL and that res_ari is loaded)",
+}
 
 
 class EventsConnection:
     """Owns the reader thread; `start()` once, `stop()` once."""
 
     def __init__(
-        self, base_url: str, app: str, user: str, password: str, *,
+        self,
+        base_url: str,
+        app: str,
+        user: str,
+        password: str,
+        *,
         loop: asyncio.AbstractEventLoop,
         on_event: Callable[[dict[str, Any]], bool],
         on_connected: Callable[[], None],
@@ -105,7 +112,10 @@ class EventsConnection:
                 # suppress_origin: Asterisk checks Origin against ari.conf's allowed_origins and
                 # logs a notice on every connect for a non-browser client that sends one.
                 ws = websocket.create_connection(
-                    self.url, header=self._header, timeout=5, enable_multithread=True,
+                    self.url,
+                    header=self._header,
+                    timeout=5,
+                    enable_multithread=True,
                     suppress_origin=True,
                 )
             except websocket.WebSocketBadStatusException as exc:
@@ -115,8 +125,12 @@ class EventsConnection:
                     # 401/404 for a moment before ARI is loaded.
                     error = f"ARI events handshake answered {exc.status_code}: {hint}"
                     if error != self.error:
-                        log.error("%s; retrying every %.0f s", error, self.backoff.maximum,
-                                  extra={"url": self.url.split("?", 1)[0]})
+                        log.error(
+                            "%s; retrying every %.0f s",
+                            error,
+                            self.backoff.maximum,
+                            extra={"url": self.url.split("?", 1)[0]},
+                        )
                     self.error = error
                     self.state = WsState.FAILED
                     self._stop.wait(self.backoff.maximum)

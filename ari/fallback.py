@@ -43,8 +43,9 @@ class FallbackCalls:
         self.publisher = publisher
         self.watched: set[str] = set()
 
-    async def reconcile(self, live: Mapping[str, Mapping[str, Any]],
-                        active: Mapping[str, Mapping[str, Any]]) -> None:
+    async def reconcile(
+        self, live: Mapping[str, Mapping[str, Any]], active: Mapping[str, Mapping[str, Any]]
+    ) -> None:
         """Announce and watch live fallback calls; end announced ones that are gone."""
         for cid, chan in live.items():
             if not is_fallback(chan) or cid in self.watched:
@@ -71,16 +72,27 @@ class FallbackCalls:
     def _started(self, chan: Mapping[str, Any]) -> None:
         caller = chan.get("caller") or {}
         created = creation_time(chan)
-        self.publisher.offer({
-            "type": "call.started", "callId": chan["id"], "agent": self.s.agent_id,
-            "caller": {"number": caller.get("number", ""), "name": caller.get("name", "")},
-            "startedAt": int((created or time.time()) * 1000), "lang": self.s.lang,
-            "coached": False,
-        })
+        self.publisher.offer(
+            {
+                "type": "call.started",
+                "callId": chan["id"],
+                "agent": self.s.agent_id,
+                "caller": {"number": caller.get("number", ""), "name": caller.get("name", "")},
+                "startedAt": int((created or time.time()) * 1000),
+                "lang": self.s.lang,
+                "coached": False,
+            }
+        )
         log.info("fallback call seen (connected without coaching)", extra={"callId": chan["id"]})
 
     def _ended(self, cid: str) -> None:
         self.watched.discard(cid)
-        self.publisher.offer({"type": "call.ended", "callId": cid,
-                                "endedAt": int(time.time() * 1000), "reason": "fallback"})
+        self.publisher.offer(
+            {
+                "type": "call.ended",
+                "callId": cid,
+                "endedAt": int(time.time() * 1000),
+                "reason": "fallback",
+            }
+        )
         log.info("fallback call ended", extra={"callId": cid})

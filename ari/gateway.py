@@ -162,12 +162,15 @@ class WebSocketMediaTap(MediaTap):
     async def connect(self, url: str) -> None:
         """Open the media socket and start reading (raises OSError/InvalidHandshake)."""
         self.ws = await websockets.connect(
-            url, subprotocols=[Subprotocol("media")], open_timeout=5, max_size=WS_MAX_FRAME,
-            compression=None, ping_interval=None,
+            url,
+            subprotocols=[Subprotocol("media")],
+            open_timeout=5,
+            max_size=WS_MAX_FRAME,
+            compression=None,
+            ping_interval=None,
         )
         assert self.tasks is not None, "a WebSocketMediaTap is made by MediaGateway.websocket_tap"
-        self.reader = self.tasks.spawn(self._read(self.ws), "ws-media-reader",
-                                       call_id=self.call_id)
+        self.reader = self.tasks.spawn(self._read(self.ws), "ws-media-reader", call_id=self.call_id)
 
     async def _read(self, ws: ClientConnection) -> None:
         with contextlib.suppress(websockets.ConnectionClosed):
@@ -214,8 +217,15 @@ class MediaGateway:
     """Opens and closes taps; owns the port range."""
 
     def __init__(
-        self, *, bind: str, base_port: int, port_count: int, stt_url: str, token: str,
-        buffer_seconds: float, tasks: TaskSet,
+        self,
+        *,
+        bind: str,
+        base_port: int,
+        port_count: int,
+        stt_url: str,
+        token: str,
+        buffer_seconds: float,
+        tasks: TaskSet,
     ) -> None:
         self.tasks = tasks
         """The media tasks: each tap's STT uplink and, over WebSocket, its media reader."""
@@ -227,7 +237,10 @@ class MediaGateway:
         self.taps: set[MediaTap] = set()
 
     async def open_tap(
-        self, call_id: str, speaker: str, fmt: AudioFormat,
+        self,
+        call_id: str,
+        speaker: str,
+        fmt: AudioFormat,
         on_first_audio: Callable[[MediaTap], None] | None = None,
         start_offset: float = 0.0,
     ) -> MediaTap:
@@ -238,8 +251,14 @@ class MediaGateway:
             port = self.ports.allocate()
             try:
                 stream = SttUplink(
-                    self.stt_url, self.token, call_id, speaker, fmt.rate, tasks=self.tasks,
-                    buffer_seconds=self.buffer_seconds, start_offset=start_offset,
+                    self.stt_url,
+                    self.token,
+                    call_id,
+                    speaker,
+                    fmt.rate,
+                    tasks=self.tasks,
+                    buffer_seconds=self.buffer_seconds,
+                    start_offset=start_offset,
                 )
                 try:
                     sock = _udp_socket(self.bind, port)
@@ -262,18 +281,26 @@ class MediaGateway:
         raise PortsExhausted(f"no bindable media port: {last_error}")
 
     def websocket_tap(
-        self, call_id: str, speaker: str, fmt: AudioFormat,
+        self,
+        call_id: str,
+        speaker: str,
+        fmt: AudioFormat,
         on_first_audio: Callable[[MediaTap], None] | None = None,
         start_offset: float = 0.0,
     ) -> WebSocketMediaTap:
         """A tap fed by chan_websocket (no port): `connect()` it once Asterisk made the
         ExternalMedia channel and named its connection."""
         stream = SttUplink(
-            self.stt_url, self.token, call_id, speaker, fmt.rate, tasks=self.tasks,
-            buffer_seconds=self.buffer_seconds, start_offset=start_offset,
+            self.stt_url,
+            self.token,
+            call_id,
+            speaker,
+            fmt.rate,
+            tasks=self.tasks,
+            buffer_seconds=self.buffer_seconds,
+            start_offset=start_offset,
         )
-        tap = WebSocketMediaTap(call_id, speaker, fmt, stream, 0, on_first_audio,
-                                tasks=self.tasks)
+        tap = WebSocketMediaTap(call_id, speaker, fmt, stream, 0, on_first_audio, tasks=self.tasks)
         self.taps.add(tap)
         return tap
 

@@ -15,7 +15,9 @@ class Metrics:
         self.events_dropped = Counter(
             "ari_events_dropped_total",
             "ARI events refused by the full event queue (the events socket is then dropped and "
-            "reconciliation repairs state)", ["type"], registry=r,
+            "reconciliation repairs state)",
+            ["type"],
+            registry=r,
         )
         self.calls = Counter("ari_calls_total", "Call outcomes", ["outcome"], registry=r)
         self.active_calls = Gauge("ari_active_calls", "Calls in progress", registry=r)
@@ -28,14 +30,19 @@ class Metrics:
             "ari_orphans_removed_total", "Orphaned channels/bridges deleted", registry=r
         )
         self.rtp_packets = Counter(
-            "ari_rtp_packets_total", "RTP packets of closed taps by outcome", ["outcome"],
+            "ari_rtp_packets_total",
+            "RTP packets of closed taps by outcome",
+            ["outcome"],
             registry=r,
         )
         self.stt_dropped_bytes = Counter(
-            "ari_stt_dropped_bytes_total", "Audio dropped (oldest first) while STT was down/slow",
+            "ari_stt_dropped_bytes_total",
+            "Audio dropped (oldest first) while STT was down/slow",
             registry=r,
         )
         self.setup_seconds = Histogram(
-            "ari_setup_seconds", "StasisStart to first audio forwarded to STT",
-            buckets=(0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10), registry=r,
+            "ari_setup_seconds",
+            "StasisStart to first audio forwarded to STT",
+            buckets=(0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10),
+            registry=r,
         )

@@ -76,13 +76,18 @@ class Reconciler:
                     continue
                 if call.caller_channel not in live:
                     self.ctl.end_call(call, "caller-hangup")
-                elif (call.phase is CallPhase.BRIDGED and call.agent_channel
-                      and call.agent_channel not in live):
+                elif (
+                    call.phase is CallPhase.BRIDGED
+                    and call.agent_channel
+                    and call.agent_channel not in live
+                ):
                     self.ctl.end_call(call, "agent-hangup")
             adopted: list[tuple[Call, dict[str, Any]]] = []
-            candidates = [c for c in channels
-                          if parse_resource_id(self.s.ari_app, c["id"]) is None
-                          and _in_app(c, self.s.ari_app)]
+            candidates = [
+                c
+                for c in channels
+                if parse_resource_id(self.s.ari_app, c["id"]) is None and _in_app(c, self.s.ari_app)
+            ]
             fallbacks = any(is_fallback(c) for c in channels)
             active = await self._active() if candidates or fallbacks else {}
             announced = set(active)
@@ -106,12 +111,16 @@ class Reconciler:
                 self.ctl.start_flow(call, chan, adopted=True)
             return True
 
-    def _adopt(self, chan: dict[str, Any], live: dict[str, Any], bridges: set[str],
-               announced: set[str]) -> Call:
+    def _adopt(
+        self, chan: dict[str, Any], live: dict[str, Any], bridges: set[str], announced: set[str]
+    ) -> Call:
         caller = chan.get("caller") or {}
         call = Call(
-            call_id=chan["id"], caller_channel=chan["id"], caller_number=caller.get("number", ""),
-            caller_name=caller.get("name", ""), app=self.s.ari_app,
+            call_id=chan["id"],
+            caller_channel=chan["id"],
+            caller_number=caller.get("number", ""),
+            caller_name=caller.get("name", ""),
+            app=self.s.ari_app,
             stasis_start_at=time.monotonic(),
         )
         # After our own restart call.started is already on the bus: do not announce twice.
@@ -153,8 +162,8 @@ class Reconciler:
         return any(resource in (t.external_id, t.snoop_id, t.bridge_id) for t in call.taps.values())
 
 
-
 def _in_app(chan: dict[str, Any], app: str) -> bool:
     plan = chan.get("dialplan") or {}
-    return bool(plan.get("app_name") == "Stasis"
-                and str(plan.get("app_data", "")).split(",")[0] == app)
+    return bool(
+        plan.get("app_name") == "Stasis" and str(plan.get("app_data", "")).split(",")[0] == app
+    )

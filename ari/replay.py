@@ -86,11 +86,18 @@ def packets(pcm: bytes, fmt: AudioFormat) -> list[bytes]:
     ssrc, seq, ts = random.getrandbits(32), random.getrandbits(16), random.getrandbits(32)
     out = []
     for i in range(0, len(pcm), size):
-        frame = pcm[i:i + size]
+        frame = pcm[i : i + size]
         frame += bytes(size - len(frame))
-        out.append(build(pcm16le_to_payload(frame, fmt), payload_type=fmt.payload_type,
-                         sequence=seq + i // size, timestamp=ts + i // 2, ssrc=ssrc,
-                         marker=i == 0))
+        out.append(
+            build(
+                pcm16le_to_payload(frame, fmt),
+                payload_type=fmt.payload_type,
+                sequence=seq + i // size,
+                timestamp=ts + i // 2,
+                ssrc=ssrc,
+                marker=i == 0,
+            )
+        )
     return out
 
 
@@ -112,9 +119,16 @@ async def send_rtp(pkts: list[bytes], port: int, speed: float) -> int:
 
 
 async def replay(
-    paths: Sequence[str | Path], settings: ReplaySettings, *, speed: float = 1.0,
-    call_id: str | None = None, agent: str = "200", caller_number: str = "replay",
-    caller_name: str = "Replay", fmt_name: str = "slin16", bus: Bus | None = None,
+    paths: Sequence[str | Path],
+    settings: ReplaySettings,
+    *,
+    speed: float = 1.0,
+    call_id: str | None = None,
+    agent: str = "200",
+    caller_number: str = "replay",
+    caller_name: str = "Replay",
+    fmt_name: str = "slin16",
+    bus: Bus | None = None,
     raw_rate: int = RAW_RATE,
 ) -> str:
     """Replay a recording as a call; returns its call id."""
@@ -126,24 +140,37 @@ async def replay(
     own_bus = bus is None
     bus = bus or Bus.connect(settings.redis_url, settings.bus)
     tasks = TaskSet("ari-replay")
-    gateway = MediaGateway(bind="127.0.0.1", base_port=settings.base_port, port_count=1000,
-                           stt_url=settings.stt_url, token=settings.relay_token,
-                           buffer_seconds=60, tasks=tasks)
+    gateway = MediaGateway(
+        bind="127.0.0.1",
+        base_port=settings.base_port,
+        port_count=1000,
+        stt_url=settings.stt_url,
+        token=settings.relay_token,
+        buffer_seconds=60,
+        tasks=tasks,
+    )
     taps: list[MediaTap] = []
     try:
-        await bus.publish({
-            "type": "call.started", "callId": call_id, "agent": agent,
-            "caller": {"number": caller_number, "name": caller_name},
-            "startedAt": int(time.time() * 1000), "lang": settings.lang,
-        })
+        await bus.publish(
+            {
+                "type": "call.started",
+                "callId": call_id,
+                "agent": agent,
+                "caller": {"number": caller_number, "name": caller_name},
+                "startedAt": int(time.time() * 1000),
+                "lang": settings.lang,
+            }
+        )
         legs = {"customer": customer, "agent": agent_pcm}
         for speaker in legs:
             taps.append(await gateway.open_tap(call_id, speaker, fmt))
         log.info("replaying", extra={"callId": call_id, "seconds": len(customer) / 2 / rate})
-        counts = await asyncio.gather(*(
-            send_rtp(packets(resample(pcm, rate, fmt.rate), fmt), tap.port, speed)
-            for tap, pcm in zip(taps, legs.values(), strict=True)
-        ))
+        counts = await asyncio.gather(
+            *(
+                send_rtp(packets(resample(pcm, rate, fmt.rate), fmt), tap.port, speed)
+                for tap, pcm in zip(taps, legs.values(), strict=True)
+            )
+        )
         # UDP on loopback is not lost, but the last datagrams may still be in the socket
         # buffer: wait (bounded) until each tap has read everything before closing it.
         for _ in range(200):  # at most 2 s
@@ -154,8 +181,14 @@ async def replay(
         for tap in taps:
             await gateway.close_tap(tap)
         await tasks.close(wait=5)
-        await bus.publish({"type": "call.ended", "callId": call_id,
-                           "endedAt": int(time.time() * 1000), "reason": "replay-finished"})
+        await bus.publish(
+            {
+                "type": "call.ended",
+                "callId": call_id,
+                "endedAt": int(time.time() * 1000),
+                "reason": "replay-finished",
+            }
+        )
         if own_bus:
             await bus.close()
     return call_id
@@ -164,10 +197,15 @@ async def replay(
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(prog="python -m ari.replay", description=__doc__)
-    parser.add_argument("files", nargs="+",
-                        help="stereo WAV or Asterisk .raw recording, or customer.wav agent.wav")
-    parser.add_argument("--raw-rate", type=int, default=RAW_RATE,
-                        help="sample rate of a .raw recording (8000 for G.711 calls)")
+    parser.add_argument(
+        "files", nargs="+", help="stereo WAV or Asterisk .raw recording, or customer.wav agent.wav"
+    )
+    parser.add_argument(
+        "--raw-rate",
+        type=int,
+        default=RAW_RATE,
+        help="sample rate of a .raw recording (8000 for G.711 calls)",
+    )
     parser.add_argument("--speed", type=float, default=1.0, help="1 = real time, 4 = 4x")
     parser.add_argument("--call-id", help="call id (default: replay-<random>)")
     parser.add_argument("--agent", default="200", help="agent id in call.started")
@@ -184,11 +222,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logs.setup("ari.replay")
     try:
-        call_id = asyncio.run(replay(
-            args.files, settings, speed=args.speed, call_id=args.call_id, agent=args.agent,
-            caller_number=args.caller_number, caller_name=args.caller_name,
-            fmt_name=args.format, raw_rate=args.raw_rate,
-        ))
+        call_id = asyncio.run(
+            replay(
+                args.files,
+                settings,
+                speed=args.speed,
+                call_id=args.call_id,
+                agent=args.agent,
+                caller_number=args.caller_number,
+                caller_name=args.caller_name,
+                fmt_name=args.format,
+                raw_rate=args.raw_rate,
+            )
+        )
     except (OSError, ValueError) as exc:
         print(f"ari.replay: {exc}", file=sys.stderr)
         return 1

@@ -54,7 +54,10 @@ class AriRest:
         self.session.close()
 
     def request(
-        self, method: str, path: str, params: Mapping[str, Any] | None = None,
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None = None,
         body: Mapping[str, Any] | None = None,
     ) -> Any:
         """One request; returns the decoded JSON body (None when empty); raises AriError."""
@@ -120,12 +123,21 @@ class AriRest:
         )
 
     def originate(
-        self, endpoint: str, *, app: str, app_args: str, channel_id: str, timeout: int,
+        self,
+        endpoint: str,
+        *,
+        app: str,
+        app_args: str,
+        channel_id: str,
+        timeout: int,
         caller_id: str | None = None,
     ) -> Json:
         """POST /channels: dial `endpoint` into the Stasis app (StasisStart on answer)."""
         params = {
-            "endpoint": endpoint, "app": app, "appArgs": app_args, "channelId": channel_id,
+            "endpoint": endpoint,
+            "app": app,
+            "appArgs": app_args,
+            "channelId": channel_id,
             "timeout": timeout,
         }
         if caller_id:
@@ -134,8 +146,13 @@ class AriRest:
 
     def snoop(self, channel_id: str, *, app: str, app_args: str, snoop_id: str) -> Json:
         """POST /channels/{id}/snoop?spy=in: a channel carrying that party's own voice."""
-        params = {"spy": "in", "whisper": "none", "app": app, "appArgs": app_args,
-                  "snoopId": snoop_id}
+        params = {
+            "spy": "in",
+            "whisper": "none",
+            "app": app,
+            "appArgs": app_args,
+            "snoopId": snoop_id,
+        }
         return dict(self.request("POST", f"/channels/{channel_id}/snoop", params))
 
     def external_media(
@@ -143,31 +160,41 @@ class AriRest:
     ) -> Json:
         """POST /channels/externalMedia (RTP over UDP to `external_host`)."""
         params = {
-            "app": app, "external_host": external_host, "format": fmt, "channelId": channel_id,
+            "app": app,
+            "external_host": external_host,
+            "format": fmt,
+            "channelId": channel_id,
             # encapsulation/transport are the defaults, spelled out; `direction` is left out
             # because older Asterisk versions do not know it.
-            "encapsulation": "rtp", "transport": "udp", "data": data,
+            "encapsulation": "rtp",
+            "transport": "udp",
+            "data": data,
         }
         return dict(self.request("POST", "/channels/externalMedia", params))
 
-    def external_media_websocket(
-        self, *, app: str, fmt: str, channel_id: str, data: str
-    ) -> Json:
+    def external_media_websocket(self, *, app: str, fmt: str, channel_id: str, data: str) -> Json:
         """POST /channels/externalMedia over chan_websocket, Asterisk as the server: the reply's
         `channelvars.MEDIA_WEBSOCKET_CONNECTION_ID` names `/media/<id>` to connect to."""
         params = {
-            "app": app, "external_host": "INCOMING", "format": fmt, "channelId": channel_id,
-            "encapsulation": "none", "transport": "websocket", "connection_type": "server",
+            "app": app,
+            "external_host": "INCOMING",
+            "format": fmt,
+            "channelId": channel_id,
+            "encapsulation": "none",
+            "transport": "websocket",
+            "connection_type": "server",
             # Only what the caller says, not what Asterisk would play to it.
-            "direction": "in", "data": data,
+            "direction": "in",
+            "data": data,
         }
         return dict(self.request("POST", "/channels/externalMedia", params))
 
     def subscribe_channel(self, app: str, channel_id: str) -> None:
         """POST /applications/{app}/subscription: this app gets a channel's events (one that
         is not in Stasis, e.g. a call the dialplan connected without the app)."""
-        self.request("POST", f"/applications/{app}/subscription",
-                     {"eventSource": f"channel:{channel_id}"})
+        self.request(
+            "POST", f"/applications/{app}/subscription", {"eventSource": f"channel:{channel_id}"}
+        )
 
     # -- bridges -------------------------------------------------------------------------------
 

@@ -77,7 +77,12 @@ def parse(data: bytes) -> RtpPacket:
 
 
 def build(
-    payload: bytes, *, payload_type: int, sequence: int, timestamp: int, ssrc: int,
+    payload: bytes,
+    *,
+    payload_type: int,
+    sequence: int,
+    timestamp: int,
+    ssrc: int,
     marker: bool = False,
 ) -> bytes:
     """Build an RTP packet (used by the replay tool and the ARI test double)."""

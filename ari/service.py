@@ -39,12 +39,16 @@ class Service:
         """The service's own tasks: event handling, the publisher, the HTTP server."""
         self.media_tasks = TaskSet("ari", registry=self.metrics.registry)
         """The gateway's: STT uplinks and WebSocket media readers (closed with the gateway)."""
-        self.rest = AriRest(settings.ari_url, settings.ari_user, settings.ari_pass,
-                            workers=settings.rest_workers)
+        self.rest = AriRest(
+            settings.ari_url, settings.ari_user, settings.ari_pass, workers=settings.rest_workers
+        )
         self.gateway = MediaGateway(
-            bind=settings.media_bind, base_port=settings.base_port,
-            port_count=settings.port_count, stt_url=settings.stt_url,
-            token=settings.relay_token, buffer_seconds=settings.stt_buffer_seconds,
+            bind=settings.media_bind,
+            base_port=settings.base_port,
+            port_count=settings.port_count,
+            stt_url=settings.stt_url,
+            token=settings.relay_token,
+            buffer_seconds=settings.stt_buffer_seconds,
             tasks=self.media_tasks,
         )
         self.publisher = Publisher(bus, self.tasks, capacity=PUBLISH_CAPACITY)
@@ -60,8 +64,13 @@ class Service:
         self.controller = Controller(self.s, self.rest, self.gateway, self.publisher, self.metrics)
         self.tasks.spawn(self.controller.run(), "controller")
         self.events = EventsConnection(
-            self.s.ari_url, self.s.ari_app, self.s.ari_user, self.s.ari_pass, loop=loop,
-            on_event=self.controller.offer, on_connected=self.controller.on_connected,
+            self.s.ari_url,
+            self.s.ari_app,
+            self.s.ari_user,
+            self.s.ari_pass,
+            loop=loop,
+            on_event=self.controller.offer,
+            on_connected=self.controller.on_connected,
         )
         self.events.start()
         if self.serve_http:
@@ -91,8 +100,10 @@ class Service:
         body: dict[str, Any] = {
             "status": "ok" if connected else "degraded",
             "ari": self.events.state.value if self.events else "idle",
-            "calls": calls, "taps": len(self.gateway.taps),
-            "portsInUse": self.gateway.ports.in_use, "format": self.s.media_format,
+            "calls": calls,
+            "taps": len(self.gateway.taps),
+            "portsInUse": self.gateway.ports.in_use,
+            "format": self.s.media_format,
         }
         if self.events is not None and self.events.error:
             body["status"], body["error"] = "failed", self.events.error
@@ -100,6 +111,7 @@ class Service:
 
     def app(self) -> Starlette:
         """GET /health and GET /metrics."""
+
         async def health() -> dict[str, Any]:
             return self.health()
 
@@ -121,8 +133,10 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await service.start()
-    log.info("ari started", extra={"ari": settings.ari_url, "app": settings.ari_app,
-                                   "basePort": settings.base_port})
+    log.info(
+        "ari started",
+        extra={"ari": settings.ari_url, "app": settings.ari_app, "basePort": settings.base_port},
+    )
     await stop.wait()
     log.info("stopping")
     await service.stop()

@@ -53,6 +53,7 @@ def _close_error(code: int | None, reason: str | None = None) -> UplinkError:
 def _closed_error(ws: ClientConnection) -> UplinkError:
     return _close_error(ws.close_code, ws.close_reason)
 
+
 MAX_FRAME_BYTES = 6400
 """Largest binary frame sent (200 ms of slin16): batches what queued up, bounds frame size."""
 
@@ -84,9 +85,19 @@ class SttUplink:
     """Forward PCM16 LE chunks of one (call, speaker) to STT; `close()` sends `{"type":"end"}`."""
 
     def __init__(
-        self, stt_url: str, token: str, call_id: str, speaker: str, rate: int, *,
-        tasks: TaskSet, buffer_seconds: float = 30.0, backoff: Backoff = RECONNECT,
-        end_timeout: float = 10.0, frame_ms: int = 100, start_offset: float = 0.0,
+        self,
+        stt_url: str,
+        token: str,
+        call_id: str,
+        speaker: str,
+        rate: int,
+        *,
+        tasks: TaskSet,
+        buffer_seconds: float = 30.0,
+        backoff: Backoff = RECONNECT,
+        end_timeout: float = 10.0,
+        frame_ms: int = 100,
+        start_offset: float = 0.0,
     ) -> None:
         self.stt_url = stt_url
         self.token = token
@@ -118,8 +129,13 @@ class SttUplink:
         """Set by close() only: cuts a reconnect backoff short (audio must not: while STT is
         down every RTP packet would otherwise trigger a reconnect)."""
         self._closing = False
-        self._task = tasks.spawn(self._run(), "stt-uplink", call_id=call_id,
-                                 name=f"stt-{call_id}-{speaker}", on_failure=self._failed)
+        self._task = tasks.spawn(
+            self._run(),
+            "stt-uplink",
+            call_id=call_id,
+            name=f"stt-{call_id}-{speaker}",
+            on_failure=self._failed,
+        )
 
     @property
     def queued_bytes(self) -> int:
@@ -148,8 +164,10 @@ class SttUplink:
         try:
             await asyncio.wait_for(asyncio.shield(self._task), self.end_timeout)
         except (TimeoutError, asyncio.CancelledError):
-            log.warning("STT stream did not end in time", extra={"callId": self.call_id,
-                                                                 "speaker": self.speaker})
+            log.warning(
+                "STT stream did not end in time",
+                extra={"callId": self.call_id, "speaker": self.speaker},
+            )
             await self.tasks.cancel(self._task)
         except Exception:  # noqa: BLE001 - the task set logged and counted it (`_failed`)
             pass
@@ -184,7 +202,10 @@ class SttUplink:
                 async with connect(
                     self._url(),
                     additional_headers={"Authorization": f"Bearer {self.token}"},
-                    open_timeout=5, close_timeout=2, max_queue=64, write_limit=WRITE_LIMIT,
+                    open_timeout=5,
+                    close_timeout=2,
+                    max_queue=64,
+                    write_limit=WRITE_LIMIT,
                     # PCM barely compresses; deflate would cost more CPU than the whole path.
                     compression=None,
                 ) as ws:
@@ -199,8 +220,11 @@ class SttUplink:
                 if not error.retryable:
                     self._fail(error)
                     break
-                log.warning("STT stream interrupted: %s", error,
-                            extra={"callId": self.call_id, "speaker": self.speaker})
+                log.warning(
+                    "STT stream interrupted: %s",
+                    error,
+                    extra={"callId": self.call_id, "speaker": self.speaker},
+                )
             if self._closing and not self._chunks:
                 break  # ending and nothing left to say: do not reconnect just for the end
             self.state = UplinkState.BACKOFF
@@ -214,9 +238,15 @@ class SttUplink:
         self.dropped_bytes += self._queued
         self._chunks.clear()
         self._queued = 0
-        log.error("STT refused the stream for good: %s", error,
-                  extra={"callId": self.call_id, "speaker": self.speaker,
-                         "droppedBytes": self.dropped_bytes})
+        log.error(
+            "STT refused the stream for good: %s",
+            error,
+            extra={
+                "callId": self.call_id,
+                "speaker": self.speaker,
+                "droppedBytes": self.dropped_bytes,
+            },
+        )
 
     async def _sleep_or_close(self, delay: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -289,8 +319,9 @@ def _as_stream_error(exc: Exception) -> UplinkError:
         return exc
     if isinstance(exc, InvalidStatus):
         status = exc.response.status_code
-        return UplinkError(f"STT refused the handshake: HTTP {status}",
-                              retryable=status not in FATAL_HTTP_STATUS)
+        return UplinkError(
+            f"STT refused the handshake: HTTP {status}", retryable=status not in FATAL_HTTP_STATUS
+        )
     if isinstance(exc, ConnectionClosed):
         rcvd = exc.rcvd
         return _close_error(rcvd.code, rcvd.reason) if rcvd else _close_error(None)

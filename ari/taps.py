@@ -62,8 +62,7 @@ class Taps:
 
     def spawn(self, call: Call, speaker: str, leg: str | None) -> asyncio.Task[None]:
         """Open one tap in a supervised task (its failure loses only this speaker)."""
-        return self.ctl.spawn(self.open(call, speaker, leg), "tap", call,
-                              on_failure=self._failed)
+        return self.ctl.spawn(self.open(call, speaker, leg), "tap", call, on_failure=self._failed)
 
     def _failed(self, _failure: TaskFailure) -> None:
         # Logged with the call id and counted by the task set; the call goes on without
@@ -91,12 +90,18 @@ class Taps:
             websocket = self.s.media_transport == "websocket"
             if websocket:
                 tap.media = self.gateway.websocket_tap(
-                    call.call_id, speaker, self.fmt, self._first_audio_cb(call),
+                    call.call_id,
+                    speaker,
+                    self.fmt,
+                    self._first_audio_cb(call),
                     start_offset=offset,
                 )
             else:
                 tap.media = await self.gateway.open_tap(
-                    call.call_id, speaker, self.fmt, self._first_audio_cb(call),
+                    call.call_id,
+                    speaker,
+                    self.fmt,
+                    self._first_audio_cb(call),
                     start_offset=offset,
                 )
             self.metrics.taps.set(len(self.gateway.taps))
@@ -107,22 +112,36 @@ class Taps:
                 return
             waits = [self.ctl.waiter(tap.external_id)]
             data = f"role=media,call={call.call_id},speaker={speaker}"
-            creates = [self.ctl.ari(
-                self.rest.external_media_websocket, app=self.s.ari_app, fmt=self.fmt.name,
-                channel_id=tap.external_id, data=data,
-            ) if websocket else self.ctl.ari(
-                self.rest.external_media, app=self.s.ari_app,
-                external_host=f"{self.s.media_host}:{tap.media.port}", fmt=self.fmt.name,
-                channel_id=tap.external_id, data=data,
-            )]
+            creates = [
+                self.ctl.ari(
+                    self.rest.external_media_websocket,
+                    app=self.s.ari_app,
+                    fmt=self.fmt.name,
+                    channel_id=tap.external_id,
+                    data=data,
+                )
+                if websocket
+                else self.ctl.ari(
+                    self.rest.external_media,
+                    app=self.s.ari_app,
+                    external_host=f"{self.s.media_host}:{tap.media.port}",
+                    fmt=self.fmt.name,
+                    channel_id=tap.external_id,
+                    data=data,
+                )
+            ]
             if leg is not None and tap.snoop_id is not None:
                 waits.append(self.ctl.waiter(tap.snoop_id))
                 creates.append(self.ctl.ari(self.rest.create_bridge, tap.bridge_id, tap.bridge_id))
-                creates.append(self.ctl.ari(
-                    self.rest.snoop, leg, app=self.s.ari_app,
-                    app_args=f"role=snoop,call={call.call_id},speaker={speaker}",
-                    snoop_id=tap.snoop_id,
-                ))
+                creates.append(
+                    self.ctl.ari(
+                        self.rest.snoop,
+                        leg,
+                        app=self.s.ari_app,
+                        app_args=f"role=snoop,call={call.call_id},speaker={speaker}",
+                        snoop_id=tap.snoop_id,
+                    )
+                )
             created = await asyncio.gather(*creates)
             if isinstance(tap.media, WebSocketMediaTap):
                 conn = (created[0].get("channelvars") or {}).get("MEDIA_WEBSOCKET_CONNECTION_ID")
@@ -134,12 +153,21 @@ class Taps:
             if call.ended:
                 return
             members = [tap.external_id] + ([tap.snoop_id] if tap.snoop_id else [])
-            await asyncio.gather(*(self.ctl.ari(self.rest.add_channel, tap.bridge_id, m)
-                                   for m in members))
-            log.info("tap open", extra={"callId": call.call_id, "speaker": speaker,
-                                        "port": tap.media.port})
-        except (AriError, PortsExhausted, TimeoutError, ChannelGone, OSError,
-                InvalidHandshake) as exc:
+            await asyncio.gather(
+                *(self.ctl.ari(self.rest.add_channel, tap.bridge_id, m) for m in members)
+            )
+            log.info(
+                "tap open",
+                extra={"callId": call.call_id, "speaker": speaker, "port": tap.media.port},
+            )
+        except (
+            AriError,
+            PortsExhausted,
+            TimeoutError,
+            ChannelGone,
+            OSError,
+            InvalidHandshake,
+        ) as exc:
             # The call itself goes on without this speaker's transcript.
             if not call.ended:
                 log.warning("tap %s failed: %r", speaker, exc, extra={"callId": call.call_id})
@@ -151,6 +179,7 @@ class Taps:
             self.metrics.setup_seconds.observe(delay)
             if self.ctl.on_first_audio is not None:
                 self.ctl.on_first_audio(call.call_id, tap.speaker, delay)
+
         return cb
 
     async def close(self, call: Call, tap: Tap, *, media_only: bool = False) -> None:
@@ -165,9 +194,15 @@ class Taps:
             await self.gateway.close_tap(media)
             tap.media = None
             js, ts = media.jitter.stats, media.stats
-            for outcome, n in (("played", js.played), ("lost", js.lost), ("late", js.late),
-                               ("duplicate", js.duplicate), ("invalid", ts.invalid),
-                               ("foreign", ts.foreign), ("wrong_pt", ts.wrong_pt)):
+            for outcome, n in (
+                ("played", js.played),
+                ("lost", js.lost),
+                ("late", js.late),
+                ("duplicate", js.duplicate),
+                ("invalid", ts.invalid),
+                ("foreign", ts.foreign),
+                ("wrong_pt", ts.wrong_pt),
+            ):
                 self.metrics.rtp_packets.labels(outcome).inc(n)
             self.metrics.stt_dropped_bytes.inc(media.stream.dropped_bytes)
             self.metrics.taps.set(len(self.gateway.taps))

@@ -64,18 +64,28 @@ class DChannel:
 
     def json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "id": self.id, "name": self.name, "state": self.state, "protocol_id": "",
-            "caller": dict(self.caller), "connected": {"name": "", "number": ""},
-            "accountcode": "", "creationtime": self.created, "language": "es",
+            "id": self.id,
+            "name": self.name,
+            "state": self.state,
+            "protocol_id": "",
+            "caller": dict(self.caller),
+            "connected": {"name": "", "number": ""},
+            "accountcode": "",
+            "creationtime": self.created,
+            "language": "es",
             "dialplan": {
-                "context": "coach-inbound", "exten": "s", "priority": 3,
+                "context": "coach-inbound",
+                "exten": "s",
+                "priority": 3,
                 "app_name": "Stasis" if self.app else "AppDial2",
                 "app_data": ",".join([self.app, *self.app_args]) if self.app else "",
             },
         }
         if self.kind == "external":
-            out["channelvars"] = {"UNICASTRTP_LOCAL_ADDRESS": "127.0.0.1",
-                                  "UNICASTRTP_LOCAL_PORT": str(self.local_port)}
+            out["channelvars"] = {
+                "UNICASTRTP_LOCAL_ADDRESS": "127.0.0.1",
+                "UNICASTRTP_LOCAL_PORT": str(self.local_port),
+            }
         return out
 
 
@@ -87,10 +97,17 @@ class DBridge:
     created: str = field(default_factory=_now)
 
     def json(self) -> dict[str, Any]:
-        return {"id": self.id, "technology": "simple_bridge", "bridge_type": "mixing",
-                "bridge_class": "stasis", "creator": "Stasis", "name": self.name,
-                "channels": list(self.channels), "creationtime": self.created,
-                "video_mode": "none"}
+        return {
+            "id": self.id,
+            "technology": "simple_bridge",
+            "bridge_type": "mixing",
+            "bridge_class": "stasis",
+            "creator": "Stasis",
+            "name": self.name,
+            "channels": list(self.channels),
+            "creationtime": self.created,
+            "video_mode": "none",
+        }
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -100,8 +117,9 @@ def _error(status: int, message: str) -> JSONResponse:
 class AriDouble:
     """Start with `await start()`; `url` is the http base (ARI_URL)."""
 
-    def __init__(self, *, app: str = "coach_app", user: str = "coach",
-                 password: str = "secret") -> None:
+    def __init__(
+        self, *, app: str = "coach_app", user: str = "coach", password: str = "secret"
+    ) -> None:
         self.app_name = app
         self.user = user
         self.password = password
@@ -167,9 +185,15 @@ class AriDouble:
             Route(p + "/bridges/{bid}/removeChannel", self._remove_channel, methods=["POST"]),
             WebSocketRoute(p + "/events", self._events_ws),
         ]
-        config = uvicorn.Config(Starlette(routes=routes), host="127.0.0.1", port=0,
-                                log_config=None, lifespan="off", ws="websockets-sansio",
-                                access_log=False)
+        config = uvicorn.Config(
+            Starlette(routes=routes),
+            host="127.0.0.1",
+            port=0,
+            log_config=None,
+            lifespan="off",
+            ws="websockets-sansio",
+            access_log=False,
+        )
         self._server = EmbeddedServer(config)
         server = self._server
         self._serve_task = self._server_tasks.spawn(server.serve(), "http")
@@ -200,8 +224,7 @@ class AriDouble:
 
     # -- test controls -----------------------------------------------------------------------
 
-    async def incoming_call(self, number: str, name: str, audio: bytes,
-                            agent_audio: bytes) -> str:
+    async def incoming_call(self, number: str, name: str, audio: bytes, agent_audio: bytes) -> str:
         """A call reaches Stasis(coach_app,role=caller); returns the caller channel id.
 
         Raises RuntimeError (STASISSTATUS=FAILED) when no events WebSocket is connected.
@@ -209,8 +232,14 @@ class AriDouble:
         if not self._clients:
             raise RuntimeError("STASISSTATUS=FAILED: application not registered")
         cid = f"{int(time.time())}.{next(self._ids)}"
-        ch = DChannel(cid, f"PJSIP/trunk-{next(self._ids):08x}", "Ring", "caller",
-                      caller={"name": name, "number": number}, audio=audio)
+        ch = DChannel(
+            cid,
+            f"PJSIP/trunk-{next(self._ids):08x}",
+            "Ring",
+            "caller",
+            caller={"name": name, "number": number},
+            audio=audio,
+        )
         self.channels[cid] = ch
         self.agent_audio = agent_audio
         self._emit("ChannelCreated", channel=ch.json())
@@ -237,8 +266,13 @@ class AriDouble:
     # -- events --------------------------------------------------------------------------------
 
     def _emit(self, kind: str, **body: Any) -> None:
-        event = {"type": kind, "timestamp": _now(), "application": self.app_name,
-                 "asterisk_id": "00:00:00:00:00:01", **body}
+        event = {
+            "type": kind,
+            "timestamp": _now(),
+            "application": self.app_name,
+            "asterisk_id": "00:00:00:00:00:01",
+            **body,
+        }
         self.events_log.append(event)
         if self.on_event is not None:
             self.on_event(event)
@@ -252,9 +286,17 @@ class AriDouble:
 
     async def wait_event(self, kind: str, channel_id: str, wait: float = 5.0) -> dict[str, Any]:
         """Until an event of `kind` about `channel_id` has been emitted."""
+
         def find() -> dict[str, Any] | None:
-            return next((e for e in self.events_log if e["type"] == kind
-                         and (e.get("channel") or {}).get("id") == channel_id), None)
+            return next(
+                (
+                    e
+                    for e in self.events_log
+                    if e["type"] == kind and (e.get("channel") or {}).get("id") == channel_id
+                ),
+                None,
+            )
+
         async with asyncio.timeout(wait), self._event_cond:
             await self._event_cond.wait_for(lambda: find() is not None)
         found = find()
@@ -297,8 +339,12 @@ class AriDouble:
         if ch.app and self._started(ch):
             self._emit("StasisEnd", channel=ch.json())
         ch.state = "Down"
-        self._emit("ChannelDestroyed", channel=ch.json(), cause=cause,
-                   cause_txt=CAUSES.get(cause, "Unknown"))
+        self._emit(
+            "ChannelDestroyed",
+            channel=ch.json(),
+            cause=cause,
+            cause_txt=CAUSES.get(cause, "Unknown"),
+        )
         if ch.transport is not None:
             ch.transport.close()
         self._stop_stream(ch.id)
@@ -318,9 +364,11 @@ class AriDouble:
             self._media_check(bridge)
 
     async def _events_ws(self, ws: WebSocket) -> None:
-        if ws.query_params.get("app") != self.app_name or not self._authorized(
-            ws.headers.get("authorization"), ws.query_params.get("api_key")
-        ) or not self.accept_events:
+        if (
+            ws.query_params.get("app") != self.app_name
+            or not self._authorized(ws.headers.get("authorization"), ws.query_params.get("api_key"))
+            or not self.accept_events
+        ):
             await ws.close(code=1008)
             return
         await ws.accept()
@@ -355,8 +403,9 @@ class AriDouble:
     # -- REST ----------------------------------------------------------------------------------
 
     def _check(self, request: Request) -> JSONResponse | None:
-        if not self._authorized(request.headers.get("authorization"),
-                                request.query_params.get("api_key")):
+        if not self._authorized(
+            request.headers.get("authorization"), request.query_params.get("api_key")
+        ):
             return _error(401, "Authentication required")
         return None
 
@@ -378,11 +427,13 @@ class AriDouble:
                 self.fail_list -= 1
                 return _error(503, "Service Unavailable")
             return JSONResponse([c.json() for c in self.channels.values()])
+
         return await self._respond(request, do)
 
     async def _list_bridges(self, request: Request) -> Response:
         return await self._respond(
-            request, lambda: JSONResponse([b.json() for b in self.bridges.values()]))
+            request, lambda: JSONResponse([b.json() for b in self.bridges.values()])
+        )
 
     async def _answer(self, request: Request) -> Response:
         def do() -> Response:
@@ -395,6 +446,7 @@ class AriDouble:
                 ch.state = "Up"
                 self._emit("ChannelStateChange", channel=ch.json())
             return Response(status_code=204)
+
         return await self._respond(request, do)
 
     async def _ring(self, request: Request) -> Response:
@@ -405,6 +457,7 @@ class AriDouble:
             if not self._started(ch):
                 return _error(409, "Channel not in Stasis application")
             return Response(status_code=204)
+
         return await self._respond(request, do)
 
     async def _get_channel(self, request: Request) -> Response:
@@ -413,6 +466,7 @@ class AriDouble:
             if ch is None:
                 return _error(404, "Channel not found")
             return JSONResponse(ch.json())
+
         return await self._respond(request, do)
 
     async def _delete_channel(self, request: Request) -> Response:
@@ -422,6 +476,7 @@ class AriDouble:
                 return _error(404, "Channel not found")
             self._destroy(ch, 16)
             return Response(status_code=204)
+
         return await self._respond(request, do)
 
     async def _continue(self, request: Request) -> Response:
@@ -438,6 +493,7 @@ class AriDouble:
             ch.app_args = []
             ch.stasis_started = False
             return Response(status_code=204)
+
         return await self._respond(request, do)
 
     async def _play(self, request: Request) -> Response:
@@ -451,16 +507,23 @@ class AriDouble:
             if not media:
                 return _error(400, "media is required")
             pid = request.query_params.get("playbackId") or f"pb-{next(self._ids)}"
-            pb = {"id": pid, "media_uri": media, "target_uri": f"channel:{ch.id}",
-                  "language": "es", "state": "queued"}
+            pb = {
+                "id": pid,
+                "media_uri": media,
+                "target_uri": f"channel:{ch.id}",
+                "language": "es",
+                "state": "queued",
+            }
 
             async def run() -> None:
                 await asyncio.sleep(0.01)
                 self._emit("PlaybackStarted", playback={**pb, "state": "playing"})
                 await asyncio.sleep(0.1)
                 self._emit("PlaybackFinished", playback={**pb, "state": "done"})
+
             self._spawn(run())
             return JSONResponse(pb, status_code=201)
+
         return await self._respond(request, do)
 
     async def _originate(self, request: Request) -> Response:
@@ -481,9 +544,14 @@ class AriDouble:
                 return _error(409, "Channel with given unique ID already exists")
             name = f"{endpoint}-{next(self._ids):08x}"
             local = endpoint.startswith("Local/")
-            ch = DChannel(cid, name + (";1" if local else ""), "Down", "agent",
-                          caller={"name": "", "number": endpoint.rsplit("/", 1)[-1]},
-                          audio=self.agent_audio)
+            ch = DChannel(
+                cid,
+                name + (";1" if local else ""),
+                "Down",
+                "agent",
+                caller={"name": "", "number": endpoint.rsplit("/", 1)[-1]},
+                audio=self.agent_audio,
+            )
             self.channels[cid] = ch
             if local:
                 # As on a real Asterisk 22: originating a Local channel with channelId=X also
@@ -496,6 +564,7 @@ class AriDouble:
             timeout = float(q.get("timeout", "30"))
             self._spawn(self._ring_agent(ch, args, timeout))
             return JSONResponse(ch.json())
+
         return await self._respond(request, do)
 
     async def _ring_agent(self, ch: DChannel, args: list[str], ring_for: float) -> None:
@@ -513,7 +582,8 @@ class AriDouble:
                 self._enter_stasis(ch, args)
             return
         wait = {"busy": 0.05, "unreachable": 0.02}.get(
-            behaviour, self.no_answer_after if self.no_answer_after is not None else ring_for)
+            behaviour, self.no_answer_after if self.no_answer_after is not None else ring_for
+        )
         await asyncio.sleep(wait)
         cause = {"busy": 17, "unreachable": 20}.get(behaviour, 19)
         if ch.id in self.channels:
@@ -533,13 +603,15 @@ class AriDouble:
             sid = q.get("snoopId") or f"{int(time.time())}.{next(self._ids)}"
             if sid in self.channels:
                 return _error(409, "Channel with given unique ID already exists")
-            ch = DChannel(sid, f"Snoop/{target.id}-{next(self._ids):08x}", "Up", "snoop",
-                          snoop_of=target.id)
+            ch = DChannel(
+                sid, f"Snoop/{target.id}-{next(self._ids):08x}", "Up", "snoop", snoop_of=target.id
+            )
             self.channels[sid] = ch
             args = (q.get("appArgs") or "").split(",") if q.get("appArgs") else []
             ch.fmt = q.get("spy", "none")  # remembered: which direction it hears
             self._enter_stasis(ch, args, delay=self.stasis_delay)
             return JSONResponse(ch.json())
+
         return await self._respond(request, do)
 
     async def _external_media(self, request: Request) -> Response:
@@ -559,10 +631,18 @@ class AriDouble:
             cid = q.get("channelId") or f"{int(time.time())}.{next(self._ids)}"
             loop = asyncio.get_running_loop()
             transport, _ = await loop.create_datagram_endpoint(
-                asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
-            ch = DChannel(cid, f"UnicastRTP/{host}-0x{next(self._ids):x}", "Up", "external",
-                          external_host=(addr, int(port)), fmt=fmt, transport=transport,
-                          local_port=transport.get_extra_info("sockname")[1])
+                asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)
+            )
+            ch = DChannel(
+                cid,
+                f"UnicastRTP/{host}-0x{next(self._ids):x}",
+                "Up",
+                "external",
+                external_host=(addr, int(port)),
+                fmt=fmt,
+                transport=transport,
+                local_port=transport.get_extra_info("sockname")[1],
+            )
             self.channels[cid] = ch
             data = q.get("data")
             self._enter_stasis(ch, [data] if data else [], delay=self.stasis_delay)
@@ -581,6 +661,7 @@ class AriDouble:
             self.bridges[bid] = bridge
             self._emit("BridgeCreated", bridge=bridge.json())
             return JSONResponse(bridge.json())
+
         return await self._respond(request, do)
 
     async def _delete_bridge(self, request: Request) -> Response:
@@ -595,6 +676,7 @@ class AriDouble:
             del self.bridges[bridge.id]
             self._emit("BridgeDestroyed", bridge=bridge.json())
             return Response(status_code=204)
+
         return await self._respond(request, do)
 
     async def _add_channel(self, request: Request) -> Response:
@@ -619,6 +701,7 @@ class AriDouble:
             self._emit("ChannelEnteredBridge", channel=ch.json(), bridge=bridge.json())
             self._media_check(bridge)
             return Response(status_code=204)
+
         return await self._respond(request, do)
 
     async def _remove_channel(self, request: Request) -> Response:
@@ -633,6 +716,7 @@ class AriDouble:
                 return _error(422, "Channel not in this bridge")
             self._leave_bridge(ch)
             return Response(status_code=204)
+
         return await self._respond(request, do)
 
     # -- media ---------------------------------------------------------------------------------
@@ -666,7 +750,7 @@ class AriDouble:
     def _stop_stream(self, ext_id: str) -> None:
         stream = self._streams.pop(ext_id, None)
         if stream is not None:
-            self.rtp_sent[ext_id] = sum(1 for p in stream[0][:stream[1]] if p is not None)
+            self.rtp_sent[ext_id] = sum(1 for p in stream[0][: stream[1]] if p is not None)
 
     def _payloads(self, pcm8k: bytes, fmt_name: str) -> list[bytes]:
         # Cached: resampling in pure Python is slow and the bench reuses the same prompts.
@@ -677,7 +761,7 @@ class AriDouble:
             pcm = resample(pcm8k, 8000, fmt.rate)
             size = fmt.frame_bytes(20)
             pcm += bytes(-len(pcm) % size)
-            cached = [pcm16le_to_payload(pcm[i:i + size], fmt) for i in range(0, len(pcm), size)]
+            cached = [pcm16le_to_payload(pcm[i : i + size], fmt) for i in range(0, len(pcm), size)]
             self._payload_cache[key] = cached
         return cached
 
@@ -693,9 +777,16 @@ class AriDouble:
             if self.rtp_loss_every and i % self.rtp_loss_every == self.rtp_loss_every - 1:
                 packets.append(None)  # lost in the network: its slot passes silently
                 continue
-            packets.append(build(frame, payload_type=fmt.payload_type,
-                                 sequence=seq + i, timestamp=ts + i * size // 2, ssrc=ssrc,
-                                 marker=i == 0))
+            packets.append(
+                build(
+                    frame,
+                    payload_type=fmt.payload_type,
+                    sequence=seq + i,
+                    timestamp=ts + i * size // 2,
+                    ssrc=ssrc,
+                    marker=i == 0,
+                )
+            )
         if self.rtp_reorder:
             # Swap neighbours (…, 3, 2, 5, 4, …): each pair arrives out of order.
             for k in range(2, len(packets) - 1, 4):

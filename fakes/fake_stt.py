@@ -61,8 +61,9 @@ class FakeStt:
         return f"ws://127.0.0.1:{self.port}"
 
     async def start(self) -> FakeStt:
-        self._server = await serve(self._handler, "127.0.0.1", self.port,
-                                   process_request=self._check, max_size=2**20)
+        self._server = await serve(
+            self._handler, "127.0.0.1", self.port, process_request=self._check, max_size=2**20
+        )
         self.port = next(iter(self._server.sockets)).getsockname()[1]
         return self
 
@@ -74,12 +75,16 @@ class FakeStt:
 
     def audio(self, call_id: str, speaker: str) -> bytes:
         """All audio received for (call, speaker), across reconnections, in order."""
-        return b"".join(bytes(s.audio) for s in self.streams
-                        if s.call_id == call_id and s.speaker == speaker)
+        return b"".join(
+            bytes(s.audio) for s in self.streams if s.call_id == call_id and s.speaker == speaker
+        )
 
     def first_audio_at(self, call_id: str) -> float | None:
-        times = [s.first_audio_at for s in self.streams
-                 if s.call_id == call_id and s.first_audio_at is not None]
+        times = [
+            s.first_audio_at
+            for s in self.streams
+            if s.call_id == call_id and s.first_audio_at is not None
+        ]
         return min(times) if times else None
 
     async def wait_for(self, predicate: Any, wait: float = 20.0) -> None:
@@ -114,8 +119,12 @@ class FakeStt:
             await self._notify()
             return
         query = {k: v[0] for k, v in parse_qs(urlsplit(ws.request.path).query).items()}
-        log = StreamLog(query["callId"], query.get("speaker", "?"), int(query.get("rate", 16000)),
-                        offset=float(query.get("offset", 0)))
+        log = StreamLog(
+            query["callId"],
+            query.get("speaker", "?"),
+            int(query.get("rate", 16000)),
+            offset=float(query.get("offset", 0)),
+        )
         self.streams.append(log)
         self.open_streams += 1
         try:
@@ -127,8 +136,10 @@ class FakeStt:
                         log.first_audio_at = time.monotonic()
                     log.audio.extend(message)
                     await self._notify()
-                    if (self.close_after_bytes is not None
-                            and len(log.audio) >= self.close_after_bytes):
+                    if (
+                        self.close_after_bytes is not None
+                        and len(log.audio) >= self.close_after_bytes
+                    ):
                         self.close_after_bytes = None
                         await ws.close(1012, "restart")
                         return
@@ -150,9 +161,17 @@ class FakeStt:
         self._utt[(log.call_id, log.speaker)] += 1
         n = self._utt[(log.call_id, log.speaker)]
         seconds = len(log.audio) / 2 / log.rate
-        event = {"type": "final", "callId": log.call_id, "speaker": log.speaker,
-                 "utteranceId": f"{log.speaker}-{n}", "text": f"{log.speaker} said {seconds:.2f}s",
-                 "start": 0.0, "end": round(seconds, 2), "confidence": 0.9, "lang": "es"}
+        event = {
+            "type": "final",
+            "callId": log.call_id,
+            "speaker": log.speaker,
+            "utteranceId": f"{log.speaker}-{n}",
+            "text": f"{log.speaker} said {seconds:.2f}s",
+            "start": 0.0,
+            "end": round(seconds, 2),
+            "confidence": 0.9,
+            "lang": "es",
+        }
         if self.bus is not None:
             event = await self.bus.publish(event)
         self.finals.append(event)

@@ -187,6 +187,7 @@ async def run(calls: int, seconds: float, ramp: float, rounds: int) -> int:
     try:
         await double.wait_connected(30)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}") as http:
+
             async def healthy() -> bool:
                 try:
                     return (await http.get("/health")).status_code == 200
@@ -269,10 +270,17 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="speech per party")
     parser.add_argument("--ramp", type=float, default=2.0, help="seconds to start all calls")
     parser.add_argument("--rounds", type=int, default=2, help="leaks = growth after round 1")
-    parser.add_argument("--real", action="store_true",
-                        help="real Asterisk 22 and SIP phones instead of the double (root)")
-    parser.add_argument("--transport", default="rtp", choices=["rtp", "websocket"],
-                        help="ExternalMedia transport (--real)")
+    parser.add_argument(
+        "--real",
+        action="store_true",
+        help="real Asterisk 22 and SIP phones instead of the double (root)",
+    )
+    parser.add_argument(
+        "--transport",
+        default="rtp",
+        choices=["rtp", "websocket"],
+        help="ExternalMedia transport (--real)",
+    )
     args = parser.parse_args()
     if args.real:
         from bench.ari.real import run_real

@@ -48,14 +48,23 @@ async def stt(bus: Bus) -> AsyncIterator[FakeStt]:
     await s.stop()
 
 
-def make_settings(double: AriDouble, stt: FakeStt, redis_url: str, prefix: str,
-                  **extra: str) -> Settings:
+def make_settings(
+    double: AriDouble, stt: FakeStt, redis_url: str, prefix: str, **extra: str
+) -> Settings:
     env = {
-        "ARI_URL": double.url, "ARI_USER": "coach", "ARI_PASS": "ari-test-pass",
-        "STT_URL": stt.url, "RELAY_TOKEN": TOKEN, "REDIS_URL": redis_url,
-        "BUS_PREFIX": prefix, "MEDIA_HOST": "127.0.0.1", "MEDIA_BIND": "127.0.0.1",
-        "BASE_PORT": str(random.randrange(30000, 60000, 100)), "MEDIA_PORT_COUNT": "100",
-        "AGENT_DIAL": "PJSIP/200", "AGENT_TIMEOUT": "5",
+        "ARI_URL": double.url,
+        "ARI_USER": "coach",
+        "ARI_PASS": "ari-test-pass",
+        "STT_URL": stt.url,
+        "RELAY_TOKEN": TOKEN,
+        "REDIS_URL": redis_url,
+        "BUS_PREFIX": prefix,
+        "MEDIA_HOST": "127.0.0.1",
+        "MEDIA_BIND": "127.0.0.1",
+        "BASE_PORT": str(random.randrange(30000, 60000, 100)),
+        "MEDIA_PORT_COUNT": "100",
+        "AGENT_DIAL": "PJSIP/200",
+        "AGENT_TIMEOUT": "5",
         **extra,
     }
     return Settings.from_env(Env(env))
@@ -78,15 +87,17 @@ async def service_factory(double, stt, redis_server, bus_config, bus):
     for svc in started:
         if svc.events is not None and svc.events.state.value != "closed":
             await svc.stop()
-    leaked = [t for t in threading.enumerate()
-              if t.ident not in threads_before and t.is_alive()]
+    leaked = [t for t in threading.enumerate() if t.ident not in threads_before and t.is_alive()]
     if leaked:
         import sys
         import traceback
 
         frames = sys._current_frames()
-        stacks = {t.name: "".join(traceback.format_stack(frames[t.ident]))
-                  for t in leaked if t.ident in frames}
+        stacks = {
+            t.name: "".join(traceback.format_stack(frames[t.ident]))
+            for t in leaked
+            if t.ident in frames
+        }
         raise AssertionError(f"threads left after stop: {stacks}")
 
 
@@ -96,7 +107,7 @@ Maker = Callable[..., Any]
 def assert_customer_audio(got: bytes, want: bytes, max_held: float = 0.5) -> None:
     """The caller's stream is `want` exactly, except that it starts while the agent rings and
     is held (silence of the same length) until the agent answers: at most `max_held` of it."""
-    got = got[:len(want)]
+    got = got[: len(want)]
     held = next(i for i in range(0, len(got) + 1, 640) if got[i:] == want[i:])
     assert got[:held] == bytes(held), "held audio is not silence"
     assert held <= len(want) * max_held, f"{held} of {len(want)} bytes held"

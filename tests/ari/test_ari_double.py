@@ -40,8 +40,14 @@ async def test_status_codes(double, rest):
     assert await call(rest.add_channel, "b1", "nope") == 400
     # ExternalMedia: StasisStart comes shortly AFTER the response; bridging before it is 422.
     double.stasis_delay = 0.3
-    em = await call(rest.external_media, app="coach_app", external_host="127.0.0.1:9",
-                    fmt="slin16", channel_id="em1", data="x")
+    em = await call(
+        rest.external_media,
+        app="coach_app",
+        external_host="127.0.0.1:9",
+        fmt="slin16",
+        channel_id="em1",
+        data="x",
+    )
     assert em["channelvars"]["UNICASTRTP_LOCAL_PORT"]
     assert await call(rest.add_channel, "b1", "em1") == 422
     await double.wait_event("StasisStart", "em1")
@@ -65,8 +71,12 @@ async def test_hangup_event_order_and_snoop_follows_target(double, rest):
     events.clear()
     await double.hangup(cid)
     kinds = [(e["type"], e.get("channel", {}).get("id")) for e in events]
-    assert kinds[:4] == [("ChannelHangupRequest", cid), ("ChannelLeftBridge", cid),
-                         ("StasisEnd", cid), ("ChannelDestroyed", cid)]
+    assert kinds[:4] == [
+        ("ChannelHangupRequest", cid),
+        ("ChannelLeftBridge", cid),
+        ("StasisEnd", cid),
+        ("ChannelDestroyed", cid),
+    ]
     assert ("ChannelDestroyed", "sn") in kinds
     assert "b" in double.bridges  # the bridge stays until the app deletes it
     await rest.run(rest.delete_bridge, "b")

@@ -28,18 +28,29 @@ def _lint_binary() -> str:
 
 
 def test_dialplan_passes_asterisklint():
-    result = subprocess.run([_lint_binary(), "dialplan-check", str(CONF / "extensions.conf")],
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [_lint_binary(), "dialplan-check", str(CONF / "extensions.conf")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), (
-        result.stdout + result.stderr)
+        result.stdout + result.stderr
+    )
 
 
 def test_asterisklint_catches_errors(tmp_path):
     # Guard against a lint that passes everything.
     bad = tmp_path / "extensions.conf"
     bad.write_text("[general]\n[globals]\n[ctx]\nexten => s,1,Bogus(x)\n")
-    result = subprocess.run([_lint_binary(), "dialplan-check", str(bad)],
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [_lint_binary(), "dialplan-check", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert "E_APP_MISSING" in result.stdout + result.stderr
 
 
@@ -48,13 +59,14 @@ def test_dialplan_shape():
     assert re.search(r"MixMonitor\(.*\.raw,bD,.*\)$", text, re.M)
     assert "Stasis(coach_app,role=caller" in text
     assert re.search(r'GotoIf\(\$\["\$\{STASISSTATUS\}" = "FAILED"\]\?fallback', text)
-    fallback = text[text.index("exten => fallback"):]
+    fallback = text[text.index("exten => fallback") :]
     assert "Dial(${AGENT_DIAL}" in fallback
 
 
 def _ini(name: str) -> configparser.ConfigParser:
-    parser = configparser.ConfigParser(strict=False, interpolation=None,
-                                       inline_comment_prefixes=(";",))
+    parser = configparser.ConfigParser(
+        strict=False, interpolation=None, inline_comment_prefixes=(";",)
+    )
     parser.read_string((CONF / name).read_text())
     return parser
 
@@ -82,11 +94,22 @@ def _copy_conf(dest: Path) -> None:
 
 def test_entrypoint_writes_crypt_password(tmp_path):
     _copy_conf(tmp_path)
-    env = {**os.environ, "ASTERISK_CONF_DIR": str(tmp_path), "ARI_USER": "coach",
-           "ARI_PASS": "s3cret-pass", "AGENT_SIP_PASSWORD": "agentpw",
-           "ASTERISK_HTTP_BIND": "172.20.0.5"}
-    result = subprocess.run(["sh", str(CONF / "docker-entrypoint.sh"), "true"], env=env,
-                            capture_output=True, text=True, timeout=30, check=False)
+    env = {
+        **os.environ,
+        "ASTERISK_CONF_DIR": str(tmp_path),
+        "ARI_USER": "coach",
+        "ARI_PASS": "s3cret-pass",
+        "AGENT_SIP_PASSWORD": "agentpw",
+        "ASTERISK_HTTP_BIND": "172.20.0.5",
+    }
+    result = subprocess.run(
+        ["sh", str(CONF / "docker-entrypoint.sh"), "true"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     ari = (tmp_path / "ari.conf").read_text()
     assert "s3cret-pass" not in ari
@@ -95,8 +118,13 @@ def test_entrypoint_writes_crypt_password(tmp_path):
     assert "password_format = crypt" in ari and "[coach]" in ari
     # The stored hash verifies against the password (same salt, same result).
     salt = hashed.group(1).split("$")[2]
-    check = subprocess.run(["openssl", "passwd", "-6", "-salt", salt, "s3cret-pass"],
-                           capture_output=True, text=True, timeout=30, check=True)
+    check = subprocess.run(
+        ["openssl", "passwd", "-6", "-salt", salt, "s3cret-pass"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
     assert check.stdout.strip() == hashed.group(1)
     assert oct((tmp_path / "ari.conf").stat().st_mode & 0o777) == "0o600"
     assert "bindaddr=172.20.0.5" in (tmp_path / "http.conf").read_text()
@@ -105,12 +133,25 @@ def test_entrypoint_writes_crypt_password(tmp_path):
 
 def test_entrypoint_writes_trunk_agents_ports_and_language(tmp_path):
     _copy_conf(tmp_path)
-    env = {**os.environ, "ASTERISK_CONF_DIR": str(tmp_path), "ARI_PASS": "p",
-           "AGENT_SIP_PASSWORD": "agentpw", "AGENT_ENDPOINTS": "300,301",
-           "TRUNK_MATCH": "192.0.2.10,198.51.100.0/24", "ASTERISK_SIP_PORT": "5070",
-           "ASTERISK_HTTP_PORT": "8099", "CALL_LANG": "en"}
-    result = subprocess.run(["sh", str(CONF / "docker-entrypoint.sh"), "true"], env=env,
-                            capture_output=True, text=True, timeout=30, check=False)
+    env = {
+        **os.environ,
+        "ASTERISK_CONF_DIR": str(tmp_path),
+        "ARI_PASS": "p",
+        "AGENT_SIP_PASSWORD": "agentpw",
+        "AGENT_ENDPOINTS": "300,301",
+        "TRUNK_MATCH": "192.0.2.10,198.51.100.0/24",
+        "ASTERISK_SIP_PORT": "5070",
+        "ASTERISK_HTTP_PORT": "8099",
+        "CALL_LANG": "en",
+    }
+    result = subprocess.run(
+        ["sh", str(CONF / "docker-entrypoint.sh"), "true"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     trunk = (tmp_path / "pjsip_trunk.conf").read_text()
     assert "type=identify" in trunk and "endpoint=trunk" in trunk
@@ -125,23 +166,45 @@ def test_entrypoint_writes_trunk_agents_ports_and_language(tmp_path):
     assert "bindport=8099" in (tmp_path / "http.conf").read_text()
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("TRUNK_MATCH", "1.2.3.4;drop"), ("AGENT_ENDPOINTS", "200 20$1"),
-    ("ASTERISK_SIP_PORT", "50x"), ("CALL_LANG", "es;x"),
-])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TRUNK_MATCH", "1.2.3.4;drop"),
+        ("AGENT_ENDPOINTS", "200 20$1"),
+        ("ASTERISK_SIP_PORT", "50x"),
+        ("CALL_LANG", "es;x"),
+    ],
+)
 def test_entrypoint_refuses_bad_values(tmp_path, name, value):
     _copy_conf(tmp_path)
-    env = {**os.environ, "ASTERISK_CONF_DIR": str(tmp_path), "ARI_PASS": "p",
-           "AGENT_SIP_PASSWORD": "agentpw", name: value}
-    result = subprocess.run(["sh", str(CONF / "docker-entrypoint.sh"), "true"], env=env,
-                            capture_output=True, text=True, timeout=30, check=False)
+    env = {
+        **os.environ,
+        "ASTERISK_CONF_DIR": str(tmp_path),
+        "ARI_PASS": "p",
+        "AGENT_SIP_PASSWORD": "agentpw",
+        name: value,
+    }
+    result = subprocess.run(
+        ["sh", str(CONF / "docker-entrypoint.sh"), "true"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert result.returncode != 0 and name in result.stderr
 
 
 def test_entrypoint_refuses_without_password(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("ARI_PASS", "AGENT_SIP_PASSWORD")}
     env["ASTERISK_CONF_DIR"] = str(tmp_path)
-    result = subprocess.run(["sh", str(CONF / "docker-entrypoint.sh"), "true"], env=env,
-                            capture_output=True, text=True, timeout=30, check=False)
+    result = subprocess.run(
+        ["sh", str(CONF / "docker-entrypoint.sh"), "true"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert result.returncode != 0 and "ARI_PASS" in result.stderr
     assert not (tmp_path / "ari.conf").exists()

@@ -35,8 +35,11 @@ async def _wait_bus(bus, call_id: str, kind: str, wait: float = 10.0) -> list[di
 
 
 async def _wait_empty(double, svc, wait: float = 10.0) -> None:
-    await until(lambda: not (double.channels or double.bridges or svc.controller.calls), wait,
-                what="channels, bridges and calls all gone")
+    await until(
+        lambda: not (double.channels or double.bridges or svc.controller.calls),
+        wait,
+        what="channels, bridges and calls all gone",
+    )
 
 
 async def test_call_taps_both_speakers_and_cleans_up(double, stt, bus, service_factory):
@@ -46,12 +49,16 @@ async def test_call_taps_both_speakers_and_cleans_up(double, stt, bus, service_f
     cid = await double.incoming_call("5551234", "Ana", customer, agent)
 
     want_c, want_a = resample(customer, 8000, 16000), resample(agent, 8000, 16000)
-    await stt.wait_for(lambda: len(stt.audio(cid, "customer")) >= len(want_c)
-                       and len(stt.audio(cid, "agent")) >= len(want_a))
+    await stt.wait_for(
+        lambda: (
+            len(stt.audio(cid, "customer")) >= len(want_c)
+            and len(stt.audio(cid, "agent")) >= len(want_a)
+        )
+    )
     # Exactly the samples each party said, tagged with the right speaker; the caller's tap
     # opens while the agent rings and is held (silence, same length) until it answers.
     assert_customer_audio(stt.audio(cid, "customer"), want_c)
-    assert stt.audio(cid, "agent")[:len(want_a)] == want_a
+    assert stt.audio(cid, "agent")[: len(want_a)] == want_a
 
     await double.hangup(cid)
     events = await _wait_bus(bus, cid, "call.ended")
@@ -73,8 +80,9 @@ async def test_call_taps_both_speakers_and_cleans_up(double, stt, bus, service_f
 async def test_agent_hangup_ends_call(double, stt, bus, service_factory):
     svc = await service_factory()
     double.rtp_speed = 10.0
-    cid = await double.incoming_call("100", "Bob", prompt_pcm("agent-user"),
-                                     prompt_pcm("conf-getpin"))
+    cid = await double.incoming_call(
+        "100", "Bob", prompt_pcm("agent-user"), prompt_pcm("conf-getpin")
+    )
     await stt.wait_for(lambda: stt.audio(cid, "agent") and stt.audio(cid, "customer"))
     # Both taps open while the agent rings: hang up only once the agent is on the call.
     await _wait_bus(bus, cid, "call.answered")
@@ -85,12 +93,19 @@ async def test_agent_hangup_ends_call(double, stt, bus, service_factory):
     assert double.leftovers() == ([], [])
 
 
-@pytest.mark.parametrize("case", [
-    ("no-answer", "agent-no-answer"), ("busy", "agent-busy"),
-    ("unreachable", "agent-unreachable"), ("refuse", "agent-unreachable"),
-], ids=lambda c: c[0])
-async def test_agent_not_reached_plays_message_and_hangs_up(double, stt, bus, service_factory,
-                                                            case):
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("no-answer", "agent-no-answer"),
+        ("busy", "agent-busy"),
+        ("unreachable", "agent-unreachable"),
+        ("refuse", "agent-unreachable"),
+    ],
+    ids=lambda c: c[0],
+)
+async def test_agent_not_reached_plays_message_and_hangs_up(
+    double, stt, bus, service_factory, case
+):
     behaviour, reason = case
     svc = await service_factory(NO_AGENT_SOUND="sound:vm-nobodyavail", AGENT_TIMEOUT="1")
     double.agent_behaviour = behaviour
@@ -126,7 +141,7 @@ async def test_mix_tap_streams_both_parties(double, stt, bus, service_factory):
     cid = await double.incoming_call("100", "Bob", customer, agent)
     want = resample(mix(customer, agent), 8000, 16000)
     await stt.wait_for(lambda: len(stt.audio(cid, "mix")) >= len(want))
-    assert stt.audio(cid, "mix")[:len(want)] == want
+    assert stt.audio(cid, "mix")[: len(want)] == want
     assert {s.speaker for s in stt.streams} == {"customer", "agent", "mix"}
     await double.hangup(cid)
     await _wait_empty(double, svc)

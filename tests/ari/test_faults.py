@@ -20,8 +20,9 @@ pytestmark = pytest.mark.integration
 async def test_events_ws_drop_reconnects_and_reconciles(double, stt, bus, service_factory):
     svc = await service_factory()
     double.rtp_speed = 10.0
-    cid = await double.incoming_call("100", "Bob", prompt_pcm("agent-user"),
-                                     prompt_pcm("conf-getpin"))
+    cid = await double.incoming_call(
+        "100", "Bob", prompt_pcm("agent-user"), prompt_pcm("conf-getpin")
+    )
     await stt.wait_for(lambda: stt.audio(cid, "agent") and stt.audio(cid, "customer"))
     connects = svc.events.connects
 
@@ -32,7 +33,8 @@ async def test_events_ws_drop_reconnects_and_reconciles(double, stt, bus, servic
     # Orphans a previous instance left behind: a tap bridge and an ExternalMedia channel.
     double.bridges["coach_app-tap_customer-999.1"] = DBridge("coach_app-tap_customer-999.1", "")
     double.channels["coach_app-em_customer-999.1"] = DChannel(
-        "coach_app-em_customer-999.1", "UnicastRTP/127.0.0.1:9-0x1", "Up", "external")
+        "coach_app-em_customer-999.1", "UnicastRTP/127.0.0.1:9-0x1", "Up", "external"
+    )
     double.accept_events = True
     events = await _wait_bus(bus, cid, "call.ended")
     assert svc.events.connects == connects + 1
@@ -42,7 +44,9 @@ async def test_events_ws_drop_reconnects_and_reconciles(double, stt, bus, servic
 
 
 @pytest.mark.parametrize("agent_dial", ["PJSIP/200", "Local/200@agents"])
-async def test_reconnect_adopts_live_call_after_restart(double, stt, bus, service_factory, agent_dial):
+async def test_reconnect_adopts_live_call_after_restart(
+    double, stt, bus, service_factory, agent_dial
+):
     """With a Local agent the ;2 half (id "<agent id>;2") belongs to the call: reconciliation
     must not take it for an orphan (found against a real Asterisk 22, where doing so hung the
     agent up)."""
@@ -64,7 +68,10 @@ async def test_reconnect_adopts_live_call_after_restart(double, stt, bus, servic
     events = await _wait_bus(bus, cid, "call.ended")
     # Announced once: the adopting instance sends neither call.started nor call.answered again.
     assert [e["type"] for e in events if e["type"].startswith("call.")] == [
-        "call.started", "call.answered", "call.ended"]
+        "call.started",
+        "call.answered",
+        "call.ended",
+    ]
     await _wait_empty(double, svc2)
     assert double.leftovers() == ([], [])
 
@@ -99,6 +106,7 @@ async def test_stt_restart_mid_stream_reconnects(double, stt, bus, service_facto
     customer, agent = prompt_pcm("agent-newlocation"), prompt_pcm("agent-user")
     cid = await double.incoming_call("100", "Bob", customer, agent)
     want = {"customer": resample(customer, 8000, 16000), "agent": resample(agent, 8000, 16000)}
+
     def streams_of(speaker: str) -> list:
         return [s for s in stt.streams if s.call_id == cid and s.speaker == speaker]
 
@@ -120,11 +128,11 @@ async def test_stt_restart_mid_stream_reconnects(double, stt, bus, service_facto
             # Each socket carries exactly the call's samples from where it says it starts
             # (audio in flight when STT died is lost: WebSocket has no acks).
             start = round((stream.offset - first) * 32000)
-            got = bytes(stream.audio)[:max(0, len(samples) - start)]  # past the end: padding
+            got = bytes(stream.audio)[: max(0, len(samples) - start)]  # past the end: padding
             if speaker == "customer" and start == 0:
-                assert_customer_audio(got, samples[:len(got)])  # held while the agent rang
+                assert_customer_audio(got, samples[: len(got)])  # held while the agent rang
             else:
-                assert got == samples[start:start + len(got)]
+                assert got == samples[start : start + len(got)]
     await double.hangup(cid)
     await _wait_empty(double, svc)
 
@@ -136,8 +144,11 @@ async def test_stt_slow_bounded_buffer_drops_oldest(double, stt, bus, service_fa
     # 39 s of speech sent at 10x: far more than the kernel's socket buffers hold.
     customer = prompt_pcm("demo-congrats")
     cid = await double.incoming_call("100", "Bob", customer, b"")
-    tap = await until(lambda: next((t for t in svc.gateway.taps
-                                    if t.call_id == cid and t.speaker == "customer"), None))
+    tap = await until(
+        lambda: next(
+            (t for t in svc.gateway.taps if t.call_id == cid and t.speaker == "customer"), None
+        )
+    )
     assert tap is not None
     await until(lambda: tap.stream.dropped_bytes)
     assert tap.stream.queued_bytes <= tap.stream.max_bytes
@@ -156,7 +167,7 @@ async def test_stt_slow_bounded_buffer_drops_oldest(double, stt, bus, service_fa
     want = resample(customer, 8000, 16000)
     tail = 8000
     assert fed - tail > len(got) // 4 and fed <= len(want)
-    assert got[-tail:] == want[fed - tail:fed]
+    assert got[-tail:] == want[fed - tail : fed]
 
 
 @pytest.mark.parametrize("knob", ["reorder", "loss", "ssrc"])
@@ -177,20 +188,24 @@ async def test_rtp_impairments(double, stt, bus, service_factory, knob):
     if knob == "loss":
         # Every 10th packet lost: the gateway fills exactly those 20 ms with silence.
         expected = b"".join(
-            bytes(640) if i % 10 == 9 else want_padded[i * 640:(i + 1) * 640]
-            for i in range(frames))
+            bytes(640) if i % 10 == 9 else want_padded[i * 640 : (i + 1) * 640]
+            for i in range(frames)
+        )
         await stt.wait_for(lambda: len(stt.audio(cid, "customer")) >= frames * 640)
         await double.hangup(cid)
         await _wait_empty(double, svc)
         got = stt.audio(cid, "customer")
         # Silent frames before the agent answered are the held tap, not loss.
-        lead = next(i for i in range(frames) if any(got[i * 640:(i + 1) * 640]))
+        lead = next(i for i in range(frames) if any(got[i * 640 : (i + 1) * 640]))
         assert lead < frames // 2
-        bad = [i for i in range(lead, len(got) // 640)
-               if got[i * 640:(i + 1) * 640] != expected[i * 640:(i + 1) * 640]]
+        bad = [
+            i
+            for i in range(lead, len(got) // 640)
+            if got[i * 640 : (i + 1) * 640] != expected[i * 640 : (i + 1) * 640]
+        ]
         assert not bad, (bad[:10], len(got) // 640, frames)
         assert len(got) == frames * 640
-        assert array("h", got[9 * 640:10 * 640]) == array("h", bytes(640))
+        assert array("h", got[9 * 640 : 10 * 640]) == array("h", bytes(640))
     else:
         await stt.wait_for(lambda: len(stt.audio(cid, "customer")) >= len(want))
         assert_customer_audio(stt.audio(cid, "customer"), want)
@@ -223,7 +238,10 @@ async def test_restart_while_agent_rings_adopts_and_bridges(double, stt, bus, se
     await _wait_empty(double, svc2)
     events = await _wait_bus(bus, cid, "call.ended")
     assert [e["type"] for e in events if e["type"].startswith("call.")] == [
-        "call.started", "call.answered", "call.ended"]
+        "call.started",
+        "call.answered",
+        "call.ended",
+    ]
 
 
 async def test_rtp_loss_shows_in_metrics(double, stt, bus, service_factory):
@@ -241,15 +259,17 @@ async def test_rtp_loss_shows_in_metrics(double, stt, bus, service_factory):
     assert lost >= 15  # every fifth packet of the ~100 sent before the hangup
 
 
-async def test_event_queue_overflow_drops_socket_and_reconciles(double, stt, bus, service_factory,
-                                                                caplog):
+async def test_event_queue_overflow_drops_socket_and_reconciles(
+    double, stt, bus, service_factory, caplog
+):
     """A full event queue refuses the event, drops the events socket on purpose, and the
     reconnect's reconciliation ends the call whose hangup events were lost."""
     svc = await service_factory()
     ctl = svc.controller
     double.rtp_speed = 10.0
-    cid = await double.incoming_call("100", "Bob", prompt_pcm("agent-user"),
-                                     prompt_pcm("conf-getpin"))
+    cid = await double.incoming_call(
+        "100", "Bob", prompt_pcm("agent-user"), prompt_pcm("conf-getpin")
+    )
     await _wait_bus(bus, cid, "call.answered")
     connects = svc.events.connects
     reconciles = svc.metrics.registry.get_sample_value("ari_reconciliations_total")
@@ -272,15 +292,20 @@ async def test_event_queue_overflow_drops_socket_and_reconciles(double, stt, bus
     first = double.events_log[emitted_from]
     assert (first["type"], first["channel"]["id"]) == ("ChannelHangupRequest", cid)
     assert (refused[0].event, refused[0].channel) == ("ChannelHangupRequest", cid)
-    assert svc.metrics.registry.get_sample_value(
-        "ari_events_dropped_total", {"type": "ChannelHangupRequest"}) >= 1
+    assert (
+        svc.metrics.registry.get_sample_value(
+            "ari_events_dropped_total", {"type": "ChannelHangupRequest"}
+        )
+        >= 1
+    )
     ctl.queue = running
     await _wait_empty(double, svc)
     assert double.leftovers() == ([], [])
 
 
-async def test_failed_call_flow_is_logged_counted_and_ends_the_call(double, bus, service_factory,
-                                                                    caplog, monkeypatch):
+async def test_failed_call_flow_is_logged_counted_and_ends_the_call(
+    double, bus, service_factory, caplog, monkeypatch
+):
     """A bug inside one call's flow (not an ARI error) must not leave the call hanging."""
     from ari.controller import Controller
 
@@ -296,8 +321,12 @@ async def test_failed_call_flow_is_logged_counted_and_ends_the_call(double, bus,
     failed = [r for r in caplog.records if getattr(r, "task", None) == "call-flow"]
     assert [(r.callId, r.service) for r in failed] == [(cid, "ari")]
     assert "injected" in failed[0].getMessage()
-    assert svc.metrics.registry.get_sample_value(
-        "coach_task_failures_total", {"service": "ari", "task": "call-flow"}) == 1
+    assert (
+        svc.metrics.registry.get_sample_value(
+            "coach_task_failures_total", {"service": "ari", "task": "call-flow"}
+        )
+        == 1
+    )
     # Teardown deleted what the flow had made, and hung the caller up.
     await _wait_empty(double, svc)
     assert double.leftovers() == ([], [])

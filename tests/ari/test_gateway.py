@@ -21,8 +21,15 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def gateway(stt):
     tasks = TaskSet("ari", registry=CollectorRegistry())
-    gw = MediaGateway(bind="127.0.0.1", base_port=34000 + (id(stt) % 500) * 2, port_count=50,
-                      stt_url=stt.url, token=TOKEN, buffer_seconds=5, tasks=tasks)
+    gw = MediaGateway(
+        bind="127.0.0.1",
+        base_port=34000 + (id(stt) % 500) * 2,
+        port_count=50,
+        stt_url=stt.url,
+        token=TOKEN,
+        buffer_seconds=5,
+        tasks=tasks,
+    )
     yield gw
     await gw.close()
     await tasks.close()
@@ -45,8 +52,12 @@ async def test_g711_formats_reach_stt_as_pcm16(gateway, stt, name):
     payloads = [bytes((i * 7 + k) % 256 for k in range(160)) for i in range(10)]
     with _sender() as sock:
         for i, payload in enumerate(payloads):
-            sock.sendto(build(payload, payload_type=fmt.payload_type, sequence=i,
-                              timestamp=i * 160, ssrc=7), ("127.0.0.1", tap.port))
+            sock.sendto(
+                build(
+                    payload, payload_type=fmt.payload_type, sequence=i, timestamp=i * 160, ssrc=7
+                ),
+                ("127.0.0.1", tap.port),
+            )
         await stt.wait_for(lambda: len(stt.audio("g711-call", "customer")) >= 3200)
     convert = audioop.ulaw2lin if name == "ulaw" else audioop.alaw2lin
     assert stt.audio("g711-call", "customer") == b"".join(convert(p, 2) for p in payloads)
@@ -92,8 +103,10 @@ async def test_stt_reconnect_carries_offset(gateway, stt):
     tap = await gateway.open_tap("off-call", "customer", fmt)
     with _sender() as sock:
         for i in range(30):  # 600 ms
-            sock.sendto(build(bytes(640), payload_type=118, sequence=i, timestamp=i * 320,
-                              ssrc=3), ("127.0.0.1", tap.port))
+            sock.sendto(
+                build(bytes(640), payload_type=118, sequence=i, timestamp=i * 320, ssrc=3),
+                ("127.0.0.1", tap.port),
+            )
             await pace(0.005)  # a real-time-ish sender, not synchronisation
         await stt.wait_for(lambda: len(stt.streams) == 2 and stt.streams[1].audio)
     await gateway.close_tap(tap)

@@ -15,11 +15,23 @@ pytestmark = pytest.mark.unit
 
 
 def test_parse_basic_header():
-    pkt = build(b"\x01\x02", payload_type=118, sequence=65535, timestamp=2**32 - 1,
-                ssrc=0xDEADBEEF, marker=True)
+    pkt = build(
+        b"\x01\x02",
+        payload_type=118,
+        sequence=65535,
+        timestamp=2**32 - 1,
+        ssrc=0xDEADBEEF,
+        marker=True,
+    )
     p = parse(pkt)
     assert (p.payload_type, p.sequence, p.timestamp, p.ssrc, p.marker, p.payload) == (
-        118, 65535, 2**32 - 1, 0xDEADBEEF, True, b"\x01\x02")
+        118,
+        65535,
+        2**32 - 1,
+        0xDEADBEEF,
+        True,
+        b"\x01\x02",
+    )
 
 
 def test_parse_csrc_extension_and_padding():
@@ -32,11 +44,14 @@ def test_parse_csrc_extension_and_padding():
     assert p.payload == payload and p.payload_type == 10 and p.sequence == 7
 
 
-@pytest.mark.parametrize("data", [
-    b"\x80\x76\x00",  # short
-    struct.pack("!BBHII", 0x40, 118, 1, 1, 1) + b"xx",  # version 1
-    struct.pack("!BBHII", 0x8F, 118, 1, 1, 1),  # 15 CSRCs announced, none present
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x80\x76\x00",  # short
+        struct.pack("!BBHII", 0x40, 118, 1, 1, 1) + b"xx",  # version 1
+        struct.pack("!BBHII", 0x8F, 118, 1, 1, 1),  # 15 CSRCs announced, none present
+    ],
+)
 def test_parse_rejects_bad_packets(data):
     with pytest.raises(RtpError):
         parse(data)
@@ -44,7 +59,11 @@ def test_parse_rejects_bad_packets(data):
 
 def test_payload_types_per_format():
     assert {n: f.payload_type for n, f in FORMATS.items()} == {
-        "slin16": 118, "slin": 10, "ulaw": 0, "alaw": 8}
+        "slin16": 118,
+        "slin": 10,
+        "ulaw": 0,
+        "alaw": 8,
+    }
     assert FORMATS["slin16"].frame_bytes(20) == 640
     assert FORMATS["slin"].frame_bytes(20) == 320
     assert FORMATS["ulaw"].frame_bytes(20) == 160

@@ -27,22 +27,41 @@ async def test_bad_setting_stops_startup():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ARI_", "RELAY_"))}
     env.update({"RELAY_TOKEN": "x"})
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ari", env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "ari",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2 and b"ARI_PASS" in err
 
 
 async def test_process_health_metrics_and_graceful_stop(double, stt, redis_server, bus_config):
     port = _free_port()
-    env = {**os.environ, "ARI_URL": double.url, "ARI_USER": "coach",
-           "ARI_PASS": "ari-test-pass", "STT_URL": stt.url, "RELAY_TOKEN": TOKEN,
-           "REDIS_URL": redis_server.url, "BUS_PREFIX": bus_config.prefix,
-           "MEDIA_BIND": "127.0.0.1", "BASE_PORT": "33000", "ARI_HTTP_HOST": "127.0.0.1",
-           "ARI_HTTP_PORT": str(port)}
+    env = {
+        **os.environ,
+        "ARI_URL": double.url,
+        "ARI_USER": "coach",
+        "ARI_PASS": "ari-test-pass",
+        "STT_URL": stt.url,
+        "RELAY_TOKEN": TOKEN,
+        "REDIS_URL": redis_server.url,
+        "BUS_PREFIX": bus_config.prefix,
+        "MEDIA_BIND": "127.0.0.1",
+        "BASE_PORT": "33000",
+        "ARI_HTTP_HOST": "127.0.0.1",
+        "ARI_HTTP_PORT": str(port),
+    }
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ari", env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "ari",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         await double.wait_connected(20)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
@@ -60,8 +79,9 @@ async def test_process_health_metrics_and_graceful_stop(double, stt, redis_serve
             assert health is not None and health.json()["ari"] == "connected"
 
             double.rtp_speed = 5.0
-            cid = await double.incoming_call("100", "Bob", prompt_pcm("demo-congrats"),
-                                             prompt_pcm("agent-user"))
+            cid = await double.incoming_call(
+                "100", "Bob", prompt_pcm("demo-congrats"), prompt_pcm("agent-user")
+            )
             try:
                 await stt.wait_for(lambda: stt.audio(cid, "customer"))
             except TimeoutError:
@@ -69,6 +89,7 @@ async def test_process_health_metrics_and_graceful_stop(double, stt, redis_serve
                 assert proc.stderr is not None
                 print((await proc.stderr.read()).decode()[-5000:])
                 raise
+
             # The caller's tap streams (held) while the agent rings: bridged comes a little later.
             async def bridged() -> str | None:
                 text = (await http.get("/metrics")).text

@@ -16,19 +16,27 @@ BASE = {"ARI_PASS": "p", "RELAY_TOKEN": "t"}
 def test_defaults():
     s = Settings.from_env(Env(BASE))
     assert (s.ari_app, s.base_port, s.media_format, s.agent_id, s.lang) == (
-        "coach_app", 20000, "slin16", "200", "es")
+        "coach_app",
+        20000,
+        "slin16",
+        "200",
+        "es",
+    )
 
 
-@pytest.mark.parametrize(("env", "name"), [
-    ({"RELAY_TOKEN": "t"}, "ARI_PASS"),
-    ({"ARI_PASS": "p"}, "RELAY_TOKEN"),
-    ({**BASE, "BASE_PORT": "10000"}, "BASE_PORT"),
-    ({**BASE, "BASE_PORT": "9500", "MEDIA_PORT_COUNT": "1000"}, "BASE_PORT"),
-    ({**BASE, "MEDIA_FORMAT": "opus"}, "MEDIA_FORMAT"),
-    ({**BASE, "ARI_URL": "asterisk:8088"}, "ARI_URL"),
-    ({**BASE, "STT_URL": "http://stt:8080"}, "STT_URL"),
-    ({**BASE, "NO_AGENT_ACTION": "voicemail"}, "NO_AGENT_ACTION"),
-])
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"RELAY_TOKEN": "t"}, "ARI_PASS"),
+        ({"ARI_PASS": "p"}, "RELAY_TOKEN"),
+        ({**BASE, "BASE_PORT": "10000"}, "BASE_PORT"),
+        ({**BASE, "BASE_PORT": "9500", "MEDIA_PORT_COUNT": "1000"}, "BASE_PORT"),
+        ({**BASE, "MEDIA_FORMAT": "opus"}, "MEDIA_FORMAT"),
+        ({**BASE, "ARI_URL": "asterisk:8088"}, "ARI_URL"),
+        ({**BASE, "STT_URL": "http://stt:8080"}, "STT_URL"),
+        ({**BASE, "NO_AGENT_ACTION": "voicemail"}, "NO_AGENT_ACTION"),
+    ],
+)
 def test_bad_settings_name_the_variable(env, name):
     with pytest.raises(SettingsError, match=name):
         Settings.from_env(Env(env))
@@ -49,8 +57,15 @@ def test_port_allocator_round_robin_and_exhaustion():
     assert ports.allocate() == b and ports.in_use == 3
 
 
-@pytest.mark.parametrize("url", ["http://localhost:8088/ari", "http://localhost:8088/ari/",
-                                 "http://localhost:8088", "http://localhost:8088/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost:8088/ari",
+        "http://localhost:8088/ari/",
+        "http://localhost:8088",
+        "http://localhost:8088/",
+    ],
+)
 def test_ari_url_with_or_without_ari_suffix(url):
     # The seeds write ARI_URL with /ari; REST and events add it themselves (not /ari/ari).
     assert Settings.from_env(Env({**BASE, "ARI_URL": url})).ari_url == "http://localhost:8088"
@@ -60,8 +75,9 @@ def test_media_transport():
     assert Settings.from_env(Env(BASE)).media_transport == "rtp"
     ws = Settings.from_env(Env({**BASE, "MEDIA_TRANSPORT": "websocket"}))
     assert ws.media_transport == "websocket"
-    for env, name in (({**BASE, "MEDIA_TRANSPORT": "sctp"}, "MEDIA_TRANSPORT"),
-                      ({**BASE, "MEDIA_TRANSPORT": "websocket", "MEDIA_FORMAT": "ulaw"},
-                       "MEDIA_FORMAT")):
+    for env, name in (
+        ({**BASE, "MEDIA_TRANSPORT": "sctp"}, "MEDIA_TRANSPORT"),
+        ({**BASE, "MEDIA_TRANSPORT": "websocket", "MEDIA_FORMAT": "ulaw"}, "MEDIA_FORMAT"),
+    ):
         with pytest.raises(SettingsError, match=name):
             Settings.from_env(Env(env))

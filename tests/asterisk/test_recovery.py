@@ -26,8 +26,9 @@ def _number() -> str:
 
 
 async def _started(bus, number: str) -> dict:
-    return await wait_for_event(bus, lambda e: e["type"] == "call.started"
-                                and e.get("caller", {}).get("number") == number)
+    return await wait_for_event(
+        bus, lambda e: e["type"] == "call.started" and e.get("caller", {}).get("number") == number
+    )
 
 
 async def test_ari_down_dialplan_still_connects(pbx, ari_factory, phones, stack_bus):
@@ -64,19 +65,33 @@ async def test_ari_killed_mid_call_is_adopted(pbx, ari_factory, phones, stack_bu
     caller = await phones("caller", number, ["conf-getpin", "agent-newlocation"], gap=12.0)
     await caller.dial(f"sip:900@127.0.0.1:{pbx.sip_port}")
     call_id = (await _started(stack_bus, number))["callId"]
-    await wait_call(stack_bus, call_id, lambda e: e["callId"] == call_id and e["type"] == "final"
-                         and e["speaker"] == "customer", 60)
+    await wait_call(
+        stack_bus,
+        call_id,
+        lambda e: e["callId"] == call_id and e["type"] == "final" and e["speaker"] == "customer",
+        60,
+    )
     ari.kill()  # SIGKILL: no detach, the old taps stay in Asterisk
     ari.start(timeout=30)
     # The adopting instance re-taps the call: the second prompt is transcribed.
-    await wait_call(stack_bus, call_id, lambda e: e["callId"] == call_id and e["type"] == "final"
-                         and e["speaker"] == "customer" and "extens" in e["text"].lower(), 60)
+    await wait_call(
+        stack_bus,
+        call_id,
+        lambda e: (
+            e["callId"] == call_id
+            and e["type"] == "final"
+            and e["speaker"] == "customer"
+            and "extens" in e["text"].lower()
+        ),
+        60,
+    )
     await caller.hangup()
     ended = await wait_call_event(stack_bus, call_id, "call.ended")
     assert ended["reason"] == "caller-hangup"
     await wait_no_leftovers(pbx)
-    kinds = [e["type"] for e in await bus_events(stack_bus, call_id)
-             if e["type"].startswith("call.")]
+    kinds = [
+        e["type"] for e in await bus_events(stack_bus, call_id) if e["type"].startswith("call.")
+    ]
     assert kinds.count("call.started") == 1 and kinds.count("call.ended") == 1
 
 
@@ -88,15 +103,27 @@ async def test_stt_restarted_mid_call_resumes(pbx, ari_factory, phones, stack_bu
     await caller.dial(f"sip:900@127.0.0.1:{pbx.sip_port}")
     started = await _started(stack_bus, number)
     call_id = started["callId"]
-    first = await wait_call(stack_bus, call_id, lambda e: e["callId"] == call_id
-                                 and e["type"] == "final" and e["speaker"] == "customer", 60)
+    first = await wait_call(
+        stack_bus,
+        call_id,
+        lambda e: e["callId"] == call_id and e["type"] == "final" and e["speaker"] == "customer",
+        60,
+    )
     # Where the call is when STT goes away, on the call's own timeline (seconds from start).
     restart_at = time.time() - started["startedAt"] / 1000
     stt_service.kill()
     stt_service.start(timeout=180)
-    after = await wait_call(stack_bus, call_id, lambda e: e["callId"] == call_id
-                                 and e["type"] == "final" and e["speaker"] == "customer"
-                                 and e["start"] > first["end"], 90)
+    after = await wait_call(
+        stack_bus,
+        call_id,
+        lambda e: (
+            e["callId"] == call_id
+            and e["type"] == "final"
+            and e["speaker"] == "customer"
+            and e["start"] > first["end"]
+        ),
+        90,
+    )
     # Audio held by ari while STT was away is transcribed: no hole in the transcript.
     assert after["start"] <= restart_at + 3.0, (after["start"], restart_at)
     await caller.hangup()
