@@ -53,6 +53,8 @@ def serve(env: Env) -> int:
             ws_max_size=settings.ws_max_message_bytes,
             log_config=None,
             timeout_graceful_shutdown=5,
+            ssl_certfile=settings.tls_cert,
+            ssl_keyfile=settings.tls_key,
         )
         uvicorn.Server(config).run()
     finally:

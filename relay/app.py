@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
@@ -15,6 +16,7 @@ from coach.bus import Bus
 from coach.tasks import TaskSet
 from relay import api, ws
 from relay.auth import Authenticator
+from relay.headers import SecurityHeaders
 from relay.hub import Hub
 from relay.metrics import RelayMetrics
 from relay.settings import RelaySettings
@@ -77,6 +79,6 @@ def create_app(
     ]
     if settings.web_dir.is_dir():
         routes.append(Mount("/", StaticFiles(directory=settings.web_dir, html=True), name="web"))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(SecurityHeaders)])
     app.state.relay = state
     return app

@@ -79,3 +79,10 @@ def test_each_service_reaches_redis_as_its_own_user():
         "ari": "ari",
     }
     assert "--aclfile" in compose["services"]["redis"]["command"]
+
+
+def test_the_tls_option_gives_the_relay_its_certificate():
+    tls = yaml.safe_load((ROOT / "deploy" / "compose.tls.yml").read_text())["services"]["relay"]
+    assert set(tls["environment"]) == {"RELAY_TLS_CERT", "RELAY_TLS_KEY"} <= environment("relay")
+    assert tls["volumes"][0].endswith(":/tls:ro")
+    assert "https://" in " ".join(tls["healthcheck"]["test"])

@@ -573,8 +573,8 @@ export class CallView {
             ? `${t("metrics.talk")}: ${none}`
             : `${t("metrics.talk")}: ${t("speaker.agent")} ${percent(share)}, ${t("speaker.customer")} ${percent(1 - share)}`,
       },
-      h("span", { class: "seg agent", style: `width:${share === null ? 50 : share * 100}%` }),
-      h("span", { class: "seg customer", style: `width:${share === null ? 50 : (1 - share) * 100}%` }),
+      h("span", { class: "seg agent", style: { width: `${share === null ? 50 : share * 100}%` } }),
+      h("span", { class: "seg customer", style: { width: `${share === null ? 50 : (1 - share) * 100}%` } }),
     );
     if (share === null) bar.classList.add("unknown");
     const legend = h(

@@ -11,6 +11,8 @@ export function h(tag, attrs = {}, ...children) {
     if (name === "class") el.className = value;
     else if (name === "text") el.textContent = value;
     else if (name === "dataset") Object.assign(el.dataset, value);
+    // Through the CSSOM: the Content-Security-Policy (style-src 'self') refuses style="...".
+    else if (name === "style") Object.assign(el.style, value);
     else if (name.startsWith("on") && typeof value === "function") {
       el.addEventListener(name.slice(2), value);
     } else el.setAttribute(name, value === true ? "" : String(value));
