@@ -9,7 +9,6 @@ import re
 import secrets
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -25,6 +24,7 @@ from bench.stt.wer import WerCounts
 from coach.bus import Bus, BusConfig
 from coach.events import validate
 from coach.redis_server import free_port
+from fakes import poll
 from tests.stt import audio
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -68,16 +68,17 @@ def service(redis_server, base_model, tmp_path_factory):
         [sys.executable, "-m", "stt"], cwd=ROOT, env=env, stdout=log, stderr=log
     )
     svc = Service(f"ws://127.0.0.1:{port}", token, prefix, proc)
-    deadline = time.monotonic() + 60
-    while True:
+
+    def up() -> bool:
         assert proc.poll() is None, "stt exited at start-up"
         try:
             svc.health()
-            break
         except OSError:
-            assert time.monotonic() < deadline, "stt did not come up"
-            time.sleep(0.2)
+            return False
+        return True
+
     try:
+        poll.until_sync(up, 60, what="stt up")
         yield svc
     finally:
         proc.terminate()
@@ -99,14 +100,29 @@ def call_id() -> str:
     return f"t-{uuid.uuid4().hex[:10]}"
 
 
+async def finals_on_bus(bus: Bus, cid: str) -> list[dict[str, Any]]:
+    events = [e.data() for e in await bus.read_call(cid)]
+    return [e for e in events if e["type"] == "final" and e["text"]]
+
+
 async def bus_finals(bus: Bus, cid: str, want: int, wait_s: float = 10.0) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + wait_s
-    while True:
-        events = [e.data() for e in await bus.read_call(cid)]
-        finals = [e for e in events if e["type"] == "final" and e["text"]]
-        if len(finals) >= want or time.monotonic() > deadline:
-            return finals
-        await asyncio.sleep(0.1)
+    """The call's finals on the bus, once there are at least `want`."""
+
+    async def enough() -> list[dict[str, Any]] | None:
+        finals = await finals_on_bus(bus, cid)
+        return finals if len(finals) >= want else None
+
+    found = await poll.until_async(enough, wait_s, what=f"{want} finals of {cid} on the bus")
+    return found or []
+
+
+async def published_all(service: Service) -> None:
+    """Wait until the service's publisher holds nothing (every event it was given is on the bus)."""
+
+    async def empty() -> bool:
+        return bool((await asyncio.to_thread(service.health))["busBuffered"] == 0)
+
+    await poll.until_async(empty, 10, what="stt publisher drained")
 
 
 async def test_real_prompts_at_real_time(service, svc_bus):
@@ -157,7 +173,10 @@ async def test_silence_noise_tones_and_music_give_no_finals(service, svc_bus):
     session = await client.play(service.url, service.token, cid, "agent", pcm, 8000, realtime=False)
     assert session.close_code == 1000
     assert session.finals() == []
-    assert await bus_finals(svc_bus, cid, 1, wait_s=1.0) == []
+    # Everything the stream emitted was handed to the publisher before the close: once it is
+    # drained, the bus holds all there will be.
+    await published_all(service)
+    assert await finals_on_bus(svc_bus, cid) == []
 
 
 async def expect_close(service, query: str, send, token: str | None = "good") -> tuple[int, str]:
@@ -220,7 +239,12 @@ async def test_bad_streams_do_not_disturb_a_good_one(service):
         )
 
     async def bad():
-        await asyncio.sleep(0.5)
+        # While the good stream is open.
+        await poll.until_async(
+            lambda: asyncio.to_thread(lambda: service.health()["openStreams"] >= 1),
+            10,
+            what="the good stream open",
+        )
         for send in ([b"\x00" * 321], ["garbage"], [b"\x00" * 200_000]):
             await expect_close(service, GOOD, send)
 
@@ -243,10 +267,11 @@ async def test_vanished_client_still_publishes_its_last_words(service, svc_bus):
         ws.transport.abort()
     finals = await bus_finals(svc_bus, cid, 1, wait_s=15)
     assert finals and "favor" in finals[0]["text"].lower()
-    deadline = time.monotonic() + 10
-    while service.health()["openStreams"] != 0:
-        assert time.monotonic() < deadline, "stream leaked"
-        await asyncio.sleep(0.1)
+    await poll.until_async(
+        lambda: asyncio.to_thread(lambda: service.health()["openStreams"] == 0),
+        10,
+        what="the vanished client's stream closed (not leaked)",
+    )
 
 
 async def test_query_token_is_accepted_and_health_and_metrics_report(service):
