@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from coach.events import COACH_KINDS, SEVERITIES
+from coach.events import COACH_KINDS, DISPOSITIONS, SEVERITIES
 from orchestrator.callstate import Utterance
 
 TIP_SCHEMA: Final[dict[str, Any]] = {
@@ -26,7 +26,7 @@ SUMMARY_SCHEMA: Final[dict[str, Any]] = {
     "type": "object",
     "properties": {
         "summary": {"type": "string"},
-        "disposition": {"type": "string"},
+        "disposition": {"type": "string", "enum": list(DISPOSITIONS)},
         "actionItems": {"type": "array", "items": {"type": "string"}},
         "sentiment": {"type": "string", "enum": list(SENTIMENTS)},
     },
@@ -52,7 +52,7 @@ _TEXTS: Final = {
         "summary": (
             "Resume esta llamada de un centro de contacto en español para el registro del CRM "
             '(datos personales ya ocultos). Responde solo con JSON: {"summary": 2-4 frases, '
-            '"disposition": resultado en pocas palabras, "actionItems": [tareas pendientes], '
+            f'"disposition": {"|".join(DISPOSITIONS)}, "actionItems": [tareas pendientes], '
             '"sentiment": positive|neutral|negative|mixed (del cliente)}.'
         ),
         "given": "Consejos y alertas ya mostrados:",
@@ -73,7 +73,7 @@ _TEXTS: Final = {
         "summary": (
             "Summarise this contact-centre call in English for the CRM record (personal data "
             'already masked). Answer only with JSON: {"summary": 2-4 sentences, '
-            '"disposition": outcome in a few words, "actionItems": [open tasks], '
+            f'"disposition": {"|".join(DISPOSITIONS)}, "actionItems": [open tasks], '
             '"sentiment": positive|neutral|negative|mixed (the customer\'s)}.'
         ),
         "given": "Tips and alerts already shown:",
@@ -193,9 +193,11 @@ def parse_summary(text: str) -> dict[str, Any]:
     if not isinstance(summary, str) or not summary.strip() or not isinstance(items, list):
         raise InvalidOutput(f"answer does not match the summary schema: {str(obj)[:200]}")
     sentiment = obj.get("sentiment")
+    disposition = obj.get("disposition")
     return {
         "text": summary.strip()[:4000],
-        "disposition": str(obj.get("disposition") or "unknown")[:200],
+        # The contract's enum: anything else a model says is "unknown", not a refused summary.
+        "disposition": disposition if disposition in DISPOSITIONS else "unknown",
         "actionItems": [str(i)[:1000] for i in items if str(i).strip()][:20],
         "sentiment": sentiment if sentiment in SENTIMENTS else "neutral",
     }

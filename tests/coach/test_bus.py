@@ -45,7 +45,7 @@ async def test_active_index_and_expiry_after_call_ended(bus: Bus) -> None:
             "type": "summary",
             "callId": "a",
             "text": "x",
-            "disposition": "ok",
+            "disposition": "completed",
             "actionItems": [],
             "sentiment": "neutral",
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from coach.events import validate
 from orchestrator.callstate import CallState, Utterance
 from orchestrator.playbook_store import PlaybookStore
 from orchestrator.prompts import (
@@ -78,7 +79,18 @@ def test_parse_summary():
     got = parse_summary(
         '{"summary": "S", "disposition": "d", "actionItems": ["a", ""], "sentiment": "angry"}'
     )
-    assert got == {"text": "S", "disposition": "d", "actionItems": ["a"], "sentiment": "neutral"}
+    # Outside the contract's enums: "unknown" and "neutral", never a summary the bus refuses.
+    assert got == {
+        "text": "S",
+        "disposition": "unknown",
+        "actionItems": ["a"],
+        "sentiment": "neutral",
+    }
+    kept = parse_summary(
+        '{"summary": "S", "disposition": "retained", "actionItems": [], "sentiment": "positive"}'
+    )
+    assert (kept["disposition"], kept["sentiment"]) == ("retained", "positive")
+    validate({"type": "summary", "callId": "c1", **got})
     with pytest.raises(InvalidOutput):
         parse_summary('{"summary": 3}')
 

@@ -552,8 +552,6 @@ export class CallView {
     let silenceNow = null;
     if (!this.ended && this.lastSpeechTs !== null) {
       silenceNow = Math.max(0, (serverClock.now() - this.lastSpeechTs) / 1000);
-    } else if (!this.ended && m.silenceNow !== null && m.silenceNow !== undefined) {
-      silenceNow = m.silenceNow;
     }
     const none = t("metrics.none");
     const row = (key, value, cls = "") =>
