@@ -99,6 +99,8 @@ class Call:
     started_wall: float = 0.0  # epoch seconds the call started (utterance times count from it)
     taps: dict[str, Tap] = field(default_factory=dict)
     started_published: bool = False
+    failed_taps: set[str] = field(default_factory=set)
+    """Speakers whose tap failed: the call goes on without their transcript (degraded)."""
 
     def move(self, new: CallPhase) -> None:
         """Change phase or raise IllegalTransition."""

@@ -96,11 +96,14 @@ class Service:
     def health(self) -> dict[str, Any]:
         """What GET /health reports."""
         connected = self.events is not None and self.events.state is WsState.CONNECTED
-        calls = len(self.controller.calls) if self.controller else 0
+        live = list(self.controller.calls.values()) if self.controller else []
+        calls = len(live)
         body: dict[str, Any] = {
             "status": "ok" if connected else "degraded",
             "ari": self.events.state.value if self.events else "idle",
             "calls": calls,
+            # Calls going on without a speaker's transcript (a tap failed).
+            "degradedCalls": sum(1 for call in live if call.failed_taps),
             "taps": len(self.gateway.taps),
             "portsInUse": self.gateway.ports.in_use,
             "format": self.s.media_format,

@@ -24,7 +24,6 @@ from ari.call import Call, CallPhase, ChannelGone, Tap
 from ari.gateway import MediaTap, PortsExhausted, WebSocketMediaTap
 from ari.rest import AriError
 from ari.rtp import FORMATS
-from coach.tasks import TaskFailure
 
 if TYPE_CHECKING:
     from ari.controller import Controller
@@ -62,12 +61,18 @@ class Taps:
 
     def spawn(self, call: Call, speaker: str, leg: str | None) -> asyncio.Task[None]:
         """Open one tap in a supervised task (its failure loses only this speaker)."""
-        return self.ctl.spawn(self.open(call, speaker, leg), "tap", call, on_failure=self._failed)
+        return self.ctl.spawn(
+            self.open(call, speaker, leg),
+            "tap",
+            call,
+            on_failure=lambda _failure: self._failed(call, speaker),
+        )
 
-    def _failed(self, _failure: TaskFailure) -> None:
-        # Logged with the call id and counted by the task set; the call goes on without
-        # this speaker's transcript, as for a tap that failed the expected ways.
+    def _failed(self, call: Call, speaker: str) -> None:
+        # Logged with the call id and counted by the task set (unexpected), or logged here
+        # (ARI refused, no port, ...): the call goes on without this speaker's transcript.
         self.metrics.tap_failures.inc()
+        call.failed_taps.add(speaker)
 
     async def open(self, call: Call, speaker: str, leg: str | None) -> None:
         """snoop(spy=in) + ExternalMedia in a mixing bridge; mix tap: ExternalMedia in the call."""
@@ -171,7 +176,7 @@ class Taps:
             # The call itself goes on without this speaker's transcript.
             if not call.ended:
                 log.warning("tap %s failed: %r", speaker, exc, extra={"callId": call.call_id})
-                self.metrics.tap_failures.inc()
+                self._failed(call, speaker)
 
     def _first_audio_cb(self, call: Call) -> Callable[[MediaTap], None]:
         def cb(tap: MediaTap) -> None:

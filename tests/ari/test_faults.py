@@ -332,6 +332,46 @@ async def test_failed_call_flow_is_logged_counted_and_ends_the_call(
     assert double.leftovers() == ([], [])
 
 
+async def test_failed_tap_is_counted_and_the_call_goes_on(
+    double, stt, service_factory, caplog, monkeypatch
+):
+    """A bug while opening one speaker's tap loses that transcript only: logged with the call
+    id, counted, the call shown as degraded in /health, and the rest of the call unharmed."""
+    svc = await service_factory()
+    open_tap = svc.gateway.open_tap
+
+    async def broken_for_agent(call_id, speaker, *args, **kwargs):
+        if speaker == "agent":
+            raise RuntimeError("injected")
+        return await open_tap(call_id, speaker, *args, **kwargs)
+
+    monkeypatch.setattr(svc.gateway, "open_tap", broken_for_agent)
+    double.rtp_speed = 5.0
+    customer = prompt_pcm("agent-user")
+    with caplog.at_level(logging.ERROR, logger="coach.tasks"):
+        cid = await double.incoming_call("100", "Bob", customer, prompt_pcm("conf-getpin"))
+        want = resample(customer, 8000, 16000)
+        await stt.wait_for(lambda: len(stt.audio(cid, "customer")) >= len(want))
+    assert_customer_audio(stt.audio(cid, "customer"), want)
+    assert not stt.audio(cid, "agent")
+    health = svc.health()
+    assert (health["calls"], health["degradedCalls"]) == (1, 1)
+    failed = [r for r in caplog.records if getattr(r, "task", None) == "tap"]
+    assert [r.callId for r in failed] == [cid]
+    registry = svc.metrics.registry
+    assert (
+        registry.get_sample_value("coach_task_failures_total", {"service": "ari", "task": "tap"})
+        == 1
+    )
+    assert registry.get_sample_value("ari_tap_failures_total") == 1
+    await double.hangup(cid)
+    events = await _wait_bus(svc.bus, cid, "call.ended")
+    assert events[-1]["reason"] == "caller-hangup"
+    await _wait_empty(double, svc)
+    assert double.leftovers() == ([], [])
+    assert svc.health()["degradedCalls"] == 0
+
+
 async def test_reconciliation_retries_while_rest_fails(double, stt, bus, service_factory):
     svc = await service_factory()
     registry = svc.metrics.registry
