@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from ari.audio import load_wav
+from bench.ari import health_after_teardown
 from coach.redis_server import EmbeddedRedis
 from fakes.ari_double import AriDouble
 from fakes.fake_stt import FakeStt
@@ -128,14 +129,7 @@ async def _round(double, stt, http, pid, audio, *, calls, seconds, ramp) -> dict
         await double.hangup(cid)
     await _wait(lambda: not double.channels and not double.bridges, 60, "teardown")
     await _wait(lambda: stt.open_streams == 0, 60, "STT sockets")
-    health = (await http.get("/health")).json()
-
-    async def no_calls() -> dict[str, Any] | None:
-        body: dict[str, Any] = (await http.get("/health")).json()
-        return body if body["calls"] == 0 else None
-
-    with contextlib.suppress(TimeoutError):  # reported below as leaked calls
-        health = await until_async(no_calls, 10, what="ari's calls ended", interval=0.1)
+    health = await health_after_teardown(http)
     return {
         "setups": [stt.first_audio_at(c) - double.stasis_started_at[c] for c in cids],
         "cpu": _cpu_seconds(pid) - cpu0,

@@ -13,7 +13,6 @@ ports, STT sockets: must be 0).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
 import signal
@@ -26,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.ari import health_after_teardown
 from coach.redis_server import EmbeddedRedis, free_port
 from fakes.fake_stt import FakeStt
 from fakes.poll import until, until_async
@@ -185,14 +185,7 @@ async def run_real(calls: int, seconds: float, transport: str) -> int:
             await asyncio.gather(*(c.hangup() for c in callers))
             await _until(lambda: pbx.leftovers() == ([], []), 60)
             await _until(lambda: stt.open_streams == 0, 60)
-            health = (await http.get("/health")).json()
-
-            async def no_calls() -> dict[str, Any] | None:
-                body: dict[str, Any] = (await http.get("/health")).json()
-                return body if body["calls"] == 0 else None
-
-            with contextlib.suppress(TimeoutError):  # reported below as leaked calls
-                health = await until_async(no_calls, 10, what="ari's calls ended", interval=0.1)
+            health = await health_after_teardown(http)
             cpu = (_cpu_seconds(proc.pid) - cpu0[0], _cpu_seconds(ast_pid) - cpu0[1])
             wall = time.monotonic() - wall0
             text = (await http.get("/metrics")).text
