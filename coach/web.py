@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import hmac
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -75,12 +76,26 @@ def embedded_server(app: Any, host: str, port: int) -> EmbeddedServer:
 HealthFn = Callable[[], Awaitable[dict[str, Any]]]
 
 
-def health_app(health: HealthFn, registry: CollectorRegistry | None = None) -> Starlette:
+def health_app(
+    health: HealthFn,
+    registry: CollectorRegistry | None = None,
+    *,
+    details: HealthFn | None = None,
+    token: str | None = None,
+) -> Starlette:
     """`GET /health` (200 when `status` is ok, else 503) and `GET /metrics` (`registry`, or
-    prometheus_client's process-wide one)."""
+    prometheus_client's process-wide one). An anonymous caller gets `health()`; `details()`
+    (addresses, error texts) only with `Authorization: Bearer <token>`."""
 
-    async def health_route(_: Request) -> Response:
-        body = await health()
+    async def health_route(request: Request) -> Response:
+        presented = bearer(request.headers.get("authorization"))
+        allowed = (
+            details is not None
+            and token is not None
+            and presented is not None
+            and hmac.compare_digest(presented.encode(), token.encode())
+        )
+        body = await (details() if allowed and details is not None else health())
         return JSONResponse(body, status_code=200 if body.get("status") == "ok" else 503)
 
     async def metrics_route(_: Request) -> Response:

@@ -247,6 +247,21 @@ class Orchestrator:
             "stats": dict(self.stats),
         }
 
+    def public_health(self) -> dict[str, Any]:
+        """What anyone may see of GET /health: states and counts, no addresses or errors."""
+        full = self.health()
+        llm = full["llm"]
+        return {
+            "status": full["status"],
+            "consumer": full["consumer"],
+            "mode": full["mode"],
+            # The rules-only reason is a fixed sentence; an LLM's failure texts are not shown.
+            "llm": {k: llm[k] for k in ("mode", "state", "reason") if k in llm},
+            "calls": full["calls"],
+            "degradedCalls": full["degradedCalls"],
+            "playbooks": full["playbooks"],
+        }
+
     def degraded_calls(self) -> int:
         """Calls given up after repeated worker failures (not coached by this replica)."""
         return sum(1 for w in self.calls.values() if w.phase is WorkerPhase.DEGRADED)

@@ -47,18 +47,24 @@ def connect_bus(url: str, settings: Settings) -> Bus:
     return Bus(aioredis.Redis(connection_pool=pool), settings.bus)
 
 
-def make_app(engine: Orchestrator) -> Starlette:
+def make_app(engine: Orchestrator, health_token: str | None = None) -> Starlette:
     """GET /health and GET /metrics of the process-wide registry (nothing else: the
-    orchestrator talks through the bus)."""
+    orchestrator talks through the bus). The LLM's address and error texts are shown only to
+    a caller with ORCH_HEALTH_TOKEN."""
 
-    async def health() -> dict[str, Any]:
-        body = engine.health()
+    async def with_bus(body: dict[str, Any]) -> dict[str, Any]:
         body["bus"] = "up" if await engine.bus.ping() else "down"
         if body["bus"] == "down":
             body["status"] = "degraded"
         return body
 
-    return health_app(health)
+    async def health() -> dict[str, Any]:
+        return await with_bus(engine.public_health())
+
+    async def details() -> dict[str, Any]:
+        return await with_bus(engine.health())
+
+    return health_app(health, details=details, token=health_token)
 
 
 async def run(settings: Settings) -> None:
@@ -87,7 +93,7 @@ async def run(settings: Settings) -> None:
             extra={"baseUrl": settings.llm.base_url, "models": list(settings.llm.models)},
         )
     engine = Orchestrator(bus, settings, store, llm)
-    server = embedded_server(make_app(engine), settings.host, settings.port)
+    server = embedded_server(make_app(engine, settings.health_token), settings.host, settings.port)
     tasks = TaskSet("orchestrator")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -99,6 +99,9 @@ class Settings:
     """ORCH_REDIS_CONNECTIONS: Redis connections of this replica; more commands wait for one."""
     log_level: str = "info"
     """LOG_LEVEL: debug, info, warning or error."""
+    health_token: str | None = field(default=None, repr=False)
+    """ORCH_HEALTH_TOKEN: bearer token that shows /health's details (LLM address, errors);
+    anonymous callers see states and counts only."""
     llm: LLMSettings = field(default_factory=LLMSettings)
 
     @classmethod
@@ -158,5 +161,12 @@ class Settings:
             context_utterances=env.int("ORCH_MAX_UTTERANCES", 200, min=10, max=10_000),
             redis_connections=env.int("ORCH_REDIS_CONNECTIONS", 64, min=4, max=1000),
             log_level=env.log_level(),
+            health_token=_health_token(env.optional("ORCH_HEALTH_TOKEN")),
             llm=llm,
         )
+
+
+def _health_token(value: str | None) -> str | None:
+    if value is not None and len(value) < 16:
+        raise SettingsError("ORCH_HEALTH_TOKEN must be at least 16 characters")
+    return value

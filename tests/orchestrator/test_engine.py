@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -361,6 +362,24 @@ async def test_llm_debounce_one_request_per_call_newest_context(
     finally:
         await engine.stop()
         await llm.aclose()
+
+
+async def test_health_shows_details_only_to_the_token_holder(bus: Bus):
+    engine = await start_engine(bus)
+    engine.last_error = "bus said: connection refused to redis://10.0.0.5"
+    token = "health-token-0123456789"
+    try:
+        transport = httpx.ASGITransport(app=make_app(engine, token))
+        async with httpx.AsyncClient(transport=transport, base_url="http://orch") as client:
+            for headers in ({}, {"Authorization": "Bearer wrong-token-000000"}):
+                public = (await client.get("/health", headers=headers)).json()
+                assert "lastError" not in public and "playbookErrors" not in public
+                assert "10.0.0.5" not in json.dumps(public)
+                assert set(public["llm"]) <= {"mode", "state", "reason"}
+            full = await client.get("/health", headers={"Authorization": f"Bearer {token}"})
+            assert full.json()["lastError"] == engine.last_error
+    finally:
+        await engine.stop()
 
 
 async def test_health_and_metrics_endpoints(bus: Bus):
