@@ -77,7 +77,7 @@ class Settings:
     """BUS_*: key prefix and bounds of the bus (the same for every service)."""
     port: int = 7080
     """ORCH_PORT: port of GET /health and GET /metrics."""
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"
     """ORCH_HOST: listen address of the health/metrics server."""
     group: str = "orchestrator"
     """ORCH_GROUP: consumer group name on the global stream (shared by replicas)."""
@@ -150,7 +150,7 @@ class Settings:
             redis_url=env.optional("REDIS_URL"),
             bus=BusConfig.from_env(env),
             port=env.int("ORCH_PORT", 7080, min=1, max=65535),
-            host=env.str("ORCH_HOST", "0.0.0.0"),
+            host=env.str("ORCH_HOST", defaults.host),
             group=env.str("ORCH_GROUP", "orchestrator"),
             consumer=env.str("ORCH_CONSUMER", defaults.consumer),
             playbook_dir=playbook_dir,

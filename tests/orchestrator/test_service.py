@@ -95,6 +95,7 @@ def test_bad_setting_stops_start_naming_the_variable(redis_server: EmbeddedRedis
         ("LLM_STRUCTURED", "xml"),
         ("ORCH_PLAYBOOK_DIR", "/nonexistent"),
         ("LLM_TIP_DEADLINE_S", "-1"),
+        ("ORCH_HEALTH_TOKEN", "short"),
     ],
 )
 def test_settings_name_the_culprit(name, value):
@@ -110,3 +111,5 @@ def test_settings_defaults_and_models():
     assert s.llm.models == (s.llm.model, "a/b", "c/d")
     assert "sk-secret-123" not in repr(s)  # the key never shows in logs
     assert not Settings.from_env(Env({})).llm.enabled
+    # Health and metrics face no one but this machine unless ORCH_HOST says otherwise.
+    assert Settings.from_env(Env({})).host == "127.0.0.1"
