@@ -41,10 +41,11 @@ class Reconciler:
         """Called on the loop after every events-WS (re)connect."""
         self.ctl.spawn(self.until_done(), "reconcile")
 
-    async def until_done(self, attempts: int = 5) -> None:
+    async def until_done(self, attempts: int = 7) -> None:
         """Reconcile, retrying with the controller's backoff while Asterisk cannot be listed."""
-        # The events socket can be up while REST still fails (Asterisk starting up): retry a
-        # few times; after that the next reconnect tries again.
+        # The events socket can be up while REST still fails (Asterisk starting up): retry
+        # for about 20 s (RECONNECT: 0.2 s doubling to 10 s); after that the next reconnect
+        # tries again.
         retry = self.ctl.backoff.retry()
         for _ in range(attempts):
             if await self.run():
