@@ -17,7 +17,7 @@ LEG_SPEAKERS = {"caller": "customer", "agent": "agent"}
 class CallPhase(enum.Enum):
     """Where a call is in ari's flow; transitions are checked by `Call.move`.
 
-    (Not `orchestrator.callstate.CallState`, the coaching state of a call.)"""
+    (Not the coaching state of a call: that is orchestrator/callstate.py's.)"""
 
     NEW = "new"
     DIALING = "dialing"

@@ -10,7 +10,7 @@ call start. Its tasks (sender, socket reader) run in the gateway's `TaskSet`: a 
 fails unexpectedly is logged with the call id and counted, and the uplink closes itself
 (`error` set, queued audio counted as dropped) while the call goes on.
 
-Not to be confused with `stt.stream.SttStream`, the STT service's side of the same socket.
+Not to be confused with the STT service's side of the same socket (stt/stream.py).
 """
 
 from __future__ import annotations
