@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from stt.wer import wer
 
 from ari.audio import load_audio, load_wav
 from bench.stt.corpus import references
+from bench.stt.wer import wer
 from tests.asterisk.conftest import (
     SOUNDS,
     bus_events,
