@@ -1,4 +1,9 @@
-"""`WS /ws?callId=<id>|*&since=<id>&token=...`: replay a call's history, then stream it live.
+"""`WS /ws?callId=<id>|*&since=<id>`: replay a call's history, then stream it live.
+
+Authentication never rides in the URL (URLs end up in proxy logs and browser history): a
+service or tool sends `Authorization: Bearer <token>` with the handshake; a browser, which
+cannot set headers on a WebSocket, sends `{"type":"auth","token":"..."}` as its first message
+within AUTH_TIMEOUT_S. `?token=` is refused.
 
 Frames to the client hold one or more JSON objects, one per line (NDJSON; under load the
 relay batches what is queued for a client into one frame): bus events (with `id`), plus two
@@ -43,6 +48,10 @@ FRAME_BYTES = 64 * 1024
 """Most bytes of events batched into one frame (clients' default frame limits are 1 MiB)."""
 SEND_BATCH = 256
 """Events the writer takes from the queue at a time."""
+AUTH_TIMEOUT_S = 5.0
+"""How long a connection without an Authorization header has to send its auth message."""
+AUTH_MESSAGE_BYTES = 4096
+"""Largest auth message read (a browser token is ~200 bytes)."""
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
@@ -100,7 +109,13 @@ async def _admit(websocket: WebSocket, state: RelayState) -> tuple[Principal, st
     since = params.get("since") or None
     if since is not None and not EVENT_ID_RE.match(since):
         raise Refused(CloseCode.BAD_REQUEST, "since must be an event id like 1700000000000-0")
-    credential = params.get("token") or bearer(websocket.headers.get("authorization"))
+    if "token" in params:
+        raise Refused(
+            CloseCode.UNAUTHORIZED, 'a token in the URL is refused: send {"type":"auth"} first'
+        )
+    credential = bearer(websocket.headers.get("authorization"))
+    if credential is None:
+        credential = await _auth_message(websocket)
     try:
         principal = state.auth.authenticate(credential)
     except AuthError as exc:
@@ -112,6 +127,32 @@ async def _admit(websocket: WebSocket, state: RelayState) -> tuple[Principal, st
         if not principal.may_see(agent):
             raise Refused(CloseCode.FORBIDDEN, "this call belongs to another agent")
     return principal, call_id, since
+
+
+async def _auth_message(websocket: WebSocket) -> str:
+    """The token of the client's first message `{"type":"auth","token":"..."}`."""
+    try:
+        async with asyncio.timeout(AUTH_TIMEOUT_S):
+            message = await websocket.receive()
+    except TimeoutError:
+        raise Refused(
+            CloseCode.UNAUTHORIZED, f"no auth message within {AUTH_TIMEOUT_S:g} s"
+        ) from None
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    text = message.get("text")
+    if not isinstance(text, str) or len(text) > AUTH_MESSAGE_BYTES:
+        raise Refused(CloseCode.UNAUTHORIZED, 'the first message must be {"type":"auth"}')
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or body.get("type") != "auth":
+        raise Refused(CloseCode.UNAUTHORIZED, 'the first message must be {"type":"auth"}')
+    token = body.get("token")
+    if not isinstance(token, str) or not token:
+        raise Refused(CloseCode.UNAUTHORIZED, "missing token")
+    return token
 
 
 async def _replay(

@@ -39,7 +39,9 @@ def pct(values: list[float], q: float) -> float:
 async def subscriber(
     url: str, latencies: list[float], counts: list[int], stop: asyncio.Event
 ) -> None:
-    async with websockets.connect(url, max_size=2**22) as ws:
+    async with websockets.connect(
+        url, max_size=2**22, additional_headers={"Authorization": f"Bearer {TOKEN}"}
+    ) as ws:
         while not stop.is_set():
             try:
                 raw = await asyncio.wait_for(ws.recv(), 0.5)
@@ -178,9 +180,7 @@ async def run_rate(
                 "lang": "es",
             }
         )
-    urls = [
-        f"ws://127.0.0.1:{port}/ws?callId={call_ids[i % calls]}&token={TOKEN}" for i in range(subs)
-    ]
+    urls = [f"ws://127.0.0.1:{port}/ws?callId={call_ids[i % calls]}" for i in range(subs)]
     results: Any = multiprocessing.Queue()
     go_home = multiprocessing.Event()
     readies = []

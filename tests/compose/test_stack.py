@@ -48,14 +48,15 @@ class Feed:
     """The relay's all-calls WebSocket feed (the public API a supervisor's browser uses)."""
 
     def __init__(self, stack: Stack) -> None:
-        self.url = (
-            f"ws://127.0.0.1:{stack.env['RELAY_PORT']}/ws?callId=*&token={stack.env['RELAY_TOKEN']}"
-        )
+        self.url = f"ws://127.0.0.1:{stack.env['RELAY_PORT']}/ws?callId=*"
+        self.headers = {"Authorization": f"Bearer {stack.env['RELAY_TOKEN']}"}
         self.events: list[dict[str, Any]] = []
         self.ws: Any = None
 
     async def __aenter__(self) -> Feed:
-        self.ws = await websockets.connect(self.url, max_size=2**20)
+        self.ws = await websockets.connect(
+            self.url, max_size=2**20, additional_headers=self.headers
+        )
         return self
 
     async def __aexit__(self, *exc: object) -> None:

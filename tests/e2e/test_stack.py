@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import websockets
 
+from bench.stt.wer import wer
 from coach.redis_server import EmbeddedRedis, free_port
 from coach.tasks import TaskSet
-from stt.wer import wer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,7 +115,10 @@ async def collect(
     port = stack["env"]["RELAY_PORT"]
     events: dict[str, list[dict[str, Any]]] = {c: [] for c in call_ids}
     done: set[str] = set()
-    async with websockets.connect(f"ws://127.0.0.1:{port}/ws?callId=*&token={TOKEN}") as ws:
+    async with websockets.connect(
+        f"ws://127.0.0.1:{port}/ws?callId=*",
+        additional_headers={"Authorization": f"Bearer {TOKEN}"},
+    ) as ws:
         async with asyncio.timeout(timeout):
             while done != call_ids:
                 frame = await ws.recv()

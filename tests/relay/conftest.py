@@ -45,10 +45,8 @@ class RelayServer:
     def http(self) -> str:
         return f"http://127.0.0.1:{self.settings.port}"
 
-    def ws_url(self, call_id: str, token: str | None = None, since: str | None = None) -> str:
+    def ws_url(self, call_id: str, since: str | None = None) -> str:
         url = f"ws://127.0.0.1:{self.settings.port}/ws?callId={call_id}"
-        if token:
-            url += f"&token={token}"
         if since:
             url += f"&since={since}"
         return url
@@ -59,9 +57,10 @@ class RelayServer:
         return make_token(SECRET, role, agent, ttl, now=now)
 
     async def connect(self, call_id: str, token: str | None = None, **kw: Any) -> ClientConnection:
-        return await websockets.connect(
-            self.ws_url(call_id, token or SERVICE_TOKEN, kw.pop("since", None)), **kw
-        )
+        """Connect as a browser does: the token in the first message, not in the URL."""
+        ws = await websockets.connect(self.ws_url(call_id, kw.pop("since", None)), **kw)
+        await ws.send(json.dumps({"type": "auth", "token": token or SERVICE_TOKEN}))
+        return ws
 
     async def stop(self) -> None:
         self.server.should_exit = True

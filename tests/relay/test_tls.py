@@ -109,8 +109,9 @@ async def test_wss_streams_events(tls_relay: tuple[int, Path]) -> None:
     port, cert = tls_relay
     context = trust(cert)
     token = make_token(SECRET, "supervisor")
-    url = f"wss://127.0.0.1:{port}/ws?callId=*&token={token}"
+    url = f"wss://127.0.0.1:{port}/ws?callId=*"
     async with websockets.connect(url, ssl=context) as ws:
+        await ws.send(json.dumps({"type": "auth", "token": token}))
         first = json.loads(await ws.recv())
         notices = first if isinstance(first, list) else [first]
         assert any(n.get("type") == "relay.live" for n in notices)

@@ -146,29 +146,58 @@ async def test_agent_filter_follows_who_answered(relay: RelayServer) -> None:
 
 
 @pytest.mark.parametrize(
-    ("query", "code", "reason"),
+    ("query", "header", "code", "reason"),
     [
-        ("callId=c1", 4401, "missing token"),
-        ("callId=c1&token=garbage", 4401, "malformed token"),
-        ("token=SERVICE", 4400, "callId is required (a call id or *)"),
-        ("callId=bad%20id&token=SERVICE", 4400, "callId is malformed"),
+        ("callId=c1", False, 4401, "missing token"),  # connected, sent an empty auth message
+        ("callId=c1", "garbage", 4401, "malformed token"),
+        ("", True, 4400, "callId is required (a call id or *)"),
+        ("callId=bad%20id", True, 4400, "callId is malformed"),
+        ("callId=c1&since=yesterday", True, 4400, "since must be an event id like 1700000000000-0"),
         (
-            "callId=c1&since=yesterday&token=SERVICE",
-            4400,
-            "since must be an event id like 1700000000000-0",
+            "callId=c1&token=SERVICE",
+            True,
+            4401,
+            'a token in the URL is refused: send {"type":"auth"} first',
         ),
     ],
 )
 async def test_refused_connections_get_a_close_code_and_reason(
-    relay: RelayServer, query, code, reason
+    relay: RelayServer, query, header, code, reason
 ) -> None:
     import websockets
 
     from tests.relay.conftest import SERVICE_TOKEN
 
     url = f"ws://127.0.0.1:{relay.settings.port}/ws?" + query.replace("SERVICE", SERVICE_TOKEN)
-    async with websockets.connect(url) as ws:
+    credential = SERVICE_TOKEN if header is True else header
+    headers = {"Authorization": f"Bearer {credential}"} if credential else {}
+    async with websockets.connect(url, additional_headers=headers) as ws:
+        if not credential:
+            await ws.send(json.dumps({"type": "auth", "token": ""}))
         assert await close_of(ws) == (code, reason)
+
+
+@pytest.mark.parametrize(
+    "first", ["hello", json.dumps({"type": "subscribe"}), json.dumps(["auth"]), b"\x00binary"]
+)
+async def test_the_first_message_must_be_auth(relay: RelayServer, first) -> None:
+    import websockets
+
+    async with websockets.connect(relay.ws_url("c1")) as ws:
+        await ws.send(first)
+        assert await close_of(ws) == (4401, 'the first message must be {"type":"auth"}')
+
+
+async def test_a_silent_client_is_closed_after_the_auth_timeout(
+    relay: RelayServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import websockets
+
+    from relay import ws as relay_ws
+
+    monkeypatch.setattr(relay_ws, "AUTH_TIMEOUT_S", 0.2)
+    async with websockets.connect(relay.ws_url("c1")) as ws:
+        assert await close_of(ws) == (4401, "no auth message within 0.2 s")
 
 
 async def test_expired_and_forged_tokens_are_refused(relay: RelayServer) -> None:
@@ -211,7 +240,7 @@ class RawWebSocket:
 
     (Library clients keep draining the socket into memory, which hides the problem.)"""
 
-    def __init__(self, port: int, path: str) -> None:
+    def __init__(self, port: int, path: str, token: str) -> None:
         import base64
         import os
         import socket
@@ -224,7 +253,7 @@ class RawWebSocket:
             (
                 f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n"
+                f"Authorization: Bearer {token}\r\nSec-WebSocket-Version: 13\r\n\r\n"
             ).encode()
         )
         self.buffer = b""
@@ -262,7 +291,7 @@ async def test_stalled_client_is_cut_off_without_delaying_others(redis_server, b
         await relay.bus.publish(started("c1"))
         # The handshake blocks: run it off the loop that serves the relay.
         stalled = await asyncio.to_thread(
-            RawWebSocket, relay.settings.port, f"/ws?callId=c1&token={SERVICE_TOKEN}"
+            RawWebSocket, relay.settings.port, "/ws?callId=c1", SERVICE_TOKEN
         )
         healthy = await relay.connect("c1")
         await recv_until(healthy, is_live)

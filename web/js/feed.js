@@ -95,7 +95,8 @@ export class Feed {
   }
 
   _url() {
-    const q = new URLSearchParams({ callId: this.callId, token: this.token });
+    // The token is not in the URL (proxy logs, history): it is the first message, on open.
+    const q = new URLSearchParams({ callId: this.callId });
     if (this.lastId) q.set("since", this.lastId);
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     return `${scheme}://${location.host}/ws?${q}`;
@@ -113,7 +114,10 @@ export class Feed {
     this._set(this.connects === 1 ? State.CONNECTING : State.RECONNECTING, { retryAt: 0 });
     const ws = new WebSocket(this._url());
     this.ws = ws;
-    ws.onopen = () => this._set(State.REPLAYING);
+    ws.onopen = () => {
+      ws.send(JSON.stringify({ type: "auth", token: this.token }));
+      this._set(State.REPLAYING);
+    };
     ws.onmessage = (msg) => this._frame(msg.data);
     ws.onclose = (e) => this._closed(e);
   }
