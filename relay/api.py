@@ -36,8 +36,11 @@ def error(status: int, message: str, **extra: Any) -> JSONResponse:
 
 
 def _principal(request: Request) -> Principal:
-    credential = bearer(request.headers.get("authorization")) or request.query_params.get("token")
-    return _state(request).auth.authenticate(credential)
+    if "token" in request.query_params:
+        # URLs end up in logs and histories; what a browser cannot fetch with a header will
+        # get a short-lived signed URL of its own (DESIGN.md).
+        raise AuthError("a token in the URL is refused: use Authorization: Bearer")
+    return _state(request).auth.authenticate(bearer(request.headers.get("authorization")))
 
 
 class TooLarge(Exception):

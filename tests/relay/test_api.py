@@ -117,6 +117,10 @@ async def test_calls_listing_respects_roles(relay: RelayServer) -> None:
         r = await client.get("/calls")
         assert r.status_code == 401
         r = await client.get("/calls", params={"token": relay.token("agent", "200")})
+        assert r.status_code == 401 and "in the URL is refused" in r.json()["error"]
+        r = await client.get(
+            "/calls", headers={"Authorization": f"Bearer {relay.token('agent', '200')}"}
+        )
         assert [c["callId"] for c in r.json()["calls"]] == ["a"]
         r = await client.get(
             "/calls", headers={"Authorization": f"Bearer {relay.token('supervisor')}"}
@@ -134,9 +138,13 @@ async def test_call_events_listing(relay: RelayServer) -> None:
         assert (await client.get("/calls/nope/events")).status_code == 404
         assert (await client.get("/calls/a/events", params={"since": "x"})).status_code == 400
     async with httpx.AsyncClient(base_url=relay.http) as client:
-        r = await client.get("/calls/a/events", params={"token": relay.token("agent", "999")})
+
+        def as_agent(agent: str) -> dict[str, str]:
+            return {"Authorization": f"Bearer {relay.token('agent', agent)}"}
+
+        r = await client.get("/calls/a/events", headers=as_agent("999"))
         assert r.status_code == 403
-        r = await client.get("/calls/a/events", params={"token": relay.token("agent", "200")})
+        r = await client.get("/calls/a/events", headers=as_agent("200"))
         assert r.status_code == 200 and len(r.json()["events"]) == 3
 
 
