@@ -45,7 +45,11 @@ def serve(env: Env) -> int:
             extra={"url": embedded.url, "dir": str(settings.redis_data_dir)},
         )
     try:
-        app = create_app(settings, embedded_redis_url=embedded.url if embedded else None)
+        try:
+            app = create_app(settings, embedded_redis_url=embedded.url if embedded else None)
+        except SettingsError as exc:  # e.g. a malformed SERVICE_TOKENS_FILE, line named
+            log.error("bad configuration: %s", exc)
+            return _bad_configuration(exc)
         config = uvicorn.Config(
             app,
             host=settings.host,

@@ -40,7 +40,10 @@ def _principal(request: Request) -> Principal:
         # URLs end up in logs and histories; what a browser cannot fetch with a header will
         # get a short-lived signed URL of its own (DESIGN.md).
         raise AuthError("a token in the URL is refused: use Authorization: Bearer")
-    return _state(request).auth.authenticate(bearer(request.headers.get("authorization")))
+    principal = _state(request).auth.authenticate(bearer(request.headers.get("authorization")))
+    if principal.service is not None and not principal.service.may("read"):
+        raise AuthError(f"token {principal.service.name!r} may not read calls", status=403)
+    return principal
 
 
 class TooLarge(Exception):
@@ -63,7 +66,7 @@ async def post_event(request: Request) -> Response:
     """Accept one event (object) or a batch (list); all are stored or none is."""
     state = _state(request)
     try:
-        state.auth.require_service(bearer(request.headers.get("authorization")))
+        producer = state.auth.require_service(bearer(request.headers.get("authorization")))
     except AuthError as exc:
         state.metrics.rejected.labels("401").inc()
         return error(401, exc.message)
@@ -86,6 +89,20 @@ async def post_event(request: Request) -> Response:
     if len(events) > state.settings.max_batch:
         state.metrics.rejected.labels("413").inc()
         return error(413, f"batch larger than {state.settings.max_batch} events")
+    assert producer.service is not None
+    types = {str(e.get("type")) for e in events if isinstance(e, dict)}
+    refused = sorted(t for t in types if not producer.service.may_publish(t))
+    if refused:
+        state.metrics.rejected.labels("403").inc()
+        log.warning(
+            "publish outside the token's scope",
+            extra={"token": producer.service.name, "types": refused},
+        )
+        return error(
+            403,
+            f"token {producer.service.name!r} may not publish {', '.join(refused)}",
+            types=refused,
+        )
     try:
         stored = await state.bus.publish_many(events)
     except EventError as exc:
@@ -112,7 +129,7 @@ async def list_calls(request: Request) -> Response:
     try:
         principal = _principal(request)
     except AuthError as exc:
-        return error(401, exc.message)
+        return error(exc.status, exc.message)
     try:
         calls = await _state(request).bus.active_calls()
     except BusUnavailable:
@@ -128,7 +145,7 @@ async def call_events(request: Request) -> Response:
     try:
         principal = _principal(request)
     except AuthError as exc:
-        return error(401, exc.message)
+        return error(exc.status, exc.message)
     call_id = request.path_params["call_id"]
     if not is_call_id(call_id):
         return error(400, "malformed call id")

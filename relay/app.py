@@ -14,6 +14,7 @@ from starlette.staticfiles import StaticFiles
 
 from coach.bus import Bus
 from coach.tasks import TaskSet
+from coach.tokens import ServiceTokens
 from relay import api, ws
 from relay.auth import Authenticator
 from relay.headers import SecurityHeaders
@@ -51,7 +52,10 @@ def create_app(
         settings=settings,
         bus=bus,
         hub=Hub(bus, metrics, tasks),
-        auth=Authenticator(settings.relay_token, settings.auth_secret),
+        auth=Authenticator(
+            ServiceTokens(settings.service_tokens_file, fallback=settings.relay_token),
+            settings.auth_secret,
+        ),
         metrics=metrics,
         tasks=tasks,
         embedded_redis_url=embedded_redis_url,

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
+from coach.tokens import ServiceToken, ServiceTokens
+
 Role = Literal["agent", "supervisor", "service"]
 ROLES = ("agent", "supervisor")
 DEFAULT_TTL = 12 * 3600
@@ -39,11 +41,15 @@ class Principal:
 
     role: Role
     agent: str | None = None
+    service: ServiceToken | None = None
+    """The service token's holder and scopes (role `service` only)."""
 
     def may_see(self, call_agent: str | None) -> bool:
         """Whether this caller may see a call handled by `call_agent`."""
-        if self.role in ("service", "supervisor"):
+        if self.role == "supervisor":
             return True
+        if self.role == "service":
+            return self.service is not None and self.service.may("read")
         return call_agent is not None and call_agent == self.agent
 
 
@@ -113,22 +119,28 @@ def verify_token(secret: str, token: str, now: float | None = None) -> Principal
 class Authenticator:
     """Turns a presented credential into a Principal."""
 
-    def __init__(self, service_token: str, secret: str) -> None:
-        self._service_token = service_token
+    def __init__(self, service_token: str | ServiceTokens, secret: str) -> None:
+        self.tokens = (
+            service_token
+            if isinstance(service_token, ServiceTokens)
+            else ServiceTokens(None, fallback=service_token)
+        )
         self._secret = secret
 
     def authenticate(self, credential: str | None) -> Principal:
-        """The service token, or a valid browser token; AuthError(401) otherwise."""
+        """A service token, or a valid browser token; AuthError(401) otherwise."""
         if not credential:
             raise AuthError("missing token")
-        if hmac.compare_digest(credential.encode(), self._service_token.encode()):
-            return Principal(role="service")
+        holder = self.tokens.lookup(credential)
+        if holder is not None:
+            return Principal(role="service", service=holder)
         return verify_token(self._secret, credential)
 
     def require_service(self, credential: str | None) -> Principal:
-        """Only the service token will do (producers)."""
+        """Only a service token will do (producers)."""
         if not credential:
             raise AuthError("missing bearer token")
-        if not hmac.compare_digest(credential.encode(), self._service_token.encode()):
+        holder = self.tokens.lookup(credential)
+        if holder is None:
             raise AuthError("invalid service token")
-        return Principal(role="service")
+        return Principal(role="service", service=holder)

@@ -45,6 +45,9 @@ class RelaySettings:
     """Where the embedded Redis keeps its append-only file (native mode)."""
     redis_port: int = 6379
     """Port of the embedded Redis (native mode)."""
+    service_tokens_file: Path | None = None
+    """Scoped service tokens (SERVICE_TOKENS_FILE, coach/tokens.py); unset: RELAY_TOKEN holds
+    every scope."""
     tls_cert: Path | None = None
     """PEM certificate (chain) for HTTPS/WSS (RELAY_TLS_CERT); with RELAY_TLS_KEY."""
     tls_key: Path | None = field(default=None, repr=False)
@@ -58,7 +61,11 @@ class RelaySettings:
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise SettingsError("RELAY_TLS_CERT and RELAY_TLS_KEY go together: set both or none")
-        for name, path in (("RELAY_TLS_CERT", self.tls_cert), ("RELAY_TLS_KEY", self.tls_key)):
+        for name, path in (
+            ("RELAY_TLS_CERT", self.tls_cert),
+            ("RELAY_TLS_KEY", self.tls_key),
+            ("SERVICE_TOKENS_FILE", self.service_tokens_file),
+        ):
             if path is not None and not path.is_file():
                 raise SettingsError(f"{name}={path}: no such file")
         if len(self.relay_token) < 16:
@@ -85,6 +92,7 @@ class RelaySettings:
             web_dir=Path(env.str("RELAY_WEB_DIR", str(d("web_dir")))),
             redis_data_dir=Path(env.str("REDIS_DATA_DIR", str(d("redis_data_dir")))),
             redis_port=env.int("REDIS_PORT", d("redis_port"), min=1, max=65535),
+            service_tokens_file=_path(env.optional("SERVICE_TOKENS_FILE")),
             tls_cert=_path(env.optional("RELAY_TLS_CERT")),
             tls_key=_path(env.optional("RELAY_TLS_KEY")),
         )

@@ -120,6 +120,8 @@ async def _admit(websocket: WebSocket, state: RelayState) -> tuple[Principal, st
         principal = state.auth.authenticate(credential)
     except AuthError as exc:
         raise Refused(CloseCode.UNAUTHORIZED, exc.message) from None
+    if principal.service is not None and not principal.service.may("read"):
+        raise Refused(CloseCode.FORBIDDEN, f"token {principal.service.name!r} may not read calls")
     if call_id != "*" and principal.role == "agent":
         agent = await state.hub.agent_of(call_id)
         if agent is None:
