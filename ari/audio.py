@@ -1,4 +1,5 @@
-"""WAV loading and simple resampling for the replay tool and tests (stdlib only)."""
+"""WAV loading, resampling (coach.resample, the one resampler) and mixing for the replay tool
+and tests."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import sys
 import wave
 from array import array
 from pathlib import Path
+
+from coach.resample import resample_pcm16
 
 
 def load_wav(path: str | Path) -> tuple[int, list[bytes]]:
@@ -50,22 +53,8 @@ def load_audio(path: str | Path, raw_rate: int = RAW_RATE) -> tuple[int, list[by
 
 
 def resample(pcm: bytes, src_rate: int, dst_rate: int) -> bytes:
-    """Linear-interpolation resampling of PCM16 LE (good enough for speech tests)."""
-    if src_rate == dst_rate or not pcm:
-        return pcm
-    src = array("h", pcm)
-    n_out = len(src) * dst_rate // src_rate
-    out = array("h", bytes(2 * n_out))
-    step = src_rate / dst_rate
-    last = len(src) - 1
-    for i in range(n_out):
-        pos = i * step
-        j = int(pos)
-        frac = pos - j
-        a = src[j]
-        b = src[j + 1] if j < last else a
-        out[i] = int(a + (b - a) * frac)
-    return out.tobytes()
+    """Mono PCM16 LE from `src_rate` to `dst_rate` (coach.resample: soxr, whole signal)."""
+    return resample_pcm16(pcm, src_rate, dst_rate)
 
 
 def mix(a: bytes, b: bytes) -> bytes:

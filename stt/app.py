@@ -145,7 +145,7 @@ async def stream_endpoint(ws: WebSocket) -> None:
     except TimeoutError:
         code, reason = CloseCode.INTERNAL, "timed out flushing the last utterance"
     except Exception:
-        log.exception("stream failed")
+        log.exception("stream failed", extra={"callId": ws.query_params.get("callId")})
         code, reason = CloseCode.INTERNAL, "internal error"
     finally:
         if stream is not None:

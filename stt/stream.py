@@ -1,6 +1,7 @@
 """One speaker's live audio -> partial and final events (the latency-critical logic).
 
-Pipeline per stream: PCM16 -> 16 kHz float -> Silero VAD per 32 ms -> Segmenter -> decodes.
+Pipeline per stream: PCM16 -> 16 kHz float (coach.resample) -> Silero VAD per 32 ms -> Segmenter
+-> decodes.
 
 How finals get fast without cutting sentences:
 - A *speculative* final decode (beam 5) starts on the first silent frame of every pause, while
@@ -36,9 +37,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from prometheus_client import CollectorRegistry
 
-from coach.resample import Upsampler
+from coach.resample import StreamResampler
 from coach.tasks import TaskFailure, TaskSet, first_completed
 from stt.buffer import AudioBuffer
 from stt.endpoint import looks_finished
@@ -167,7 +169,7 @@ class SttStream:
         self._arrivals: collections.deque[tuple[int, float]] = collections.deque(maxlen=2048)
         self._vad = StreamingVad()
         self._seg = Segmenter(self.config.segmenter)
-        self._up = Upsampler() if params.rate == 8000 else None
+        self._resampler = StreamResampler(params.rate, SAMPLE_RATE)
         self._audio = AudioBuffer()
         self._utt: _Utterance | None = None
         self._count = 0
@@ -195,8 +197,12 @@ class SttStream:
         if self.state is not StreamState.OPEN:
             return
         x = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
-        if self._up is not None:
-            x = self._up(x)
+        await self._push(self._resampler(x))
+
+    async def _push(self, x: npt.NDArray[np.float32]) -> None:
+        """Run 16 kHz samples through buffer, VAD, segmenter and decodes."""
+        if x.size == 0:
+            return  # the resampler holds a few ms back at first
         self._audio.append(x)
         self._arrivals.append((self._audio.end, time.monotonic()))
         probs = self._vad(x)
@@ -217,6 +223,8 @@ class SttStream:
         self._check()
         if self.state is not StreamState.OPEN:
             return
+        # The resampler's last few ms, then the utterance ends where the audio does.
+        await self._push(self._resampler.flush())
         self.state = StreamState.ENDING
         ev = self._seg.end_now()
         if ev is not None and self._utt is not None:

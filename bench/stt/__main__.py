@@ -30,6 +30,8 @@ import numpy as np
 
 from bench.stt import client, corpus
 from bench.stt.wer import WerCounts
+from coach.resample import pcm16_to_float
+from fakes import poll
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -116,15 +118,17 @@ def server(env_extra: dict[str, str]) -> Iterator[tuple[str, str, subprocess.Pop
         [sys.executable, "-m", "stt"], cwd=ROOT, env=env, stdout=log, stderr=log
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+
+        def up() -> bool:
             if proc.poll() is not None:
                 raise RuntimeError("stt exited; see test-artifacts/stt-bench-server.log")
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
-                break
             except OSError:
-                time.sleep(0.2)
+                return False
+            return True
+
+        poll.until_sync(up, 60, what="stt up")
         yield f"ws://127.0.0.1:{port}", token, proc
     finally:
         proc.terminate()
@@ -165,18 +169,15 @@ def offline_wer(
 ) -> WerCounts:
     """Offline WER: faster-whisper's own transcribe on each whole file (beam 5, 30 s window).
 
-    The audio is upsampled to 16 kHz like the service does it (linear), or, with `from_file`,
-    by faster-whisper's own reader (PyAV's resampler): the baseline moves by about a point.
+    The audio is upsampled to 16 kHz like the service does it (coach.resample), or, with
+    `from_file`, by faster-whisper's own reader (PyAV's resampler).
     """
     from faster_whisper import WhisperModel
 
     model = WhisperModel(model_path, device="cpu", compute_type="int8", cpu_threads=2)
     counts = WerCounts()
     for p in prompts:
-        audio = p.pcm.astype(np.float32) / 32768
-        audio16 = np.interp(np.arange(len(audio) * 2) / 2, np.arange(len(audio)), audio).astype(
-            np.float32
-        )
+        audio16 = pcm16_to_float(p.pcm, p.rate, 16_000)
         source = str(corpus.SOUNDS / f"{p.name}.wav") if from_file else audio16
         segments, _ = model.transcribe(source, language="es", beam_size=5)
         counts.add(p.reference, " ".join(s.text for s in segments))
@@ -192,8 +193,7 @@ def offline_wer_short(prompts: list[corpus.Prompt], model_path: str) -> WerCount
     for p in prompts:
         s0, s1 = p.speech_span
         audio = p.pcm[int(max(0.0, s0 - 0.2) * p.rate) : int((s1 + 0.15) * p.rate)]
-        x = audio.astype(np.float32) / 32768
-        x16 = np.interp(np.arange(len(x) * 2) / 2, np.arange(len(x)), x).astype(np.float32)
+        x16 = pcm16_to_float(audio, p.rate, 16_000)
         counts.add(p.reference, engine.decode(x16).text)
     return counts
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from bench.stt import corpus
+from coach.resample import pcm16_to_float
 
 RATE = 8000
 DTMF = {"1": (697, 1209), "5": (770, 1336), "9": (852, 1477), "#": (941, 1477)}
@@ -47,6 +48,5 @@ def silence(seconds: float) -> np.ndarray:
 
 
 def to_float16k(pcm: np.ndarray) -> np.ndarray:
-    """8 kHz PCM16 -> 16 kHz float32 (linear interpolation)."""
-    x = pcm.astype(np.float32) / 32768
-    return np.interp(np.arange(len(x) * 2) / 2, np.arange(len(x)), x).astype(np.float32)
+    """8 kHz PCM16 -> 16 kHz float32 (coach.resample, as the service does it)."""
+    return pcm16_to_float(pcm, RATE, 16_000)

@@ -1,21 +1,10 @@
 import numpy as np
 import pytest
 
-from coach.resample import Upsampler
 from stt.buffer import AudioBuffer
 from stt.repair import copies
 
 pytestmark = pytest.mark.unit
-
-
-def test_upsampler_doubles_and_is_continuous_across_chunks():
-    x = np.sin(np.arange(800) / 10).astype(np.float32)
-    up = Upsampler()
-    whole = Upsampler()(x)
-    pieces = np.concatenate([up(x[:333]), up(x[333:])])
-    assert len(whole) == 1600
-    assert np.allclose(whole, pieces)
-    assert np.allclose(whole[1::2], x)
 
 
 def test_audio_buffer_addresses_by_absolute_sample_and_trims():
