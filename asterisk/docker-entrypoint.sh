@@ -3,8 +3,13 @@
 # then starts Asterisk. Nothing secret is in the repository or the image:
 #   ARI_USER / ARI_PASS     -> ari.conf (password stored in crypt form, SHA-512)
 #   AGENT_ENDPOINTS         -> pjsip_agents.conf (agent phones; default "200 201 202")
-#   AGENT_SIP_PASSWORD      -> pjsip_auth.conf (the agents' SIP password)
-#   TRUNK_MATCH             -> pjsip_trunk.conf (carrier addresses/CIDRs; default 127.0.0.1)
+#   SIP_SECRETS_FILE        -> pjsip_auth.conf: one `endpoint secret` a line, a secret for
+#                              every agent endpoint and for `trunk` (the carrier's digest
+#                              credentials); weak secrets stop the start
+#   TRUNK_MATCH             -> pjsip_trunk.conf (carrier addresses/CIDRs; default 127.0.0.1;
+#                              also the only addresses the trunk accepts requests from)
+#   AGENT_PERMIT            -> the addresses agents may register and call from (CIDRs;
+#                              default loopback and the private ranges)
 #   ASTERISK_SIP_PORT       -> pjsip.conf UDP transport port (default 5060)
 #   ASTERISK_HTTP_BIND/PORT -> http.conf (private address; default 127.0.0.1:8088)
 #   CALL_LANG               -> the endpoints' language (prompts; default es)
@@ -17,7 +22,11 @@ word() { case "$2" in ""|*[!A-Za-z0-9_.:/,\ -]*) fail "$1=$2: unexpected charact
 number() { case "$2" in ""|*[!0-9]*) fail "$1=$2: not a port number";; esac; }
 
 [ -n "${ARI_PASS:-}" ] || fail "ARI_PASS is not set (no default password is shipped)"
-[ -n "${AGENT_SIP_PASSWORD:-}" ] || fail "AGENT_SIP_PASSWORD is not set"
+secrets_file=${SIP_SECRETS_FILE:-}
+[ -n "$secrets_file" ] || fail "SIP_SECRETS_FILE is not set (one 'endpoint secret' a line; python -m relay sip-secrets)"
+[ -r "$secrets_file" ] || fail "SIP_SECRETS_FILE=$secrets_file: cannot read it"
+agent_permit=${AGENT_PERMIT:-127.0.0.0/8,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16}
+word AGENT_PERMIT "$agent_permit"
 ari_user=${ARI_USER:-coach}
 case "$ari_user" in *[!A-Za-z0-9_-]*) fail "ARI_USER=$ari_user: use letters, digits, _ or -";; esac
 agents=${AGENT_ENDPOINTS:-200 201 202}
@@ -47,8 +56,36 @@ password = $hash
 password_format = crypt
 ARI
 
+# The secret of one endpoint from SIP_SECRETS_FILE; refuses a missing or weak one: at least 16
+# characters of at least 3 kinds (lower, upper, digits, others), none that pjsip.conf would
+# take for syntax (spaces, ; # [ ] = ").
+secret_of() {
+  s=$(awk -v e="$1" '$1 == e { print $2; exit }' "$secrets_file")
+  [ -n "$s" ] || fail "SIP_SECRETS_FILE has no secret for endpoint $1"
+  case "$s" in *[!A-Za-z0-9._~+/@%^*!:,-]*) fail "SIP_SECRETS_FILE: the secret of $1 has characters pjsip.conf cannot hold";; esac
+  [ "${#s}" -ge 16 ] || fail "SIP_SECRETS_FILE: the secret of $1 is shorter than 16 characters"
+  kinds=0
+  for class in '[a-z]' '[A-Z]' '[0-9]' '[^A-Za-z0-9]'; do
+    if printf '%s' "$s" | grep -q "$class"; then kinds=$((kinds + 1)); fi
+  done
+  [ "$kinds" -ge 3 ] || fail "SIP_SECRETS_FILE: the secret of $1 needs 3 of: lower, upper, digits, others"
+  printf '%s' "$s"
+}
+
+# PJSIP's ACL applies to every SIP request (res_pjsip_acl): only the carrier's and the
+# agents' addresses are heard at all; the trunk is then only the carrier's (identify).
 {
   echo "; Written by docker-entrypoint.sh at container start; do not edit."
+  echo "[coach-acl]"
+  echo "type=acl"
+  echo "deny=0.0.0.0/0.0.0.0"
+  for net in $(echo "$trunk_match,$agent_permit" | tr ',' ' '); do echo "permit=$net"; done
+} > "$conf/pjsip_acl.conf"
+
+{
+  echo "; Written by docker-entrypoint.sh at container start; do not edit."
+  echo "[trunk](trunk-endpoint)"
+  echo "auth=trunk-auth"
   echo "[trunk]"
   echo "type=identify"
   echo "endpoint=trunk"
@@ -64,13 +101,18 @@ ARI
   done
 } > "$conf/pjsip_agents.conf"
 
+auth_conf="$conf/pjsip_auth.conf"
 {
   echo "; Written by docker-entrypoint.sh at container start; do not edit."
   for agent in $(echo "$agents" | tr ',' ' '); do
+    secret=$(secret_of "$agent") || exit 1
     printf '[%s-auth]\ntype=auth\nauth_type=userpass\nusername=%s\npassword=%s\n\n' \
-      "$agent" "$agent" "$AGENT_SIP_PASSWORD"
+      "$agent" "$agent" "$secret"
   done
-} > "$conf/pjsip_auth.conf"
+  secret=$(secret_of trunk) || exit 1
+  printf '[trunk-auth]\ntype=auth\nauth_type=userpass\nusername=trunk\npassword=%s\n\n' "$secret"
+} > "$auth_conf.tmp" || exit 1
+mv "$auth_conf.tmp" "$auth_conf"
 
 sed -i "s/^bind=0\.0\.0\.0:[0-9]*$/bind=0.0.0.0:${sip_port}/" "$conf/pjsip.conf"
 sed -i "s/^language=.*/language=${lang}/" "$conf/pjsip.conf"

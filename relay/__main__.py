@@ -86,8 +86,18 @@ def main(argv: list[str] | None = None) -> int:
     tok.add_argument("--ttl", type=int, default=DEFAULT_TTL, help="lifetime in seconds")
     sub.add_parser(
         "secrets",
-        help="print fresh lines for .env: RELAY_TOKEN, AUTH_SECRET, ARI_PASS, AGENT_SIP_PASSWORD "
-        "and the Redis users' passwords",
+        help="print fresh lines for .env: RELAY_TOKEN, AUTH_SECRET, ARI_PASS and the Redis "
+        "users' passwords",
+    )
+    sip = sub.add_parser(
+        "sip-secrets",
+        help="print a SIP_SECRETS_FILE: a fresh secret for each agent endpoint and the trunk",
+    )
+    sip.add_argument(
+        "endpoints",
+        nargs="*",
+        default=["200", "201", "202"],
+        help="agent endpoints (AGENT_ENDPOINTS; default 200 201 202)",
     )
     args = parser.parse_args(argv)
     env = service_env()
@@ -104,11 +114,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"RELAY_TOKEN={secrets.token_urlsafe(32)}")
         print(f"AUTH_SECRET={secrets.token_urlsafe(48)}")
         print(f"ARI_PASS={secrets.token_urlsafe(24)}")
-        print(f"AGENT_SIP_PASSWORD={secrets.token_urlsafe(18)}")
         for var in PASSWORD_VARS.values():
             print(f"{var}={secrets.token_urlsafe(24)}")
         return 0
+    if args.command == "sip-secrets":
+        for endpoint in [*args.endpoints, "trunk"]:
+            print(f"{endpoint} {sip_secret()}")
+        return 0
     return serve(env)
+
+
+def sip_secret() -> str:
+    """A SIP secret the Asterisk entrypoint accepts: 24 URL-safe characters of 3+ kinds."""
+    while True:
+        candidate = secrets.token_urlsafe(18)
+        kinds = sum(
+            any(test(c) for c in candidate)
+            for test in (str.islower, str.isupper, str.isdigit, lambda c: not c.isalnum())
+        )
+        if kinds >= 3:
+            return candidate
 
 
 if __name__ == "__main__":

@@ -23,15 +23,24 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from bench.ari import health_after_teardown
 from coach.redis_server import EmbeddedRedis, free_port
 from fakes.fake_stt import FakeStt
 from fakes.poll import until, until_async
-from tests.asterisk.conftest import HUNT_DIAL, hunt_dialplan
-from tests.asterisk.pbx import AGENT_SIP_PASSWORD, ARI_PASS, ARI_USER, Asterisk, ensure_chroot
-from tests.asterisk.phone import Phone, phone_ports, speech_wav
+from testbed.asterisk import (
+    ARI_PASS,
+    ARI_USER,
+    HUNT_DIAL,
+    Asterisk,
+    TRUNK,
+    SetupFailed,
+    Unavailable,
+    ensure_chroot,
+    hunt_dialplan,
+    sip_secret,
+)
+from testbed.phone import Phone, phone_ports, speech_wav
 
 TOKEN = "bench-real-token"
 PROMPTS = ["agent-newlocation", "conf-getpin", "agent-user", "conf-extended"]
@@ -55,7 +64,7 @@ async def run_real(calls: int, seconds: float, transport: str) -> int:
     """One round of `calls` concurrent calls; returns 0 when nothing leaked."""
     try:
         chroot = ensure_chroot()
-    except (pytest.skip.Exception, pytest.fail.Exception) as exc:
+    except (Unavailable, SetupFailed) as exc:
         print(f"bench.ari --real: {exc}", file=sys.stderr)
         return 2
     work = Path(tempfile.mkdtemp(prefix="bench-ari-real-"))
@@ -114,7 +123,7 @@ async def run_real(calls: int, seconds: float, transport: str) -> int:
                     work,
                     f"agent-{agent}",
                     f"<sip:{agent}@127.0.0.1:{pbx.sip_port}>;auth_pass="
-                    f"{AGENT_SIP_PASSWORD};answermode=auto;audio_codecs=PCMU;regint=3600",
+                    f"{sip_secret(agent)};answermode=auto;audio_codecs=PCMU;regint=3600",
                     wav,
                     sip_port=sip,
                     ctrl_port=ctrl,
@@ -142,7 +151,8 @@ async def run_real(calls: int, seconds: float, transport: str) -> int:
                     work,
                     f"caller-{i}",
                     f"<sip:{number}@127.0.0.1:{pbx.sip_port}>;"
-                    "regint=0;answermode=manual;audio_codecs=PCMU",
+                    f"regint=0;auth_user={TRUNK};auth_pass={sip_secret(TRUNK)};"
+                    "answermode=manual;audio_codecs=PCMU",
                     wav,
                     sip_port=sip,
                     ctrl_port=ctrl,

@@ -92,6 +92,25 @@ def _copy_conf(dest: Path) -> None:
         shutil.copy(path, dest / path.name)
 
 
+def _secrets(dest: Path, *endpoints: str, **override: str) -> str:
+    """A SIP_SECRETS_FILE with a distinct strong secret per endpoint (and the trunk)."""
+    lines = {e: f"Sip-{e}-Secret-0123x" for e in (*endpoints, "trunk")} | override
+    path = dest / "sip-secrets"
+    path.write_text("".join(f"{e} {v}\n" for e, v in lines.items()))
+    return str(path)
+
+
+def _entrypoint(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["sh", str(CONF / "docker-entrypoint.sh"), "true"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
 def test_entrypoint_writes_crypt_password(tmp_path):
     _copy_conf(tmp_path)
     env = {
@@ -99,7 +118,7 @@ def test_entrypoint_writes_crypt_password(tmp_path):
         "ASTERISK_CONF_DIR": str(tmp_path),
         "ARI_USER": "coach",
         "ARI_PASS": "s3cret-pass",
-        "AGENT_SIP_PASSWORD": "agentpw",
+        "SIP_SECRETS_FILE": _secrets(tmp_path, "200", "201", "202"),
         "ASTERISK_HTTP_BIND": "172.20.0.5",
     }
     result = subprocess.run(
@@ -137,7 +156,7 @@ def test_entrypoint_writes_trunk_agents_ports_and_language(tmp_path):
         **os.environ,
         "ASTERISK_CONF_DIR": str(tmp_path),
         "ARI_PASS": "p",
-        "AGENT_SIP_PASSWORD": "agentpw",
+        "SIP_SECRETS_FILE": _secrets(tmp_path, "300", "301"),
         "AGENT_ENDPOINTS": "300,301",
         "TRUNK_MATCH": "192.0.2.10,198.51.100.0/24",
         "ASTERISK_SIP_PORT": "5070",
@@ -160,7 +179,12 @@ def test_entrypoint_writes_trunk_agents_ports_and_language(tmp_path):
     assert "[300](agent-endpoint)" in agents and "[301](agent-aor)" in agents
     assert "[200]" not in agents
     auth = (tmp_path / "pjsip_auth.conf").read_text()
-    assert "[301-auth]" in auth and "password=agentpw" in auth
+    assert "[301-auth]" in auth and "password=Sip-301-Secret-0123x" in auth
+    assert "password=Sip-300-Secret-0123x" in auth  # each endpoint its own secret
+    assert "[trunk-auth]" in auth and "password=Sip-trunk-Secret-0123x" in auth
+    assert "auth=trunk-auth" in trunk
+    acl = (tmp_path / "pjsip_acl.conf").read_text()
+    assert "deny=0.0.0.0/0.0.0.0" in acl and "permit=198.51.100.0/24" in acl
     pjsip = (tmp_path / "pjsip.conf").read_text()
     assert "bind=0.0.0.0:5070" in pjsip and "language=en" in pjsip and "language=es" not in pjsip
     assert "bindport=8099" in (tmp_path / "http.conf").read_text()
@@ -181,7 +205,7 @@ def test_entrypoint_refuses_bad_values(tmp_path, name, value):
         **os.environ,
         "ASTERISK_CONF_DIR": str(tmp_path),
         "ARI_PASS": "p",
-        "AGENT_SIP_PASSWORD": "agentpw",
+        "SIP_SECRETS_FILE": _secrets(tmp_path, "200", "201", "202"),
         name: value,
     }
     result = subprocess.run(
@@ -196,7 +220,7 @@ def test_entrypoint_refuses_bad_values(tmp_path, name, value):
 
 
 def test_entrypoint_refuses_without_password(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("ARI_PASS", "AGENT_SIP_PASSWORD")}
+    env = {k: v for k, v in os.environ.items() if k not in ("ARI_PASS", "SIP_SECRETS_FILE")}
     env["ASTERISK_CONF_DIR"] = str(tmp_path)
     result = subprocess.run(
         ["sh", str(CONF / "docker-entrypoint.sh"), "true"],
@@ -208,3 +232,61 @@ def test_entrypoint_refuses_without_password(tmp_path):
     )
     assert result.returncode != 0 and "ARI_PASS" in result.stderr
     assert not (tmp_path / "ari.conf").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"201": "Short-1a"}, "the secret of 201 is shorter than 16 characters"),
+        ({"201": "onlylowercaseletters"}, "the secret of 201 needs 3 of"),
+        ({"trunk": "has;semicolon-Aa1-xxxx"}, "the secret of trunk has characters"),
+    ],
+)
+def test_entrypoint_refuses_weak_secrets(tmp_path, override, message):
+    _copy_conf(tmp_path)
+    result = _entrypoint(
+        {
+            "ASTERISK_CONF_DIR": str(tmp_path),
+            "ARI_PASS": "p",
+            "AGENT_ENDPOINTS": "200 201",
+            "SIP_SECRETS_FILE": _secrets(tmp_path, "200", "201", **override),
+        }
+    )
+    assert result.returncode != 0 and message in result.stderr
+
+
+def test_entrypoint_refuses_an_endpoint_without_its_secret(tmp_path):
+    _copy_conf(tmp_path)
+    result = _entrypoint(
+        {
+            "ASTERISK_CONF_DIR": str(tmp_path),
+            "ARI_PASS": "p",
+            "AGENT_ENDPOINTS": "200 201",
+            "SIP_SECRETS_FILE": _secrets(tmp_path, "200"),
+        }
+    )
+    assert result.returncode != 0 and "no secret for endpoint 201" in result.stderr
+
+
+def test_relay_sip_secrets_makes_a_file_the_entrypoint_accepts(tmp_path):
+    made = subprocess.run(
+        [sys.executable, "-m", "relay", "sip-secrets", "200", "201"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "COACH_ENV_FILE": "/nonexistent"},
+    )
+    lines = dict(line.split() for line in made.stdout.splitlines())
+    assert set(lines) == {"200", "201", "trunk"} and len(set(lines.values())) == 3
+    (tmp_path / "s").write_text(made.stdout)
+    _copy_conf(tmp_path)
+    result = _entrypoint(
+        {
+            "ASTERISK_CONF_DIR": str(tmp_path),
+            "ARI_PASS": "p",
+            "AGENT_ENDPOINTS": "200 201",
+            "SIP_SECRETS_FILE": str(tmp_path / "s"),
+        }
+    )
+    assert result.returncode == 0, result.stderr

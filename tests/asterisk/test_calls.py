@@ -12,6 +12,7 @@ import pytest
 from ari.audio import load_audio, load_wav
 from bench.stt.corpus import references
 from bench.stt.wer import wer
+from testbed.asterisk import installed_version
 from tests.asterisk.conftest import (
     SOUNDS,
     bus_events,
@@ -21,7 +22,6 @@ from tests.asterisk.conftest import (
     wait_for_event,
     wait_no_leftovers,
 )
-from tests.asterisk.pbx import installed_version
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 

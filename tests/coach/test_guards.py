@@ -13,7 +13,7 @@ pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[2]
 SELF = "tests/coach/test_guards.py"
 SERVICES = ("coach", "ari", "stt", "relay", "orchestrator")
-TREE = (*SERVICES, "bench", "fakes", "tests", "scripts", "demo")
+TREE = (*SERVICES, "bench", "fakes", "testbed", "tests", "scripts", "demo")
 
 TASK_CALL = re.compile(r"\b(create_task|ensure_future)\s*\(")
 SLEEP_CALL = re.compile(r"\bsleep\s*\(")
@@ -75,3 +75,9 @@ def test_the_guards_see_what_they_look_for() -> None:
     ):
         assert RETRY_LITERAL.search(line), line
     assert not RETRY_LITERAL.search("delay = retry.next()")
+
+
+def test_benchmarks_and_services_do_not_import_the_tests() -> None:
+    pattern = re.compile(r"^\s*(from tests[. ]|import tests\b)")
+    hits = _hits(pattern, _python_files(*SERVICES, "bench", "fakes", "testbed"), set())
+    assert hits == [], "shared test support lives in fakes/ or testbed/:\n" + "\n".join(hits)

@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import requests
 
 from coach.redis_acl import PASSWORD_VARS
 from coach.redis_server import free_port
-from tests.asterisk.pbx import installed_version
+from testbed.asterisk import installed_version
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,6 +38,10 @@ class Stack:
         self.env_file = env_file
         self.env = env
         self.project = project
+        self.sip_secrets = dict(
+            line.split() for line in Path(env["SIP_SECRETS_FILE"]).read_text().splitlines()
+        )
+        """endpoint -> SIP secret (the agents' and the trunk's), as the phones present them."""
 
     def compose(
         self, *args: str, timeout: float = 900, check: bool = True
@@ -133,7 +138,6 @@ def stack_env() -> dict[str, str]:
             "RELAY_TOKEN": secrets.token_urlsafe(32),
             "AUTH_SECRET": secrets.token_urlsafe(48),
             "ARI_PASS": secrets.token_urlsafe(24),
-            "AGENT_SIP_PASSWORD": secrets.token_urlsafe(18),
             "ARI_URL": f"http://127.0.0.1:{ports['ASTERISK_HTTP_PORT']}/ari",
             "STT_URL": f"ws://127.0.0.1:{ports['STT_PORT']}",
             "RELAY_URL": f"http://127.0.0.1:{ports['RELAY_PORT']}",
@@ -165,7 +169,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if os.geteuid() != 0 or not Path("/etc/debian_version").exists():
         unavailable("needs root on Debian (Docker engine, debootstrap)")
     env = stack_env()
-    env_file = tmp_path_factory.mktemp("compose") / "stack.env"
+    folder = tmp_path_factory.mktemp("compose")
+    sip = subprocess.run(
+        [sys.executable, "-m", "relay", "sip-secrets", *env["AGENT_ENDPOINTS"].split()],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        cwd=ROOT,
+    )
+    (folder / "sip-secrets").write_text(sip.stdout)
+    (folder / "sip-secrets").chmod(0o600)
+    env["SIP_SECRETS_FILE"] = str(folder / "sip-secrets")
+    env_file = folder / "stack.env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
     env_file.chmod(0o600)
     stack = Stack(env_file, env, f"cctest{uuid.uuid4().hex[:6]}")

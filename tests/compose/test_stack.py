@@ -17,7 +17,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from fakes.poll import until_async
-from tests.asterisk.phone import Phone, phone_ports, speech_wav
+from testbed.phone import Phone, phone_ports, speech_wav
 from tests.compose.conftest import ROOT, Stack, image_labels
 
 # Building the images and the first `up` (the model is assembled onto its volume) take minutes.
@@ -33,11 +33,14 @@ async def _phone(stack: Stack, tmp: Path, kind: str, who: str, prompts: list[str
     port = stack.env["ASTERISK_SIP_PORT"]
     if kind == "agent":
         account = (
-            f"<sip:{who}@127.0.0.1:{port}>;auth_pass={stack.env['AGENT_SIP_PASSWORD']};"
+            f"<sip:{who}@127.0.0.1:{port}>;auth_pass={stack.sip_secrets[who]};"
             "answermode=auto;audio_codecs=PCMA;regint=3600"
         )
     else:
-        account = f'"Ana" <sip:{who}@127.0.0.1:{port}>;regint=0;answermode=manual;audio_codecs=PCMU'
+        account = (
+            f'"Ana" <sip:{who}@127.0.0.1:{port}>;regint=0;auth_user=trunk;'
+            f"auth_pass={stack.sip_secrets['trunk']};answermode=manual;audio_codecs=PCMU"
+        )
     phone = await Phone(tmp, f"{kind}-{who}", account, wav, sip_port=sip, ctrl_port=ctrl).start()
     if kind == "agent":
         await phone.wait("REGISTER_OK")

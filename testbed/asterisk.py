@@ -17,22 +17,33 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 
 from fakes.poll import until_sync
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "asterisk"
 ARI_USER, ARI_PASS = "coach", "ari-test-password-0123"
-AGENT_SIP_PASSWORD = "agent-sip-test-pw"
+TRUNK = "trunk"
+"""The carrier's endpoint (and its digest username)."""
+
+
+def sip_secret(endpoint: str) -> str:
+    """The test secret of one SIP endpoint: each its own, strong enough for the entrypoint."""
+    return f"Sip-{endpoint}-Test-Secret-0123"
+
+
+class Unavailable(RuntimeError):
+    """This machine cannot run the real Asterisk (not amd64, not root, not Debian)."""
+
+
+class SetupFailed(RuntimeError):
+    """The chroot could not be made (scripts/asterisk-root failed)."""
 
 
 def unavailable(reason: str) -> None:
-    """Skip the real-Asterisk tier with a reason; under CI=true a skip is a failure."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"asterisk tier cannot run (and CI=true forbids skipping): {reason}")
-    pytest.skip(reason)
+    """Say why the real Asterisk cannot run here (tests skip, or fail under CI=true)."""
+    raise Unavailable(reason)
 
 
 def ensure_chroot() -> Path:
@@ -51,7 +62,7 @@ def ensure_chroot() -> Path:
         check=False,
     )
     if proc.returncode != 0:
-        pytest.fail(f"scripts/asterisk-root failed:\n{proc.stderr[-3000:]}")
+        raise SetupFailed(f"scripts/asterisk-root failed:\n{proc.stderr[-3000:]}")
     return Path(proc.stdout.strip().splitlines()[-1])
 
 
@@ -100,9 +111,21 @@ class Asterisk:
         return self.dir / "spool" / "monitor" / "coach"
 
     @property
+    def security_log(self) -> Path:
+        """Asterisk's `security` log (SecurityEvent lines, what fail2ban reads)."""
+        return self.dir / "log" / "security"
+
+    @property
     def full_log(self) -> Path:
         """Asterisk's `full` log (verbose lines: which prompt played in which language)."""
         return self.dir / "log" / "full"
+
+    def _write_secrets(self) -> Path:
+        path = self.dir / "sip-secrets"
+        lines = [f"{e} {sip_secret(e)}" for e in [*self.agents, TRUNK]]
+        path.write_text("\n".join(lines) + "\n")
+        path.chmod(0o600)
+        return path
 
     def configure(self) -> None:
         """Copy the repo's configuration and run the repo's entrypoint on it."""
@@ -116,7 +139,7 @@ class Asterisk:
             "ASTERISK_CONF_DIR": str(self.etc),
             "ARI_USER": ARI_USER,
             "ARI_PASS": ARI_PASS,
-            "AGENT_SIP_PASSWORD": AGENT_SIP_PASSWORD,
+            "SIP_SECRETS_FILE": str(self._write_secrets()),
             "AGENT_ENDPOINTS": " ".join(self.agents),
             "TRUNK_MATCH": "127.0.0.1",
             "ASTERISK_SIP_PORT": str(self.sip_port),
@@ -245,3 +268,21 @@ class Asterisk:
         self.stop()
         self.session.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def hunt_dialplan(first: int, count: int) -> str:
+    """Tests and bench only: a Local dial string target that hunts for the first registered,
+    idle agent of `first`..`first+count-1` (as a queue would), so several calls on one ari
+    reach different agents."""
+    return f"""
+[coach-test-hunt]
+exten => s,1,Set(i={first})
+ same => n(try),GotoIf($["${{DEVICE_STATE(PJSIP/${{i}})}}" = "NOT_INUSE"]?dial)
+ same => n,Set(i=$[${{i}} + 1])
+ same => n,GotoIf($[${{i}} < {first + count}]?try)
+ same => n,Hangup(17)
+ same => n(dial),Dial(PJSIP/${{i}},30)
+"""
+
+
+HUNT_DIAL = "Local/s@coach-test-hunt"

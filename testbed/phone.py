@@ -85,13 +85,23 @@ class Phone:
     """One baresip user agent. `account` is its accounts-file line (AOR and options)."""
 
     def __init__(
-        self, workdir: Path, name: str, account: str, wav: Path, *, sip_port: int, ctrl_port: int
+        self,
+        workdir: Path,
+        name: str,
+        account: str,
+        wav: Path,
+        *,
+        sip_port: int,
+        ctrl_port: int,
+        address: str = "127.0.0.1",
     ) -> None:
         self.dir = workdir / name
         self.name = name
         self.account = account
         self.wav = wav
         self.sip_port, self.ctrl_port = sip_port, ctrl_port
+        self.address = address
+        """The loopback address it sends SIP and RTP from (another 127.0.0.x: a stranger)."""
         self.proc: subprocess.Popen[bytes] | None = None
         self.events: list[dict[str, Any]] = []
         self._changed = asyncio.Condition()
@@ -108,8 +118,8 @@ class Phone:
             "\n".join(
                 [
                     "poll_method epoll",
-                    f"sip_listen 127.0.0.1:{self.sip_port}",
-                    "net_interface 127.0.0.1",
+                    f"sip_listen {self.address}:{self.sip_port}",
+                    f"net_interface {self.address}",
                     "audio_player alsa,null",
                     "audio_alert alsa,null",
                     f"audio_source aufile,{self.wav}",
