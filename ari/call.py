@@ -74,6 +74,21 @@ class Tap:
     media: MediaTap | None = None
 
 
+NAME_MAX = 128
+"""Longest caller name kept (the event contract's bound)."""
+NUMBER_MAX = 64
+"""Longest caller number kept."""
+
+
+def caller_text(raw: object, limit: int) -> str:
+    """A caller's name or number as a carrier sent it, made safe to publish: quotes, control
+    characters and runs of spaces removed, cut to `limit`. A call is never dropped for its
+    caller's name (the contract's bound would refuse `call.started`)."""
+    text = "".join(" " if not ch.isprintable() else ch for ch in str(raw or ""))
+    text = " ".join(text.replace('"', "").replace("\\", "").split())
+    return text[:limit].rstrip()
+
+
 @dataclass(eq=False)
 class Call:
     """A call handed to the app by `Stasis()`: ids, phase, what it created."""

@@ -29,7 +29,15 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final, TypeVar
 
-from ari.call import Call, CallPhase, ChannelGone, parse_resource_id
+from ari.call import (
+    NAME_MAX,
+    NUMBER_MAX,
+    Call,
+    CallPhase,
+    ChannelGone,
+    caller_text,
+    parse_resource_id,
+)
 from ari.fallback import FallbackCalls
 from ari.gateway import MediaGateway
 from ari.metrics import Metrics
@@ -230,8 +238,8 @@ class Controller:
         call = Call(
             call_id=cid,
             caller_channel=cid,
-            caller_number=caller.get("number", ""),
-            caller_name=caller.get("name", ""),
+            caller_number=caller_text(caller.get("number"), NUMBER_MAX),
+            caller_name=caller_text(caller.get("name"), NAME_MAX),
             app=self.s.ari_app,
             stasis_start_at=time.monotonic(),
         )

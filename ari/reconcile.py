@@ -16,7 +16,15 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from ari.call import Call, CallPhase, creation_time, parse_resource_id
+from ari.call import (
+    NAME_MAX,
+    NUMBER_MAX,
+    Call,
+    CallPhase,
+    caller_text,
+    creation_time,
+    parse_resource_id,
+)
 from ari.fallback import is_fallback
 from ari.rest import AriError
 from coach.errors import CoachError
@@ -119,8 +127,8 @@ class Reconciler:
         call = Call(
             call_id=chan["id"],
             caller_channel=chan["id"],
-            caller_number=caller.get("number", ""),
-            caller_name=caller.get("name", ""),
+            caller_number=caller_text(caller.get("number"), NUMBER_MAX),
+            caller_name=caller_text(caller.get("name"), NAME_MAX),
             app=self.s.ari_app,
             stasis_start_at=time.monotonic(),
         )

@@ -77,6 +77,19 @@ async def test_call_taps_both_speakers_and_cleans_up(double, stt, bus, service_f
     assert not [r for r in double.requests if r[2] == 422]
 
 
+async def test_a_long_quoted_caller_name_never_drops_the_call(double, stt, bus, service_factory):
+    await service_factory()
+    name = 'Ana "la del banco" ' + "María José " * 30  # 350 characters, quotes inside
+    cid = await double.incoming_call(
+        "5559999", name, prompt_pcm("agent-user"), prompt_pcm("conf-getpin")
+    )
+    started = (await _wait_bus(bus, cid, "call.started"))[0]
+    shown = started["caller"]["name"]
+    assert len(shown) <= 128 and '"' not in shown and shown.startswith("Ana la del banco María")
+    await double.hangup(cid)
+    await _wait_bus(bus, cid, "call.ended")
+
+
 async def test_agent_hangup_ends_call(double, stt, bus, service_factory):
     svc = await service_factory()
     double.rtp_speed = 10.0
