@@ -1,12 +1,25 @@
 """Media gateway: one UDP port per tap, RTP in, PCM16 LE out to an STT stream.
 
-A tap = (call, speaker). Its socket latches onto the first valid sender (Asterisk's RTP
-address) and drops datagrams from anyone else, so a stray packet cannot inject audio.
+A tap = (call, speaker). Who may send to it (a stranger on the LAN must not write a customer's
+transcript):
+- Only the address and port Asterisk reports for the tap's ExternalMedia channel
+  (`UNICASTRTP_LOCAL_ADDRESS`/`_PORT`, given to `expect`). Until that reply is in, datagrams
+  wait in a small queue (EARLY_PACKETS) and are then judged like the rest. Without the
+  variables (an Asterisk that does not set them) the tap latches onto the first valid sender.
+- One SSRC: pinned at the first accepted packet. A new SSRC from the same address and port
+  (Asterisk re-creates its RTP instance, e.g. after a re-INVITE of the leg) is taken once
+  SSRC_SWITCH_PACKETS packets in a row carry it with consecutive sequence numbers; those
+  packets are held meanwhile and played then, so a legitimate switch loses nothing. A forged
+  SSRC would need Asterisk's own address and port and a steady stream.
+- Payloads of at most MAX_FRAME_MS: a larger datagram is dropped and counted, never forwarded
+  (one 64 KB datagram used to make STT close the stream with 1009).
+Each rejected datagram is counted by reason (TapStats; ari_rtp_packets_total at close).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import socket
@@ -19,7 +32,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.typing import Subprotocol
 
 from ari.jitter import JitterBuffer
-from ari.rtp import AudioFormat, RtpError, parse, to_pcm16le
+from ari.rtp import AudioFormat, RtpError, RtpPacket, parse, to_pcm16le
 from ari.stt_client import SttUplink
 from coach.tasks import TaskSet
 
@@ -59,6 +72,18 @@ class PortAllocator:
         self._used.discard(port)
 
 
+EARLY_PACKETS = 50
+"""Datagrams kept while the tap waits for Asterisk's address (1 s of 20 ms packets); older
+ones are dropped first (counted as `early`)."""
+SSRC_SWITCH_PACKETS = 3
+"""Consecutive packets of a new SSRC from the pinned address that make it the tap's SSRC."""
+MAX_FRAME_MS = 60
+"""Largest RTP payload accepted, in milliseconds of audio (Asterisk sends 20 ms)."""
+RTP_HEADER_MAX = 12 + 15 * 4 + 4 + 1024
+"""Longest RTP header with every CSRC and a generous extension: beyond header + frame, a
+datagram is dropped before it is parsed."""
+
+
 @dataclass
 class TapStats:
     """Per-tap counters."""
@@ -66,7 +91,14 @@ class TapStats:
     datagrams: int = 0
     invalid: int = 0
     foreign: int = 0
+    """From an address other than Asterisk's."""
     wrong_pt: int = 0
+    ssrc: int = 0
+    """From Asterisk's address with another SSRC, not (yet) taken as a switch."""
+    oversize: int = 0
+    """Payload longer than MAX_FRAME_MS."""
+    early: int = 0
+    """Dropped from the full queue before Asterisk's address was known."""
     first_audio_at: float | None = None
 
 
@@ -84,6 +116,14 @@ class MediaTap(asyncio.DatagramProtocol):
     stats: TapStats = field(default_factory=TapStats)
     transport: asyncio.DatagramTransport | None = None
     peer: tuple[str, int] | None = None
+    """Who may send: Asterisk's address for this tap (or the first valid sender)."""
+    awaiting_peer: bool = True
+    """True until `expect` is called: datagrams wait in `_early`."""
+    ssrc: int | None = None
+    _early: collections.deque[tuple[bytes, tuple[str, int]]] = field(
+        default_factory=lambda: collections.deque(maxlen=EARLY_PACKETS)
+    )
+    _switch: list[tuple[RtpPacket, bytes]] = field(default_factory=list)
     held: bool = False
     """While held, audio is replaced by silence of the same length: the tap is ready (nothing
     is lost to set-up once released) and the stream's timeline stays the call's, but nothing
@@ -94,12 +134,32 @@ class MediaTap(asyncio.DatagramProtocol):
         # The selector loop's datagram transport does not subclass DatagramTransport in 3.11.
         self.transport = cast(asyncio.DatagramTransport, transport)
 
+    def expect(self, peer: tuple[str, int] | None) -> None:
+        """Asterisk's address for this tap (None: latch onto the first valid sender); judge
+        what arrived meanwhile."""
+        self.peer = peer
+        self.awaiting_peer = False
+        early, self._early = list(self._early), collections.deque(maxlen=EARLY_PACKETS)
+        for data, source in early:
+            self._receive(data, source)
+
     def datagram_received(self, data: bytes, addr: tuple[str | int, int]) -> None:
         """Validate, reorder, decode, forward."""
         self.stats.datagrams += 1
         source = (str(addr[0]), int(addr[1]))
+        if self.awaiting_peer:
+            if len(self._early) == EARLY_PACKETS:
+                self.stats.early += 1
+            self._early.append((data, source))
+            return
+        self._receive(data, source)
+
+    def _receive(self, data: bytes, source: tuple[str, int]) -> None:
         if self.peer is not None and source != self.peer:
             self.stats.foreign += 1
+            return
+        if len(data) > RTP_HEADER_MAX + self.fmt.frame_bytes(MAX_FRAME_MS):
+            self.stats.oversize += 1
             return
         try:
             packet = parse(data)
@@ -110,6 +170,9 @@ class MediaTap(asyncio.DatagramProtocol):
             # Comfort noise (13), DTMF (101) or a misconfigured format: not audio for STT.
             self.stats.wrong_pt += 1
             return
+        if len(packet.payload) > self.fmt.frame_bytes(MAX_FRAME_MS):
+            self.stats.oversize += 1
+            return
         try:
             pcm = to_pcm16le(packet.payload, self.fmt)
         except RtpError:
@@ -117,6 +180,34 @@ class MediaTap(asyncio.DatagramProtocol):
             return
         if self.peer is None:
             self.peer = source
+        if self.ssrc is None:
+            self.ssrc = packet.ssrc
+        if packet.ssrc != self.ssrc:
+            self._maybe_switch(packet, pcm)
+            return
+        self.stats.ssrc += len(self._switch)  # a switch that did not hold: strays
+        self._switch.clear()
+        self._play(packet, pcm)
+
+    def _maybe_switch(self, packet: RtpPacket, pcm: bytes) -> None:
+        """Hold packets of a new SSRC; take it once SSRC_SWITCH_PACKETS arrive in a row."""
+        if self._switch:
+            last = self._switch[-1][0]
+            if packet.ssrc != last.ssrc or packet.sequence != (last.sequence + 1) % 65536:
+                self.stats.ssrc += len(self._switch)
+                self._switch.clear()
+        self._switch.append((packet, pcm))
+        if len(self._switch) < SSRC_SWITCH_PACKETS:
+            return
+        log.info(
+            "tap %s: SSRC switch to %#x", self.speaker, packet.ssrc, extra={"callId": self.call_id}
+        )
+        self.ssrc = packet.ssrc
+        held, self._switch = self._switch, []
+        for p, chunk in held:
+            self._play(p, chunk)
+
+    def _play(self, packet: RtpPacket, pcm: bytes) -> None:
         for chunk in self.jitter.push(packet, pcm):
             self._forward(chunk)
 

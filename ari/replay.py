@@ -163,7 +163,9 @@ async def replay(
         )
         legs = {"customer": customer, "agent": agent_pcm}
         for speaker in legs:
-            taps.append(await gateway.open_tap(call_id, speaker, fmt))
+            tap = await gateway.open_tap(call_id, speaker, fmt)
+            tap.expect(None)  # we are the sender here: no ExternalMedia reply to wait for
+            taps.append(tap)
         log.info("replaying", extra={"callId": call_id, "seconds": len(customer) / 2 / rate})
         counts = await asyncio.gather(
             *(

@@ -96,6 +96,7 @@ class Settings:
         stt_url = env.str("STT_URL", "ws://127.0.0.1:8080").rstrip("/")
         if not stt_url.startswith(("ws://", "wss://")):
             raise SettingsError(f"STT_URL={stt_url!r} must start with ws:// or wss://")
+        media_host = env.str("MEDIA_HOST", "127.0.0.1")
         return cls(
             ari_url=ari_url,
             ari_user=env.str("ARI_USER", "coach"),
@@ -106,8 +107,9 @@ class Settings:
             agent_timeout=env.int("AGENT_TIMEOUT", 30, min=1, max=600),
             no_agent_action=env.choice("NO_AGENT_ACTION", "hangup", NO_AGENT_ACTIONS),
             no_agent_sound=env.optional("NO_AGENT_SOUND"),
-            media_host=env.str("MEDIA_HOST", "127.0.0.1"),
-            media_bind=env.str("MEDIA_BIND", "0.0.0.0"),
+            media_host=media_host,
+            # The address Asterisk sends to is the one to listen on, not every interface.
+            media_bind=env.str("MEDIA_BIND", media_host),
             base_port=base_port,
             port_count=port_count,
             media_format=media_format,
@@ -120,7 +122,7 @@ class Settings:
             bus=BusConfig.from_env(env),
             # Not LANG: that is the POSIX locale in most shells (C.UTF-8).
             lang=env.str("CALL_LANG", "es"),
-            http_host=env.str("ARI_HTTP_HOST", "0.0.0.0"),
+            http_host=env.str("ARI_HTTP_HOST", "127.0.0.1"),
             http_port=env.int("ARI_HTTP_PORT", 7071, min=0, max=65535),
             log_level=env.log_level(),
         )

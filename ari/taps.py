@@ -16,7 +16,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from websockets.exceptions import InvalidHandshake
 
@@ -148,6 +148,8 @@ class Taps:
                     )
                 )
             created = await asyncio.gather(*creates)
+            if not isinstance(tap.media, WebSocketMediaTap):
+                tap.media.expect(_asterisk_address(created[0], call.call_id))
             if isinstance(tap.media, WebSocketMediaTap):
                 conn = (created[0].get("channelvars") or {}).get("MEDIA_WEBSOCKET_CONNECTION_ID")
                 if not conn:
@@ -207,7 +209,26 @@ class Taps:
                 ("invalid", ts.invalid),
                 ("foreign", ts.foreign),
                 ("wrong_pt", ts.wrong_pt),
+                ("ssrc", ts.ssrc),
+                ("oversize", ts.oversize),
+                ("early", ts.early),
             ):
                 self.metrics.rtp_packets.labels(outcome).inc(n)
             self.metrics.stt_dropped_bytes.inc(media.stream.dropped_bytes)
             self.metrics.taps.set(len(self.gateway.taps))
+
+
+def _asterisk_address(channel: dict[str, Any], call_id: str) -> tuple[str, int] | None:
+    """Where Asterisk sends this ExternalMedia channel's RTP from (its channel variables)."""
+    variables = channel.get("channelvars") or {}
+    host, port = variables.get("UNICASTRTP_LOCAL_ADDRESS"), variables.get("UNICASTRTP_LOCAL_PORT")
+    try:
+        if host and port:
+            return str(host), int(port)
+    except ValueError:
+        pass
+    log.warning(
+        "ExternalMedia reply without UNICASTRTP_LOCAL_ADDRESS/PORT: the tap takes the first sender",
+        extra={"callId": call_id},
+    )
+    return None

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from ari.gateway import MediaGateway
 from ari.rtp import FORMATS, build
 from coach.tasks import TaskSet
-from fakes.poll import pace
+from fakes.poll import pace, until
 from tests.ari.conftest import TOKEN
 
 pytestmark = pytest.mark.integration
@@ -51,6 +51,7 @@ async def test_g711_formats_reach_stt_as_pcm16(gateway, stt, name):
     tap = await gateway.open_tap("g711-call", "customer", fmt)
     payloads = [bytes((i * 7 + k) % 256 for k in range(160)) for i in range(10)]
     with _sender() as sock:
+        tap.expect(sock.getsockname())  # Asterisk's address, from the ExternalMedia reply
         for i, payload in enumerate(payloads):
             sock.sendto(
                 build(
@@ -76,6 +77,7 @@ async def test_invalid_foreign_and_wrong_pt_packets_are_dropped(gateway, stt):
 
     with _sender() as asterisk, _sender() as intruder:
         addr = ("127.0.0.1", tap.port)
+        tap.expect(None)  # an Asterisk without UNICASTRTP_*: the first valid sender is latched
         asterisk.sendto(pkt(0), addr)
         await stt.wait_for(lambda: len(stt.audio("val-call", "agent")) >= 640)
         intruder.sendto(pkt(1), addr)  # not the latched source
@@ -102,6 +104,7 @@ async def test_stt_reconnect_carries_offset(gateway, stt):
     stt.close_after_bytes = 6400
     tap = await gateway.open_tap("off-call", "customer", fmt)
     with _sender() as sock:
+        tap.expect(sock.getsockname())
         for i in range(30):  # 600 ms
             sock.sendto(
                 build(bytes(640), payload_type=118, sequence=i, timestamp=i * 320, ssrc=3),
@@ -117,3 +120,83 @@ async def test_stt_reconnect_carries_offset(gateway, stt):
     resume = round(second.offset * 16000 * 2)
     assert len(first.audio) <= resume <= 30 * 640
     assert resume + len(second.audio) == 30 * 640
+
+
+def _stranger() -> socket.socket:
+    """A sender on another loopback address: someone else on the LAN."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.2", 0))
+    return sock
+
+
+async def test_only_asterisks_address_may_send_even_before_its_reply(gateway, stt):
+    fmt = FORMATS["slin16"]
+    tap = await gateway.open_tap("inj-call", "customer", fmt)
+    addr = ("127.0.0.1", tap.port)
+    voice = [bytes([i]) * 640 for i in range(1, 11)]
+    with _sender() as asterisk, _stranger() as spray:
+        # The stranger sprays at the predictable port before ExternalMedia even exists...
+        for i in range(20):
+            spray.sendto(
+                build(b"\x7f" * 640, payload_type=118, sequence=i, timestamp=i * 320, ssrc=99), addr
+            )
+        asterisk.sendto(build(voice[0], payload_type=118, sequence=0, timestamp=0, ssrc=5), addr)
+        await until(lambda: tap.stats.datagrams >= 21, what="the first datagrams")
+        tap.expect(asterisk.getsockname())  # ...then Asterisk's reply names its address
+        for i, chunk in enumerate(voice[1:], 1):
+            spray.sendto(
+                build(b"\x7f" * 640, payload_type=118, sequence=i, timestamp=i * 320, ssrc=5), addr
+            )  # same SSRC, wrong address
+            asterisk.sendto(
+                build(chunk, payload_type=118, sequence=i, timestamp=i * 320, ssrc=5), addr
+            )
+        await stt.wait_for(lambda: len(stt.audio("inj-call", "customer")) >= 6400)
+    await gateway.close_tap(tap)
+    assert stt.audio("inj-call", "customer") == b"".join(voice)  # byte-symmetric samples
+    assert tap.stats.foreign == 29
+
+
+async def test_oversized_datagrams_are_dropped_and_the_stream_goes_on(gateway, stt):
+    fmt = FORMATS["slin16"]
+    tap = await gateway.open_tap("big-call", "agent", fmt)
+    addr = ("127.0.0.1", tap.port)
+    with _sender() as asterisk:
+        tap.expect(asterisk.getsockname())
+        asterisk.sendto(build(bytes(640), payload_type=118, sequence=0, timestamp=0, ssrc=1), addr)
+        # 64 KB from Asterisk's own address: used to reach STT whole and close it with 1009.
+        asterisk.sendto(
+            build(bytes(60_000), payload_type=118, sequence=1, timestamp=320, ssrc=1), addr
+        )
+        for seq in range(2, 6):
+            asterisk.sendto(
+                build(bytes(640), payload_type=118, sequence=seq, timestamp=seq * 320, ssrc=1), addr
+            )
+        await stt.wait_for(lambda: len(stt.audio("big-call", "agent")) >= 6 * 640)
+    await gateway.close_tap(tap)
+    assert tap.stats.oversize == 1 and tap.jitter.stats.lost == 1  # its place: silence
+    assert len(stt.streams) == 1 and len(stt.audio("big-call", "agent")) == 6 * 640
+
+
+async def test_a_new_ssrc_is_taken_only_as_a_steady_stream(gateway, stt):
+    fmt = FORMATS["slin16"]
+    tap = await gateway.open_tap("ssrc-call", "customer", fmt)
+    addr = ("127.0.0.1", tap.port)
+
+    def pkt(fill: int, seq: int, ssrc: int) -> bytes:
+        return build(
+            bytes([fill]) * 640, payload_type=118, sequence=seq, timestamp=seq * 320, ssrc=ssrc
+        )
+
+    with _sender() as asterisk:
+        tap.expect(asterisk.getsockname())
+        asterisk.sendto(pkt(1, 0, 10), addr)
+        asterisk.sendto(pkt(9, 500, 66), addr)  # a lone packet of another SSRC: not taken
+        asterisk.sendto(pkt(2, 1, 10), addr)
+        # A re-INVITE: Asterisk's new RTP instance, new SSRC and sequence, steady.
+        for k in range(4):
+            asterisk.sendto(pkt(3 + k, 7000 + k, 20), addr)
+        await stt.wait_for(lambda: len(stt.audio("ssrc-call", "customer")) >= 6 * 640)
+    await gateway.close_tap(tap)
+    got = stt.audio("ssrc-call", "customer")
+    assert got == b"".join(bytes([f]) * 640 for f in (1, 2, 3, 4, 5, 6))
+    assert tap.stats.ssrc == 1 and tap.ssrc == 20

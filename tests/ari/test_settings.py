@@ -81,3 +81,13 @@ def test_media_transport():
     ):
         with pytest.raises(SettingsError, match=name):
             Settings.from_env(Env(env))
+
+
+def test_internal_ports_listen_on_loopback_by_default() -> None:
+    s = Settings.from_env(Env({"ARI_PASS": "x", "RELAY_TOKEN": "y" * 16}))
+    assert (s.http_host, s.media_bind) == ("127.0.0.1", "127.0.0.1")
+    # The media sockets follow the address Asterisk is told to send to.
+    moved = Settings.from_env(
+        Env({"ARI_PASS": "x", "RELAY_TOKEN": "y" * 16, "MEDIA_HOST": "10.1.2.3"})
+    )
+    assert moved.media_bind == "10.1.2.3"

@@ -97,6 +97,10 @@ class Stack:
 LONG_RUNNING = ("redis", "asterisk", "stt", "relay", "orchestrator", "ari")
 
 
+ASTERISK_UID = 101
+"""The asterisk user of the Asterisk image: the SIP secrets file is handed to it."""
+
+
 def stack_env() -> dict[str, str]:
     """A complete .env for a test stack: fresh secrets, ports nothing else here uses."""
     setup = subprocess.run(
@@ -179,7 +183,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         cwd=ROOT,
     )
     (folder / "sip-secrets").write_text(sip.stdout)
-    (folder / "sip-secrets").chmod(0o600)
+    (folder / "sip-secrets").chmod(0o400)
+    os.chown(folder / "sip-secrets", ASTERISK_UID, ASTERISK_UID)  # as README says: Asterisk's
     env["SIP_SECRETS_FILE"] = str(folder / "sip-secrets")
     env_file = folder / "stack.env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
