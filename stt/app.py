@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -23,6 +23,7 @@ from coach.bus import Bus
 from coach.events import SPEAKERS, is_call_id
 from coach.publisher import Publisher, PublisherState
 from coach.tasks import TaskSet, first_completed
+from coach.tokens import ServiceTokens
 from coach.web import CloseCode, Refused, bearer
 from stt.engine import EngineConfig, WhisperEngine
 from stt.metrics import SttMetrics
@@ -52,6 +53,8 @@ class SttState:
     metrics: SttMetrics
     bus: Bus | None
     tasks: TaskSet
+    tokens: ServiceTokens | None = None
+    """Who may stream (the `stream` scope); built from the settings when None."""
     streams: set[SttStream] = field(default_factory=set)
     audio_s: float = 0.0
     started: float = field(default_factory=time.monotonic)
@@ -90,9 +93,18 @@ async def stream_endpoint(ws: WebSocket) -> None:
     code: int = CloseCode.NORMAL
     reason = "end of stream"
     try:
-        token = ws.query_params.get("token") or bearer(ws.headers.get("authorization"))
-        if not token or not hmac.compare_digest(token.encode(), settings.relay_token.encode()):
+        if "token" in ws.query_params:
+            raise Refused(
+                CloseCode.UNAUTHORIZED, "a token in the URL is refused: use Authorization: Bearer"
+            )
+        if state.tokens is None:
+            path = settings.service_tokens_file
+            state.tokens = ServiceTokens(Path(path) if path else None, settings.relay_token)
+        holder = state.tokens.lookup(bearer(ws.headers.get("authorization")))
+        if holder is None:
             raise Refused(CloseCode.UNAUTHORIZED, "missing or wrong service token")
+        if not holder.may("stream"):
+            raise Refused(CloseCode.FORBIDDEN, f"token {holder.name!r} may not stream audio")
         params = _params(ws, settings)
         if len(state.streams) >= settings.max_streams:
             raise Refused(CloseCode.TRY_LATER, f"server busy: {settings.max_streams} streams open")

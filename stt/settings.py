@@ -34,8 +34,11 @@ class SttSettings:
     """CTranslate2 compute type; default int8 on CPU, float16 on GPU (COMPUTE_TYPE)."""
     lang: str | None = "es"
     """Spoken language, or None for per-utterance detection (LANG=auto)."""
-    host: str = "0.0.0.0"
-    """Listen address (STT_HOST)."""
+    host: str = "127.0.0.1"
+    """Listen address (STT_HOST): loopback unless STT serves ari on another host."""
+    service_tokens_file: str | None = None
+    """Scoped service tokens (SERVICE_TOKENS_FILE): only `stream` holders may stream; unset,
+    RELAY_TOKEN does."""
     port: int = 8080
     """Listen port (STT_PORT)."""
     redis_url: str | None = None
@@ -116,6 +119,7 @@ class SttSettings:
             ),
             lang=None if lang == "auto" else lang,
             host=env.str("STT_HOST", _default("host")),
+            service_tokens_file=env.optional("SERVICE_TOKENS_FILE"),
             port=env.int("STT_PORT", _default("port"), min=1, max=65535),
             redis_url=env.optional("REDIS_URL"),
             bus=BusConfig.from_env(env),

@@ -274,10 +274,11 @@ async def test_vanished_client_still_publishes_its_last_words(service, svc_bus):
     )
 
 
-async def test_query_token_is_accepted_and_health_and_metrics_report(service):
+async def test_header_token_and_health_and_metrics_report(service):
     prompt = corpus.load_all(["conf-lockednow"])[0]
     async with connect(
-        f"{service.url}/stream?callId={call_id()}&speaker=agent&rate=8000&token={service.token}"
+        f"{service.url}/stream?callId={call_id()}&speaker=agent&rate=8000",
+        additional_headers={"Authorization": f"Bearer {service.token}"},
     ) as ws:
         await ws.send(np.concatenate([prompt.pcm, audio.silence(0.5)]).tobytes()[:64000])
         health = service.health()
