@@ -20,6 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from coach.resample import resample
+
 # (voice, words per minute, pitch), chosen by offline WER of faster-whisper-base on the demo
 # lines at 16 kHz: customer 0.22, agent 0.25. At 8 kHz every espeak voice scored 0.3-0.6 and
 # the female variants 0.47-0.58: too robotic for a fair test of the pipeline.
@@ -37,9 +40,7 @@ def speak(text: str, voice: str, speed: int, pitch: int, rate: int) -> np.ndarra
         with wave.open(tmp.name) as w:
             src_rate = w.getframerate()
             pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float32)
-    n_out = int(len(pcm) * rate / src_rate)
-    resampled = np.interp(np.linspace(0, len(pcm) - 1, n_out), np.arange(len(pcm)), pcm)
-    return resampled.astype(np.float32)
+    return resample(pcm, src_rate, rate).astype(np.float32)
 
 
 def main() -> int:
