@@ -146,13 +146,9 @@ def stack_env() -> dict[str, str]:
             "STT_URL": f"ws://127.0.0.1:{ports['STT_PORT']}",
             "RELAY_URL": f"http://127.0.0.1:{ports['RELAY_PORT']}",
             **{var: secrets.token_urlsafe(24) for var in PASSWORD_VARS.values()},
-            # Loopback only: the tier's stack faces nothing but this machine.
+            # The relay is the one service that faces the network: here it faces this machine
+            # only. The internal ports keep their defaults (loopback), which test_stack checks.
             "RELAY_HOST": "127.0.0.1",
-            "STT_HOST": "127.0.0.1",
-            "ORCH_HOST": "127.0.0.1",
-            "ARI_HTTP_HOST": "127.0.0.1",
-            "MEDIA_HOST": "127.0.0.1",
-            "MEDIA_BIND": "127.0.0.1",
             "BASE_PORT": str(30000 + (os.getpid() % 50) * 200),
             "MEDIA_PORT_COUNT": "100",
             "AGENT_DIAL": "PJSIP/200",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -245,3 +246,22 @@ def test_redis_in_the_stack_refuses_what_a_user_may_not_do(stack: Stack) -> None
         relay.flushall()
     anonymous.close()
     relay.close()
+
+
+def test_internal_ports_listen_on_loopback_only(stack: Stack) -> None:
+    # Host networking: the containers' sockets are this machine's, as `ss` shows them.
+    listening = subprocess.run(
+        ["ss", "-lntuH"], capture_output=True, text=True, timeout=30, check=True
+    ).stdout.splitlines()
+    internal = {
+        int(stack.env[name])
+        for name in ("STT_PORT", "ORCH_PORT", "ARI_HTTP_PORT", "REDIS_PORT", "ASTERISK_HTTP_PORT")
+    }
+    seen: dict[int, set[str]] = {}
+    for line in listening:
+        local = line.split()[4]
+        host, _, port = local.rpartition(":")
+        if port.isdigit() and int(port) in internal:
+            seen.setdefault(int(port), set()).add(host)
+    assert set(seen) == internal, f"not listening: {internal - set(seen)}"
+    assert all(hosts <= {"127.0.0.1", "[::1]"} for hosts in seen.values()), seen
