@@ -327,6 +327,21 @@ class MediaGateway:
         self.buffer_seconds = buffer_seconds
         self.taps: set[MediaTap] = set()
 
+    def _uplink(
+        self, call_id: str, speaker: str, fmt: AudioFormat, start_offset: float
+    ) -> SttUplink:
+        """The STT stream one tap feeds."""
+        return SttUplink(
+            self.stt_url,
+            self.token,
+            call_id,
+            speaker,
+            fmt.rate,
+            tasks=self.tasks,
+            buffer_seconds=self.buffer_seconds,
+            start_offset=start_offset,
+        )
+
     async def open_tap(
         self,
         call_id: str,
@@ -341,16 +356,7 @@ class MediaGateway:
         for _ in range(min(self.ports.count, 20)):
             port = self.ports.allocate()
             try:
-                stream = SttUplink(
-                    self.stt_url,
-                    self.token,
-                    call_id,
-                    speaker,
-                    fmt.rate,
-                    tasks=self.tasks,
-                    buffer_seconds=self.buffer_seconds,
-                    start_offset=start_offset,
-                )
+                stream = self._uplink(call_id, speaker, fmt, start_offset)
                 try:
                     sock = _udp_socket(self.bind, port)
                     _, tap = await loop.create_datagram_endpoint(
@@ -381,16 +387,7 @@ class MediaGateway:
     ) -> WebSocketMediaTap:
         """A tap fed by chan_websocket (no port): `connect()` it once Asterisk made the
         ExternalMedia channel and named its connection."""
-        stream = SttUplink(
-            self.stt_url,
-            self.token,
-            call_id,
-            speaker,
-            fmt.rate,
-            tasks=self.tasks,
-            buffer_seconds=self.buffer_seconds,
-            start_offset=start_offset,
-        )
+        stream = self._uplink(call_id, speaker, fmt, start_offset)
         tap = WebSocketMediaTap(call_id, speaker, fmt, stream, 0, on_first_audio, tasks=self.tasks)
         self.taps.add(tap)
         return tap

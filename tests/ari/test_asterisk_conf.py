@@ -101,9 +101,10 @@ def _secrets(dest: Path, *endpoints: str, **override: str) -> str:
 
 
 def _entrypoint(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run the repo's entrypoint with exactly `env` (then `true` instead of Asterisk)."""
     return subprocess.run(
         ["sh", str(CONF / "docker-entrypoint.sh"), "true"],
-        env={**os.environ, **env},
+        env=env,
         capture_output=True,
         text=True,
         timeout=30,
@@ -121,14 +122,7 @@ def test_entrypoint_writes_crypt_password(tmp_path):
         "SIP_SECRETS_FILE": _secrets(tmp_path, "200", "201", "202"),
         "ASTERISK_HTTP_BIND": "172.20.0.5",
     }
-    result = subprocess.run(
-        ["sh", str(CONF / "docker-entrypoint.sh"), "true"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = _entrypoint(env)
     assert result.returncode == 0, result.stderr
     ari = (tmp_path / "ari.conf").read_text()
     assert "s3cret-pass" not in ari
@@ -163,14 +157,7 @@ def test_entrypoint_writes_trunk_agents_ports_and_language(tmp_path):
         "ASTERISK_HTTP_PORT": "8099",
         "CALL_LANG": "en",
     }
-    result = subprocess.run(
-        ["sh", str(CONF / "docker-entrypoint.sh"), "true"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = _entrypoint(env)
     assert result.returncode == 0, result.stderr
     trunk = (tmp_path / "pjsip_trunk.conf").read_text()
     assert "type=identify" in trunk and "endpoint=trunk" in trunk
@@ -208,28 +195,14 @@ def test_entrypoint_refuses_bad_values(tmp_path, name, value):
         "SIP_SECRETS_FILE": _secrets(tmp_path, "200", "201", "202"),
         name: value,
     }
-    result = subprocess.run(
-        ["sh", str(CONF / "docker-entrypoint.sh"), "true"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = _entrypoint(env)
     assert result.returncode != 0 and name in result.stderr
 
 
 def test_entrypoint_refuses_without_password(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("ARI_PASS", "SIP_SECRETS_FILE")}
     env["ASTERISK_CONF_DIR"] = str(tmp_path)
-    result = subprocess.run(
-        ["sh", str(CONF / "docker-entrypoint.sh"), "true"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = _entrypoint(env)
     assert result.returncode != 0 and "ARI_PASS" in result.stderr
     assert not (tmp_path / "ari.conf").exists()
 
@@ -246,6 +219,7 @@ def test_entrypoint_refuses_weak_secrets(tmp_path, override, message):
     _copy_conf(tmp_path)
     result = _entrypoint(
         {
+            **os.environ,
             "ASTERISK_CONF_DIR": str(tmp_path),
             "ARI_PASS": "p",
             "AGENT_ENDPOINTS": "200 201",
@@ -259,6 +233,7 @@ def test_entrypoint_refuses_an_endpoint_without_its_secret(tmp_path):
     _copy_conf(tmp_path)
     result = _entrypoint(
         {
+            **os.environ,
             "ASTERISK_CONF_DIR": str(tmp_path),
             "ARI_PASS": "p",
             "AGENT_ENDPOINTS": "200 201",
@@ -283,6 +258,7 @@ def test_relay_sip_secrets_makes_a_file_the_entrypoint_accepts(tmp_path):
     _copy_conf(tmp_path)
     result = _entrypoint(
         {
+            **os.environ,
             "ASTERISK_CONF_DIR": str(tmp_path),
             "ARI_PASS": "p",
             "AGENT_ENDPOINTS": "200 201",

@@ -12,21 +12,19 @@ from typing import Any, cast
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from bench.stt import corpus
 from coach.redis_server import free_port
-from coach.tasks import TaskSet, first_completed
-from coach.web import CloseCode, EmbeddedServer
+from coach.web import CloseCode
 from fakes import poll
-from stt.app import create_app
 from stt.engine import WhisperEngine
 from stt.segmenter import SegmenterConfig
 from stt.settings import SttSettings
 from stt.stream import StreamConfig
 from tests.stt import audio
+from tests.stt.conftest import serving
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -59,23 +57,10 @@ async def test_a_failed_final_decode_is_logged_counted_and_closes_the_stream(
         # No speculative decode: the utterance's one final decode is the one that fails.
         stream=StreamConfig(segmenter=SegmenterConfig(hangover_s=0.3), speculate=False),
     )
-    server = EmbeddedServer(
-        uvicorn.Config(
-            create_app(settings, cast(WhisperEngine, FinalsFail(engine))),
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-            lifespan="on",
-        )
-    )
-    tasks = TaskSet("test")
-    serving = tasks.spawn(server.serve(), "uvicorn")
-    base = f"127.0.0.1:{settings.port}"
     cid = "c-fail-1"
     prompt = corpus.load("conf-getpin").pcm
     pcm = np.concatenate([prompt, audio.silence(5.0)]).astype("<i2").tobytes()
-    try:
-        await poll.until(lambda: server.started, 30, what="stt up")
+    async with serving(settings, cast(WhisperEngine, FinalsFail(engine))) as base:
         with caplog.at_level(logging.ERROR):
             async with connect(
                 f"ws://{base}/stream?callId={cid}&speaker=agent&rate=8000",
@@ -107,7 +92,3 @@ async def test_a_failed_final_decode_is_logged_counted_and_closes_the_stream(
         assert re.search(r'^stt_stream_closes_total\{code="1011"\} 1\.0$', metrics, re.M), metrics
         # The stream is gone; the service goes on.
         assert health["openStreams"] == 0
-    finally:
-        server.should_exit = True
-        await first_completed(serving, wait=30)
-        await tasks.close()

@@ -7,16 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from websockets.asyncio.client import connect
 
 from coach.redis_server import free_port
-from coach.tasks import TaskSet, first_completed
 from coach.tokens import token_hash
-from coach.web import EmbeddedServer
-from fakes import poll
-from stt.app import create_app
 from stt.settings import SttSettings
+from tests.stt.conftest import serving
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -43,20 +39,8 @@ async def test_only_stream_holders_stream_and_never_with_a_url_token(
         decode_workers=1,
         service_tokens_file=str(tokens),
     )
-    server = EmbeddedServer(
-        uvicorn.Config(
-            create_app(settings, engine),
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-            lifespan="on",
-        )
-    )
-    tasks = TaskSet("test")
-    serving = tasks.spawn(server.serve(), "uvicorn")
-    url = f"ws://127.0.0.1:{settings.port}/stream?callId=c-tok-1&speaker=agent&rate=8000"
-    try:
-        await poll.until(lambda: server.started, 30, what="stt up")
+    async with serving(settings, engine) as base:
+        url = f"ws://{base}/stream?callId=c-tok-1&speaker=agent&rate=8000"
         assert await _close_of(url, additional_headers={"Authorization": f"Bearer {CRM}"}) == (
             4403,
             "token 'crm' may not stream audio",
@@ -75,7 +59,3 @@ async def test_only_stream_holders_stream_and_never_with_a_url_token(
             await ws.send('{"type":"end"}')
             await ws.wait_closed()
         assert ws.close_code == 1000
-    finally:
-        server.should_exit = True
-        await first_completed(serving, wait=30)  # a graceful exit closes the listening socket
-        await tasks.close()
