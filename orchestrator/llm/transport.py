@@ -81,6 +81,7 @@ class Transport:
         schema_name: str,
         max_tokens: int,
     ) -> dict[str, Any]:
+        """The chat-completions request body for `model`."""
         body: dict[str, Any] = {
             "model": model,
             "messages": list(messages),
@@ -91,6 +92,9 @@ class Transport:
         }
         if "openrouter.ai" in self.settings.base_url:
             body["usage"] = {"include": True}  # OpenRouter: cost in the usage chunk
+            # Only providers that neither keep nor train on what they are sent: a call's
+            # transcript must not stay with a third party by default.
+            body["provider"] = {"data_collection": "deny"}
         if schema is not None and mode == "json_schema":
             body["response_format"] = {
                 "type": "json_schema",

@@ -15,7 +15,7 @@ from fakes.poll import until
 from orchestrator.llm.breaker import BreakerState
 from orchestrator.llm.client import LLMClient
 from orchestrator.llm.errors import Failure, LLMError, parse_retry_after
-from orchestrator.prompts import TIP_SCHEMA, parse_tip
+from orchestrator.prompts import TIP_SCHEMA, InvalidOutput, parse_tip
 from orchestrator.settings import LLMSettings
 
 pytestmark = pytest.mark.integration
@@ -167,10 +167,11 @@ async def test_invalid_json_content_is_not_shown(client, fake_llm):
         parse_tip(done.text)
 
 
-async def test_plain_text_answer_is_a_tip(client, fake_llm):
+async def test_plain_text_answer_is_never_shown(client, fake_llm):
+    # Free text may be the caller's words echoed back: it is dropped (and counted), not shown.
     fake_llm.push("plain")
-    tip = parse_tip((await ask(client)).text)
-    assert tip is not None and tip.kind == "tip" and tip.text.startswith("Pregunta")
+    with pytest.raises(InvalidOutput, match="not a JSON tip"):
+        parse_tip((await ask(client)).text)
 
 
 @pytest.mark.parametrize("fault", ["reject_schema", "reject_schema_500"])
@@ -279,3 +280,18 @@ async def test_uses_shared_http_client(llm_settings, fake_llm):
         await ask(c)
         await c.aclose()
         assert not http.is_closed
+
+
+async def test_openrouter_is_asked_for_providers_that_keep_no_data() -> None:
+    from orchestrator.llm.transport import Transport
+    from orchestrator.settings import LLMSettings
+
+    routed = Transport(LLMSettings(api_key="k"))  # the default endpoint: OpenRouter
+    local = Transport(LLMSettings(api_key="k", base_url="http://127.0.0.1:8081/v1"))
+    try:
+        args = ("m", [{"role": "user", "content": "x"}], "off", None, "tip", 10)
+        assert routed.body(*args)["provider"] == {"data_collection": "deny"}
+        assert "provider" not in local.body(*args)  # other servers do not know the field
+    finally:
+        await routed.aclose()
+        await local.aclose()
