@@ -496,7 +496,9 @@ class Controller:
                 "type": "call.ended",
                 "callId": call.call_id,
                 "endedAt": _now_ms(),
-                "reason": call.end_reason or "unknown",
+                # "unknown" is not a reason the contract knows: the bus would refuse the
+                # event and the call would never end for its viewers.
+                "reason": call.end_reason or "error",
             }
         )
 
