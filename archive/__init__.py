@@ -1,0 +1,1 @@
+"""The archive worker: the bus's events into the call record (PostgreSQL)."""

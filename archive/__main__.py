@@ -1,0 +1,5 @@
+import sys
+
+from archive.service import main
+
+sys.exit(main())

@@ -1,0 +1,145 @@
+"""`python -m archive`: settings, bus, database (migrated at start), the archiver loop, and the
+health/metrics HTTP server (127.0.0.1 by default; nothing else is served)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+import psycopg
+from starlette.applications import Starlette
+
+from archive.settings import Settings
+from archive.worker import Archiver
+from coach import logs
+from coach.backoff import RECONNECT
+from coach.bus import Bus
+from coach.pg_server import EmbeddedPostgres
+from coach.record import roles
+from coach.record.migrate import migrate
+from coach.redis_server import EmbeddedRedis
+from coach.settings import Env, SettingsError, service_env
+from coach.tasks import TaskSet
+from coach.web import embedded_server, health_app
+
+log = logging.getLogger("archive")
+
+
+def make_app(archiver: Archiver) -> Starlette:
+    """GET /health (bus, database, events written, last id) and GET /metrics."""
+
+    async def health() -> dict[str, Any]:
+        bus_up = await archiver.bus.ping()
+        ok = bus_up and archiver.db_up
+        return {
+            "status": "ok" if ok else "degraded",
+            "bus": "up" if bus_up else "down",
+            "database": "up" if archiver.db_up else "down",
+            "group": archiver.group,
+            "consumer": archiver.consumer,
+            "written": archiver.written,
+            "lastId": archiver.last_id,
+        }
+
+    return health_app(health)
+
+
+async def migrate_when_up(url: str, stop: asyncio.Event) -> bool:
+    """Run the migrations, retrying while the database is not reachable yet (compose starts
+    both at once); False if asked to stop first."""
+    retry = RECONNECT.retry()
+    while not stop.is_set():
+        try:
+            applied = await asyncio.to_thread(migrate, url)
+        except psycopg.OperationalError as exc:
+            log.warning("database not reachable yet", extra={"error": str(exc)})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), retry.next())
+            continue
+        log.info("call record schema ready", extra={"applied": applied})
+        return True
+    return False
+
+
+def embedded_database(settings: Settings) -> tuple[EmbeddedPostgres, str]:
+    """Start the embedded PostgreSQL, provision the roles; the archive role's URL."""
+    server = EmbeddedPostgres(port=settings.pg_port, data_dir=settings.pg_data_dir).start()
+    roles.provision(server.url)
+    return server, server.url_for(roles.ARCHIVE, roles.DATABASE)
+
+
+async def run(settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT, then stop reading, finish the batch in hand, and exit."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    redis: EmbeddedRedis | None = None
+    pg: EmbeddedPostgres | None = None
+    redis_url = settings.redis_url
+    if redis_url is None:
+        redis = EmbeddedRedis().start()
+        redis_url = redis.url
+        log.warning("REDIS_URL not set: started an embedded Redis", extra={"url": redis_url})
+    if settings.database_url is None:
+        pg, database_url = await asyncio.to_thread(embedded_database, settings)
+        log.warning(
+            "DATABASE_URL not set: started an embedded PostgreSQL",
+            extra={"port": settings.pg_port, "dir": str(settings.pg_data_dir)},
+        )
+    else:
+        database_url = settings.database_url
+    bus = Bus.connect(redis_url, settings.bus)
+    archiver = Archiver(
+        bus,
+        database_url,
+        group=settings.group,
+        consumer=settings.consumer,
+        batch=settings.batch,
+        block_ms=settings.block_ms,
+        claim_idle_ms=settings.claim_idle_ms,
+    )
+    tasks = TaskSet("archive")
+    server = embedded_server(make_app(archiver), settings.host, settings.port)
+    http = tasks.spawn(server.serve(), "http")
+    try:
+        if await migrate_when_up(database_url, stop):
+            await archiver.start()
+            worker = tasks.spawn(archiver.run(), "archiver")
+            log.info(
+                "archive started",
+                extra={"group": settings.group, "consumer": settings.consumer},
+            )
+            await stop.wait()
+            # Cancelling mid-batch is safe: what was not committed is not acknowledged.
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+    finally:
+        log.info("shutting down")
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(asyncio.shield(http), timeout=3)
+        await tasks.close(1)
+        await archiver.close()
+        await bus.close()
+        if pg:
+            pg.stop()
+        if redis:
+            redis.stop()
+
+
+def main(environ: dict[str, Any] | None = None) -> int:
+    """Entry point: 2 = bad configuration (the message names the variable)."""
+    env = Env(environ) if environ is not None else service_env()
+    try:
+        settings = Settings.from_env(env)
+    except SettingsError as exc:
+        print(f"archive: configuration error: {exc}")  # before logging exists
+        return 2
+    logs.setup("archive", settings.log_level)
+    asyncio.run(run(settings))
+    return 0
