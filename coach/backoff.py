@@ -77,3 +77,5 @@ RECONNECT = Backoff(initial=0.2, maximum=10.0)
 """Long-lived sockets to another component (ARI events, STT streams)."""
 LLM = Backoff(initial=0.5, maximum=8.0)
 """Retries of one LLM request (the client also honours Retry-After and its deadline)."""
+STORE = Backoff(initial=1.0, maximum=60.0)
+"""Retention and erasure work against a store that failed (a database or disk that is away)."""

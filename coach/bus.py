@@ -1,8 +1,12 @@
 """The event bus on Redis streams (DESIGN.md "Bus and relay").
 
 Layout, under a key prefix (default `coach`):
-- `{p}:events`        one stream of every event, bounded (`global_maxlen`). The relay tails it
+- `{p}:events`        one stream of every event, bounded in length (`global_maxlen`) and in
+                      time (`events_retention_s`: entries older than that are trimmed as new
+                      ones arrive, since the ids are millisecond timestamps). The relay tails it
                       with one reader per process; workers consume it with consumer groups.
+                      Trimming ignores consumer groups: `coach.lag` measures how far behind
+                      each group is and alarms before a lagging worker would lose entries.
 - `{p}:call:{callId}` one stream per call, bounded (`call_maxlen`), for replay; expires
                       `ended_ttl` seconds after `call.ended` (or `idle_ttl` after its first
                       event, whichever comes first, so abandoned calls do not linger).
@@ -33,7 +37,16 @@ from coach.events import EventError, parse_id, validate
 from coach.settings import Env
 
 _PUBLISH_LUA = """
-local gid = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'c', ARGV[5], 't', ARGV[4], 'e', ARGV[1])
+-- One trim strategy per XADD: the length bound while the stream is over it, else the time
+-- bound (MINID: ids are ms timestamps), so both hold and a publisher needs no XTRIM.
+local gid
+if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[3]) then
+  gid = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'c', ARGV[5], 't', ARGV[4], 'e', ARGV[1])
+else
+  local now = redis.call('TIME')
+  local minid = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[8])
+  gid = redis.call('XADD', KEYS[1], 'MINID', '~', string.format('%d', minid), '*', 'c', ARGV[5], 't', ARGV[4], 'e', ARGV[1])
+end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], gid, 't', ARGV[4], 'e', ARGV[1])
 if ARGV[4] == 'call.started' then
   redis.call('HSET', KEYS[3], ARGV[5], '{"id":"' .. gid .. '",' .. string.sub(ARGV[1], 2))
@@ -69,17 +82,25 @@ class BusConfig:
     """Seconds a call's stream is kept for replay after `call.ended`."""
     idle_ttl: int = 86_400
     """Seconds after its first event that a call's stream expires even without `call.ended`."""
+    events_retention_s: int = 86_400
+    """Seconds an entry stays in the all-events stream (time bound; keep it above the worst
+    consumer lag: `coach.lag` alarms at `lag_alarm_fraction` of it)."""
+    lag_alarm_fraction: float = 0.5
+    """Share of `events_retention_s` a consumer group may lag before it is alarmed."""
 
     @classmethod
     def from_env(cls, env: Env) -> BusConfig:
-        """From BUS_PREFIX, BUS_GLOBAL_MAXLEN, BUS_CALL_MAXLEN, BUS_ENDED_TTL, BUS_IDLE_TTL
-        (every service must read the same values: each writer applies the bounds)."""
+        """From BUS_PREFIX, BUS_GLOBAL_MAXLEN, BUS_CALL_MAXLEN, BUS_ENDED_TTL, BUS_IDLE_TTL,
+        BUS_EVENTS_RETENTION_S, BUS_LAG_ALARM_FRACTION (every service must read the same
+        values: each writer applies the bounds)."""
         return cls(
             prefix=env.str("BUS_PREFIX", "coach"),
             global_maxlen=env.int("BUS_GLOBAL_MAXLEN", 200_000, min=1000),
             call_maxlen=env.int("BUS_CALL_MAXLEN", 20_000, min=100),
             ended_ttl=env.int("BUS_ENDED_TTL", 3600, min=10),
             idle_ttl=env.int("BUS_IDLE_TTL", 86_400, min=60),
+            events_retention_s=env.int("BUS_EVENTS_RETENTION_S", 86_400, min=60),
+            lag_alarm_fraction=env.float("BUS_LAG_ALARM_FRACTION", 0.5, min=0.01, max=1.0),
         )
 
 
@@ -204,6 +225,7 @@ class Bus:
             event["callId"],
             cfg.ended_ttl,
             cfg.idle_ttl,
+            cfg.events_retention_s * 1000,
         ]
         return keys, args
 
@@ -282,13 +304,21 @@ class Bus:
         block_ms: int | None = 1000,
         pending: bool = False,
     ) -> list[BusEvent]:
-        """Next events for this consumer; `pending=True` re-reads its own unacknowledged ones."""
+        """Next events for this consumer; `pending=True` re-reads its own unacknowledged ones.
+
+        A pending entry that was trimmed or erased meanwhile comes back without fields: it can
+        never be processed, so it is acknowledged here (else it would stay pending for ever
+        and the group's lag would look as old as it)."""
         reply = await self._guard(
             self.redis.xreadgroup(
                 group, consumer, {self.events_key: "0" if pending else ">"}, count, block_ms
             )
         )
-        return _global_entries(reply)
+        gone: list[str] = []
+        entries = _global_entries(reply, gone)
+        if gone:
+            await self.ack(group, gone)
+        return entries
 
     async def ack(self, group: str, ids: Iterable[str]) -> int:
         """Acknowledge processed events."""
@@ -313,7 +343,7 @@ class Bus:
             raise BusUnavailable(f"redis unavailable: {exc}") from exc
 
 
-def _global_entries(reply: Any) -> list[BusEvent]:
+def _global_entries(reply: Any, gone: list[str] | None = None) -> list[BusEvent]:
     if not reply:
         return []
     # redis-py returns [[stream, [(id, fields), ...]]] (RESP2) or {stream: [...]} (RESP3).
@@ -321,5 +351,9 @@ def _global_entries(reply: Any) -> list[BusEvent]:
     out: list[BusEvent] = []
     for entries in streams:
         for eid, fields in entries:
+            if not fields:  # a pending entry deleted since (trimmed, or a call erased)
+                if gone is not None and eid is not None:
+                    gone.append(eid)
+                continue
             out.append(BusEvent(eid, fields["c"], fields["t"], fields["e"]))
     return out

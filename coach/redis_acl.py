@@ -11,6 +11,11 @@ What each user may do (keys are the bus's, `{prefix}:*`; nothing else is reachab
 - `relay`: read every call (history, live feed, active calls) and publish (`POST /event`).
 - `orchestrator`: what the relay may do, plus consumer groups (read, ack, claim) and its leases,
   cursors and poke channel under `{prefix}:orch:*`.
+- `retention`: the retention and erasure worker, the only user that deletes: on the bus's
+  streams and index and the erasure queue only (`ROLE_KEYS`), it reads, trims, deletes
+  entries and keys, and consumes the erasure queue; it cannot publish an event.
+- `archive`: the call-record worker: its consumer group on the all-events stream only (read,
+  acknowledge, claim, group info); it can neither publish nor read a call's own stream.
 - `default`: the operator's, with a password; every command but the dangerous ones
   (FLUSHALL, CONFIG, DEBUG, KEYS, ...), which no user has.
 Redis checks the commands a script runs against the calling user, so a publisher holds XADD,
@@ -27,18 +32,31 @@ from urllib.parse import quote, urlsplit, urlunsplit
 # CLIENT SETINFO is left out: Redis 7.0 (Debian bookworm) does not know it, and redis-py
 # ignores its refusal.
 CONNECT = "+ping +hello +auth +client|setname +client|getname +client|id +select"
-PUBLISH = "+evalsha +eval +script|load +script|exists +xadd +hset +hget +hdel +expire +multi +exec +discard"
+# XLEN and TIME: the script picks the length or the time bound of the all-events stream.
+PUBLISH = "+evalsha +eval +script|load +script|exists +xadd +xlen +time +hset +hget +hdel +expire +multi +exec +discard"
 READ = "+xrange +xrevrange +xread +hgetall +hget +hdel +exists +multi +exec +discard"
 GROUPS = "+xgroup|create +xreadgroup +xack +xautoclaim +xpending +xinfo|groups"
 LEASES = "+set +get +mget +del +pexpire +sadd +srem +smembers +publish +subscribe +unsubscribe"
+ERASE = (
+    "+scan +type +exists +xrange +xrevrange +xlen +xtrim +xdel +del +unlink +hgetall +hget +hset +hdel "
+    "+xadd +xgroup|create +xreadgroup +xack +xautoclaim +xpending +xinfo|groups "
+    "+multi +exec +discard"
+)
 
 ROLES: Mapping[str, str] = {
     "stt": PUBLISH,
     "ari": f"{PUBLISH} {READ}",
     "relay": f"{READ} {PUBLISH}",
     "orchestrator": f"{READ} {PUBLISH} {GROUPS} {LEASES}",
+    "retention": ERASE,
+    "archive": GROUPS,
 }
 """The commands of each service's user (module docstring)."""
+ROLE_KEYS: Mapping[str, tuple[str, ...]] = {
+    "retention": ("events", "call:*", "calls", "erasure", "erasure:status"),
+    "archive": ("events",),
+}
+"""Keys (under `{prefix}:`) of a user narrower than the whole bus; the others get `{prefix}:*`."""
 
 
 def user_rules(role: str, password: str, prefix: str = "coach") -> str:
@@ -47,8 +65,10 @@ def user_rules(role: str, password: str, prefix: str = "coach") -> str:
     if role == "default":
         return f"user default on #{digest} ~* &* +@all -@dangerous"
     commands = ROLES[role]
+    keys = " ".join(f"~{prefix}:{k}" for k in ROLE_KEYS.get(role, ("*",)))
+    channels = "" if role in ROLE_KEYS else f" &{prefix}:*"
     return (
-        f"user {role} on #{digest} resetkeys ~{prefix}:* resetchannels &{prefix}:* "
+        f"user {role} on #{digest} resetkeys {keys} resetchannels{channels} "
         f"-@all {CONNECT} {commands}"
     )
 
@@ -79,6 +99,8 @@ PASSWORD_VARS: Mapping[str, str] = {
     "ari": "REDIS_ARI_PASSWORD",
     "relay": "REDIS_RELAY_PASSWORD",
     "orchestrator": "REDIS_ORCH_PASSWORD",
+    "retention": "REDIS_RETENTION_PASSWORD",
+    "archive": "REDIS_ARCHIVE_PASSWORD",
 }
 """The variable that holds each user's password (compose's redis-acl service reads them all)."""
 MIN_PASSWORD = 16

