@@ -29,6 +29,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final, TypeVar
 
+from ari.ami import AmiClient
 from ari.call import (
     NAME_MAX,
     NUMBER_MAX,
@@ -42,6 +43,7 @@ from ari.fallback import FallbackCalls
 from ari.gateway import MediaGateway
 from ari.metrics import Metrics
 from ari.reconcile import Reconciler
+from ari.recording import Recordings
 from ari.rest import AriError, AriRest
 from ari.settings import Settings
 from ari.taps import Taps
@@ -79,6 +81,7 @@ class Controller:
         metrics: Metrics,
         *,
         backoff: Backoff = RECONNECT,
+        ami: AmiClient | None = None,
     ) -> None:
         self.s = settings
         self.backoff = backoff
@@ -100,6 +103,8 @@ class Controller:
         self.on_first_audio: Callable[[str, str, float], None] | None = None
         self.taps = Taps(self)
         self.reconciler = Reconciler(self)
+        self.recordings = Recordings(rest, self.ari, publisher, ami)
+        """MixMonitor's state per call (ari/recording.py); `ami` None = no pause/resume."""
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -295,6 +300,7 @@ class Controller:
                 await self._connect_agent(call)
                 return
             self.metrics.calls.labels("bridged").inc()
+            self.spawn(self.recordings.adopt(call), "recording", call)
             await self.taps.open_all(call)
         except AriError as exc:
             if not call.ended:
@@ -337,7 +343,7 @@ class Controller:
             if customer is not None and customer.media is not None:
                 customer.media.held = False
             self.spawn(self._best_effort(self._stop_ring, call.caller_channel), "ring", call)
-            self.spawn(self._publish_answered(call), "answered", call)
+            self.spawn(self._bridged(call), "answered", call)
             self.metrics.calls.labels("bridged").inc()
             if self.s.mix_tap:
                 taps.append(self.taps.spawn(call, "mix", None))
@@ -491,6 +497,7 @@ class Controller:
         self.metrics.active_calls.set(len(self.calls))
 
     def _publish_ended(self, call: Call) -> None:
+        recording = self.recordings.on_ended(call)  # `stopped` goes out before the end
         self.publisher.offer(
             {
                 "type": "call.ended",
@@ -499,6 +506,7 @@ class Controller:
                 # "unknown" is not a reason the contract knows: the bus would refuse the
                 # event and the call would never end for its viewers.
                 "reason": call.end_reason or "error",
+                **({"recording": recording} if recording else {}),
             }
         )
 
@@ -519,6 +527,11 @@ class Controller:
                 "coached": True,
             }
         )
+
+    async def _bridged(self, call: Call) -> None:
+        # call.answered first, then the recording's start: the timeline reads in that order.
+        await self._publish_answered(call)
+        await self.recordings.on_bridged(call)
 
     async def _publish_answered(self, call: Call) -> None:
         """call.answered with the endpoint that actually answered (not the dial target)."""

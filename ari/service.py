@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.routing import Route
 
+from ari.ami import AmiClient
+from ari.control import control_routes
 from ari.controller import Controller
 from ari.events_ws import EventsConnection, WsState
 from ari.gateway import MediaGateway
@@ -19,6 +23,7 @@ from coach.bus import Bus
 from coach.publisher import Publisher
 from coach.redis_server import EmbeddedRedis
 from coach.tasks import TaskSet
+from coach.tokens import ServiceTokens
 from coach.web import EmbeddedServer, embedded_server, health_app
 
 log = logging.getLogger("ari.service")
@@ -52,6 +57,23 @@ class Service:
             tasks=self.media_tasks,
         )
         self.publisher = Publisher(bus, self.tasks, capacity=PUBLISH_CAPACITY)
+        self.ami = (
+            AmiClient(
+                settings.ami_host,
+                settings.ami_port,
+                settings.ami_user,
+                settings.ami_secret,
+                tasks=self.tasks,
+            )
+            if settings.ami_secret
+            else None
+        )
+        """AMI for pausing recordings (MixMonitorMute); None when AMI_SECRET is unset."""
+        self.tokens = ServiceTokens(
+            Path(settings.service_tokens_file) if settings.service_tokens_file else None,
+            fallback=settings.relay_token,
+        )
+        """Who may use the control routes (scope `control`)."""
         self.controller: Controller | None = None
         self.events: EventsConnection | None = None
         self.http: EmbeddedServer | None = None
@@ -61,7 +83,11 @@ class Service:
         """Connect to ARI (in the background, with retries) and start serving."""
         loop = asyncio.get_running_loop()
         self.publisher.start()
-        self.controller = Controller(self.s, self.rest, self.gateway, self.publisher, self.metrics)
+        self.controller = Controller(
+            self.s, self.rest, self.gateway, self.publisher, self.metrics, ami=self.ami
+        )
+        if self.ami is not None:
+            self.ami.start()
         self.tasks.spawn(self.controller.run(), "controller")
         self.events = EventsConnection(
             self.s.ari_url,
@@ -84,6 +110,8 @@ class Service:
             await self.rest.run(self.events.stop)
         if self.controller is not None:
             await self.controller.detach()
+        if self.ami is not None:
+            await self.ami.close()
         await self.gateway.close()
         await self.media_tasks.close(wait=5)
         await self.publisher.close()
@@ -107,18 +135,24 @@ class Service:
             "taps": len(self.gateway.taps),
             "portsInUse": self.gateway.ports.in_use,
             "format": self.s.media_format,
+            # Recording pause: off (no AMI_SECRET), or the AMI connection's state.
+            "ami": self.ami.state.value if self.ami else "off",
         }
         if self.events is not None and self.events.error:
             body["status"], body["error"] = "failed", self.events.error
         return body
 
     def app(self) -> Starlette:
-        """GET /health and GET /metrics."""
+        """GET /health, GET /metrics, and the control routes (ari/control.py)."""
 
         async def health() -> dict[str, Any]:
             return self.health()
 
-        return health_app(health, self.metrics.registry)
+        app = health_app(health, self.metrics.registry)
+        for route in control_routes(lambda: self.controller, self.tokens):
+            assert isinstance(route, Route)
+            app.router.routes.append(route)
+        return app
 
 
 async def serve(settings: Settings) -> None:

@@ -66,6 +66,16 @@ class Settings:
     """Port of GET /health and /metrics."""
     log_level: str
     """Log level."""
+    ami_host: str = "127.0.0.1"
+    """Address of Asterisk's AMI (loopback: manager.conf binds there)."""
+    ami_port: int = 5038
+    """Port of Asterisk's AMI (ASTERISK_AMI_PORT on the Asterisk side)."""
+    ami_user: str = "coach-recording"
+    """AMI user (write=call only, written by asterisk/docker-entrypoint.sh)."""
+    ami_secret: str | None = field(default=None, repr=False)
+    """Its secret; no default: unset = recordings cannot be paused (POST answers 503)."""
+    service_tokens_file: str | None = None
+    """Scoped service tokens (coach/tokens.py); `control` lets a token pause recordings."""
 
     @property
     def agent_id(self) -> str:
@@ -125,4 +135,16 @@ class Settings:
             http_host=env.str("ARI_HTTP_HOST", "127.0.0.1"),
             http_port=env.int("ARI_HTTP_PORT", 7071, min=0, max=65535),
             log_level=env.log_level(),
+            ami_host=env.str("AMI_HOST", "127.0.0.1"),
+            ami_port=env.int("AMI_PORT", 5038, min=1, max=65535),
+            ami_user=env.str("AMI_USER", "coach-recording"),
+            ami_secret=_ami_secret(env),
+            service_tokens_file=env.optional("SERVICE_TOKENS_FILE"),
         )
+
+
+def _ami_secret(env: Env) -> str | None:
+    secret = env.optional("AMI_SECRET")
+    if secret is not None and any(c in secret for c in "\r\n"):
+        raise SettingsError("AMI_SECRET holds a line break (AMI is line-based)")
+    return secret

@@ -13,6 +13,13 @@
 #   ASTERISK_SIP_PORT       -> pjsip.conf UDP transport port (default 5060)
 #   ASTERISK_HTTP_BIND/PORT -> http.conf (private address; default 127.0.0.1:8088)
 #   CALL_LANG               -> the endpoints' language (prompts; default es)
+#   AMI_USER / AMI_SECRET   -> manager_users.conf: the one AMI user (default coach-recording),
+#                              write=call only (MixMonitorMute: pause/resume a recording), no
+#                              events; loopback only; a weak or missing secret stops the start
+#   ASTERISK_AMI_PORT       -> manager.conf port on 127.0.0.1 (default 5038)
+#   RECORDING_DISCLOSURE    -> the dialplan global of the same name: a sound played to the
+#                              caller before recording starts (e.g. custom/recording-notice;
+#                              empty = none)
 # ASTERISK_CONF_DIR (default /etc/asterisk) lets tests run it on a scratch directory.
 set -eu
 
@@ -39,6 +46,28 @@ http_port=${ASTERISK_HTTP_PORT:-8088}
 number ASTERISK_HTTP_PORT "$http_port"
 lang=${CALL_LANG:-es}
 case "$lang" in *[!a-zA-Z_]*) fail "CALL_LANG=$lang: a language code like es or en";; esac
+ami_port=${ASTERISK_AMI_PORT:-5038}
+number ASTERISK_AMI_PORT "$ami_port"
+ami_user=${AMI_USER:-coach-recording}
+case "$ami_user" in ""|*[!A-Za-z0-9_-]*) fail "AMI_USER=$ami_user: use letters, digits, _ or -";; esac
+disclosure=${RECORDING_DISCLOSURE:-}
+# A sound name as Playback takes it (no extension); `&` joins several.
+case "$disclosure" in *[!A-Za-z0-9_/\&-]*|/*|*..*) fail "RECORDING_DISCLOSURE=$disclosure: a sound name like custom/recording-notice";; esac
+
+# A secret stops the start unless it is strong: at least 16 characters of at least 3 kinds
+# (lower, upper, digits, others), none that a configuration file would take for syntax
+# (spaces, ; # [ ] = "). $1 names it in the message.
+strong() {
+  case "$2" in *[!A-Za-z0-9._~+/@%^*!:,-]*) fail "$1 has characters the configuration cannot hold";; esac
+  [ "${#2}" -ge 16 ] || fail "$1 is shorter than 16 characters"
+  kinds=0
+  for class in '[a-z]' '[A-Z]' '[0-9]' '[^A-Za-z0-9]'; do
+    if printf '%s' "$2" | grep -q "$class"; then kinds=$((kinds + 1)); fi
+  done
+  [ "$kinds" -ge 3 ] || fail "$1 needs 3 of: lower, upper, digits, others"
+}
+[ -n "${AMI_SECRET:-}" ] || fail "AMI_SECRET is not set (the recording-pause user's secret; no default is shipped: python -m relay secrets)"
+strong AMI_SECRET "$AMI_SECRET"
 
 umask 077
 hash=$(printf '%s' "$ARI_PASS" | openssl passwd -6 -stdin) || fail "openssl passwd failed"
@@ -56,19 +85,11 @@ password = $hash
 password_format = crypt
 ARI
 
-# The secret of one endpoint from SIP_SECRETS_FILE; refuses a missing or weak one: at least 16
-# characters of at least 3 kinds (lower, upper, digits, others), none that pjsip.conf would
-# take for syntax (spaces, ; # [ ] = ").
+# The secret of one endpoint from SIP_SECRETS_FILE; refuses a missing or weak one (strong).
 secret_of() {
   s=$(awk -v e="$1" '$1 == e { print $2; exit }' "$secrets_file")
   [ -n "$s" ] || fail "SIP_SECRETS_FILE has no secret for endpoint $1"
-  case "$s" in *[!A-Za-z0-9._~+/@%^*!:,-]*) fail "SIP_SECRETS_FILE: the secret of $1 has characters pjsip.conf cannot hold";; esac
-  [ "${#s}" -ge 16 ] || fail "SIP_SECRETS_FILE: the secret of $1 is shorter than 16 characters"
-  kinds=0
-  for class in '[a-z]' '[A-Z]' '[0-9]' '[^A-Za-z0-9]'; do
-    if printf '%s' "$s" | grep -q "$class"; then kinds=$((kinds + 1)); fi
-  done
-  [ "$kinds" -ge 3 ] || fail "SIP_SECRETS_FILE: the secret of $1 needs 3 of: lower, upper, digits, others"
+  strong "SIP_SECRETS_FILE: the secret of $1" "$s"
   printf '%s' "$s"
 }
 
@@ -114,6 +135,24 @@ auth_conf="$conf/pjsip_auth.conf"
 } > "$auth_conf.tmp" || exit 1
 mv "$auth_conf.tmp" "$auth_conf"
 
+# AMI: one user, only from loopback, may write `call` actions (MixMonitorMute is
+# EVENT_FLAG_SYSTEM | EVENT_FLAG_CALL in app_mixmonitor.c; either grants it) and reads nothing.
+cat > "$conf/manager_users.conf" <<AMI
+; Written by docker-entrypoint.sh at container start; do not edit.
+[$ami_user]
+secret = $AMI_SECRET
+deny = 0.0.0.0/0.0.0.0
+permit = 127.0.0.1/255.255.255.255
+read =
+write = call
+displayconnects = no
+writetimeout = 1000
+AMI
+
+sed -i "s/^port=.*/port=${ami_port}/" "$conf/manager.conf"
+# `&` (several sounds) means "the match" to sed: escaped.
+disclosure_sed=$(printf '%s' "$disclosure" | sed 's/&/\\\&/g')
+sed -i "s|^RECORDING_DISCLOSURE=.*|RECORDING_DISCLOSURE=${disclosure_sed}|" "$conf/extensions.conf"
 sed -i "s/^bind=0\.0\.0\.0:[0-9]*$/bind=0.0.0.0:${sip_port}/" "$conf/pjsip.conf"
 sed -i "s/^language=.*/language=${lang}/" "$conf/pjsip.conf"
 sed -i "s/^bindport=.*/bindport=${http_port}/" "$conf/http.conf"

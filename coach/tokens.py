@@ -8,7 +8,8 @@
     dashboard  read                         c4d2...
 
 Scopes: `read` (every call: `WS /ws`, `GET /calls`), `publish:<event type>` or `publish:*`
-(`POST /event`), `stream` (audio to STT, `WS /stream`). The file stores hashes, never tokens;
+(`POST /event`), `stream` (audio to STT, `WS /stream`), `control` (call control on ari's
+HTTP port: pausing a recording; the relay presents its RELAY_TOKEN there). The file stores hashes, never tokens;
 a token is rotated by adding the new line, moving its holder over, and deleting the old line:
 the services notice the change at the next request (the file's mtime and size), no restart.
 Without a file the one `RELAY_TOKEN` holds every scope (development; `python -m relay
@@ -29,8 +30,8 @@ from coach.settings import SettingsError
 
 log = logging.getLogger("coach.tokens")
 
-SCOPE_RE = re.compile(r"^(read|stream|publish:(\*|[a-z][a-z.]*))$")
-ALL_SCOPES = frozenset({"read", "stream", "publish:*"})
+SCOPE_RE = re.compile(r"^(read|stream|control|publish:(\*|[a-z][a-z.]*))$")
+ALL_SCOPES = frozenset({"read", "stream", "control", "publish:*"})
 
 
 class TokenFileError(SettingsError):

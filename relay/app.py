@@ -20,6 +20,7 @@ from relay.auth import Authenticator
 from relay.headers import SecurityHeaders
 from relay.hub import Hub
 from relay.metrics import RelayMetrics
+from relay.recording import CallControl, set_recording
 from relay.settings import RelaySettings
 
 log = logging.getLogger("relay")
@@ -35,6 +36,8 @@ class RelayState:
     auth: Authenticator
     metrics: RelayMetrics
     tasks: TaskSet
+    control: CallControl
+    """ari's control routes (recording pause), reached at ARI_CONTROL_URL."""
     embedded_redis_url: str | None = None
 
 
@@ -58,6 +61,7 @@ def create_app(
         ),
         metrics=metrics,
         tasks=tasks,
+        control=CallControl(settings.ari_control_url, settings.relay_token),
         embedded_redis_url=embedded_redis_url,
     )
 
@@ -69,6 +73,7 @@ def create_app(
             yield
         finally:
             await state.hub.stop()
+            await state.control.close()
             await tasks.close(wait=5.0)
             await bus.close()
             log.info("relay stopped")
@@ -77,6 +82,7 @@ def create_app(
         Route("/event", api.post_event, methods=["POST"]),
         Route("/calls", api.list_calls, methods=["GET"]),
         Route("/calls/{call_id}/events", api.call_events, methods=["GET"]),
+        Route("/calls/{call_id}/recording", set_recording, methods=["POST"]),
         Route("/health", api.health, methods=["GET"]),
         Route("/metrics", api.metrics, methods=["GET"]),
         WebSocketRoute("/ws", ws.websocket_endpoint),

@@ -52,6 +52,8 @@ class RelaySettings:
     """PEM certificate (chain) for HTTPS/WSS (RELAY_TLS_CERT); with RELAY_TLS_KEY."""
     tls_key: Path | None = field(default=None, repr=False)
     """PEM private key of `tls_cert` (RELAY_TLS_KEY)."""
+    ari_control_url: str = "http://127.0.0.1:7071"
+    """ari's HTTP port, where recording pause/resume is asked (ARI_CONTROL_URL)."""
 
     @property
     def tls(self) -> bool:
@@ -68,6 +70,10 @@ class RelaySettings:
         ):
             if path is not None and not path.is_file():
                 raise SettingsError(f"{name}={path}: no such file")
+        if not self.ari_control_url.startswith(("http://", "https://")):
+            raise SettingsError(
+                f"ARI_CONTROL_URL={self.ari_control_url!r}: want http(s)://host:port"
+            )
         if len(self.relay_token) < 16:
             raise SettingsError("RELAY_TOKEN must be at least 16 characters")
         if len(self.auth_secret) < 32:
@@ -95,6 +101,7 @@ class RelaySettings:
             service_tokens_file=_path(env.optional("SERVICE_TOKENS_FILE")),
             tls_cert=_path(env.optional("RELAY_TLS_CERT")),
             tls_key=_path(env.optional("RELAY_TLS_KEY")),
+            ari_control_url=env.str("ARI_CONTROL_URL", d("ari_control_url")),
         )
 
 

@@ -19,11 +19,14 @@ from typing import Any
 
 import requests
 
+from coach.redis_server import free_port
 from fakes.poll import until_sync
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "asterisk"
 ARI_USER, ARI_PASS = "coach", "ari-test-password-0123"
+AMI_USER, AMI_SECRET = "coach-recording", "Ami-Test-Secret-0123"
+"""The AMI user the entrypoint writes (write=call only) and its test secret."""
 TRUNK = "trunk"
 """The carrier's endpoint (and its digest username)."""
 
@@ -86,12 +89,15 @@ class Asterisk:
         agents: list[str],
         env: dict[str, str] | None = None,
         extra_dialplan: str = "",
+        ami_port: int | None = None,
     ) -> None:
         self.chroot = chroot
         self.name = f"coach-{uuid.uuid4().hex[:8]}"
         self.rel = f"/run/{self.name}"  # as Asterisk sees it
         self.dir = chroot / self.rel.lstrip("/")
         self.sip_port, self.http_port = sip_port, http_port
+        self.ami_port = ami_port or free_port()
+        """AMI on 127.0.0.1 (recording pause)."""
         self.agents = agents
         self.env = env or {}
         self.extra_dialplan = extra_dialplan
@@ -144,6 +150,9 @@ class Asterisk:
             "TRUNK_MATCH": "127.0.0.1",
             "ASTERISK_SIP_PORT": str(self.sip_port),
             "ASTERISK_HTTP_PORT": str(self.http_port),
+            "ASTERISK_AMI_PORT": str(self.ami_port),
+            "AMI_USER": AMI_USER,
+            "AMI_SECRET": AMI_SECRET,
             **self.env,
         }
         proc = subprocess.run(

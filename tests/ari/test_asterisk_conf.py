@@ -57,6 +57,13 @@ def test_asterisklint_catches_errors(tmp_path):
 def test_dialplan_shape():
     text = (CONF / "extensions.conf").read_text()
     assert re.search(r"MixMonitor\(.*\.raw,bD,.*\)$", text, re.M)
+    # The disclosure (when set) plays before the recording starts, and nothing else does.
+    call = text[text.index("[coach-call]") :]
+    assert re.search(r"^RECORDING_DISCLOSURE=$", text, re.M)
+    skip = call.index('GotoIf($["${RECORDING_DISCLOSURE}" = ""]?record)')
+    play = call.index("Playback(${RECORDING_DISCLOSURE})")
+    record = call.index("n(record),MixMonitor(")
+    assert skip < play < record < call.index("Stasis(coach_app")
     assert "Stasis(coach_app,role=caller" in text
     assert re.search(r'GotoIf\(\$\["\$\{STASISSTATUS\}" = "FAILED"\]\?fallback', text)
     fallback = text[text.index("exten => fallback") :]
@@ -81,6 +88,11 @@ def test_rtp_range_does_not_overlap_media_gateway():
 
 def test_http_is_private_and_no_secret_in_repo():
     assert _ini("http.conf")["general"]["bindaddr"] in ("127.0.0.1", "::1")
+    manager = (CONF / "manager.conf").read_text()
+    assert re.search(r"^bindaddr=127\.0\.0\.1$", manager, re.M)
+    assert re.search(r"^webenabled=no$", manager, re.M)
+    assert not re.search(r"^\s*secret\s*=", manager, re.M)
+    assert not (CONF / "manager_users.conf").exists()
     assert not (CONF / "ari.conf").exists()
     for path in CONF.iterdir():
         text = path.read_text()
@@ -100,11 +112,15 @@ def _secrets(dest: Path, *endpoints: str, **override: str) -> str:
     return str(path)
 
 
+AMI_SECRET = "Ami-Secret-0123x-Test"
+
+
 def _entrypoint(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run the repo's entrypoint with exactly `env` (then `true` instead of Asterisk)."""
+    """Run the repo's entrypoint with `env` (then `true` instead of Asterisk); AMI_SECRET is a
+    strong one unless `env` says otherwise."""
     return subprocess.run(
         ["sh", str(CONF / "docker-entrypoint.sh"), "true"],
-        env=env,
+        env={"AMI_SECRET": AMI_SECRET, **env},
         capture_output=True,
         text=True,
         timeout=30,
@@ -266,3 +282,73 @@ def test_relay_sip_secrets_makes_a_file_the_entrypoint_accepts(tmp_path):
         }
     )
     assert result.returncode == 0, result.stderr
+
+
+def _ami_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "ASTERISK_CONF_DIR": str(tmp_path),
+        "ARI_PASS": "p",
+        "SIP_SECRETS_FILE": _secrets(tmp_path, "200", "201", "202"),
+        **extra,
+    }
+
+
+def test_entrypoint_writes_the_one_ami_user(tmp_path):
+    _copy_conf(tmp_path)
+    result = _entrypoint(_ami_env(tmp_path, ASTERISK_AMI_PORT="5099", AMI_USER="rec"))
+    assert result.returncode == 0, result.stderr
+    users = _ini_at(tmp_path / "manager_users.conf")
+    assert users.sections() == ["rec"]
+    user = users["rec"]
+    assert user["secret"] == AMI_SECRET
+    assert user["read"] == "" and user["write"] == "call"
+    assert user["deny"] == "0.0.0.0/0.0.0.0" and user["permit"] == "127.0.0.1/255.255.255.255"
+    assert oct((tmp_path / "manager_users.conf").stat().st_mode & 0o777) == "0o600"
+    manager = (tmp_path / "manager.conf").read_text()
+    assert re.search(r"^port=5099$", manager, re.M) and "#include manager_users.conf" in manager
+
+
+@pytest.mark.parametrize(
+    ("secret", "message"),
+    [
+        ("", "AMI_SECRET is not set"),
+        ("Short-1a", "AMI_SECRET is shorter than 16 characters"),
+        ("onlylowercaseletters", "AMI_SECRET needs 3 of"),
+        ("Has;Semicolon-0123456", "AMI_SECRET has characters"),
+    ],
+)
+def test_entrypoint_refuses_a_missing_or_weak_ami_secret(tmp_path, secret, message):
+    _copy_conf(tmp_path)
+    result = _entrypoint(_ami_env(tmp_path, AMI_SECRET=secret))
+    assert result.returncode != 0 and message in result.stderr
+    assert not (tmp_path / "manager_users.conf").exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        ("", ""),
+        ("custom/recording-notice", "custom/recording-notice"),
+        ("beep&vm-rec", "beep&vm-rec"),
+    ],
+)
+def test_entrypoint_writes_the_disclosure_global(tmp_path, value, written):
+    _copy_conf(tmp_path)
+    result = _entrypoint(_ami_env(tmp_path, RECORDING_DISCLOSURE=value))
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "extensions.conf").read_text()
+    assert re.findall(r"^RECORDING_DISCLOSURE=(.*)$", text, re.M) == [written]
+
+
+@pytest.mark.parametrize("value", ["../../etc/passwd", "/abs/path", "a b", "x;y", "x)y"])
+def test_entrypoint_refuses_a_disclosure_that_is_not_a_sound_name(tmp_path, value):
+    _copy_conf(tmp_path)
+    result = _entrypoint(_ami_env(tmp_path, RECORDING_DISCLOSURE=value))
+    assert result.returncode != 0 and "RECORDING_DISCLOSURE" in result.stderr
+
+
+def _ini_at(path: Path) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.read_string(path.read_text())
+    return parser

@@ -1,6 +1,6 @@
 """SIP doors on the real Asterisk: every endpoint has its own secret, the trunk answers only
 its carrier's address with the trunk's own credentials, and each refusal is written to the
-security log in the form fail2ban reads."""
+security log in the form fail2ban reads. (AMI: tests/asterisk/test_recording.py.)"""
 
 from __future__ import annotations
 
@@ -71,10 +71,3 @@ async def test_an_invite_from_an_unlisted_address_is_refused(
     await _no_call_from(stack_bus, number)
     assert "127.0.0.2" in pbx.security_log.read_text(errors="replace")
     await wait_no_leftovers(pbx)
-
-
-def test_ami_is_off(pbx: Asterisk) -> None:
-    # No manager.conf is shipped (the image deletes Debian's): AMI listens nowhere.
-    settings = pbx.cli("manager show settings")
-    assert "Manager (AMI):" in settings
-    assert next(ln for ln in settings.splitlines() if "Manager (AMI):" in ln).split()[-1] == "No"
