@@ -87,8 +87,12 @@ class DecodeScheduler:
         observer: Callable[[JobKind, float], None] | None = None,
         *,
         registry: CollectorRegistry | None = None,
+        test_delay_s: float = 0.0,
     ) -> None:
         self.workers = workers
+        # Tests only (not a setting): every decode holds its worker this much longer, as on a
+        # loaded machine; transcripts must not change with it (tests/stt/test_determinism.py).
+        self._test_delay_s = test_delay_s
         self._observer = observer
         self.max_finals = max_finals
         self._finals: collections.deque[Job[object]] = collections.deque()
@@ -187,6 +191,17 @@ class DecodeScheduler:
             async with self._wakeup:
                 self._wakeup.notify()
 
+    def _timed(self, run: Callable[[], T]) -> Callable[[], T]:
+        if not self._test_delay_s:
+            return run
+        delay = self._test_delay_s
+
+        def slowed() -> T:
+            time.sleep(delay)
+            return run()
+
+        return slowed
+
     async def _worker(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
@@ -205,7 +220,7 @@ class DecodeScheduler:
             job.started = time.monotonic()
             self._running += 1
             try:
-                result = await loop.run_in_executor(self._pool, job.run)
+                result = await loop.run_in_executor(self._pool, self._timed(job.run))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - handed to the stream that asked, which logs it

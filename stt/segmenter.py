@@ -82,6 +82,11 @@ class Segmenter:
         self.speech_frames = 0
 
     @property
+    def onset_frames(self) -> int:
+        """Speech frames that confirm an onset: an utterance starts at most this far back."""
+        return self._min_onset
+
+    @property
     def silence_frames(self) -> int:
         """Frames of silence since speech stopped (0 unless TRAILING)."""
         return self.frame - self.silence_start if self.state is SegState.TRAILING else 0

@@ -3,18 +3,27 @@
 Pipeline per stream: PCM16 -> 16 kHz float (coach.resample) -> Silero VAD per 32 ms -> Segmenter
 -> decodes.
 
-How finals get fast without cutting sentences:
-- A *speculative* final decode (beam 5) starts on the first silent frame of every pause, while
-  the hangover runs.
-- If that decode's text reads as finished (a sentence end, or no trailing comma, article,
-  preposition or conjunction: see endpoint.py), the utterance ends after the short hangover
-  (`early_hangover_s`) and the speculative result is the final: latency ~ max(hangover, decode).
-- Otherwise the speaker is mid-sentence and we wait for the long hangover, so sentences are not
-  split at breathing pauses (that split is what costs WER).
-- A speculative decode whose audio already covers the whole utterance is reused as the final
-  instead of decoding again (partials are greedy, so they are only shown, never reused).
+Same audio, same words: where utterances end and what their finals say is a function of the
+audio and the settings only, never of how fast a decode came back (a loaded machine must not
+change the transcript):
+- Every pause of `tail_s` silence starts a *speculative* final decode (beam 5) of exactly the
+  audio and prompt the final of an utterance ending at that pause would decode:
+  [start, speech end + tail_s), the same prompt.
+- At `early_hangover_s` of silence the stream decides whether the utterance ends there: it ends
+  if that decode's text reads as finished (a sentence end, or no trailing comma, article,
+  preposition or conjunction: see endpoint.py). If the decode is not back yet, the stream
+  *holds*: later VAD frames wait in `_frames` (the audio is buffered) and reach the segmenter
+  after the decision, so speech resuming meanwhile cannot change it. Otherwise the speaker is
+  mid-sentence and the utterance goes on to the long hangover, so sentences are not split at
+  breathing pauses (that split is what costs WER).
+- A final decodes [start, speech end + tail_s); a speculative decode of the same audio and
+  prompt is the final (awaited if still running) instead of decoding again. Speculation only
+  makes finals early; it never chooses a split. Partials (greedy, newest audio) are only shown.
 - Turns longer than `split_after_s` end at their next short pause: decode time grows with the
   utterance, so a 20 s monologue is finalised in pieces instead of in one slow decode.
+- Held frames are bounded (`HOLD_LIMIT_S`): past that, `feed` waits for the decision, which
+  stops the socket being read and pushes back on the sender (as a full final queue does);
+  decisions are never taken early, so load never changes a split.
 
 Failures: every task of a stream (decode results, final resolution, the finals emitter) runs in
 the stream's `coach.tasks.TaskSet`, so an exception is logged with the call id and counted in
@@ -52,6 +61,11 @@ from stt.stabilize import Stabilizer
 from stt.vad import FRAME, StreamingVad
 
 log = logging.getLogger("stt.stream")
+
+HOLD_LIMIT_S = 4.0
+"""Audio that may wait for an end decision (module docstring) before `feed` waits too."""
+MIN_WORDS_PER_S = 0.6
+"""With greedy finals, fewer words than this per second of speech means Whisper stopped early."""
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 FinalObserver = Callable[[float, str], None]
@@ -93,7 +107,8 @@ class StreamConfig:
     preroll_s: float = 0.2
     """Audio kept before the detected speech onset (VAD reacts a little late)."""
     tail_s: float = 0.15
-    """Silence kept after the detected end of speech in the final decode."""
+    """Silence kept after the detected end of speech in the final decode; a speculative decode
+    starts once this much silence has arrived."""
     min_utterance_s: float = 0.25
     """Utterances with less speech than this are dropped (clicks, coughs, tones)."""
     prompt_context: bool = False
@@ -104,7 +119,8 @@ class StreamConfig:
     context_tokens: int = 64
     """How many previous tokens to prompt with."""
     speculate: bool = True
-    """Decode speculatively during pauses (off = plain hangover then decode, for comparison)."""
+    """Decode speculatively during pauses and end finished sentences at the early hangover
+    (off = plain hangover then decode, for comparison)."""
     max_no_speech_prob: float = 0.9
     """A decode with no-speech probability above this *and* log-probability below -1 is dropped
     (the VAD already vouched for speech, so only clear non-speech is dropped here)."""
@@ -132,9 +148,11 @@ class _Utterance:
     stabilizer: Stabilizer = field(default_factory=Stabilizer)
     partial_sent: str = ""
     partials_sent: int = 0
-    best: tuple[Hypothesis, int, int] | None = None  # (hyp, audio end sample, resumes at issue)
-    spec: Job[Hypothesis] | None = None
-    spec_resumes: int = -1
+    spec: Job[tuple[Hypothesis, int] | None] | None = None
+    spec_key: tuple[int, int, tuple[int, ...]] | None = None  # (start, end, prompt) it decodes
+    prev: _Utterance | None = None  # the speaker's previous utterance (prompt context)
+    out: asyncio.Future[dict[str, Any] | None] | None = None  # its final event, once ended
+    final_hyp: Hypothesis | None = None  # the usable decode its final carries
     partial_inflight: bool = False
     last_partial_at: int = 0
     finalised: bool = False
@@ -172,8 +190,20 @@ class SttStream:
         self._resampler = StreamResampler(params.rate, SAMPLE_RATE)
         self._audio = AudioBuffer()
         self._utt: _Utterance | None = None
+        self._prev: _Utterance | None = None  # the last utterance that ended
         self._count = 0
-        self._last_final: tuple[int, tuple[int, ...], str] | None = None  # end, tokens, text
+        # VAD probabilities not yet given to the segmenter: only while an end decision waits for
+        # its decode (module docstring). Bounded by HOLD_LIMIT_S.
+        self._frames: collections.deque[float] = collections.deque()
+        self._decision: Job[tuple[Hypothesis, int] | None] | None = None
+        self._advancing = asyncio.Lock()
+        tail = int(self.config.tail_s * SAMPLE_RATE)
+        # The speculative decode needs tail_s of silence after the speech; the decision needs it.
+        self._spec_frames = max(1, -(-tail // FRAME))
+        self._early_frames = max(
+            self._spec_frames, round(self.config.early_hangover_s * SAMPLE_RATE / FRAME)
+        )
+        self._hold_limit = int(HOLD_LIMIT_S * SAMPLE_RATE / FRAME)
         # Finals are emitted in utterance order by one task; each entry resolves to a final event
         # (or None when the utterance turned out to be noise). Bounded by the scheduler's
         # max_finals back-pressure: a stream cannot run far ahead of its decodes.
@@ -205,18 +235,60 @@ class SttStream:
             return  # the resampler holds a few ms back at first
         self._audio.append(x)
         self._arrivals.append((self._audio.end, time.monotonic()))
-        probs = self._vad(x)
         # Frame k of the VAD covers absolute samples [k*FRAME, (k+1)*FRAME).
-        for p in probs:
-            for ev in self._seg.push(float(p)):
-                await self._on_segment(ev)
+        self._frames.extend(float(p) for p in self._vad(x))
+        await self._advance()
+        while self._decision is not None and len(self._frames) > self._hold_limit:
+            await asyncio.wait([self._decision.future])
+            await self._advance()
         await self._maybe_partial()
-        await self._maybe_end_early()
-        if self._utt is None:
-            # Nothing to keep but the pre-roll.
+        if self._utt is None and not self._frames:
+            # Nothing to keep but the pre-roll of an utterance that may start with the frames
+            # seen so far (relative to the segmenter, not to the chunk: the same audio in other
+            # chunk sizes keeps the same samples).
             self._audio.trim_before(
-                self._audio.end - int(self.config.preroll_s * SAMPLE_RATE) - FRAME
+                (self._seg.frame - self._seg.onset_frames) * FRAME
+                - int(self.config.preroll_s * SAMPLE_RATE)
             )
+
+    async def _advance(self) -> None:
+        """Give waiting VAD frames to the segmenter, holding at an undecided early end."""
+        async with self._advancing:
+            while self._frames:
+                if not await self._decided():
+                    return
+                for ev in self._seg.push(self._frames.popleft()):
+                    await self._on_segment(ev)
+                await self._on_frame()
+
+    async def _on_frame(self) -> None:
+        """After each frame: speculate and decide at fixed silence lengths of a pause."""
+        utt = self._utt
+        if utt is None or not self.config.speculate or self._seg.state is not SegState.TRAILING:
+            return
+        silent = self._seg.silence_frames
+        if silent == self._spec_frames:
+            await self._speculate(utt)
+        if silent == self._early_frames and utt.spec is not None:
+            self._decision = utt.spec
+
+    async def _decided(self) -> bool:
+        """Whether frames may flow: no decision waits, or it was taken now."""
+        job = self._decision
+        if job is None:
+            return True
+        utt = self._utt
+        if not job.future.done():
+            return False
+        self._decision = None
+        if job.future.cancelled() or job.future.exception() is not None:
+            return True  # a failed decode fails the stream (its decode-result task)
+        result = job.future.result()
+        if utt is not None and result is not None and looks_finished(result[0].text):
+            ev = self._seg.end_now()
+            if ev is not None:
+                await self._finalise(utt, ev.frame * FRAME, "early")
+        return True
 
     async def finish(self) -> None:
         """Flush the last utterance, emit every pending final, and close."""
@@ -225,6 +297,9 @@ class SttStream:
             return
         # The resampler's last few ms, then the utterance ends where the audio does.
         await self._push(self._resampler.flush())
+        while self._decision is not None:
+            await asyncio.wait([self._decision.future])
+            await self._advance()
         self.state = StreamState.ENDING
         ev = self._seg.end_now()
         if ev is not None and self._utt is not None:
@@ -277,7 +352,10 @@ class SttStream:
                 0, self._audio.start, speech_start - int(self.config.preroll_s * SAMPLE_RATE)
             )
             self._utt = _Utterance(
-                f"{self.params.speaker}-{self.id}-{self._count}", start, speech_start
+                f"{self.params.speaker}-{self.id}-{self._count}",
+                start,
+                speech_start,
+                prev=self._prev,
             )
         elif ev.kind is SegKind.RESUME and self._utt is not None:
             self._utt.resumes += 1
@@ -285,57 +363,50 @@ class SttStream:
             # A speculative decode already running is kept: its result becomes a partial.
             if spec is not None and not spec.future.done() and spec.started is None:
                 spec.cancel()
-        elif ev.kind is SegKind.PAUSE and self._utt is not None:
-            if self.config.speculate:
-                await self._speculate(self._utt, ev.frame * FRAME)
         elif ev.kind is SegKind.END and self._utt is not None:
             # After a hard cut at max_s the segmenter is already in the next utterance.
             how = "pause" if self._seg.state is SegState.SILENCE else "cut"
             await self._finalise(self._utt, ev.frame * FRAME, how)
 
-    async def _maybe_end_early(self) -> None:
-        utt = self._utt
-        if utt is None or self._seg.state is not SegState.TRAILING:
-            return
-        silence = self._seg.silence_frames * FRAME / SAMPLE_RATE
-        if silence < self.config.early_hangover_s:
-            return
-        best = self._covering(utt, self._seg.silence_start * FRAME)
-        if best is not None and looks_finished(best.text):
-            ev = self._seg.end_now()
-            if ev is not None:
-                await self._finalise(utt, ev.frame * FRAME, "early")
-
-    def _covering(self, utt: _Utterance, speech_end: int) -> Hypothesis | None:
-        """A finished decode of this utterance that saw all its speech (no resume since)."""
-        if utt.best is None:
-            return None
-        hyp, audio_end, resumes = utt.best
-        if resumes == utt.resumes and audio_end >= speech_end:
-            return hyp
-        return None
-
     # -- decoding --------------------------------------------------------------------------
 
-    def _prompt(self, utt: _Utterance) -> tuple[tuple[int, ...], str]:
-        last = self._last_final
-        if not self.config.prompt_context or last is None:
+    def _final_end(self, speech_end: int) -> int:
+        """Where a final's audio ends: tail_s after the speech, within the frames the VAD saw
+        (not the chunk that happened to arrive: the same audio gives the same end)."""
+        return min(speech_end + int(self.config.tail_s * SAMPLE_RATE), self._seg.frame * FRAME)
+
+    async def _prompt(self, utt: _Utterance) -> tuple[tuple[int, ...], str]:
+        """The previous final's tokens, when prompting is on and it ended just before.
+
+        Awaits that final if it is still decoding: the prompt, like the audio, must not depend
+        on which decode came back first."""
+        prev = utt.prev
+        if not self.config.prompt_context or prev is None or prev.end is None:
             return (), ""
-        if utt.speech_start - last[0] > self.config.context_gap_s * SAMPLE_RATE:
+        if utt.speech_start - prev.end > self.config.context_gap_s * SAMPLE_RATE:
             return (), ""
-        return last[1][-self.config.context_tokens :], last[2]
+        if prev.out is not None:
+            await asyncio.wait([prev.out])
+        hyp = prev.final_hyp
+        if hyp is None:
+            return (), ""
+        return hyp.tokens[-self.config.context_tokens :], hyp.text
 
     def _decode_job(
-        self, utt: _Utterance, end: int | None, final: bool
+        self,
+        utt: _Utterance,
+        end: int | None,
+        final: bool,
+        prompting: tuple[tuple[int, ...], str] = ((), ""),
     ) -> Callable[[], tuple[Hypothesis, int] | None]:
         # Partials decode without the speaker's previous words: on a half-heard utterance the
         # decoder tends to copy the prompt instead of listening.
-        prompt, prompt_text = self._prompt(utt) if final else ((), "")
+        prompt, prompt_text = prompting if final else ((), "")
         lang = self.params.lang
         # Finals snapshot their audio now (the buffer is trimmed once the utterance is over);
         # a partial snapshots when it runs, so one that waited in the queue decodes newer audio.
         fixed = self._audio.slice(utt.start, end) if end is not None else None
-        shown = len(utt.stabilizer.committed)
+        speech_s = ((end or 0) - utt.speech_start) / SAMPLE_RATE
 
         def run() -> tuple[Hypothesis, int] | None:
             if fixed is not None:
@@ -357,9 +428,11 @@ class SttStream:
             if prompt and copies(prompt_text, hyp.text):
                 # The decoder repeated the prompt instead of listening: decode without it.
                 hyp = self.engine.decode(audio, final=True, lang=lang)
-            if len(hyp.text.split()) < shown // 2 and self.engine.config.beam_size_final < 5:
-                # Whisper sometimes stops after a token or two on long audio; the partials saw
-                # more words than that. Retry with beam search and keep the longer reading.
+            words = len(hyp.text.split())
+            if words < speech_s * MIN_WORDS_PER_S and self.engine.config.beam_size_final < 5:
+                # Whisper sometimes stops after a token or two on long audio (greedy). Retry with
+                # beam search and keep the longer reading (judged on the audio alone, not on the
+                # partials shown so far: those depend on timing).
                 retry = self.engine.decode(
                     audio, prompt_tokens=prompt, final=True, lang=lang, beam_size=5
                 )
@@ -369,23 +442,18 @@ class SttStream:
 
         return run
 
-    def _remember(self, utt: _Utterance, hyp: Hypothesis, audio_end: int, resumes: int) -> None:
-        if utt.best is None or audio_end >= utt.best[1]:
-            utt.best = (hyp, audio_end, resumes)
-
-    async def _speculate(self, utt: _Utterance, speech_end: int) -> None:
-        if self._covering(utt, speech_end) is not None:
-            return
+    async def _speculate(self, utt: _Utterance) -> None:
+        """Decode what the final would be if the utterance ended at this pause."""
         if utt.spec is not None and not utt.spec.future.done():
             utt.spec.cancel()
-        resumes = utt.resumes
-        end = min(self._audio.end, speech_end + int(self.config.tail_s * SAMPLE_RATE))
+        end = self._final_end(self._seg.silence_start * FRAME)
+        prompting = await self._prompt(utt)
         job = await self.scheduler.submit(
-            JobKind.SPECULATIVE, self.id, self._decode_job(utt, end, True)
+            JobKind.SPECULATIVE, self.id, self._decode_job(utt, end, True, prompting)
         )
-        utt.spec = job  # type: ignore[assignment]
-        utt.spec_resumes = resumes
-        self._track(self._after_decode(utt, job, resumes), "decode-result")
+        utt.spec = job
+        utt.spec_key = (utt.start, end, prompting[0])
+        self._track(self._after_decode(utt, job), "decode-result")
 
     async def _maybe_partial(self) -> None:
         utt = self._utt
@@ -404,11 +472,9 @@ class SttStream:
         job = await self.scheduler.submit(
             JobKind.PARTIAL, self.id, self._decode_job(utt, None, False)
         )
-        self._track(self._after_decode(utt, job, utt.resumes, partial=True), "decode-result")
+        self._track(self._after_decode(utt, job, partial=True), "decode-result")
 
-    async def _after_decode(
-        self, utt: _Utterance, job: Job[Any], resumes: int, partial: bool = False
-    ) -> None:
+    async def _after_decode(self, utt: _Utterance, job: Job[Any], partial: bool = False) -> None:
         try:
             result = await job.future
         except asyncio.CancelledError:
@@ -416,15 +482,12 @@ class SttStream:
         finally:
             if partial:
                 utt.partial_inflight = False
-        if result is None or utt.finalised or self.state is StreamState.CLOSED:
-            return
-        hyp, audio_end = result
-        if not partial:
-            # Resumes may have changed while the job waited; it saw audio up to audio_end.
-            # Partials (greedy) are never reused as finals: finals keep the final's beam.
-            self._remember(utt, hyp, audio_end, resumes)
-        await self._send_partial(utt, hyp, audio_end)
-        await self._maybe_end_early()
+        if result is not None and not utt.finalised and self.state is not StreamState.CLOSED:
+            hyp, audio_end = result
+            await self._send_partial(utt, hyp, audio_end)
+        if job is self._decision:
+            # The stream holds for this decode: decide and let the held frames through.
+            await self._advance()
 
     async def _send_partial(self, utt: _Utterance, hyp: Hypothesis, audio_end: int) -> None:
         if not self.config.partials or not self._usable(hyp):
@@ -472,21 +535,30 @@ class SttStream:
             self._utt = None
         loop = asyncio.get_running_loop()
         out: asyncio.Future[dict[str, Any] | None] = loop.create_future()
+        utt.out = out
+        self._prev = utt
         await self._finals.put((out, utt))
         speech_s = (speech_end - utt.speech_start) / SAMPLE_RATE
         if speech_s < self.config.min_utterance_s:
             out.set_result(self._final_event(utt, None))
             return
-        hyp = self._covering(utt, speech_end)
-        if hyp is not None:
-            out.set_result(self._final_event(utt, hyp))
-            return
+        if how == "flush":
+            end = min(self._audio.end, speech_end + int(self.config.tail_s * SAMPLE_RATE))
+        else:
+            end = self._final_end(speech_end)
+        prompting = await self._prompt(utt)
         spec = utt.spec
-        if spec is not None and utt.spec_resumes == utt.resumes and not spec.future.cancelled():
+        if (
+            spec is not None
+            and utt.spec_key == (utt.start, end, prompting[0])
+            and not spec.future.cancelled()
+        ):
+            # The speculative decode read exactly this audio with this prompt: it is the final.
             self._track(self._resolve(out, utt, spec), "final-resolve")
             return
-        end = min(self._audio.end, speech_end + int(self.config.tail_s * SAMPLE_RATE))
-        job = await self.scheduler.submit(JobKind.FINAL, self.id, self._decode_job(utt, end, True))
+        job = await self.scheduler.submit(
+            JobKind.FINAL, self.id, self._decode_job(utt, end, True, prompting)
+        )
         self._track(self._resolve(out, utt, job), "final-resolve")
 
     async def _resolve(
@@ -527,7 +599,7 @@ class SttStream:
         assert utt.end is not None
         text = hyp.text if hyp is not None and usable else ""
         if hyp is not None and usable:
-            self._last_final = (utt.end, hyp.tokens, hyp.text)
+            utt.final_hyp = hyp
         return {
             "type": "final",
             "callId": self.params.call_id,
