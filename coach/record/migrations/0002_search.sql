@@ -25,5 +25,8 @@ UPDATE record.calls SET
   overtalk_count   = (metrics #>> '{overtalk,count}')::integer
 WHERE metrics IS NOT NULL;
 
+-- Listing order of the history without a text query (a call whose call.started was never
+-- archived sorts by when it was archived).
+CREATE INDEX calls_when ON record.calls ((coalesce(started_at, archived_at)) DESC, call_id DESC);
 CREATE INDEX calls_disposition ON record.calls (disposition, started_at DESC);
 CREATE INDEX coaching_rule ON record.coaching (rule_id, call_id) WHERE rule_id IS NOT NULL;

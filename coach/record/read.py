@@ -1,0 +1,95 @@
+"""Reading one call of the record (the relay's side): the call, its transcript, coaching,
+summary and metrics timeline, as the JSON `GET /history/{callId}` returns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+async def call_agent(conn: psycopg.AsyncConnection[Any], call_id: str) -> tuple[bool, str | None]:
+    """(whether the call is in the record, its agent): what authorisation looks at."""
+    async with conn.cursor() as cur:
+        await cur.execute("SELECT agent FROM record.calls WHERE call_id = %s", [call_id])
+        row = await cur.fetchone()
+    return (row is not None, row[0] if row else None)
+
+
+async def load_call(conn: psycopg.AsyncConnection[Any], call_id: str) -> dict[str, Any] | None:
+    """Everything the record holds about one call, or None."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SELECT * FROM record.calls WHERE call_id = %s", [call_id])
+        c = await cur.fetchone()
+        if c is None:
+            return None
+        await cur.execute(
+            "SELECT utterance_id, speaker, start_s, end_s, text, lang, confidence, words,"
+            " redactions FROM record.utterances WHERE call_id = %s ORDER BY start_s, utterance_id",
+            [call_id],
+        )
+        utterances = await cur.fetchall()
+        await cur.execute(
+            "SELECT body FROM record.coaching WHERE call_id = %s ORDER BY seq", [call_id]
+        )
+        coaching = [r["body"] for r in await cur.fetchall()]
+        await cur.execute(
+            "SELECT body FROM record.metrics WHERE call_id = %s ORDER BY seq", [call_id]
+        )
+        metrics = [r["body"] for r in await cur.fetchall()]
+    summary = (
+        {
+            "text": c["summary_text"],
+            "disposition": c["disposition"],
+            "sentiment": c["sentiment"],
+            "actionItems": c["action_items"] or [],
+        }
+        if c["summary_seq"] is not None
+        else None
+    )
+    return {
+        "callId": c["call_id"],
+        "agent": c["agent"],
+        "dialledAgent": c["dialled_agent"],
+        "caller": {"number": c["caller_number"], "name": c["caller_name"]},
+        "lang": c["lang"],
+        "coached": c["coached"],
+        "startedAt": _iso(c["started_at"]),
+        "answeredAt": _iso(c["answered_at"]),
+        "endedAt": _iso(c["ended_at"]),
+        "duration": c["duration_s"],
+        "reason": c["reason"],
+        "hasRecording": c["recording_path"] is not None,
+        "summary": summary,
+        "metrics": c["metrics"],
+        "metricsTimeline": metrics,
+        "coaching": coaching,
+        "transcript": [
+            {
+                "utteranceId": u["utterance_id"],
+                "speaker": u["speaker"],
+                "start": u["start_s"],
+                "end": u["end_s"],
+                "text": u["text"],
+                "lang": u["lang"],
+                "confidence": u["confidence"],
+                "words": u["words"] or [],
+                "redactions": u["redactions"] or [],
+            }
+            for u in utterances
+        ],
+    }
+
+
+async def recording_path(conn: psycopg.AsyncConnection[Any], call_id: str) -> str | None:
+    """Where the call's recording is (as ari reported it), if any."""
+    async with conn.cursor() as cur:
+        await cur.execute("SELECT recording_path FROM record.calls WHERE call_id = %s", [call_id])
+        row = await cur.fetchone()
+    return row[0] if row else None
