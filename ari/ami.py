@@ -156,7 +156,7 @@ class AmiClient:
                     asyncio.open_connection(self.host, self.port), self.timeout
                 )
             except (OSError, TimeoutError) as exc:
-                self.error = f"connect {self.host}:{self.port}: {exc or type(exc).__name__}"
+                self.error = f"connect {self.host}:{self.port}: {str(exc) or type(exc).__name__}"
             else:
                 try:
                     await self._session(reader, writer, retry)
@@ -237,10 +237,10 @@ class AmiClient:
                 writer.write(encode({"Action": name, "ActionID": action_id, **fields}))
                 await writer.drain()
             reply = await asyncio.wait_for(fut, self.timeout)
+        except TimeoutError:  # before OSError, of which it is a subclass
+            raise AmiUnavailable(f"AMI {name}: no response in {self.timeout:g} s") from None
         except (OSError, ConnectionError) as exc:
             raise AmiUnavailable(f"AMI {name}: {exc}") from exc
-        except TimeoutError:
-            raise AmiUnavailable(f"AMI {name}: no response in {self.timeout:.0f} s") from None
         finally:
             self._pending.pop(action_id, None)
         if reply.get("Response") != "Success":

@@ -9,8 +9,8 @@
 
 Scopes: `read` (every call: `WS /ws`, `GET /calls`), `publish:<event type>` or `publish:*`
 (`POST /event`), `stream` (audio to STT, `WS /stream`), `control` (call control on ari's
-HTTP port: pausing a recording; the relay presents its RELAY_TOKEN there). The file stores hashes, never tokens;
-a token is rotated by adding the new line, moving its holder over, and deleting the old line:
+HTTP port: pausing a recording; the relay presents its RELAY_TOKEN there). The file stores
+hashes, never tokens; a token is rotated by adding the new line, moving its holder over, and deleting the old line:
 the services notice the change at the next request (the file's mtime and size), no restart.
 Without a file the one `RELAY_TOKEN` holds every scope (development; `python -m relay
 secrets`).
