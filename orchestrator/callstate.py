@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from orchestrator.pii import redact
+from orchestrator.pii import event_kinds, for_prompt
 from orchestrator.playbook import Playbook, Rule
 from orchestrator.playbook_store import PlaybookStore
 from orchestrator.text import word_count
@@ -25,7 +25,7 @@ DEADLINE_GRACE_MS: Final = 3000
 
 @dataclass(frozen=True)
 class Utterance:
-    """One final, redacted."""
+    """One final, masked by STT and again for prompts (orchestrator/pii.py)."""
 
     uid: str
     speaker: str
@@ -146,9 +146,10 @@ class CallState:
         uid = str(event.get("utteranceId"))
         start = float(event.get("start") or 0.0)
         end = max(start, float(event.get("end") or 0.0))
-        raw_text = str(event.get("text") or "")
-        red = redact(raw_text)
-        self.pii_kinds |= red.kinds
+        raw_text = str(event.get("text") or "")  # masked by STT already (coach/redact.py)
+        kinds = event_kinds(event)
+        red = for_prompt(raw_text)
+        self.pii_kinds |= kinds | red.kinds
         book = self.playbook
         hits: list[Hit] = []
         refs = (uid,)
@@ -195,8 +196,8 @@ class CallState:
             hit = self._fire(rule, ts, refs)
             hits += [hit] if hit else []
         for rule in book.of_type("pii"):
-            if (rule.speaker in (None, speaker)) and red.kinds & rule.kinds:
-                hit = self._fire(rule, ts, refs, kinds=", ".join(sorted(red.kinds)))
+            if (rule.speaker in (None, speaker)) and kinds & rule.kinds:
+                hit = self._fire(rule, ts, refs, kinds=", ".join(sorted(kinds)))
                 hits += [hit] if hit else []
         for rule in book.of_type("required"):
             if rule.id in self.disclosed:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from coach.redact import RedactionSession
 from orchestrator.callstate import CallState
 from orchestrator.playbook import PlaybookError
 from orchestrator.playbook_schema import parse_playbook
@@ -209,21 +210,31 @@ def test_short_backchannel_is_not_overtalk(store):
     assert "conversation.overtalk" not in call.say("agent", 9, 9.6, "Ajá.")
 
 
-def test_card_number_is_flagged_and_redacted(store):
+def stt_final(text: str) -> dict:
+    """What STT publishes for `text`: masked, with its `redactions`."""
+    return RedactionSession().final({"type": "final", "text": text, "start": 3.0, "end": 9.0})
+
+
+def test_pii_rule_reads_the_events_redactions(store):
     call = Call(store)
-    hits = call.say("customer", 3, 9, "Sí, es el 4111 1111 1111 1111, caduca en el 26.")
+    masked = stt_final("Sí, es el 4111 1111 1111 1111, caduca en el 26.")
+    hits = call.say("customer", 3, 9, masked["text"], redactions=masked["redactions"])
     assert "compliance.pii_spoken" in hits
-    said = call.state.transcript[-1].text
-    assert "4111" not in said and "[CARD]" in said
-    assert "card_number" in call.state.pii_kinds
+    assert call.state.transcript[-1].text == "Sí, es el [card], caduca en el [expiry]."
+    assert {"card", "expiry"} <= call.state.pii_kinds
+    # The rule does not re-detect in the text: masked text without `redactions` fires nothing.
+    assert "compliance.pii_spoken" not in Call(store).say("customer", 3, 9, masked["text"])
 
 
-def test_card_number_in_words_is_redacted(store):
+def test_raw_text_from_outside_the_stack_is_masked_again_before_any_prompt(store):
     call = Call(store)
     call.say(
         "customer", 3, 9, "cuatro uno uno uno, uno uno uno uno, uno uno uno uno, uno uno uno uno"
     )
-    assert "cuatro" not in call.state.transcript[-1].text
+    assert call.state.transcript[-1].text == "[card]"
+    call.say("customer", 10, 12, "Mi clave es gato99.")
+    assert "gato99" not in call.state.transcript[-1].text
+    assert "secret" in call.state.pii_kinds
 
 
 def test_cooldown_and_replay_restore_fired_rules(store):
