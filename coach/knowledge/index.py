@@ -1,0 +1,228 @@
+"""Passages and their BM25 index, with a score in [0, 1] and answer trimming.
+
+Why a small BM25 of our own rather than `rank-bm25` or `bm25s`: rank-bm25 scores every passage
+for every query (its cost grows with the KB, not with the question), bm25s brings scipy and its
+own tokenizer; we need postings (only passages sharing a term are touched), per-term query
+weights (context and synonyms count less than the question's own words) and a score we can
+read as a confidence. That is ~100 lines.
+
+The score: each query term is a *group* of alternatives (its Spanish and English stems, and
+its synonyms from the KB's `_synonyms.txt`); a passage earns, per group, the best BM25 term
+score of an alternative it contains; the sum is divided by what a passage containing every
+group once at average length would earn (sum of weight x idf). So 1.0 = every meaningful word
+of the question is in the passage, 0.5 = half of the question's information (idf-weighted).
+A word the KB has never seen counts in the divisor with a typical idf: a question about
+something the KB does not cover cannot score high on the few words it shares.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from statistics import median
+from typing import Any, Final
+
+import numpy as np
+
+from coach.knowledge.analysis import LANGS, content_words, detect_lang, stem
+from coach.knowledge.semantic import Embedder
+
+K1: Final = 1.2
+B: Final = 0.75
+TITLE_BOOST: Final = 2
+"""A section's heading counts this many times: it says what the passage answers."""
+SYNONYM_WEIGHT: Final = 0.8
+"""A synonym's match is worth this share of the word itself."""
+OTHER_LANG_FACTOR: Final = 0.92
+"""A passage in another language than the asked one scores this much less (ties go to the
+caller's language; a passage that is the only source still shows)."""
+IDEAL_FLOOR: Final = 1.5
+"""The divisor is at least this many typical (median) idfs: a question of one common word
+cannot reach a high score by matching it."""
+SEMANTIC_WEIGHT: Final = 0.5
+"""Share of the semantic similarity in the fused score (the rest is the lexical score)."""
+SEM_LOW: Final = 0.80
+SEM_HIGH: Final = 0.90
+"""e5 cosine similarities live in a narrow band: below SEM_LOW is unrelated (0), above
+SEM_HIGH a paraphrase (1); measured on the labelled question set (bench/kb)."""
+SEMANTIC_CANDIDATES: Final = 20
+"""Passages the semantic side adds to the lexical candidates."""
+TRIM_CHARS: Final = 320
+"""A card's text: the best sentences up to about this length."""
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One searchable unit: a section of a document (one question, ideally)."""
+
+    id: str
+    """`<docId>#<anchor>`: unique in the KB, stable while the file keeps its headings."""
+    doc_id: str
+    title: str
+    """The document's title."""
+    section: str | None
+    anchor: str
+    url: str
+    text: str
+    lang: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A passage found for a query, its score in [0, 1] and the sentences that answer."""
+
+    passage: Passage
+    score: float
+    text: str
+
+
+@dataclass
+class _Group:
+    weight: float
+    alts: dict[str, float]  # term -> factor (1.0 the word's own stems, SYNONYM_WEIGHT others)
+
+
+@dataclass
+class Index:
+    """An inverted index over passages (immutable once built; rebuilt on change)."""
+
+    passages: list[Passage]
+    synonyms: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Folded word -> its synonym group's folded words."""
+    embedder: Embedder | None = None
+    """Semantic ranking, when a model is installed (semantic.py)."""
+
+    def __post_init__(self) -> None:
+        self.postings: dict[str, dict[int, int]] = {}
+        self.lengths: list[int] = []
+        for pid, p in enumerate(self.passages):
+            head = f"{p.section or ''} " * TITLE_BOOST
+            tokens = [stem(w, p.lang) for w in content_words(f"{head} {p.title} {p.text}")]
+            self.lengths.append(len(tokens))
+            for term, tf in Counter(tokens).items():
+                self.postings.setdefault(term, {})[pid] = tf
+        n = len(self.passages)
+        self.avgdl = (sum(self.lengths) / n) if n else 1.0
+        self.idf = {
+            t: math.log(1 + (n - len(ps) + 0.5) / (len(ps) + 0.5))
+            for t, ps in self.postings.items()
+        }
+        self.unknown_idf = median(self.idf.values()) if self.idf else 1.0
+        self.by_id = {p.id: p for p in self.passages}
+        self.vectors: np.ndarray[Any, Any] | None = None
+        if self.embedder is not None and self.passages:
+            self.vectors = self.embedder.passages(
+                [f"{p.title}. {p.section or ''}. {p.text}" for p in self.passages]
+            )
+
+    def _groups(self, text: str, weight: float, seen: set[str]) -> list[_Group]:
+        groups = []
+        for word in content_words(text):
+            if word in seen:
+                continue
+            seen.add(word)
+            alts = {stem(word, lang): 1.0 for lang in LANGS}
+            for syn in self.synonyms.get(word, ()):
+                for lang in LANGS:
+                    alts.setdefault(stem(syn, lang), SYNONYM_WEIGHT)
+            groups.append(_Group(weight, alts))
+        return groups
+
+    def query(self, text: str, context: tuple[tuple[str, float], ...] = ()) -> list[_Group]:
+        """The weighted term groups of a question plus context texts (text, weight)."""
+        seen: set[str] = set()
+        groups = self._groups(text, 1.0, seen)
+        for ctx, w in context:
+            groups.extend(self._groups(ctx, w, seen))
+        return groups
+
+    def search(
+        self,
+        text: str,
+        *,
+        k: int = 3,
+        lang: str | None = None,
+        context: tuple[tuple[str, float], ...] = (),
+        min_score: float = 0.0,
+    ) -> list[Hit]:
+        """The `k` best passages for `text` scoring at least `min_score`, best first."""
+        groups = self.query(text, context)
+        ideal = 0.0
+        scores: dict[int, float] = {}
+        for g in groups:
+            known = [self.idf[t] for t in g.alts if t in self.idf]
+            ideal += g.weight * (max(known) if known else self.unknown_idf)
+            best: dict[int, float] = {}
+            for term, factor in g.alts.items():
+                plist = self.postings.get(term)
+                if not plist:
+                    continue
+                idf = self.idf[term] * factor
+                for pid, tf in plist.items():
+                    norm = K1 * (1 - B + B * self.lengths[pid] / self.avgdl)
+                    s = idf * tf * (K1 + 1) / (tf + norm)
+                    if s > best.get(pid, 0.0):
+                        best[pid] = s
+            for pid, s in best.items():
+                scores[pid] = scores.get(pid, 0.0) + g.weight * s
+        if ideal <= 0:
+            return []
+        ideal = max(ideal, IDEAL_FLOOR * self.unknown_idf)
+        fused = {pid: min(1.0, raw / ideal) for pid, raw in scores.items()}
+        if self.vectors is not None and self.embedder is not None:
+            qtext = " ".join([text, *(c for c, _ in context)])
+            sims = self.vectors @ self.embedder.query(qtext)
+            sem = np.clip((sims - SEM_LOW) / (SEM_HIGH - SEM_LOW), 0.0, 1.0)
+            top = np.argsort(-sims)[:SEMANTIC_CANDIDATES]
+            asked = lang or detect_lang(text)
+            for pid in {*fused, *(int(i) for i in top)}:
+                if self.passages[pid].lang != asked:
+                    # Words cannot match across languages: the meaning alone decides.
+                    fused[pid] = float(sem[pid])
+                    continue
+                lex = fused.get(pid, 0.0)
+                fused[pid] = (1 - SEMANTIC_WEIGHT) * lex + SEMANTIC_WEIGHT * float(sem[pid])
+        ranked: list[tuple[float, int]] = []
+        for pid, score in fused.items():
+            s = score * OTHER_LANG_FACTOR if lang and self.passages[pid].lang != lang else score
+            if s >= min_score:
+                ranked.append((s, pid))
+        ranked.sort(key=lambda x: (-x[0], x[1]))
+        return [
+            Hit(self.passages[pid], round(s, 3), trim(self.passages[pid].text, groups))
+            for s, pid in ranked[:k]
+        ]
+
+
+_SENTENCE: Final = re.compile(r"(?<=[.!?;])\s+|\n+")
+
+
+def trim(text: str, groups: list[_Group], limit: int = TRIM_CHARS) -> str:
+    """The sentences of `text` that answer: the best-matching one, then its neighbours in
+    reading order while they fit in `limit` characters."""
+    if len(text) <= limit:
+        return text
+    sentences = [s.strip() for s in _SENTENCE.split(text) if s.strip()]
+    if len(sentences) <= 1:
+        return text[:limit].rsplit(" ", 1)[0] + "…"
+
+    def value(sentence: str) -> float:
+        found = {stem(w, lang) for w in content_words(sentence) for lang in LANGS}
+        return sum(g.weight for g in groups if found & g.alts.keys())
+
+    values = [value(s) for s in sentences]
+    best = max(range(len(sentences)), key=lambda i: (values[i], -i))
+    keep = {best}
+    size = len(sentences[best])
+    for i in sorted(range(len(sentences)), key=lambda i: (-values[i], abs(i - best))):
+        if i in keep:
+            continue
+        if abs(i - best) == 1 or values[i] > 0:
+            if size + len(sentences[i]) + 1 > limit:
+                continue
+            keep.add(i)
+            size += len(sentences[i]) + 1
+    out = " ".join(sentences[i] for i in sorted(keep))
+    return out if len(out) <= limit + 40 else out[:limit].rsplit(" ", 1)[0] + "…"
