@@ -5,6 +5,7 @@
 import { h, clear, add, shorten, serverClock } from "./dom.js";
 import { t, onLang, clock, secs, percent } from "./i18n.js";
 import { readMetrics } from "./metrics.js";
+import { RecordingControl } from "./recording.js";
 
 export const SEV_RANK = Object.freeze({ info: 0, warning: 1, critical: 2 });
 const STICK_PX = 48; // this close to the bottom counts as "following live"
@@ -38,6 +39,7 @@ export class CallView {
     this.offLang = onLang(() => this.relabel());
     this.el = h("section", { class: "call", "aria-label": "call" });
     root.append(this.el);
+    this.recording = new RecordingControl(); // recording state + pause/resume (recording.js)
     this.reset(null);
   }
 
@@ -56,6 +58,7 @@ export class CallView {
     this.stick = true;
     this.unseen = 0;
     this.refused = null;
+    this.recording.reset(callId);
     this._build();
   }
 
@@ -117,6 +120,7 @@ export class CallView {
       return;
     }
     this._renderHead();
+    this.recording.render();
     for (const b of this.bubbles.values()) this._fillBubble(b);
     for (const c of this.cards.values()) this._fillCard(c);
     this._renderSummary();
@@ -153,8 +157,12 @@ export class CallView {
         this.started = ev;
         this._renderHead();
         break;
+      case "call.recording":
+        this.recording.apply(ev);
+        break;
       case "call.ended":
         this.ended = ev;
+        this.recording.apply(ev);
         this._renderHead();
         this._renderSummary();
         this._renderMetrics();
@@ -232,6 +240,7 @@ export class CallView {
         s || this.ended
           ? h("span", { class: `pill ${this.ended ? "ended" : "active"}`, text: status })
           : null,
+        this.recording.el,
         this.timerEl,
       ),
     );

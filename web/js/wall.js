@@ -128,7 +128,7 @@ function boot() {
 function tileOf(callId) {
   let c = calls.get(callId);
   if (!c) {
-    c = { id: callId, started: null, ended: null, last: null, alerts: 0, worst: null, el: null };
+    c = { id: callId, started: null, ended: null, last: null, alerts: 0, worst: null, el: null, rec: null };
     calls.set(callId, c);
   }
   return c;
@@ -144,6 +144,9 @@ function onWallEvent(ev, live) {
     case "call.ended":
       c.ended = ev;
       c.endedLocal = Date.now();
+      break;
+    case "call.recording":
+      c.rec = ev.state; // a paused recording is flagged on the tile
       break;
     case "partial":
     case "final":
@@ -223,6 +226,7 @@ function fillTile(c) {
     c.alerts,
     c.worst,
     !!c.ended,
+    c.rec,
   ]);
   if (sig === c.sig && c.durEl) {
     if (!c.ended) c.durEl.textContent = clock(elapsed(c)); // only the clock moved
@@ -244,6 +248,7 @@ function fillTile(c) {
       { class: "tile-meta" },
       s ? h("span", { class: "agent", text: `${t("call.agent")} ${s.agent}` }) : null,
       caller.name && caller.number ? h("span", { class: "number", text: caller.number }) : null,
+      c.rec === "paused" && !c.ended ? h("span", { class: "rec-paused", text: t("wall.recPaused") }) : null,
     ),
     h(
       "span",
