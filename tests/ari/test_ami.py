@@ -42,7 +42,7 @@ def _client(fake: FakeAmi, tasks: TaskSet, secret: str = SECRET, **kw: float) ->
 
 async def test_logs_in_without_events_and_mutes(fake: FakeAmi, tasks: TaskSet) -> None:
     client = _client(fake, tasks)
-    assert client.state is AmiState.IDLE
+    assert client.state.value == "idle"
     client.start()
     await client.wait_connected(5)
     assert client.state is AmiState.CONNECTED and fake.logins == 1
