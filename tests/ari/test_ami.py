@@ -58,7 +58,7 @@ async def test_logs_in_without_events_and_mutes(fake: FakeAmi, tasks: TaskSet) -
     sent = [a for a in fake.actions if a["Action"] == "MixMonitorMute"]
     assert len({a["ActionID"] for a in sent}) == 2  # each action its own id
     await client.close()
-    assert client.state is AmiState.CLOSED
+    assert client.closed
     assert fake.actions[-1]["Action"] == "Logoff"
 
 
@@ -137,7 +137,7 @@ async def test_nothing_is_sent_while_asterisk_is_down(tasks: TaskSet) -> None:
     with pytest.raises(AmiUnavailable):
         await client.action("Ping")
     await client.close()
-    assert client.state is AmiState.CLOSED
+    assert client.closed
 
 
 def test_a_line_break_in_a_field_is_refused() -> None:
