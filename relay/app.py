@@ -15,7 +15,7 @@ from starlette.staticfiles import StaticFiles
 from coach.bus import Bus
 from coach.tasks import TaskSet
 from coach.tokens import ServiceTokens
-from relay import api, ws
+from relay import api, erasure, ws
 from relay.auth import Authenticator
 from relay.headers import SecurityHeaders
 from relay.hub import Hub
@@ -86,6 +86,7 @@ def create_app(
         Route("/health", api.health, methods=["GET"]),
         Route("/metrics", api.metrics, methods=["GET"]),
         WebSocketRoute("/ws", ws.websocket_endpoint),
+        *erasure.ROUTES,
     ]
     if settings.web_dir.is_dir():
         routes.append(Mount("/", StaticFiles(directory=settings.web_dir, html=True), name="web"))

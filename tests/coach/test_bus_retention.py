@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Any
 
 import pytest
 
@@ -36,7 +37,8 @@ async def add_raw(bus: Bus, ms: int, n: int, call_id: str = "old-call") -> None:
 
 async def node_size(bus: Bus) -> int:
     """Entries per stream node: `~` trimming removes whole nodes only."""
-    return int((await bus.redis.config_get("stream-node-max-entries"))["stream-node-max-entries"])
+    got: Any = await bus.redis.config_get("stream-node-max-entries")
+    return int(got["stream-node-max-entries"])
 
 
 async def test_entries_older_than_the_time_bound_are_trimmed(bus: Bus) -> None:
@@ -45,7 +47,7 @@ async def test_entries_older_than_the_time_bound_are_trimmed(bus: Bus) -> None:
     await add_raw(bus, old, 1000)
     await add_raw(bus, now_ms() - bound_ms // 2, 5, "recent-call")  # inside the bound
     event = await bus.publish(started("new-call"))
-    entries = await bus.redis.xrange(bus.events_key)
+    entries: Any = await bus.redis.xrange(bus.events_key)
     too_old = [eid for eid, _ in entries if int(eid.split("-")[0]) < now_ms() - bound_ms]
     assert len(too_old) < await node_size(bus)  # at most the node shared with newer entries
     assert sum(1 for _, f in entries if f["c"] == "recent-call") == 5

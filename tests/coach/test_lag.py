@@ -23,13 +23,12 @@ def now_ms() -> int:
 
 
 async def add_at(bus: Bus, ms: int, n: int = 1) -> list[str]:
-    ids = []
+    ids: list[str] = []
     for seq in range(n):
-        ids.append(
-            await bus.redis.xadd(
-                bus.events_key, {"c": "c1", "t": "final", "e": "{}"}, id=f"{ms}-{seq}"
-            )
+        eid = await bus.redis.xadd(
+            bus.events_key, {"c": "c1", "t": "final", "e": "{}"}, id=f"{ms}-{seq}"
         )
+        ids.append(str(eid))
     return ids
 
 

@@ -22,7 +22,7 @@ MARKER = b"erase-me-4539148803436467"
 def test_the_embedded_server_sets_the_rewrite_triggers(redis_server: EmbeddedRedis) -> None:
     client = redis.Redis(port=redis_server.port, decode_responses=True)
     try:
-        got = client.config_get("auto-aof-rewrite-*")
+        got: dict[str, str] = client.config_get("auto-aof-rewrite-*")  # type: ignore[assignment]
     finally:
         client.close()
     assert got["auto-aof-rewrite-percentage"] == AOF_REWRITE["auto-aof-rewrite-percentage"]

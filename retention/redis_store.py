@@ -1,0 +1,112 @@
+"""Call text on the bus's Redis: the per-call streams, the all-events stream, the active index.
+
+The bus already bounds all three (a call's stream expires after `call.ended`, the all-events
+stream is trimmed by length and time), so a purge normally finds nothing; it is the backstop
+for streams whose expiry was lost (an operator's PERSIST, a restore from an old file) and the
+guarantee behind RETENTION_DAYS_TEXT. Erasure removes one call everywhere, including its
+entries interleaved in the all-events stream.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import PurePath
+from typing import Final
+
+from coach.bus import Bus
+from coach.events import parse_id
+from coach.retention import DataKind, Erasure, Removal
+
+SCAN_COUNT: Final = 500
+"""Keys per SCAN round trip."""
+RANGE_COUNT: Final = 1000
+"""All-events entries read per round trip while erasing a call (bounds memory)."""
+
+
+class RedisStore:
+    """`coach.retention.Store` (and `KnowsRecordings`) on the bus's Redis."""
+
+    name = "redis"
+    kind: DataKind = "text"
+
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self._call_prefix = bus.call_key("")
+
+    async def purge_before(self, cutoff_ms: int) -> list[Removal]:
+        """Delete call streams whose newest entry is older than the cutoff, all-events entries
+        older than it, and index entries of calls that started before it and have no stream."""
+        redis = self.bus.redis
+        out: list[Removal] = []
+        async for key in redis.scan_iter(match=f"{self._call_prefix}*", count=SCAN_COUNT):
+            newest = await self.bus._guard(redis.xrevrange(key, "+", "-", 1))
+            if newest and parse_id(newest[0][0])[0] >= cutoff_ms:
+                continue
+            rows = int(await self.bus._guard(redis.xlen(key)))
+            if await self.bus._guard(redis.delete(key)):
+                out.append(Removal(self.name, "call stream", key[len(self._call_prefix) :], rows))
+        trimmed = int(
+            await self.bus._guard(
+                redis.xtrim(self.bus.events_key, minid=f"{cutoff_ms}-0", approximate=False)
+            )
+        )
+        if trimmed:
+            out.append(Removal(self.name, "all-events entries", None, trimmed))
+        index = await self.bus._guard(redis.hgetall(self.bus.calls_key))
+        for call_id, started in index.items():
+            event_id = json.loads(started).get("id", "0-0")
+            if parse_id(event_id)[0] < cutoff_ms and not await self.bus._guard(
+                redis.exists(self.bus.call_key(call_id))
+            ):
+                await self.bus._guard(redis.hdel(self.bus.calls_key, call_id))
+                out.append(Removal(self.name, "active-calls entry", call_id, 1))
+        return out
+
+    async def erase(self, request: Erasure) -> list[Removal]:
+        """Delete the call's stream, its index entry and its entries in the all-events stream."""
+        redis = self.bus.redis
+        call_id = request.call_id
+        out: list[Removal] = []
+        key = self.bus.call_key(call_id)
+        rows = int(await self.bus._guard(redis.xlen(key)))
+        if await self.bus._guard(redis.delete(key)):
+            out.append(Removal(self.name, "call stream", call_id, rows))
+        if await self.bus._guard(redis.hdel(self.bus.calls_key, call_id)):
+            out.append(Removal(self.name, "active-calls entry", call_id, 1))
+        removed = await self._erase_from_all_events(call_id)
+        if removed:
+            out.append(Removal(self.name, "all-events entries", call_id, removed))
+        return out
+
+    async def _erase_from_all_events(self, call_id: str) -> int:
+        redis = self.bus.redis
+        removed = 0
+        start = "-"
+        while True:
+            entries = await self.bus._guard(
+                redis.xrange(self.bus.events_key, start, "+", RANGE_COUNT)
+            )
+            if not entries:
+                return removed
+            ids = [eid for eid, fields in entries if fields.get("c") == call_id]
+            if ids:
+                removed += int(await self.bus._guard(redis.xdel(self.bus.events_key, *ids)))
+            if len(entries) < RANGE_COUNT:
+                return removed
+            start = f"({entries[-1][0]}"
+
+    async def recordings(self, call_id: str) -> set[str]:
+        """Base names of the recordings the call's stream names (`call.ended.recording`,
+        `call.recording`'s `path`)."""
+        names: set[str] = set()
+        for event in await self.bus.read_call(call_id):
+            if event.type not in ("call.ended", "call.recording"):
+                continue
+            data = event.data()
+            path = data.get("recording") if event.type == "call.ended" else data.get("path")
+            if isinstance(path, str) and path:
+                names.add(PurePath(path).name)
+        return names
+
+    async def close(self) -> None:
+        """The bus belongs to the service; nothing to release here."""
