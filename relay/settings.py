@@ -52,6 +52,11 @@ class RelaySettings:
     """PEM certificate (chain) for HTTPS/WSS (RELAY_TLS_CERT); with RELAY_TLS_KEY."""
     tls_key: Path | None = field(default=None, repr=False)
     """PEM private key of `tls_cert` (RELAY_TLS_KEY)."""
+    database_url: str | None = field(default=None, repr=False)
+    """The call record's PostgreSQL as the read-only role (DATABASE_URL); unset: the history
+    routes answer 503 (scripts/stack.py sets it in native mode)."""
+    recordings_dir: Path | None = None
+    """Folder of call recordings the history's audio route may serve (RECORDINGS_DIR)."""
     ari_control_url: str = "http://127.0.0.1:7071"
     """ari's HTTP port, where recording pause/resume is asked (ARI_CONTROL_URL)."""
 
@@ -101,6 +106,8 @@ class RelaySettings:
             service_tokens_file=_path(env.optional("SERVICE_TOKENS_FILE")),
             tls_cert=_path(env.optional("RELAY_TLS_CERT")),
             tls_key=_path(env.optional("RELAY_TLS_KEY")),
+            database_url=env.optional("DATABASE_URL"),
+            recordings_dir=_path(env.optional("RECORDINGS_DIR")),
             ari_control_url=env.str("ARI_CONTROL_URL", d("ari_control_url")),
         )
 
