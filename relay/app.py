@@ -15,7 +15,7 @@ from starlette.staticfiles import StaticFiles
 from coach.bus import Bus
 from coach.tasks import TaskSet
 from coach.tokens import ServiceTokens
-from relay import api, erasure, ws
+from relay import api, erasure, history, ws
 from relay.auth import Authenticator
 from relay.headers import SecurityHeaders
 from relay.hub import Hub
@@ -65,8 +65,11 @@ def create_app(
         embedded_redis_url=embedded_redis_url,
     )
 
+    records = history.create_history(settings)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await records.open()
         await state.hub.start()
         log.info("relay started", extra={"port": settings.port})
         try:
@@ -75,6 +78,7 @@ def create_app(
             await state.hub.stop()
             await state.control.close()
             await tasks.close(wait=5.0)
+            await records.close()
             await bus.close()
             log.info("relay stopped")
 
@@ -87,9 +91,11 @@ def create_app(
         Route("/metrics", api.metrics, methods=["GET"]),
         WebSocketRoute("/ws", ws.websocket_endpoint),
         *erasure.ROUTES,
+        *history.routes(),
     ]
     if settings.web_dir.is_dir():
         routes.append(Mount("/", StaticFiles(directory=settings.web_dir, html=True), name="web"))
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(SecurityHeaders)])
     app.state.relay = state
+    app.state.history = records
     return app
