@@ -1,4 +1,5 @@
-"""The native stack on one machine, no Docker: embedded Redis, stt, relay, orchestrator.
+"""The native stack on one machine, no Docker: embedded Redis and PostgreSQL, stt, archive,
+relay, orchestrator.
 
     python scripts/stack.py                 # start everything, wait for Ctrl-C
     python scripts/stack.py --demo          # ... and replay the bundled demo call through it
@@ -28,6 +29,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from coach.pg_server import EmbeddedPostgres  # noqa: E402
+from coach.record import roles as record_roles  # noqa: E402
 from coach.redis_acl import ROLES  # noqa: E402
 from coach.redis_server import EmbeddedRedis  # noqa: E402
 from coach.settings import read_env_file  # noqa: E402
@@ -70,6 +73,7 @@ def main() -> int:
     relay_port = env.setdefault("RELAY_PORT", "7070")
     stt_port = env.setdefault("STT_PORT", "8080")
     orch_port = env.setdefault("ORCH_PORT", "7080")
+    archive_port = env.setdefault("ARCHIVE_PORT", "7090")
     env.setdefault("STT_URL", f"ws://127.0.0.1:{stt_port}")
     env.setdefault("RELAY_URL", f"http://127.0.0.1:{relay_port}")
     model = env.setdefault("MODEL_PATH", str(ROOT / "models" / "faster-whisper-base"))
@@ -95,9 +99,28 @@ def main() -> int:
         redis_url = f"redis://127.0.0.1:{redis.port}/0"
         log(f"embedded redis at {redis_url} (data in var/redis; a user per service)")
 
+    pg: EmbeddedPostgres | None = None
+    database_urls: dict[str, str] = {}
+    if not env.get("DATABASE_URL"):
+        # The call record: the archive writes as the schema's owner, the relay reads as the
+        # read-only role (trust auth on 127.0.0.1: a dev server, privileges still per role).
+        pg = EmbeddedPostgres(
+            port=int(env.get("PG_PORT", "5432")), data_dir=ROOT / "var" / "postgres"
+        ).start()
+        record_roles.provision(pg.url)
+        database_urls = {
+            "archive": pg.url_for(record_roles.ARCHIVE, record_roles.DATABASE),
+            "relay": pg.url_for(record_roles.READER, record_roles.DATABASE),
+        }
+        log(f"embedded postgres on 127.0.0.1:{pg.port} (data in var/postgres)")
+
     def env_for(role: str) -> dict[str, str]:
-        """The environment of one service: its own Redis user when the Redis is ours."""
-        return {**env, "REDIS_URL": redis.url_for(role)} if redis else env
+        """The environment of one service: its own Redis user when the Redis is ours, its own
+        database role when the PostgreSQL is ours."""
+        own = {**env, "REDIS_URL": redis.url_for(role)} if redis else dict(env)
+        if role in database_urls:
+            own["DATABASE_URL"] = database_urls[role]
+        return own
 
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
 
@@ -111,6 +134,8 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 log(f"{name} ignored SIGTERM; killing")
                 proc.kill()
+        if pg:
+            pg.stop()
         if redis:
             redis.stop()
         log("stopped")
@@ -119,6 +144,8 @@ def main() -> int:
     try:
         services = [
             ("stt", f"http://127.0.0.1:{stt_port}/health", 180.0),
+            # Before the relay: the archive migrates the schema the relay's history reads.
+            ("archive", f"http://127.0.0.1:{archive_port}/health", 60.0),
             ("relay", f"http://127.0.0.1:{relay_port}/health", 30.0),
             ("orchestrator", f"http://127.0.0.1:{orch_port}/health", 30.0),
         ]
