@@ -1,10 +1,13 @@
 """`python -m bench.stt`: streaming latency and accuracy of the STT service on the dev prompts.
 
-Starts `python -m stt` (or uses --url), plays the Spanish dev prompts through WS /stream at
-real-time pace (20 ms frames, 2 s of silence between prompts, one stream), and prints:
-streaming WER next to offline WER (same model, whole file, beam 5, 30 s window), first-partial
-latency, partial cadence, final latency (end of speech -> final received) p50/p95, RTF, RSS;
-then N concurrent calls (2 streams each) until p95 final latency exceeds the bound.
+Starts `python -m stt` (or uses --url), plays one half of a language's dev prompts (the
+reporting half by default: see corpus.split) through WS /stream at real-time pace (20 ms
+frames, 2 s of silence between prompts, one stream, `lang=` on the socket), `--runs` times, and
+prints: streaming WER and final latency (end of speech -> final received) p50/p95 per run and
+their min/median/max; first-partial latency, partial cadence, RTF, RSS; beside them the offline
+baselines (faster-whisper's own transcribe of the same 16 kHz audio the service decodes, beam 5
+and greedy; faster-whisper reading the WAV itself; the service's decoder on each prompt's
+speech); then N concurrent calls (2 streams each) until p95 final latency exceeds the bound.
 Environment variables given with --env KEY=VALUE go to the server (e.g. STT_SPECULATE=false).
 """
 
@@ -18,6 +21,7 @@ import os
 import re
 import secrets
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -30,7 +34,7 @@ import numpy as np
 
 from bench.stt import client, corpus
 from bench.stt.wer import WerCounts
-from coach.resample import pcm16_to_float
+from coach.resample import StreamResampler, pcm16_to_float
 from fakes import poll
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,9 +69,9 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def score(session: client.Session, prompts: list[corpus.Prompt]) -> Figures:
+def score(session: client.Session, prompts: list[corpus.Prompt], lang: str = "es") -> Figures:
     """Match events to the prompts they belong to and measure."""
-    fig = Figures()
+    fig = Figures(wer=WerCounts(lang=lang))
     segs = session.segments
     for i, (prompt, seg) in enumerate(zip(prompts, segs, strict=True)):
         lo = seg.start - 0.3
@@ -153,49 +157,79 @@ def scrape(url: str, name: str) -> float:
 
 
 async def run_stream(
-    url: str, token: str, call: str, speaker: str, prompts: list[corpus.Prompt], lead_s: float = 0.5
+    url: str,
+    token: str,
+    call: str,
+    speaker: str,
+    prompts: list[corpus.Prompt],
+    lead_s: float = 0.5,
+    lang: str = "es",
 ) -> Figures:
     """Play prompts as one stream and score it."""
     pcm, segs = client.timeline(
         [(p.name, p.pcm, p.speech_span) for p in prompts], 8000, lead_s=lead_s
     )
-    session = await client.play(url, token, call, speaker, pcm, 8000)
+    session = await client.play(url, token, call, speaker, pcm, 8000, lang=lang)
     session.segments = segs
-    return score(session, prompts)
+    return score(session, prompts, lang)
+
+
+def service_audio(pcm: np.ndarray, rate: int) -> np.ndarray:
+    """The 16 kHz float audio the service decodes: its stream resampler fed 20 ms chunks."""
+    x = pcm.astype(np.float32) / 32768.0
+    step = rate // 50
+    r = StreamResampler(rate, 16_000)
+    parts = [r(x[i : i + step]) for i in range(0, len(x), step)]
+    parts.append(r.flush())
+    return np.concatenate(parts).astype(np.float32)
 
 
 def offline_wer(
-    prompts: list[corpus.Prompt], model_path: str, from_file: bool = False
+    prompts: list[corpus.Prompt],
+    model_path: str,
+    from_file: bool = False,
+    lang: str = "es",
+    beam: int = 5,
 ) -> WerCounts:
-    """Offline WER: faster-whisper's own transcribe on each whole file (beam 5, 30 s window).
+    """Offline WER: faster-whisper's own transcribe on each whole file (30 s window).
 
-    The audio is upsampled to 16 kHz like the service does it (coach.resample), or, with
-    `from_file`, by faster-whisper's own reader (PyAV's resampler).
+    The audio is the service's 16 kHz audio (`service_audio`), or, with `from_file`, what
+    faster-whisper's own reader (PyAV's resampler) makes of the WAV file.
     """
     from faster_whisper import WhisperModel
 
     model = WhisperModel(model_path, device="cpu", compute_type="int8", cpu_threads=2)
-    counts = WerCounts()
+    counts = WerCounts(lang=lang)
     for p in prompts:
-        audio16 = pcm16_to_float(p.pcm, p.rate, 16_000)
-        source = str(corpus.SOUNDS / f"{p.name}.wav") if from_file else audio16
-        segments, _ = model.transcribe(source, language="es", beam_size=5)
+        source = (
+            str(corpus.sounds(lang) / f"{p.name}.wav")
+            if from_file
+            else service_audio(p.pcm, p.rate)
+        )
+        segments, _ = model.transcribe(source, language=lang, beam_size=beam)
         counts.add(p.reference, " ".join(s.text for s in segments))
     return counts
 
 
-def offline_wer_short(prompts: list[corpus.Prompt], model_path: str) -> WerCounts:
+def offline_wer_short(prompts: list[corpus.Prompt], model_path: str, lang: str = "es") -> WerCounts:
     """WER of the service's own decoder (beam 5, window cut to the audio) on each whole prompt."""
     from stt.engine import EngineConfig, WhisperEngine
 
-    engine = WhisperEngine(EngineConfig(model_path))
-    counts = WerCounts()
+    engine = WhisperEngine(EngineConfig(model_path, lang=lang))
+    counts = WerCounts(lang=lang)
     for p in prompts:
         s0, s1 = p.speech_span
         audio = p.pcm[int(max(0.0, s0 - 0.2) * p.rate) : int((s1 + 0.15) * p.rate)]
         x16 = pcm16_to_float(audio, p.rate, 16_000)
-        counts.add(p.reference, engine.decode(x16).text)
+        counts.add(p.reference, engine.decode(x16, lang=lang).text)
     return counts
+
+
+def spread(values: list[float]) -> str:
+    """min / median / max of per-run values."""
+    if not values:
+        return "n/a"
+    return f"{min(values):.3f} / {statistics.median(values):.3f} / {max(values):.3f}"
 
 
 def report(title: str, fig: Figures) -> None:
@@ -219,7 +253,12 @@ def report(title: str, fig: Figures) -> None:
 
 
 async def concurrent(
-    url: str, token: str, prompts: list[corpus.Prompt], calls: int, per_stream: int
+    url: str,
+    token: str,
+    prompts: list[corpus.Prompt],
+    calls: int,
+    per_stream: int,
+    lang: str = "es",
 ) -> Figures:
     """`calls` calls x 2 streams, each playing its own slice of prompts, all at real time."""
     jobs = []
@@ -231,10 +270,16 @@ async def concurrent(
             # The customer starts a little later: turns overlap partly, as in real calls.
             jobs.append(
                 run_stream(
-                    url, token, f"bench-{c}", speaker, chosen, lead_s=0.5 + 1.3 * j + 0.37 * c
+                    url,
+                    token,
+                    f"bench-{c}",
+                    speaker,
+                    chosen,
+                    lead_s=0.5 + 1.3 * j + 0.37 * c,
+                    lang=lang,
                 )
             )
-    total = Figures()
+    total = Figures(wer=WerCounts(lang=lang))
     for fig in await asyncio.gather(*jobs):
         total.add(fig)
     return total
@@ -256,15 +301,26 @@ def main() -> int:
     )
     ap.add_argument("--skip-single", action="store_true", help="only run the concurrency test")
     ap.add_argument("--show", action="store_true", help="print each prompt's reference and finals")
+    ap.add_argument("--lang", choices=corpus.LANGS, default="es", help="prompts and lang= sent")
+    ap.add_argument(
+        "--half", choices=corpus.HALVES, default="report", help="which half of the dev list"
+    )
+    ap.add_argument("--runs", type=int, default=1, help="play the same audio this many times")
     args = ap.parse_args()
-    prompts = corpus.load_all(args.only.split(",") if args.only else None)
+    lang = args.lang
+    tune, rep = corpus.split(corpus.prompt_names(lang))
+    print(f"split of the {lang} dev list (seed {corpus.SPLIT_SEED}, sorted, shuffled, halved):")
+    print(f"  tune ({len(tune)}): {' '.join(tune)}")
+    print(f"  report ({len(rep)}): {' '.join(rep)}")
+    prompts = corpus.load_all(args.only.split(",") if args.only else None, lang, args.half)
     if args.prompts:
         prompts = prompts[: args.prompts]
     env_extra = dict(kv.split("=", 1) for kv in args.env)
     load = os.getloadavg()
     print(
-        f"bench.stt: {len(prompts)} prompts, {sum(p.duration for p in prompts):.0f} s of audio; "
-        f"load average before {load[0]:.2f}; server env {env_extra or 'defaults'}"
+        f"bench.stt: {lang}, half {args.half if not args.only else '--only'}, {len(prompts)}"
+        f" prompts, {sum(p.duration for p in prompts):.0f} s of audio, {args.runs} run(s);"
+        f" load average before {load[0]:.2f}; server env {env_extra or 'defaults'}"
     )
     model_path = env_extra.get("MODEL_PATH", str(ROOT / "models" / "faster-whisper-base"))
 
@@ -274,36 +330,66 @@ def main() -> int:
         load_test(url, token, pid)
 
     def single(url: str, token: str, pid: int | None) -> None:
-        t = time.perf_counter()
-        fig = asyncio.run(run_stream(url, token, "bench-single", "agent", prompts))
-        wall = time.perf_counter() - t
-        report("one stream, real time", fig)
-        rtf = scrape(url, "stt_real_time_factor")
-        rss = rss_mb(pid) if pid else float("nan")
-        print(f"  RTF (decoder busy / audio) {rtf:.3f}  server RSS {rss:.0f} MiB  wall {wall:.0f}s")
-        if args.show:
-            for name, ref, hyp in fig.texts:
-                print(f"  {name}\n    ref: {ref}\n    hyp: {hyp}")
+        wers: list[float] = []
+        p50s: list[float] = []
+        p95s: list[float] = []
+        texts: list[list[str]] = []
+        for run in range(1, args.runs + 1):
+            t = time.perf_counter()
+            fig = asyncio.run(
+                run_stream(url, token, f"bench-single-{run}", "agent", prompts, lang=lang)
+            )
+            wall = time.perf_counter() - t
+            report(f"one stream, real time, run {run}/{args.runs}", fig)
+            rtf = scrape(url, "stt_real_time_factor")
+            rss = rss_mb(pid) if pid else float("nan")
+            print(
+                f"  RTF (decoder busy / audio, cumulative) {rtf:.3f}  server RSS {rss:.0f} MiB"
+                f"  wall {wall:.0f}s  load {os.getloadavg()[0]:.2f}"
+            )
+            if args.show:
+                for name, ref, hyp in fig.texts:
+                    print(f"  {name}\n    ref: {ref}\n    hyp: {hyp}")
+            wers.append(fig.wer.wer)
+            p50s.append(pct(fig.final_latency, 50))
+            p95s.append(pct(fig.final_latency, 95))
+            texts.append([hyp for _, _, hyp in fig.texts])
+        same = sum(len(set(t)) == 1 for t in zip(*texts, strict=True))
+        print(f"== spread over {args.runs} run(s), min / median / max")
+        print(
+            f"  streaming WER {spread(wers)}  (max - min {100 * (max(wers) - min(wers)):.1f}"
+            f" points; prompts with the same finals in every run {same}/{len(prompts)})"
+        )
+        print(f"  final latency p50 {spread(p50s)} s   p95 {spread(p95s)} s")
         if not args.no_offline:
-            off = offline_wer(prompts, model_path)
-            short = offline_wer_short(prompts, model_path)
-            print(
-                f"  offline WER, service decoder on each prompt's speech (beam 5, short window)"
-                f" {short.wer:.3f}  -> streaming - that = {fig.wer.wer - short.wer:+.3f}"
-            )
-            print(
-                f"  offline WER (same model, whole files, beam 5) {off.wer:.3f}"
-                f"  -> streaming - offline = {fig.wer.wer - off.wer:+.3f}"
-            )
-            wav = offline_wer(prompts, model_path, from_file=True)
-            print(
-                f"  offline WER, faster-whisper reading the WAV files itself {wav.wer:.3f}"
-                f"  -> streaming - that = {fig.wer.wer - wav.wer:+.3f}"
-            )
+            med = statistics.median(wers)
+            rows = [
+                (
+                    "faster-whisper transcribe, service's 16 kHz audio, beam 5",
+                    offline_wer(prompts, model_path, lang=lang),
+                ),
+                (
+                    "faster-whisper transcribe, service's 16 kHz audio, greedy",
+                    offline_wer(prompts, model_path, lang=lang, beam=1),
+                ),
+                (
+                    "faster-whisper transcribe reading the WAV files itself, beam 5",
+                    offline_wer(prompts, model_path, from_file=True, lang=lang),
+                ),
+                (
+                    "service decoder on each prompt's speech (beam 5, short window)",
+                    offline_wer_short(prompts, model_path, lang),
+                ),
+            ]
+            for title, counts in rows:
+                print(
+                    f"  offline WER, {title}: {counts.wer:.3f}"
+                    f"  -> streaming (median) - that = {med - counts.wer:+.3f}"
+                )
 
     def load_test(url: str, token: str, pid: int | None) -> None:
         for n in [int(x) for x in args.calls.split(",") if x]:
-            fig_n = asyncio.run(concurrent(url, token, prompts, n, args.per_stream))
+            fig_n = asyncio.run(concurrent(url, token, prompts, n, args.per_stream, lang))
             report(f"{n} calls x 2 streams", fig_n)
             rss = rss_mb(pid) if pid else float("nan")
             print(

@@ -84,10 +84,14 @@ async def play(
     realtime: bool = True,
     send_end: bool = True,
     frame_s: float = FRAME_S,
+    lang: str | None = None,
 ) -> Session:
     """Stream `pcm` in 20 ms frames (at real-time pace unless told), collect events until close."""
     session = Session()
-    query = urlencode({"callId": call_id, "speaker": speaker, "rate": rate})
+    params: dict[str, str | int] = {"callId": call_id, "speaker": speaker, "rate": rate}
+    if lang:
+        params["lang"] = lang
+    query = urlencode(params)
     async with connect(
         f"{url}/stream?{query}",
         additional_headers={"Authorization": f"Bearer {token}"},

@@ -99,6 +99,47 @@ def number_words(n: int) -> str:
     return " ".join(_UNITS[int(d)] for d in str(n))
 
 
+_EN_UNITS = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
+_EN_TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+
+
+def number_words_en(n: int) -> str:
+    """English words for 0 <= n < 10**9 ("21" -> "twenty one")."""
+    if n < 20:
+        return _EN_UNITS[n]
+    if n < 100:
+        tens, unit = divmod(n, 10)
+        return _EN_TENS[tens] + ("" if unit == 0 else " " + _EN_UNITS[unit])
+    for size, name in ((1_000_000, "million"), (1000, "thousand"), (100, "hundred")):
+        if n >= size and n < size * 1000:
+            head, rest = divmod(n, size)
+            return f"{number_words_en(head)} {name}" + (
+                "" if rest == 0 else " " + number_words_en(rest)
+            )
+    return " ".join(_EN_UNITS[int(d)] for d in str(n))
+
+
 def _strip_accents(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text)
     # Keep ñ distinct from n: it changes the word.
@@ -110,18 +151,22 @@ def _strip_accents(text: str) -> str:
     return unicodedata.normalize("NFC", "".join(out))
 
 
-def _digits_to_words(match: re.Match[str]) -> str:
+def _digits_to_words(match: re.Match[str], lang: str = "es") -> str:
     digits = match.group(0).replace(".", "").replace(",", "")
+    units, words = (_EN_UNITS, number_words_en) if lang == "en" else (_UNITS, number_words)
     if len(digits) > 9 or (len(digits) > 1 and digits.startswith("0")):
         # Phone numbers, PINs: said digit by digit.
-        return " " + " ".join(_UNITS[int(d)] for d in digits) + " "
-    return " " + number_words(int(digits)) + " "
+        return " " + " ".join(units[int(d)] for d in digits) + " "
+    return " " + words(int(digits)) + " "
 
 
-def normalise(text: str) -> list[str]:
-    """Lower-case words without accents, punctuation or digits (numbers spelled out)."""
+def normalise(text: str, lang: str = "es") -> list[str]:
+    """Lower-case words without accents, punctuation or digits (numbers spelled out in `lang`)."""
     t = _strip_accents(text.lower())
-    t = re.sub(r"\d+(?:[.,]\d{3})*", _digits_to_words, t)
+    if lang == "en":
+        # "Don't" and "dont" are one word; the hyphen of "twenty-one" is a space.
+        t = t.replace("'", "").replace("’", "")
+    t = re.sub(r"\d+(?:[.,]\d{3})*", lambda m: _digits_to_words(m, lang), t)
     t = re.sub(r"[^\wñ\s]", " ", t)
     t = t.replace("_", " ")
     return [_SYNONYMS.get(w, w) for w in t.split()]
@@ -144,10 +189,11 @@ class WerCounts:
 
     errors: int = 0
     words: int = 0
+    lang: str = "es"
 
     def add(self, reference: str, hypothesis: str) -> float:
         """Score one pair, add it to the totals, return its own WER."""
-        ref, hyp = normalise(reference), normalise(hypothesis)
+        ref, hyp = normalise(reference, self.lang), normalise(hypothesis, self.lang)
         errors = edit_distance(ref, hyp)
         self.errors += errors
         self.words += len(ref)
