@@ -111,6 +111,8 @@ class Call:
     continued: bool = False
     """The caller went back to the dialplan (NO_AGENT_ACTION=continue): not ours to hang up."""
     stasis_start_at: float = 0.0
+    lang: str = ""
+    """Spoken language from the dialplan (`Stasis(app,role=caller,lang=en)`); "" = CALL_LANG."""
     started_wall: float = 0.0  # epoch seconds the call started (utterance times count from it)
     taps: dict[str, Tap] = field(default_factory=dict)
     started_published: bool = False

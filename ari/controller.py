@@ -247,6 +247,7 @@ class Controller:
             caller_name=caller_text(caller.get("name"), NAME_MAX),
             app=self.s.ari_app,
             stasis_start_at=time.monotonic(),
+            lang=_lang_arg(args, cid),
         )
         self.track(call)
         self.start_flow(call, channel)
@@ -523,7 +524,7 @@ class Controller:
                 "agent": self.s.agent_id,
                 "caller": {"number": call.caller_number, "name": call.caller_name},
                 "startedAt": started_ms,
-                "lang": self.s.lang,
+                "lang": call.lang or self.s.lang,
                 "coached": True,
             }
         )
@@ -590,6 +591,19 @@ class Controller:
         if self._endings:
             await asyncio.wait(set(self._endings.values()), timeout=FLOW_STOP_WAIT)
         await self.tasks.close(wait=5)
+
+
+def _lang_arg(args: list[str], call_id: str) -> str:
+    """The dialplan's `lang=` for this call (a language code or auto), "" when absent or bad."""
+    lang = (_arg(args, "lang") or "").strip().lower()
+    if lang and not (lang == "auto" or (2 <= len(lang) <= 3 and lang.isalpha())):
+        log.warning(
+            "StasisStart lang=%r is not a language code; CALL_LANG applies",
+            lang,
+            extra={"callId": call_id},
+        )
+        return ""
+    return lang
 
 
 def _arg(args: list[str], key: str) -> str | None:

@@ -328,9 +328,14 @@ class MediaGateway:
         self.taps: set[MediaTap] = set()
 
     def _uplink(
-        self, call_id: str, speaker: str, fmt: AudioFormat, start_offset: float
+        self,
+        call_id: str,
+        speaker: str,
+        fmt: AudioFormat,
+        start_offset: float,
+        lang: str | None = None,
     ) -> SttUplink:
-        """The STT stream one tap feeds."""
+        """The STT stream one tap feeds (in the call's language, when given)."""
         return SttUplink(
             self.stt_url,
             self.token,
@@ -340,6 +345,7 @@ class MediaGateway:
             tasks=self.tasks,
             buffer_seconds=self.buffer_seconds,
             start_offset=start_offset,
+            lang=lang,
         )
 
     async def open_tap(
@@ -349,6 +355,8 @@ class MediaGateway:
         fmt: AudioFormat,
         on_first_audio: Callable[[MediaTap], None] | None = None,
         start_offset: float = 0.0,
+        *,
+        lang: str | None = None,
     ) -> MediaTap:
         """Bind a UDP port and start its STT stream; the caller gives the port to Asterisk."""
         loop = asyncio.get_running_loop()
@@ -356,7 +364,7 @@ class MediaGateway:
         for _ in range(min(self.ports.count, 20)):
             port = self.ports.allocate()
             try:
-                stream = self._uplink(call_id, speaker, fmt, start_offset)
+                stream = self._uplink(call_id, speaker, fmt, start_offset, lang)
                 try:
                     sock = _udp_socket(self.bind, port)
                     _, tap = await loop.create_datagram_endpoint(
@@ -384,10 +392,12 @@ class MediaGateway:
         fmt: AudioFormat,
         on_first_audio: Callable[[MediaTap], None] | None = None,
         start_offset: float = 0.0,
+        *,
+        lang: str | None = None,
     ) -> WebSocketMediaTap:
         """A tap fed by chan_websocket (no port): `connect()` it once Asterisk made the
         ExternalMedia channel and named its connection."""
-        stream = self._uplink(call_id, speaker, fmt, start_offset)
+        stream = self._uplink(call_id, speaker, fmt, start_offset, lang)
         tap = WebSocketMediaTap(call_id, speaker, fmt, stream, 0, on_first_audio, tasks=self.tasks)
         self.taps.add(tap)
         return tap

@@ -98,8 +98,11 @@ class SttUplink:
         end_timeout: float = 10.0,
         frame_ms: int = 100,
         start_offset: float = 0.0,
+        lang: str | None = None,
     ) -> None:
         self.stt_url = stt_url
+        self.lang = lang
+        """The call's spoken language sent as `lang=` (a code or `auto`); None = STT's LANG."""
         self.token = token
         self.call_id = call_id
         self.speaker = speaker
@@ -184,6 +187,8 @@ class SttUplink:
         offset = self.start_offset + self.sent_bytes / 2 / self.rate
         if offset > 0:
             query["offset"] = round(offset, 3)
+        if self.lang:
+            query["lang"] = self.lang
         return f"{self.stt_url}/stream?{urlencode(query)}"
 
     def _failed(self, failure: TaskFailure) -> None:

@@ -100,6 +100,7 @@ class Taps:
                     self.fmt,
                     self._first_audio_cb(call),
                     start_offset=offset,
+                    lang=call.lang or self.s.lang,
                 )
             else:
                 tap.media = await self.gateway.open_tap(
@@ -108,6 +109,7 @@ class Taps:
                     self.fmt,
                     self._first_audio_cb(call),
                     start_offset=offset,
+                    lang=call.lang or self.s.lang,
                 )
             self.metrics.taps.set(len(self.gateway.taps))
             # The caller's tap opens while the agent rings; what the caller says before the

@@ -224,8 +224,10 @@ class AriDouble:
 
     # -- test controls -----------------------------------------------------------------------
 
-    async def incoming_call(self, number: str, name: str, audio: bytes, agent_audio: bytes) -> str:
-        """A call reaches Stasis(coach_app,role=caller); returns the caller channel id.
+    async def incoming_call(
+        self, number: str, name: str, audio: bytes, agent_audio: bytes, *app_args: str
+    ) -> str:
+        """A call reaches Stasis(coach_app,role=caller[,app_args]); returns the caller channel id.
 
         Raises RuntimeError (STASISSTATUS=FAILED) when no events WebSocket is connected.
         """
@@ -243,7 +245,7 @@ class AriDouble:
         self.channels[cid] = ch
         self.agent_audio = agent_audio
         self._emit("ChannelCreated", channel=ch.json())
-        self._enter_stasis(ch, ["role=caller"])
+        self._enter_stasis(ch, ["role=caller", *app_args])
         return cid
 
     async def hangup(self, cid: str) -> None:

@@ -36,6 +36,7 @@ class StreamLog:
     ended: bool = False
     offset: float = 0.0
     first_audio_at: float | None = None
+    lang: str | None = None
 
 
 class FakeStt:
@@ -124,6 +125,7 @@ class FakeStt:
             query.get("speaker", "?"),
             int(query.get("rate", 16000)),
             offset=float(query.get("offset", 0)),
+            lang=query.get("lang"),
         )
         self.streams.append(log)
         self.open_streams += 1

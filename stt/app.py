@@ -26,6 +26,7 @@ from coach.tasks import TaskSet, first_completed
 from coach.tokens import ServiceTokens
 from coach.web import CloseCode, Refused, bearer
 from stt.engine import EngineConfig, WhisperEngine
+from stt.language import CallLanguages, valid_lang
 from stt.metrics import SttMetrics
 from stt.scheduler import DecodeScheduler, JobKind
 from stt.settings import SttSettings
@@ -56,6 +57,8 @@ class SttState:
     tokens: ServiceTokens | None = None
     """Who may stream (the `stream` scope); built from the settings when None."""
     streams: set[SttStream] = field(default_factory=set)
+    languages: CallLanguages = field(default_factory=CallLanguages)
+    """Languages detected per call (`lang=auto`), shared by its streams."""
     audio_s: float = 0.0
     started: float = field(default_factory=time.monotonic)
 
@@ -78,6 +81,8 @@ def _params(ws: WebSocket, settings: SttSettings) -> StreamParams:
     if not 0 <= offset < 1e7:
         raise Refused(CloseCode.BAD_REQUEST, "offset must be >= 0")
     lang = q.get("lang") or settings.lang
+    if lang is not None and not valid_lang(lang):
+        raise Refused(CloseCode.BAD_REQUEST, "lang must be a Whisper language code or auto")
     if lang == "auto":
         lang = None
     return StreamParams(call_id, speaker, int(rate_text), lang, offset)
@@ -134,6 +139,7 @@ async def stream_endpoint(ws: WebSocket) -> None:
             settings.stream,
             on_final=lambda lag, how: state.metrics.final_lag.labels(how).observe(lag),
             registry=state.metrics.registry,
+            languages=state.languages,
         )
         state.streams.add(stream)
         state.metrics.open_streams.set(len(state.streams))

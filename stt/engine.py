@@ -135,6 +135,10 @@ class WhisperEngine:
         results = self._model.model.detect_language(enc)[0]
         return str(results[0][0]).strip("<|>")
 
+    def detect(self, audio: npt.NDArray[np.float32]) -> str:
+        """Most likely language of 16 kHz `audio` (one encoder pass)."""
+        return self.detect_language(self.features(audio))
+
     def decode(
         self,
         audio: npt.NDArray[np.float32],

@@ -54,6 +54,7 @@ from coach.tasks import TaskFailure, TaskSet, first_completed
 from stt.buffer import AudioBuffer
 from stt.endpoint import looks_finished
 from stt.engine import SAMPLE_RATE, Hypothesis, WhisperEngine
+from stt.language import CallLanguages
 from stt.repair import compression_ratio, copies, is_hallucination
 from stt.scheduler import DecodeScheduler, Job, JobKind
 from stt.segmenter import SegEvent, SegKind, Segmenter, SegmenterConfig, SegState
@@ -173,8 +174,11 @@ class SttStream:
         *,
         on_final: FinalObserver | None = None,
         registry: CollectorRegistry | None = None,
+        languages: CallLanguages | None = None,
     ) -> None:
         self.params = params
+        # With no lang given (auto): the call's language, detected once for both legs.
+        self._languages = languages
         self.engine = engine
         self.scheduler = scheduler
         self.config = config or StreamConfig()
@@ -402,7 +406,6 @@ class SttStream:
         # Partials decode without the speaker's previous words: on a half-heard utterance the
         # decoder tends to copy the prompt instead of listening.
         prompt, prompt_text = prompting if final else ((), "")
-        lang = self.params.lang
         # Finals snapshot their audio now (the buffer is trimmed once the utterance is over);
         # a partial snapshots when it runs, so one that waited in the queue decodes newer audio.
         fixed = self._audio.slice(utt.start, end) if end is not None else None
@@ -417,6 +420,7 @@ class SttStream:
                 audio = self._audio.slice(utt.start)
             if audio.size < SAMPLE_RATE // 10:
                 return None
+            lang = self._lang(audio)
             if not final:
                 # Partials continue from the words already shown (forced prefix): cheaper on long
                 # utterances, stable by construction, and it stops Whisper from collapsing a
@@ -441,6 +445,14 @@ class SttStream:
             return hyp, utt.start + audio.size
 
         return run
+
+    def _lang(self, audio: npt.NDArray[np.float32]) -> str | None:
+        """The language to decode in (on a decode thread): given, or the call's detected one."""
+        if self.params.lang is not None or self._languages is None:
+            return self.params.lang
+        return self._languages.resolve(
+            self.params.call_id, audio.size / SAMPLE_RATE, lambda: self.engine.detect(audio)
+        )
 
     async def _speculate(self, utt: _Utterance) -> None:
         """Decode what the final would be if the utterance ended at this pause."""
