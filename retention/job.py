@@ -70,6 +70,7 @@ class Job:
                 self._failed(store, exc, None)
                 report.failed[store.name] = f"{type(exc).__name__}: {exc}"
                 continue
+            removed = [r for r in removed if r.rows or r.bytes]  # "0 rows" is no removal
             for removal in removed:
                 self._record(removal, "retention")
             report.removed += removed
@@ -114,6 +115,7 @@ class Job:
                     self._failed(store, exc, request.call_id)
                     failed.append(f"{store.name}: {type(exc).__name__}: {exc}")
                     continue
+                done = [r for r in done if r.rows or r.bytes]
                 for removal in done:
                     self._record(removal, "erasure")
                 removed += done

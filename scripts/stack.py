@@ -1,5 +1,5 @@
 """The native stack on one machine, no Docker: embedded Redis and PostgreSQL, stt, archive,
-relay, orchestrator.
+relay, orchestrator, retention.
 
     python scripts/stack.py                 # start everything, wait for Ctrl-C
     python scripts/stack.py --demo          # ... and replay the bundled demo call through it
@@ -73,6 +73,11 @@ def main() -> int:
     relay_port = env.setdefault("RELAY_PORT", "7070")
     stt_port = env.setdefault("STT_PORT", "8080")
     orch_port = env.setdefault("ORCH_PORT", "7080")
+    retention_port = env.setdefault("RETENTION_PORT", "7095")
+    # Recordings the retention job manages (a native stack has no Asterisk writing any).
+    Path(env.setdefault("RECORDINGS_DIR", str(ROOT / "var" / "recordings"))).mkdir(
+        parents=True, exist_ok=True
+    )
     archive_port = env.setdefault("ARCHIVE_PORT", "7090")
     env.setdefault("STT_URL", f"ws://127.0.0.1:{stt_port}")
     env.setdefault("RELAY_URL", f"http://127.0.0.1:{relay_port}")
@@ -111,6 +116,7 @@ def main() -> int:
         database_urls = {
             "archive": pg.url_for(record_roles.ARCHIVE, record_roles.DATABASE),
             "relay": pg.url_for(record_roles.READER, record_roles.DATABASE),
+            "retention": pg.url_for(record_roles.RETENTION, record_roles.DATABASE),
         }
         log(f"embedded postgres on 127.0.0.1:{pg.port} (data in var/postgres)")
 
@@ -148,6 +154,7 @@ def main() -> int:
             ("archive", f"http://127.0.0.1:{archive_port}/health", 60.0),
             ("relay", f"http://127.0.0.1:{relay_port}/health", 30.0),
             ("orchestrator", f"http://127.0.0.1:{orch_port}/health", 30.0),
+            ("retention", f"http://127.0.0.1:{retention_port}/health", 30.0),
         ]
         for name, health, timeout in services:
             out = (logs / f"{name}.log").open("ab")

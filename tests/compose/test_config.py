@@ -42,7 +42,7 @@ def environment(service: str) -> set[str]:
     return set(env) - COMPOSE_ONLY
 
 
-@pytest.mark.parametrize("service", ["relay", "stt", "orchestrator", "ari"])
+@pytest.mark.parametrize("service", ["relay", "stt", "orchestrator", "ari", "retention"])
 def test_each_service_gets_only_its_own_variables(service):
     assert environment(service) == reads(service, "coach") - NOT_IN_CONTAINERS
 
@@ -69,7 +69,7 @@ def test_each_service_reaches_redis_as_its_own_user():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     users = {
         name: compose["services"][name]["environment"]["REDIS_URL"].split("//")[1].split(":")[0]
-        for name in ("relay", "stt", "stt-gpu", "orchestrator", "ari")
+        for name in ("relay", "stt", "stt-gpu", "orchestrator", "ari", "retention")
     }
     assert users == {
         "relay": "relay",
@@ -77,8 +77,16 @@ def test_each_service_reaches_redis_as_its_own_user():
         "stt-gpu": "stt",
         "orchestrator": "orchestrator",
         "ari": "ari",
+        "retention": "retention",
     }
     assert "--aclfile" in compose["services"]["redis"]["command"]
+
+
+def test_retention_reaches_the_recordings_and_the_record_as_its_own_role():
+    retention = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["retention"]
+    mount = next(v for v in retention["volumes"] if v.startswith("recordings:"))
+    assert mount.split(":")[1] == retention["environment"]["RECORDINGS_DIR"]
+    assert retention["environment"]["DATABASE_URL"].startswith("postgresql://coach_retention:")
 
 
 def test_the_tls_option_gives_the_relay_its_certificate():
