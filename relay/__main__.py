@@ -86,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     tok.add_argument("--ttl", type=int, default=DEFAULT_TTL, help="lifetime in seconds")
     sub.add_parser(
         "secrets",
-        help="print fresh lines for .env: RELAY_TOKEN, AUTH_SECRET, ARI_PASS and the Redis "
-        "users' passwords",
+        help="print fresh lines for .env: RELAY_TOKEN, AUTH_SECRET, ARI_PASS, AMI_SECRET and "
+        "the Redis users' passwords",
     )
     sip = sub.add_parser(
         "sip-secrets",
@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"RELAY_TOKEN={secrets.token_urlsafe(32)}")
         print(f"AUTH_SECRET={secrets.token_urlsafe(48)}")
         print(f"ARI_PASS={secrets.token_urlsafe(24)}")
+        # Strong as the Asterisk entrypoint demands (the recording-pause AMI user's secret).
+        print(f"AMI_SECRET={sip_secret()}")
         for var in PASSWORD_VARS.values():
             print(f"{var}={secrets.token_urlsafe(24)}")
         return 0
@@ -125,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def sip_secret() -> str:
-    """A SIP secret the Asterisk entrypoint accepts: 24 URL-safe characters of 3+ kinds."""
+    """A SIP (or AMI) secret the Asterisk entrypoint accepts: 24 URL-safe characters of 3+
+    kinds."""
     while True:
         candidate = secrets.token_urlsafe(18)
         kinds = sum(

@@ -352,3 +352,19 @@ def _ini_at(path: Path) -> configparser.ConfigParser:
     parser = configparser.ConfigParser(strict=False, interpolation=None)
     parser.read_string(path.read_text())
     return parser
+
+
+def test_relay_secrets_makes_an_ami_secret_the_entrypoint_accepts(tmp_path):
+    made = subprocess.run(
+        [sys.executable, "-m", "relay", "secrets"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "COACH_ENV_FILE": "/nonexistent"},
+    )
+    secret = dict(line.split("=", 1) for line in made.stdout.splitlines())["AMI_SECRET"]
+    _copy_conf(tmp_path)
+    result = _entrypoint(_ami_env(tmp_path, AMI_SECRET=secret))
+    assert result.returncode == 0, result.stderr
+    assert f"secret = {secret}" in (tmp_path / "manager_users.conf").read_text()

@@ -134,6 +134,7 @@ def stack_env() -> dict[str, str]:
             "REDIS_PORT",
             "ASTERISK_SIP_PORT",
             "ASTERISK_HTTP_PORT",
+            "ASTERISK_AMI_PORT",
         )
     }
     env.update(ports)
@@ -142,6 +143,8 @@ def stack_env() -> dict[str, str]:
             "RELAY_TOKEN": secrets.token_urlsafe(32),
             "AUTH_SECRET": secrets.token_urlsafe(48),
             "ARI_PASS": secrets.token_urlsafe(24),
+            # Strong as the entrypoint wants: upper, lower, digits and others, 20+ characters.
+            "AMI_SECRET": f"Ami-{secrets.token_urlsafe(18)}-9",
             "ARI_URL": f"http://127.0.0.1:{ports['ASTERISK_HTTP_PORT']}/ari",
             "STT_URL": f"ws://127.0.0.1:{ports['STT_PORT']}",
             "RELAY_URL": f"http://127.0.0.1:{ports['RELAY_PORT']}",

@@ -255,7 +255,14 @@ def test_internal_ports_listen_on_loopback_only(stack: Stack) -> None:
     ).stdout.splitlines()
     internal = {
         int(stack.env[name])
-        for name in ("STT_PORT", "ORCH_PORT", "ARI_HTTP_PORT", "REDIS_PORT", "ASTERISK_HTTP_PORT")
+        for name in (
+            "STT_PORT",
+            "ORCH_PORT",
+            "ARI_HTTP_PORT",
+            "REDIS_PORT",
+            "ASTERISK_HTTP_PORT",
+            "ASTERISK_AMI_PORT",  # AMI, for the recording pause only
+        )
     }
     seen: dict[int, set[str]] = {}
     for line in listening:

@@ -68,7 +68,13 @@ def test_secrets_command_prints_every_secret_the_stack_needs(tmp_path) -> None:
     first, second = (run(["secrets"], base_env(), str(tmp_path)) for _ in range(2))
     assert first.returncode == 0, first.stderr
     values = dict(line.split("=", 1) for line in first.stdout.splitlines())
-    assert set(values) == {"RELAY_TOKEN", "AUTH_SECRET", "ARI_PASS", *PASSWORD_VARS.values()}
+    assert set(values) == {
+        "RELAY_TOKEN",
+        "AUTH_SECRET",
+        "ARI_PASS",
+        "AMI_SECRET",
+        *PASSWORD_VARS.values(),
+    }
     assert all(len(v) >= 16 for v in values.values())
     assert first.stdout != second.stdout  # fresh every time, nothing built in
 
