@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from coach.record import roles as record_roles
 from coach.redis_acl import PASSWORD_VARS
 
 pytestmark = pytest.mark.unit
@@ -18,7 +19,15 @@ ROOT = Path(__file__).resolve().parents[2]
 READ = re.compile(r'env\.(?:str|int|float|bool|choice|optional|raw)\(\s*"([A-Z][A-Z_0-9]*)"')
 # Read by the code but not the service's in a container: LANG is the locale there (STT_LANG
 # is the setting), the embedded Redis is native mode only, REPLAY_BASE_PORT is ari.replay's.
-NOT_IN_CONTAINERS = {"LANG", "REDIS_PORT", "REDIS_DATA_DIR", "REPLAY_BASE_PORT"}
+# PG_PORT and PG_DATA_DIR are the embedded PostgreSQL's (compose builds DATABASE_URL instead).
+NOT_IN_CONTAINERS = {
+    "LANG",
+    "REDIS_PORT",
+    "REDIS_DATA_DIR",
+    "REPLAY_BASE_PORT",
+    "PG_PORT",
+    "PG_DATA_DIR",
+}
 # Set by compose itself for the image's healthcheck.
 COMPOSE_ONLY = {"HEALTH_PORT"}
 ENTRYPOINT = re.compile(r"\$\{([A-Z][A-Z_0-9]*)[:}-]")
@@ -94,3 +103,24 @@ def test_the_tls_option_gives_the_relay_its_certificate():
     assert set(tls["environment"]) == {"RELAY_TLS_CERT", "RELAY_TLS_KEY"} <= environment("relay")
     assert tls["volumes"][0].endswith(":/tls:ro")
     assert "https://" in " ".join(tls["healthcheck"]["test"])
+
+
+def test_the_archive_gets_only_its_own_variables():
+    assert environment("archive") == reads("archive", "coach") - NOT_IN_CONTAINERS
+
+
+def test_the_call_record_is_reached_as_each_services_own_role():
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    archive, relay = services["archive"]["environment"], services["relay"]["environment"]
+    assert archive["REDIS_URL"].startswith("redis://archive:")
+    assert archive["DATABASE_URL"].startswith(f"postgresql://{record_roles.ARCHIVE}:")
+    assert relay["DATABASE_URL"].startswith(f"postgresql://{record_roles.READER}:")
+    mount = next(v for v in services["relay"]["volumes"] if v.startswith("recordings:"))
+    assert mount.split(":")[1] == relay["RECORDINGS_DIR"] and mount.endswith(":ro")
+
+
+def test_postgres_gets_the_record_roles_passwords_and_its_port():
+    assert environment("postgres") == {*record_roles.PASSWORD_VARS.values(), "PG_PORT"}
+    script = (ROOT / "images" / "postgres" / "entrypoint.sh").read_text()
+    assert all(var in script for var in record_roles.PASSWORD_VARS.values())
+    assert all(role in script for role in record_roles.ROLES)
