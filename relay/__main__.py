@@ -12,6 +12,7 @@ import sys
 import uvicorn
 
 from coach import logs
+from coach.record.roles import PASSWORD_VARS as PG_PASSWORD_VARS
 from coach.redis_acl import PASSWORD_VARS
 from coach.redis_server import EmbeddedRedis
 from coach.settings import Env, SettingsError, service_env
@@ -86,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     tok.add_argument("--ttl", type=int, default=DEFAULT_TTL, help="lifetime in seconds")
     sub.add_parser(
         "secrets",
-        help="print fresh lines for .env: RELAY_TOKEN, AUTH_SECRET, ARI_PASS, AMI_SECRET and "
-        "the Redis users' passwords",
+        help="print fresh lines for .env: RELAY_TOKEN, AUTH_SECRET, ARI_PASS, AMI_SECRET, "
+        "the Redis users' and the call record's database roles' passwords",
     )
     sip = sub.add_parser(
         "sip-secrets",
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ARI_PASS={secrets.token_urlsafe(24)}")
         # Strong as the Asterisk entrypoint demands (the recording-pause AMI user's secret).
         print(f"AMI_SECRET={sip_secret()}")
-        for var in PASSWORD_VARS.values():
+        for var in (*PASSWORD_VARS.values(), *PG_PASSWORD_VARS.values()):
             print(f"{var}={secrets.token_urlsafe(24)}")
         return 0
     if args.command == "sip-secrets":

@@ -10,6 +10,7 @@ import sys
 import httpx
 import pytest
 
+from coach.record.roles import PASSWORD_VARS as PG_PASSWORD_VARS
 from coach.redis_acl import PASSWORD_VARS
 from coach.redis_server import free_port
 from fakes.poll import until_sync
@@ -74,6 +75,7 @@ def test_secrets_command_prints_every_secret_the_stack_needs(tmp_path) -> None:
         "ARI_PASS",
         "AMI_SECRET",
         *PASSWORD_VARS.values(),
+        *PG_PASSWORD_VARS.values(),
     }
     assert all(len(v) >= 16 for v in values.values())
     assert first.stdout != second.stdout  # fresh every time, nothing built in
