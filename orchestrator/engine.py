@@ -32,10 +32,14 @@ from redis.exceptions import RedisError
 from coach.backoff import BUS, BUS_READER, Backoff, Retry
 from coach.bus import Bus, BusEvent, id_after
 from coach.errors import BusError, BusUnavailable
+from coach.knowledge import KnowledgeBase
+from coach.knowledge.report import KBReport
+from coach.knowledge.watch import keep_indexed
 from coach.lag import LagMonitor
 from coach.tasks import TaskFailure, TaskSet
 from orchestrator import prom
 from orchestrator.callstate import CallState
+from orchestrator.knowledge import KnowledgeAssist
 from orchestrator.leases import DONE, Leases
 from orchestrator.llm.client import Completer
 from orchestrator.llm.transport import Usage
@@ -121,6 +125,8 @@ class Orchestrator:
         store: PlaybookStore,
         llm: Completer | None = None,
         *,
+        kb: KnowledgeBase | None = None,
+        kb_report: KBReport | None = None,
         clock: Callable[[], float] = time.time,
         tick_s: float = TICK_S,
         backoff: Backoff = BUS,
@@ -154,6 +160,12 @@ class Orchestrator:
             if llm
             else None
         )
+        self.kb = kb
+        self.knowledge = (
+            KnowledgeAssist(kb, settings.kb, self._publish_one, llm, kb_report, tasks=self.tasks)
+            if kb is not None
+            else None
+        )
         self.calls: dict[str, CallWorker] = {}
         self.state = ConsumerState.STARTING
         self._stopping = asyncio.Event()
@@ -183,6 +195,7 @@ class Orchestrator:
             "poke": self._poke_loop,
             "lag": self._lag_loop,
             "group-lag": lambda: self.lag.run(self._stopping),
+            **({"kb-index": self._kb_loop} if self.kb is not None else {}),
         }
 
     def _spawn_loop(self, name: str, delay: float = 0.0, retry: Retry | None = None) -> None:
@@ -223,6 +236,8 @@ class Orchestrator:
             await asyncio.gather(*workers, return_exceptions=True)
         if self.tips:
             await self.tips.close()
+        if self.knowledge:
+            await self.knowledge.close()
         await self.tasks.close(STOP_GRACE_S)
         for call_id in list(self.calls):
             with contextlib.suppress(RedisError, BusError, OSError):
@@ -247,6 +262,7 @@ class Orchestrator:
             "degradedCalls": self.degraded_calls(),
             "playbooks": self.store.languages,
             "playbookErrors": dict(self.store.errors),
+            "knowledge": self.knowledge.health() if self.knowledge else None,
             "lastError": self.last_error,
             "stats": dict(self.stats),
             "busLag": self.lag.health(),
@@ -497,13 +513,23 @@ class Orchestrator:
             data = ev.data()
             live = worker.live_after is None or id_after(ev.id, worker.live_after)
             hits = state.apply(data, live=live)
+            if self.knowledge:
+                self.knowledge.observe(call_id, data)
             if live and ev.type == "final":
                 self.stats["finals"] += 1
                 if str(data.get("text") or "").strip():
                     new_finals.append(data)
             out.extend(h.event(call_id) for h in hits)
+        cards = (
+            await self.knowledge.cards(call_id, new_finals, list(state.transcript), state.lang)
+            if self.knowledge and new_finals and not state.ended
+            else []
+        )
+        out.extend(c.event for c in cards)
         if out:
             await self._publish(out, new_finals)
+        for card in cards:
+            self.knowledge.answer(card)  # type: ignore[union-attr]  # cards imply knowledge
         if new_finals and self.tips and not state.ended:
             self._ask_llm(worker, new_finals)
         if state.ended:
@@ -554,6 +580,8 @@ class Orchestrator:
         state = worker.state
         if worker.phase is not WorkerPhase.ENDING:
             usage = await self.tips.finish(state.call_id) if self.tips else Usage()
+            if self.knowledge:
+                await self.knowledge.forget(state.call_id)
             final_metrics = [state.metrics(int(self.clock() * 1000))] if state.started_ms else []
             summary = await build_summary(
                 state, self.llm, self.settings.llm.system_prompt, usage if self.llm else None
@@ -631,6 +659,10 @@ class Orchestrator:
         stale = await self.bus.claim_stale(self.group, self.me, self.settings.lease_ttl_ms)
         if stale:
             await self._dispatch(stale)
+
+    async def _kb_loop(self) -> None:
+        assert self.kb is not None
+        await keep_indexed(self.kb, self.settings.kb.poll_s)
 
     async def _lag_loop(self) -> None:
         loop = asyncio.get_running_loop()

@@ -14,6 +14,8 @@ from starlette.applications import Starlette
 
 from coach import logs
 from coach.bus import Bus
+from coach.knowledge.report import KBReport
+from coach.knowledge.watch import open_kb
 from coach.redis_server import EmbeddedRedis
 from coach.settings import Env, SettingsError, service_env
 from coach.tasks import TaskSet
@@ -92,7 +94,14 @@ async def run(settings: Settings) -> None:
             "LLM coaching on",
             extra={"baseUrl": settings.llm.base_url, "models": list(settings.llm.models)},
         )
-    engine = Orchestrator(bus, settings, store, llm)
+    kb = open_kb(settings.kb)
+    if kb is not None:
+        # Indexed before consuming, so the first calls already get cards.
+        await asyncio.to_thread(kb.refresh)
+    else:
+        log.info("KB_DIR not set: no knowledge cards")
+    report = KBReport(bus.redis, settings.bus.prefix)
+    engine = Orchestrator(bus, settings, store, llm, kb=kb, kb_report=report)
     server = embedded_server(make_app(engine, settings.health_token), settings.host, settings.port)
     tasks = TaskSet("orchestrator")
     stop = asyncio.Event()

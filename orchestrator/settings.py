@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coach.bus import BusConfig
+from coach.knowledge.settings import KBSettings
 from coach.settings import Env, SettingsError
 
 OPENROUTER_URL = "https://openrouter.ai/api/v1"
@@ -103,6 +104,8 @@ class Settings:
     """ORCH_HEALTH_TOKEN: bearer token that shows /health's details (LLM address, errors);
     anonymous callers see states and counts only."""
     llm: LLMSettings = field(default_factory=LLMSettings)
+    kb: KBSettings = field(default_factory=KBSettings)
+    """KB_*: the knowledge base behind knowledge cards (coach/knowledge/settings.py)."""
 
     @classmethod
     def from_env(cls, env: Env) -> Settings:
@@ -163,6 +166,7 @@ class Settings:
             log_level=env.log_level(),
             health_token=_health_token(env.optional("ORCH_HEALTH_TOKEN")),
             llm=llm,
+            kb=KBSettings.from_env(env),
         )
 
 
