@@ -150,6 +150,7 @@ class AmiClient:
 
     async def _run(self) -> None:
         retry = self.backoff.retry()
+        reported: str | None = None  # each new reason is logged once, not every retry
         while not self.closed:
             try:
                 reader, writer = await asyncio.wait_for(
@@ -167,11 +168,14 @@ class AmiClient:
             if self.closed:
                 return
             delay = retry.next()
-            log.warning(
+            level = logging.WARNING if self.error != reported else logging.DEBUG
+            reported = self.error
+            log.log(
+                level,
                 "AMI unavailable, retrying in %.1f s: %s",
                 delay,
                 self.error,
-                extra={"ami": self.port},
+                extra={"ami": f"{self.host}:{self.port}"},
             )
             await asyncio.sleep(delay)
 
