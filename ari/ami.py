@@ -151,6 +151,7 @@ class AmiClient:
     async def _run(self) -> None:
         retry = self.backoff.retry()
         reported: str | None = None  # each new reason is logged once, not every retry
+        logins = self.connects
         while not self.closed:
             try:
                 reader, writer = await asyncio.wait_for(
@@ -168,6 +169,8 @@ class AmiClient:
             if self.closed:
                 return
             delay = retry.next()
+            if self.connects != logins:  # logged in since: a new outage is news again
+                reported, logins = None, self.connects
             level = logging.WARNING if self.error != reported else logging.DEBUG
             reported = self.error
             log.log(
