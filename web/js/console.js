@@ -1,6 +1,7 @@
 // The agent console: sign in, follow the agent's current call (or the call in `#call=<id>`),
 // show it live through a CallView.
 
+import "./history_strings.js";
 import { h, clear } from "./dom.js";
 import { t, translate } from "./i18n.js";
 import { Feed, State, idAfter } from "./feed.js";
@@ -33,6 +34,7 @@ let fetchedLast = false;
 const bar = topBar(document.getElementById("top"), {
   titleKey: "console.title",
   onSignOut: () => signIn(""),
+  links: [["history.html", "history.toHistory"]],
 });
 
 function stopFeed() {

@@ -215,6 +215,13 @@ const STRINGS = {
 };
 
 export const LANGS = Object.keys(STRINGS);
+
+/** Add a page's own strings (`{es: {...}, en: {...}}`) to the tables, before first use. */
+export function addStrings(more) {
+  for (const [code, table] of Object.entries(more)) {
+    if (code in STRINGS) Object.assign(STRINGS[code], table);
+  }
+}
 const KEY = "coach.lang";
 const listeners = new Set();
 

@@ -1,6 +1,7 @@
 // The supervisor wall: every active call as a tile, most urgent first; pick one to follow its
 // transcript and coaching live (a CallView on its own `callId=<id>` feed).
 
+import "./history_strings.js";
 import { h, clear, shorten, serverClock } from "./dom.js";
 import { t, translate, onLang, clock } from "./i18n.js";
 import { Feed, State } from "./feed.js";
@@ -38,6 +39,7 @@ let detailState = { state: State.CLOSED, info: {} };
 const bar = topBar(document.getElementById("top"), {
   titleKey: "wall.title",
   onSignOut: () => signIn(""),
+  links: [["history.html", "history.toHistory"]],
 });
 
 function signIn(message) {
