@@ -8,7 +8,10 @@ What each user may do (keys are the bus's, `{prefix}:*`; nothing else is reachab
 - `stt`: publish events (the bus's Lua script) and nothing else; it cannot read a call.
 - `ari`: publish, and read the active calls and a call's stream (it adopts calls after a
   restart).
-- `relay`: read every call (history, live feed, active calls) and publish (`POST /event`).
+- `relay`: read every call (history, live feed, active calls) and publish (`POST /event`);
+  it also appends to and reads the knowledge report streams `{prefix}:kb:misses` and
+  `{prefix}:kb:feedback` (coach/knowledge/report.py: XADD with MAXLEN, XREVRANGE), as the
+  orchestrator appends its unanswered questions to `{prefix}:kb:misses`.
 - `orchestrator`: what the relay may do, plus consumer groups (read, ack, claim) and its leases,
   cursors and poke channel under `{prefix}:orch:*`.
 - `retention`: the retention and erasure worker, the only user that deletes: on the bus's

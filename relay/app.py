@@ -19,6 +19,7 @@ from relay import api, erasure, history, ws
 from relay.auth import Authenticator
 from relay.headers import SecurityHeaders
 from relay.hub import Hub
+from relay.kb import KBRoutes
 from relay.metrics import RelayMetrics
 from relay.recording import CallControl, set_recording
 from relay.settings import RelaySettings
@@ -66,11 +67,13 @@ def create_app(
     )
 
     records = history.create_history(settings)
+    knowledge = KBRoutes.create(settings.kb, bus)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await records.open()
         await state.hub.start()
+        knowledge.start(tasks)
         log.info("relay started", extra={"port": settings.port})
         try:
             yield
@@ -92,6 +95,7 @@ def create_app(
         WebSocketRoute("/ws", ws.websocket_endpoint),
         *erasure.ROUTES,
         *history.routes(),
+        *knowledge.routes(),
     ]
     if settings.web_dir.is_dir():
         routes.append(Mount("/", StaticFiles(directory=settings.web_dir, html=True), name="web"))

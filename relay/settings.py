@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from coach.bus import BusConfig
+from coach.knowledge.settings import KBSettings
 from coach.settings import Env, SettingsError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,6 +60,8 @@ class RelaySettings:
     """Folder of call recordings the history's audio route may serve (RECORDINGS_DIR)."""
     ari_control_url: str = "http://127.0.0.1:7071"
     """ari's HTTP port, where recording pause/resume is asked (ARI_CONTROL_URL)."""
+    kb: KBSettings = field(default_factory=KBSettings)
+    """KB_*: the knowledge base of the console's search box (coach/knowledge/settings.py)."""
 
     @property
     def tls(self) -> bool:
@@ -109,6 +112,7 @@ class RelaySettings:
             database_url=env.optional("DATABASE_URL"),
             recordings_dir=_path(env.optional("RECORDINGS_DIR")),
             ari_control_url=env.str("ARI_CONTROL_URL", d("ari_control_url")),
+            kb=KBSettings.from_env(env),
         )
 
 
