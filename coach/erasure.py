@@ -153,6 +153,15 @@ class ErasureQueue:
             if f and "c" in f
         ]
 
+    async def complete(self, request_id: str, status: dict[str, Any]) -> None:
+        """Record a request's outcome and finish it, in one transaction (never one without the
+        other: a status says done exactly when the request has left the queue)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.status_key, status["callId"], json.dumps(status))
+            pipe.xack(self.stream_key, GROUP, request_id)
+            pipe.xdel(self.stream_key, request_id)
+            await pipe.execute()
+
     async def finish(self, ids: list[str]) -> None:
         """Acknowledge and delete finished requests (the status hash keeps their outcome)."""
         if not ids:

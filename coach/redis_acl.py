@@ -16,7 +16,8 @@ What each user may do (keys are the bus's, `{prefix}:*`; nothing else is reachab
   cursors and poke channel under `{prefix}:orch:*`.
 - `retention`: the retention and erasure worker, the only user that deletes: on the bus's
   streams and index and the erasure queue only (`ROLE_KEYS`), it reads, trims, deletes
-  entries and keys, and consumes the erasure queue; it cannot publish an event.
+  entries and keys, and consumes the erasure queue; it cannot publish an event. After an
+  erasure it asks for BGREWRITEAOF, so the erased text leaves the append-only file at once.
 - `archive`: the call-record worker: its consumer group on the all-events stream only (read,
   acknowledge, claim, group info); it can neither publish nor read a call's own stream.
 - `default`: the operator's, with a password; every command but the dangerous ones
@@ -43,7 +44,7 @@ LEASES = "+set +get +mget +del +pexpire +sadd +srem +smembers +publish +subscrib
 ERASE = (
     "+scan +type +exists +xrange +xrevrange +xlen +xtrim +xdel +del +unlink +hgetall +hget +hset +hdel "
     "+xadd +xgroup|create +xreadgroup +xack +xautoclaim +xpending +xinfo|groups "
-    "+multi +exec +discard"
+    "+multi +exec +discard +bgrewriteaof"
 )
 
 ROLES: Mapping[str, str] = {

@@ -130,8 +130,7 @@ class ErasureWorker:
             removed=summary(removed),
         )
         status.pop("error", None)
-        await self.queue.set_status(status)
-        await self.queue.finish([request.id])
+        await self.queue.complete(request.id, status)
         self.done += 1
         self.metrics.erasures.labels("done").inc()
         log.info(

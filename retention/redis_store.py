@@ -9,10 +9,15 @@ entries interleaved in the all-events stream.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from pathlib import PurePath
 from typing import Final
 
+from redis.exceptions import ResponseError
+
+from coach.backoff import BUS
 from coach.bus import Bus
 from coach.events import parse_id
 from coach.retention import DataKind, Erasure, Removal
@@ -21,6 +26,11 @@ SCAN_COUNT: Final = 500
 """Keys per SCAN round trip."""
 RANGE_COUNT: Final = 1000
 """All-events entries read per round trip while erasing a call (bounds memory)."""
+
+REWRITE_ATTEMPTS: Final = 8
+"""Tries of BGREWRITEAOF while another rewrite runs (about 15 s with the BUS backoff)."""
+
+log = logging.getLogger("retention.redis")
 
 
 class RedisStore:
@@ -32,11 +42,15 @@ class RedisStore:
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
         self._call_prefix = bus.call_key("")
+        self.rewrite_owed = False
+        """An erasure's AOF rewrite could not start (one was running): asked again later."""
 
     async def purge_before(self, cutoff_ms: int) -> list[Removal]:
         """Delete call streams whose newest entry is older than the cutoff, all-events entries
         older than it, and index entries of calls that started before it and have no stream."""
         redis = self.bus.redis
+        if self.rewrite_owed:
+            await self._rewrite_aof(None)
         out: list[Removal] = []
         async for key in redis.scan_iter(match=f"{self._call_prefix}*", count=SCAN_COUNT):
             newest = await self.bus._guard(redis.xrevrange(key, "+", "-", 1))
@@ -76,7 +90,32 @@ class RedisStore:
         removed = await self._erase_from_all_events(call_id)
         if removed:
             out.append(Removal(self.name, "all-events entries", call_id, removed))
+        if out or self.rewrite_owed:
+            await self._rewrite_aof(call_id)
         return out
+
+    async def _rewrite_aof(self, call_id: str | None) -> None:
+        """Have Redis rewrite its append-only file now, so erased text leaves the disk without
+        waiting for the file to double (auto-aof-rewrite-percentage). A rewrite already running
+        started before the erasure and keeps its text, so ours is asked again (backoff) until
+        Redis takes it; if it never does, it is owed and asked at the next erasure or sweep."""
+        retry = BUS.retry()
+        for attempt in range(REWRITE_ATTEMPTS):
+            try:
+                await self.bus._guard(self.bus.redis.bgrewriteaof())
+                self.rewrite_owed = False
+                return
+            except ResponseError as exc:
+                refused = "permission" in str(exc).lower()
+                if refused or attempt == REWRITE_ATTEMPTS - 1:
+                    self.rewrite_owed = True
+                    log.log(
+                        logging.ERROR if refused else logging.WARNING,
+                        "append-only file not rewritten yet",
+                        extra={"callId": call_id, "error": str(exc)},
+                    )
+                    return
+            await asyncio.sleep(retry.next())
 
     async def _erase_from_all_events(self, call_id: str) -> int:
         redis = self.bus.redis

@@ -4,6 +4,7 @@ cannot publish an event or touch the orchestrator's keys."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from coach.lag import measure
 from coach.redis_acl import ROLES
 from coach.redis_server import EmbeddedRedis
 from coach.retention import Erasure
+from fakes.poll import until_async
 from retention.redis_store import RedisStore
 from tests.events import final, started
 
@@ -78,3 +80,32 @@ async def test_retention_cannot_publish_or_reach_other_keys(server: EmbeddedRedi
             await keeper.redis.flushall()
     finally:
         await keeper.close()
+
+
+async def test_an_erasure_leaves_no_trace_in_the_append_only_file(server: EmbeddedRedis) -> None:
+    stt, keeper = connect(server, "stt"), connect(server, "retention")
+    admin = Bus.connect(server.url, BusConfig())
+    try:
+        call = f"aof-{secrets.token_hex(4)}"
+        marker = f"mi tarjeta {secrets.token_hex(8)}"
+        await stt.publish_many([started(call), final(call, marker)])
+
+        def on_disk() -> bytes:
+            data = b""
+            for path in sorted(server.data_dir.rglob("*.aof")):
+                if not path.name.startswith("temp-"):  # a rewrite's work file, gone soon
+                    with contextlib.suppress(FileNotFoundError):
+                        data += path.read_bytes()
+            return data
+
+        assert marker.encode() in on_disk()
+        await RedisStore(keeper).erase(Erasure(call))
+
+        async def rewritten() -> bool:
+            return marker.encode() not in on_disk()
+
+        await until_async(rewritten, 20, what="the AOF rewritten without the erased text")
+        assert await admin.read_call(call) == []
+    finally:
+        for bus in (stt, keeper, admin):
+            await bus.close()

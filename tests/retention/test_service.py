@@ -116,8 +116,12 @@ async def test_the_worker_runs_erases_and_stops_on_sigterm(
         await until_async(done, 20, what="the erasure done by the worker")
         assert await bus.read_call("c-gone") == []
         assert not (recordings / "20261201-100000-c-gone.raw").exists()
-        metrics = (await http.get("/metrics")).text
-        assert 'retention_erasures_total{outcome="done"} 1.0' in metrics
+
+        async def counted() -> bool:
+            metrics = (await http.get("/metrics")).text
+            return 'retention_erasures_total{outcome="done"} 1.0' in metrics
+
+        await until_async(counted, 10, what="the erasure counted in /metrics")
         with pytest.raises(httpx.HTTPError):  # loopback only
             await http.get(f"http://{_outside_address()}:{port}/health")
         proc.send_signal(signal.SIGTERM)
