@@ -19,8 +19,9 @@ How a number gets its kind (numbers are digits or words: coach/numwords.py):
    (a payment word or a card number in the last `payment_window_s`), any run of 4+ digits is a
    card number, so a card read in two finals is masked in both.
 4. Otherwise a long unexplained number (8+ digits) is masked too: as a card if it starts like
-   one (3-6), else as a phone number. Partials, which are never revised, also mask a trailing
-   run of 4+ digits that may still grow into one.
+   one (3-6), else as a phone number. Partials, which are never revised, mask harder: a
+   trailing run of 3+ digits (it may still grow into a card), and while a payment is spoken
+   of any number at all.
 
 Raw text is never logged here.
 """
@@ -177,6 +178,8 @@ class Found:
     """A payment word or a card number was in it."""
     armed: str | None = None
     """It ended with a keyword and no value after it: the kind the next final's numbers get."""
+    card_digits: int = 0
+    """Digits masked as card in it (the session adds them up until a card is complete)."""
 
 
 @dataclass
@@ -185,6 +188,8 @@ class _Ctx:
     armed: str | None
     partial: bool
     keep: tuple[Phrase, ...]
+    card_digits: int = 0
+    only_numbers: bool = False
 
 
 @dataclass
@@ -194,6 +199,7 @@ class _Scan:
     keywords: list[tuple[int, int, str]]  # (first token, last token, kind), in order
     used: list[bool] = field(default_factory=list)
     spans: list[Span] = field(default_factory=list)
+    card_digits: int = 0
 
     def add(self, kind: str, first: int, last: int) -> None:
         for i in range(first, last + 1):
@@ -205,10 +211,14 @@ class _Scan:
 
 
 def find(text: str, *, payment: bool = False, armed: str | None = None, partial: bool = False,
-         keep: Sequence[str] = DEFAULT_KEEP) -> Found:  # fmt: skip
-    """The sensitive spans of `text` (all kinds; the config filters later)."""
+         keep: Sequence[str] = DEFAULT_KEEP, card_digits: int = 0) -> Found:  # fmt: skip
+    """The sensitive spans of `text` (all kinds; the config filters later).
+
+    `payment`: a payment is being spoken of; `armed`: the kind the previous final announced;
+    `card_digits`: digits of the card being read so far (13+: complete, a CVV may follow).
+    """
     toks = tokens(text)
-    ctx = _Ctx(payment, armed, partial, tuple(tuple(p.split()) for p in keep))
+    ctx = _Ctx(payment, armed, partial, tuple(tuple(p.split()) for p in keep), card_digits)
     scan = _Scan(text, toks, _keywords(toks, ctx.keep), [False] * len(toks))
     _written(scan)
     _emails(scan)
@@ -218,6 +228,7 @@ def find(text: str, *, payment: bool = False, armed: str | None = None, partial:
     kinds = {s.kind for s in spans}
     found = Found(spans, payment=K.CARD in kinds or any(k == PAYMENT for _, _, k in scan.keywords))
     found.armed = _trailing_keyword(scan)
+    found.card_digits = scan.card_digits
     return found
 
 
@@ -546,6 +557,11 @@ def _unit_after(toks: list[Token], last: int) -> bool:
 def _runs(scan: _Scan, ctx: _Ctx) -> None:
     toks = scan.toks
     runs = _number_runs(scan)
+    inside = {i for run in runs for i in range(run.first, run.last + 1)}
+    ctx.only_numbers = bool(runs) and all(
+        i in inside or not (t.is_word or t.is_digits) or t.norm in _AROUND_NUMBERS
+        for i, t in enumerate(toks)
+    )
     for n, run in enumerate(runs):
         if _unit_after(toks, run.last) or not run.digits:
             continue
@@ -562,6 +578,34 @@ def _runs(scan: _Scan, ctx: _Ctx) -> None:
             first, last = _widen(scan, kind, first, last)
         if scan.free(first, last):
             scan.add(kind, first, last)
+            if kind == K.CARD:
+                scan.card_digits += len(run.digits)
+
+
+_AROUND_NUMBERS: Final = BRIDGES | frozenset(
+    [
+        "y",
+        "and",
+        "si",
+        "yes",
+        "es",
+        "is",
+        "el",
+        "la",
+        "los",
+        "the",
+        "son",
+        "are",
+        "vale",
+        "ok",
+        "pues",
+        "bueno",
+        "entonces",
+        "then",
+        "luego",
+    ]
+)
+"""Words an utterance that is only a number read aloud may also hold ("sí, es el 4 5")."""
 
 
 def _dni_letter_after(toks: list[Token], run: _Run) -> bool:
@@ -595,15 +639,20 @@ def _classify(run: _Run, context: str | None, ctx: _Ctx, trailing: bool) -> str 
     if 13 <= n <= 19 and luhn.is_valid(d):
         return K.CARD
     if context in (PAYMENT, K.CARD) or ctx.payment:
-        if n >= 4:
-            return K.CARD
-        if n == 3 and ctx.payment and context is None:
+        # A card is read in pieces (STT may cut it after every digit or two): while paying,
+        # every piece is card until 13+ digits were; then 3-4 digits alone are the CVV.
+        complete = ctx.card_digits >= 13
+        if complete and context is None and 3 <= n <= 4 and (ctx.only_numbers or n == 3):
             return K.CVV
+        if n >= 4 or ctx.only_numbers or ctx.partial or context in (PAYMENT, K.CARD):
+            return K.CARD
+        if n == 3 and context is None:
+            return K.CVV if complete else K.CARD
     if (9 <= n <= 13 and _phone(d)) or (n == 9 and d[0] in "6789"):
         return K.PHONE
     if n >= 8:
         return K.CARD if d[0] in "3456" else K.PHONE
-    if ctx.partial and trailing and n >= 4:
+    if ctx.partial and trailing and n >= 3:
         return K.CARD
     return None
 
@@ -795,9 +844,12 @@ class RedactionSession:
         self.config = config or RedactConfig()
         self._payment_until = -math.inf
         self._armed: tuple[str, float] | None = None
+        self._card_digits = 0
 
     def _context(self, at: float) -> tuple[bool, str | None]:
         payment = at <= self._payment_until
+        if not payment:
+            self._card_digits = 0
         armed = self._armed[0] if self._armed and at <= self._armed[1] else None
         return payment, armed
 
@@ -813,9 +865,15 @@ class RedactionSession:
         """The spans to mask in one utterance (a final also updates the context)."""
         payment, armed = self._context(start)
         found = find(
-            text, payment=payment, armed=armed, partial=not final, keep=self.config.keep_after
+            text,
+            payment=payment,
+            armed=armed,
+            partial=not final,
+            keep=self.config.keep_after,
+            card_digits=self._card_digits,
         )
         if final:
+            self._card_digits += found.card_digits
             if found.payment:
                 self._payment_until = end + self.config.payment_window_s
             self._armed = (found.armed, end + self.config.armed_window_s) if found.armed else None

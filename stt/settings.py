@@ -9,6 +9,7 @@ from typing import Any
 import ctranslate2
 
 from coach.bus import BusConfig
+from coach.redact import RedactConfig
 from coach.settings import Env, SettingsError
 from stt.segmenter import SegmenterConfig
 from stt.stream import StreamConfig
@@ -64,7 +65,8 @@ class SttSettings:
     min_window_s: float = 0.0
     """Shortest encoder window in seconds (STT_MIN_WINDOW_S); 30 = classic padded decoding."""
     stream: StreamConfig = field(default_factory=StreamConfig)
-    """Streaming tunables (STT_HANGOVER_S, STT_EARLY_HANGOVER_S, STT_PARTIALS, ...)."""
+    """Streaming tunables (STT_HANGOVER_S, STT_EARLY_HANGOVER_S, STT_PARTIALS, ...) and what is
+    redacted (REDACT_KINDS, REDACT_KEEP_AFTER, REDACT_PAYMENT_WINDOW_S)."""
 
     @classmethod
     def from_env(cls, env: Env) -> SttSettings:
@@ -105,6 +107,7 @@ class SttSettings:
             prompt_context=env.bool("STT_PROMPT_CONTEXT", sd.prompt_context),
             context_gap_s=env.float("STT_CONTEXT_GAP_S", sd.context_gap_s, min=0.0, max=30.0),
             speculate=env.bool("STT_SPECULATE", sd.speculate),
+            redact=RedactConfig.from_env(env),
         )
         workers = _default("decode_workers") if gpu else min(4, os.cpu_count() or 1)
         return cls(

@@ -49,6 +49,7 @@ import numpy as np
 import numpy.typing as npt
 from prometheus_client import CollectorRegistry
 
+from coach.redact import RedactConfig, RedactionSession
 from coach.resample import StreamResampler
 from coach.tasks import TaskFailure, TaskSet, first_completed
 from stt.buffer import AudioBuffer
@@ -101,6 +102,8 @@ class StreamConfig:
     """Silence after which a sentence-complete speculative decode is emitted as the final."""
     partials: bool = True
     """Emit partials at all."""
+    redact: RedactConfig = field(default_factory=RedactConfig)
+    """What is masked in every partial and final before it leaves the stream (coach/redact.py)."""
     partial_interval_s: float = 0.4
     """Cadence of partial decodes while someone talks."""
     first_partial_s: float = 0.3
@@ -214,6 +217,8 @@ class SttStream:
         self._finals: asyncio.Queue[
             tuple[asyncio.Future[dict[str, Any] | None], _Utterance] | None
         ] = asyncio.Queue()
+        # Raw text never leaves the stream: every event passes this one session, finals in order.
+        self._redactor = RedactionSession(self.config.redact)
         self.failure: TaskFailure | None = None
         """The first task failure, if any: the stream then stops."""
         self._failed = asyncio.Event()
@@ -511,15 +516,17 @@ class SttStream:
         utt.partial_sent = text
         utt.partials_sent += 1
         await self._emit(
-            {
-                "type": "partial",
-                "callId": self.params.call_id,
-                "speaker": self.params.speaker,
-                "utteranceId": utt.uid,
-                "text": text,
-                "start": self._time(utt.speech_start),
-                "end": self._time(audio_end),
-            }
+            self._redactor.partial(
+                {
+                    "type": "partial",
+                    "callId": self.params.call_id,
+                    "speaker": self.params.speaker,
+                    "utteranceId": utt.uid,
+                    "text": text,
+                    "start": self._time(utt.speech_start),
+                    "end": self._time(audio_end),
+                }
+            )
         )
 
     def _usable(self, hyp: Hypothesis) -> bool:
@@ -600,7 +607,7 @@ class SttStream:
                 "decode rejected as non-speech",
                 extra={
                     "callId": self.params.call_id,
-                    "text": hyp.text[:200],
+                    "chars": len(hyp.text),  # never the text: it is not redacted yet
                     "noSpeech": round(hyp.no_speech_prob, 3),
                     "logprob": round(hyp.avg_logprob, 3),
                     "utteranceId": utt.uid,
@@ -640,7 +647,7 @@ class SttStream:
                 continue
             if event is not None:
                 self.finals_emitted += 1
-                await self._emit(event)
+                await self._emit(self._redactor.final(event))
                 lag = time.monotonic() - utt.end_seen_at
                 if self._on_final is not None:
                     self._on_final(lag, utt.ended_by)
