@@ -7,8 +7,9 @@ the retention worker (`python -m retention`) erases the call's Redis streams, re
 record rows and writes the outcome.
 
 Who may: a supervisor's browser token only. An agent gets 404 for a call that is not theirs
-(as on every history route: it does not learn the call exists) and 403 for their own; a service
-token gets 403. A call still in progress gets 409: what it says next would not be erased.
+(as on every history route: it does not learn the call exists) and 403 for their own (known
+from the bus, or from the call record once the call's stream has expired); a service token
+gets 403. A call still in progress gets 409: what it says next would not be erased.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+import psycopg
 from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -24,6 +26,7 @@ from starlette.routing import Route
 from coach.erasure import ErasureQueue, QueueFull
 from coach.errors import BusUnavailable
 from coach.events import is_call_id
+from coach.record import read
 from relay.api import _principal, error
 from relay.auth import AuthError, Principal
 
@@ -57,12 +60,28 @@ async def _refusal(request: Request) -> tuple[Principal | None, str, Response | 
     if principal.role == "service":
         return None, call_id, error(403, "erasure needs a supervisor's token")
     try:
-        agent = await _state(request).hub.agent_of(call_id)
+        agent = await _agent_of(request, call_id)
     except BusUnavailable:
         return None, call_id, error(503, "bus unavailable, retry")
     if agent is None or not principal.may_see(agent):
         return None, call_id, error(404, "unknown call")
     return None, call_id, error(403, "only a supervisor may erase a call")
+
+
+async def _agent_of(request: Request, call_id: str) -> str | None:
+    """The call's agent: from the bus while its stream lives, else from the call record (an
+    unreachable record counts as not knowing: the agent is refused with 404 either way)."""
+    agent = await _state(request).hub.agent_of(call_id)
+    records = getattr(request.app.state, "history", None)
+    pool = getattr(records, "pool", None)
+    if agent is not None or pool is None:
+        return agent
+    try:
+        async with pool.connection() as conn:
+            _, agent = await read.call_agent(conn, call_id)
+    except (psycopg.Error, TimeoutError):
+        return None
+    return agent
 
 
 async def request_erasure(request: Request) -> Response:

@@ -5,13 +5,24 @@ in the queue the retention worker reads."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
+import psycopg
 import pytest
 
+from coach.bus import BusConfig
 from coach.erasure import ErasureQueue
-from tests.relay.conftest import SERVICE_TOKEN, RelayServer, final, started
+from coach.record import roles
+from coach.record.write import apply
+from coach.redis_server import EmbeddedRedis
+from tests.callrecord import call_events
+from tests.pg import RecordDb, pg_server, record_db
+from tests.relay.conftest import SERVICE_TOKEN, RelayServer, final, start_relay, started
 
 pytestmark = pytest.mark.integration
+
+__all__ = ["pg_server", "record_db"]  # fixtures used by this module
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -86,3 +97,31 @@ async def test_a_bad_id_is_400_and_a_live_call_409(relay: RelayServer) -> None:
     assert live.status_code == 409
     assert none.status_code == 404
     assert await queue(relay).waiting() == 0
+
+
+async def test_an_agents_own_archived_call_is_403_once_its_stream_has_expired(
+    redis_server: EmbeddedRedis, bus_config: BusConfig, record_db: RecordDb
+) -> None:
+    base = int(time.time() * 1000)
+    async with await psycopg.AsyncConnection.connect(record_db.url()) as conn:
+        for n, events in enumerate(
+            (call_events("c-200", agent="200"), call_events("c-201", agent="201"))
+        ):
+            for i, ev in enumerate(events):
+                ev["id"] = f"{base + n * 100 + i}-0"
+            await apply(conn, events)
+    relay = await start_relay(
+        redis_server.url, bus_config, database_url=record_db.url(roles.READER)
+    )
+    try:
+        agent = bearer(relay.token("agent", "200"))
+        async with httpx.AsyncClient(base_url=relay.http) as client:
+            own = await client.delete("/history/c-200", headers=agent)
+            other = await client.delete("/history/c-201", headers=agent)
+            supervisor = await client.delete(
+                "/history/c-201", headers=bearer(relay.token("supervisor"))
+            )
+        assert (own.status_code, other.status_code, supervisor.status_code) == (403, 404, 202)
+        assert await relay.bus.read_call("c-200") == []  # known from the record only
+    finally:
+        await relay.stop()
