@@ -25,6 +25,28 @@ function enumLabel(group, value) {
   return text === key ? String(value) : text;
 }
 
+// STT masks personal data as `[kind]` (DESIGN.md `redactions`); shown in the reader's language.
+const MASK = /\[(card|cvv|expiry|national_id|iban|phone|email|dob)\]/g;
+
+/** A transcript line as nodes: each `[kind]` a marked span naming the kind in the UI language. */
+function maskedParts(text) {
+  const out = [];
+  let at = 0;
+  for (const m of text.matchAll(MASK)) {
+    out.push(text.slice(at, m.index));
+    const kind = m[1];
+    out.push(h("span", { class: "redacted", dataset: { kind }, title: t("redact.title"), text: t(`redact.${kind}`) }));
+    at = m.index + m[0].length;
+  }
+  out.push(text.slice(at));
+  return out;
+}
+
+/** The same line as plain text (quotes on coaching cards). */
+function maskedText(text) {
+  return text.replace(MASK, (_, kind) => t(`redact.${kind}`));
+}
+
 function sentimentClass(value) {
   const s = String(value || "").toLowerCase();
   if (/neg|insatisf|angry|enfad/.test(s)) return "neg";
@@ -311,7 +333,7 @@ export class CallView {
       h("span", { class: "spk", text: t(`speaker.${b.speaker}`) }),
       h("time", { text: clock(b.start) }),
     );
-    b.textEl.textContent = b.text;
+    clear(b.textEl, maskedParts(b.text));
   }
 
   _onScroll() {
@@ -445,7 +467,7 @@ export class CallView {
           h("span", { class: "refs-label", text: t("coach.refs") }),
           ev.refs.map((r) => {
             const b = this.bubbles.get(r);
-            const quote = b ? `«${shorten(b.text, 60)}»` : t("coach.refMissing");
+            const quote = b ? `«${shorten(maskedText(b.text), 60)}»` : t("coach.refMissing");
             return h("button", {
               class: "ref",
               type: "button",
