@@ -6,6 +6,7 @@ import { h, clear, add, shorten, serverClock } from "./dom.js";
 import { t, onLang, clock, secs, percent } from "./i18n.js";
 import { readMetrics } from "./metrics.js";
 import { RecordingControl } from "./recording.js";
+import { knowledgeParts } from "./kb.js";
 
 export const SEV_RANK = Object.freeze({ info: 0, warning: 1, critical: 2 });
 const STICK_PX = 48; // this close to the bottom counts as "following live"
@@ -76,6 +77,8 @@ export class CallView {
     this.order = []; // utteranceIds in transcript order (by start time)
     this.cards = new Map(); // coach event id -> {ev, el, acked}
     this.refIndex = new Map(); // utteranceId -> Set of card ids citing it
+    this.byCardId = new Map(); // knowledge cardId -> card (a later event replaces its content)
+    this.kbMarks = new Map(); // knowledge cardId -> useful (the agent's feedback)
     this.lastSpeechTs = null;
     this.stick = true;
     this.unseen = 0;
@@ -411,6 +414,13 @@ export class CallView {
   _coach(ev) {
     const key = ev.id || `${ev.ts}-${ev.text}`;
     if (this.cards.has(key)) return;
+    const same = typeof ev.cardId === "string" ? this.byCardId.get(ev.cardId) : null;
+    if (same) {
+      // DESIGN.md: a later event with the same cardId (the LLM's answer) replaces the card.
+      same.ev = { ...same.ev, ...ev, id: same.ev.id, severity: same.ev.severity, refs: same.ev.refs };
+      this._fillCard(same);
+      return;
+    }
     const refs = Array.isArray(ev.refs) ? ev.refs.filter((r) => typeof r === "string") : [];
     const severity = ev.severity in SEV_RANK ? ev.severity : "info";
     const c = { key, ev: { ...ev, severity, refs }, acked: false };
@@ -423,6 +433,7 @@ export class CallView {
       onfocusout: () => this._highlight(refs, false),
     });
     this.cards.set(key, c);
+    if (typeof ev.cardId === "string") this.byCardId.set(ev.cardId, c);
     for (const r of refs) {
       if (!this.refIndex.has(r)) this.refIndex.set(r, new Set());
       this.refIndex.get(r).add(key);
@@ -490,6 +501,7 @@ export class CallView {
         button,
       ),
       h("p", { class: "card-text", text: ev.text }),
+      ev.source === "kb" ? knowledgeParts(ev, this.callId, this.kbMarks) : null,
       refs,
     );
   }

@@ -6,6 +6,7 @@ import { h, clear } from "./dom.js";
 import { t, translate } from "./i18n.js";
 import { Feed, State, idAfter } from "./feed.js";
 import { CallView } from "./callview.js";
+import { KBPanel, setToken as setKbToken } from "./kb.js";
 import {
   hashParams,
   takeToken,
@@ -25,6 +26,7 @@ const main = document.getElementById("main");
 const noticeEl = document.getElementById("notice");
 let feed = null;
 let view = null;
+let kbPanel = null;
 let calls = new Map(); // callId -> {id, started, ended, events}
 let current = null;
 let pinned = null;
@@ -74,6 +76,9 @@ function boot() {
   fetchedLast = false;
   clear(main);
   view = new CallView(main);
+  setKbToken(token);
+  kbPanel?.destroy();
+  kbPanel = new KBPanel(main);
   waiting = h(
     "div",
     { class: "waiting panel", role: "status" },
