@@ -5,7 +5,9 @@ in the queue the retention worker reads."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Any
 
 import httpx
 import psycopg
@@ -16,6 +18,12 @@ from coach.erasure import ErasureQueue
 from coach.record import roles
 from coach.record.write import apply
 from coach.redis_server import EmbeddedRedis
+from coach.tasks import TaskSet
+from fakes.poll import until_async
+from retention.erasure_worker import ErasureWorker
+from retention.job import Job
+from retention.metrics import RetentionMetrics
+from retention.redis_store import RedisStore
 from tests.callrecord import call_events
 from tests.pg import RecordDb, pg_server, record_db
 from tests.relay.conftest import SERVICE_TOKEN, RelayServer, final, start_relay, started
@@ -23,6 +31,7 @@ from tests.relay.conftest import SERVICE_TOKEN, RelayServer, final, start_relay,
 pytestmark = pytest.mark.integration
 
 __all__ = ["pg_server", "record_db"]  # fixtures used by this module
+DAY_MS = 86_400_000
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -125,3 +134,32 @@ async def test_an_agents_own_archived_call_is_403_once_its_stream_has_expired(
         assert await relay.bus.read_call("c-200") == []  # known from the record only
     finally:
         await relay.stop()
+
+
+async def test_from_the_route_to_the_worker_and_back(relay: RelayServer) -> None:
+    await ended_call(relay, "c-chain")
+    await ended_call(relay, "c-other")
+    metrics = RetentionMetrics()
+    job = Job([RedisStore(relay.bus)], audio_ms=DAY_MS, text_ms=DAY_MS, metrics=metrics)
+    worker = ErasureWorker(queue(relay), job, "w1", metrics)
+    stop = asyncio.Event()
+    tasks = TaskSet("tests")
+    tasks.spawn(worker.run(stop), "erasure")
+    supervisor = bearer(relay.token("supervisor"))
+    try:
+        async with httpx.AsyncClient(base_url=relay.http) as client:
+            r = await client.delete("/history/c-chain", headers=supervisor)
+            assert r.status_code == 202
+
+            async def done() -> dict[str, Any]:
+                s = await client.get(r.json()["statusUrl"], headers=supervisor)
+                body: dict[str, Any] = s.json()
+                return body if body.get("state") == "done" else {}
+
+            status = await until_async(done, what="the erasure done")
+    finally:
+        stop.set()
+        await tasks.close(5)
+    assert {x["what"] for x in status["removed"]} >= {"call stream", "all-events entries"}
+    assert await relay.bus.read_call("c-chain") == []
+    assert len(await relay.bus.read_call("c-other")) == 3
