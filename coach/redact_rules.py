@@ -30,7 +30,7 @@ KEYWORDS: Final[dict[str, tuple[Phrase, ...]]] = {
         "digitos del reverso", "digitos de detras", "numeros de atras", "numeritos de atras",
         "security code", "verification code", "card verification", "digits on the back",
         "numbers on the back", "three digit code", "3 digit code", "code on the back",
-        "on the back", "de detras",
+        "on the back", "de detras", "codigo de atras", "codigo de detras", "numero de atras",
     ),
     RedactionKind.EXPIRY: _phrases(
         "caducidad", "caduca", "caducan", "vencimiento", "vence", "expiracion", "expira",
@@ -38,7 +38,7 @@ KEYWORDS: Final[dict[str, tuple[Phrase, ...]]] = {
         "valid through", "valid until", "good thru",
     ),
     RedactionKind.DOB: _phrases(
-        "fecha de nacimiento", "naci", "nacido", "nacida", "nacimiento", "cumpleaños",
+        "fecha de nacimiento", "naci", "nacio", "naciste", "nacido", "nacida", "nacimiento", "cumpleaños",
         "cumpleanos", "date of birth", "born", "birthday", "dob", "d o b", "birth date",
     ),
     RedactionKind.PHONE: _phrases(
