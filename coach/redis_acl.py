@@ -57,7 +57,15 @@ ROLES: Mapping[str, str] = {
 }
 """The commands of each service's user (module docstring)."""
 ROLE_KEYS: Mapping[str, tuple[str, ...]] = {
-    "retention": ("events", "call:*", "calls", "erasure", "erasure:status"),
+    "retention": (
+        "events",
+        "call:*",
+        "calls",
+        "erasure",
+        "erasure:status",
+        "kb:misses",
+        "kb:feedback",
+    ),
     "archive": ("events",),
 }
 """Keys (under `{prefix}:`) of a user narrower than the whole bus; the others get `{prefix}:*`."""

@@ -1,10 +1,11 @@
-"""Call text on the bus's Redis: the per-call streams, the all-events stream, the active index.
+"""Call text on the bus's Redis: the per-call streams, the all-events stream, the active index,
+and the knowledge report's streams (`SIDE_STREAMS`: customer questions with their call id).
 
-The bus already bounds all three (a call's stream expires after `call.ended`, the all-events
-stream is trimmed by length and time), so a purge normally finds nothing; it is the backstop
-for streams whose expiry was lost (an operator's PERSIST, a restore from an old file) and the
-guarantee behind RETENTION_DAYS_TEXT. Erasure removes one call everywhere, including its
-entries interleaved in the all-events stream.
+The bus bounds its own keys (a call's stream expires after `call.ended`, the all-events stream
+is trimmed by length and time), so there a purge normally finds nothing: it is the backstop
+for streams whose expiry was lost (an operator's PERSIST, a restore from an old file). The
+knowledge report's streams are bounded in length only: the purge is their time bound.
+Erasure removes one call everywhere, including its entries interleaved in shared streams.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ SCAN_COUNT: Final = 500
 RANGE_COUNT: Final = 1000
 """All-events entries read per round trip while erasing a call (bounds memory)."""
 
+SIDE_STREAMS: Final = (("kb:misses", "callId"), ("kb:feedback", "callId"))
+"""Streams other components keep under the bus's prefix with call text or a call's marks
+(coach/knowledge/report.py): the key's suffix and the field that holds the call id."""
 REWRITE_ATTEMPTS: Final = 8
 """Tries of BGREWRITEAOF while another rewrite runs (about 15 s with the BUS backoff)."""
 
@@ -59,13 +63,12 @@ class RedisStore:
             rows = int(await self.bus._guard(redis.xlen(key)))
             if await self.bus._guard(redis.delete(key)):
                 out.append(Removal(self.name, "call stream", key[len(self._call_prefix) :], rows))
-        trimmed = int(
-            await self.bus._guard(
-                redis.xtrim(self.bus.events_key, minid=f"{cutoff_ms}-0", approximate=False)
+        for key, what in ((self.bus.events_key, "all-events entries"), *self._side_keys()):
+            trimmed = int(
+                await self.bus._guard(redis.xtrim(key, minid=f"{cutoff_ms}-0", approximate=False))
             )
-        )
-        if trimmed:
-            out.append(Removal(self.name, "all-events entries", None, trimmed))
+            if trimmed:
+                out.append(Removal(self.name, what, None, trimmed))
         index = await self.bus._guard(redis.hgetall(self.bus.calls_key))
         for call_id, started in index.items():
             event_id = json.loads(started).get("id", "0-0")
@@ -87,9 +90,13 @@ class RedisStore:
             out.append(Removal(self.name, "call stream", call_id, rows))
         if await self.bus._guard(redis.hdel(self.bus.calls_key, call_id)):
             out.append(Removal(self.name, "active-calls entry", call_id, 1))
-        removed = await self._erase_from_all_events(call_id)
+        removed = await self._erase_entries(self.bus.events_key, "c", call_id)
         if removed:
             out.append(Removal(self.name, "all-events entries", call_id, removed))
+        for (key, what), (_, field) in zip(self._side_keys(), SIDE_STREAMS, strict=True):
+            removed = await self._erase_entries(key, field, call_id)
+            if removed:
+                out.append(Removal(self.name, what, call_id, removed))
         if out or self.rewrite_owed:
             await self._rewrite_aof(call_id)
         return out
@@ -117,19 +124,22 @@ class RedisStore:
                     return
             await asyncio.sleep(retry.next())
 
-    async def _erase_from_all_events(self, call_id: str) -> int:
+    def _side_keys(self) -> list[tuple[str, str]]:
+        prefix = self.bus.config.prefix
+        return [(f"{prefix}:{key}", f"{key} entries") for key, _ in SIDE_STREAMS]
+
+    async def _erase_entries(self, key: str, field: str, call_id: str) -> int:
+        """Delete the entries of stream `key` whose `field` is `call_id` (read in chunks)."""
         redis = self.bus.redis
         removed = 0
         start = "-"
         while True:
-            entries = await self.bus._guard(
-                redis.xrange(self.bus.events_key, start, "+", RANGE_COUNT)
-            )
+            entries = await self.bus._guard(redis.xrange(key, start, "+", RANGE_COUNT))
             if not entries:
                 return removed
-            ids = [eid for eid, fields in entries if fields.get("c") == call_id]
+            ids = [eid for eid, fields in entries if fields.get(field) == call_id]
             if ids:
-                removed += int(await self.bus._guard(redis.xdel(self.bus.events_key, *ids)))
+                removed += int(await self.bus._guard(redis.xdel(key, *ids)))
             if len(entries) < RANGE_COUNT:
                 return removed
             start = f"({entries[-1][0]}"

@@ -140,6 +140,21 @@ async def test_erasure_removes_one_call_everywhere_and_leaves_the_others(
     assert await work.erase(Erasure("c-erase")) == []  # erasing again removes nothing more
 
 
+async def test_the_knowledge_reports_questions_follow_the_call(bus: Bus) -> None:
+    misses = f"{bus.config.prefix}:kb:misses"
+    old = now_ms() - 100 * DAY_MS
+    await bus.redis.xadd(misses, {"callId": "c-old", "text": "cómo cancelo"}, id=f"{old}-0")
+    await bus.redis.xadd(misses, {"callId": "c-erase", "text": "mi dirección es"})
+    await bus.redis.xadd(misses, {"callId": "c-keep", "text": "qué tarifa tengo"})
+    work = job(RedisStore(bus))
+    report = await work.sweep()
+    assert ("kb:misses entries", 1) in [(r.what, r.rows) for r in report.removed]
+    removed = await work.erase(Erasure("c-erase"))
+    assert [(r.what, r.rows) for r in removed] == [("kb:misses entries", 1)]
+    left: Any = await bus.redis.xrange(misses)
+    assert [f["callId"] for _, f in left] == ["c-keep"]
+
+
 class Broken:
     """A store whose back end is down."""
 
