@@ -130,9 +130,10 @@ class RedactConfig:
     """What to mask and what to keep (REDACT_* settings; see coach/ENV docs in stt/ENV.md)."""
 
     kinds: frozenset[str] = frozenset(REDACTION_KINDS)
-    """Kinds masked (REDACT_KINDS: comma-separated, default all)."""
+    """Kinds masked (REDACT_KINDS: comma-separated, `all` (default) or `none`)."""
     keep_after: tuple[str, ...] = DEFAULT_KEEP
-    """Phrases introducing a reference kept in clear (REDACT_KEEP_AFTER, comma-separated)."""
+    """Phrases introducing a reference kept in clear (REDACT_KEEP_AFTER, comma-separated;
+    `none`: keep no reference)."""
     payment_window_s: float = 90.0
     """Seconds a payment stays "being spoken of" after its last sign (REDACT_PAYMENT_WINDOW_S)."""
     armed_window_s: float = 20.0
@@ -143,7 +144,7 @@ class RedactConfig:
         """Read REDACT_KINDS, REDACT_KEEP_AFTER, REDACT_PAYMENT_WINDOW_S."""
         d = cls()
         raw = env.str("REDACT_KINDS", "all").strip().lower()
-        kinds = frozenset(REDACTION_KINDS) if raw == "all" else _items(raw)
+        kinds = {"all": frozenset(REDACTION_KINDS), "none": frozenset()}.get(raw) or _items(raw)
         unknown = kinds - set(REDACTION_KINDS)
         if unknown:
             raise SettingsError(
@@ -151,7 +152,12 @@ class RedactConfig:
                 f"use 'all' or some of {', '.join(REDACTION_KINDS)}"
             )
         keep_raw = env.raw("REDACT_KEEP_AFTER")
-        keep = d.keep_after if keep_raw is None else tuple(sorted(_items(fold(keep_raw))))
+        if keep_raw is None:
+            keep = d.keep_after
+        elif fold(keep_raw).strip() == "none":
+            keep = ()
+        else:
+            keep = tuple(sorted(_items(fold(keep_raw))))
         window = env.float("REDACT_PAYMENT_WINDOW_S", d.payment_window_s, min=0.0, max=3600.0)
         return cls(kinds=kinds, keep_after=keep, payment_window_s=window)
 

@@ -132,6 +132,8 @@ def test_kinds_and_kept_references_are_settings():
     with pytest.raises(SettingsError, match="REDACT_KINDS"):
         RedactConfig.from_env(Env({"REDACT_KINDS": "card,passport"}))
     assert RedactConfig.from_env(Env({})).kinds == RedactConfig().kinds
+    assert RedactConfig.from_env(Env({"REDACT_KINDS": "none"})).kinds == frozenset()
+    assert RedactConfig.from_env(Env({"REDACT_KEEP_AFTER": "none"})).keep_after == ()
 
 
 def test_kept_reference_setting_changes_what_is_kept():
