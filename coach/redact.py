@@ -144,12 +144,13 @@ class RedactConfig:
         """Read REDACT_KINDS, REDACT_KEEP_AFTER, REDACT_PAYMENT_WINDOW_S."""
         d = cls()
         raw = env.str("REDACT_KINDS", "all").strip().lower()
-        kinds = {"all": frozenset(REDACTION_KINDS), "none": frozenset()}.get(raw) or _items(raw)
+        named = {"all": frozenset(REDACTION_KINDS), "none": frozenset[str]()}
+        kinds = named[raw] if raw in named else _items(raw)
         unknown = kinds - set(REDACTION_KINDS)
         if unknown:
             raise SettingsError(
                 f"REDACT_KINDS: unknown kind(s) {', '.join(sorted(unknown))}; "
-                f"use 'all' or some of {', '.join(REDACTION_KINDS)}"
+                f"use 'all', 'none' or some of {', '.join(REDACTION_KINDS)}"
             )
         keep_raw = env.raw("REDACT_KEEP_AFTER")
         if keep_raw is None:
