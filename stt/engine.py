@@ -22,8 +22,9 @@ import numpy as np
 import numpy.typing as npt
 from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import Tokenizer
-from faster_whisper.transcribe import get_suppressed_tokens
+from faster_whisper.transcribe import get_suppressed_tokens, merge_punctuations
 
+from stt.confidence import calibrated
 from stt.repair import drop_tail, tail_echo, trim_repeats
 
 SAMPLE_RATE = 16_000
@@ -37,6 +38,9 @@ WINDOW_STEP_S = 1.0
 OVERRUN_MARGIN_S = 0.1
 # How many echoes one final may shed ("Felicidades Felicidades Felicidades Fel" sheds two).
 MAX_ECHO_TRIMS = 3
+# faster-whisper's defaults: punctuation that joins the word after / before it.
+PREPEND_PUNCTUATIONS = "\"'“¿([{-"
+APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
 
 
 @dataclass(frozen=True)
@@ -68,10 +72,15 @@ class Hypothesis:
     decode_s: float
     window_s: float
     words: tuple[dict[str, Any], ...] = field(default=())
+    """With word timings: {w, start, end, p}, seconds from the audio's start; `p` calibrated
+    (stt/confidence.py: the chance the word is right)."""
 
     @property
     def confidence(self) -> float:
-        """exp(mean token log-probability), in [0, 1]."""
+        """Expected fraction of words right: the mean calibrated word `p` when the decode has
+        words, else exp(mean token log-probability); in [0, 1]."""
+        if self.words:
+            return float(np.mean([w["p"] for w in self.words]))
         return float(min(1.0, max(0.0, np.exp(self.avg_logprob))))
 
 
@@ -148,8 +157,11 @@ class WhisperEngine:
         lang: str | None = None,
         prefix: str = "",
         beam_size: int | None = None,
+        words: bool = False,
     ) -> Hypothesis:
-        """Transcribe one utterance (16 kHz float32) without timestamps."""
+        """Transcribe one utterance (16 kHz float32); with `words`, time and score each word
+        (one more decoder pass: Whisper's cross-attention alignment, as faster-whisper's
+        word_timestamps does it)."""
         t0 = time.perf_counter()
         feats = self.features(audio)
         if lang is None and self.config.lang is None:
@@ -200,6 +212,7 @@ class WhisperEngine:
         if text != raw:
             # Later decodes are prompted with these tokens: they must not carry the loop.
             tokens = tuple(tok.encode(" " + text)) if text else ()
+        timed = self._words(tok, encoded, feats.shape[1], tokens, audio_s) if words else ()
         return Hypothesis(
             text=text,
             tokens=tokens,
@@ -209,7 +222,48 @@ class WhisperEngine:
             audio_s=audio_s,
             decode_s=time.perf_counter() - t0,
             window_s=feats.shape[1] / 100,
+            words=timed,
         )
+
+    def _words(
+        self,
+        tok: Any,
+        encoded: ctranslate2.StorageView,
+        frames: int,
+        tokens: tuple[int, ...],
+        audio_s: float,
+    ) -> tuple[dict[str, Any], ...]:
+        """{w, start, end, p} per word of `tokens` (faster-whisper's find_alignment)."""
+        text_tokens = [t for t in tokens if t < tok.eot]
+        if not text_tokens:
+            return ()
+        alignment = self._model.find_alignment(tok, [text_tokens], encoded, frames)[0]
+        merge_punctuations(alignment, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS)
+        alignment = [a for a in alignment if str(a["word"]).strip()]
+        if not alignment:
+            return ()
+        # As faster-whisper does: the aligner stretches the first word over the silence before
+        # it (and the last over the silence after); cut them to twice the median word length.
+        durations = [a["end"] - a["start"] for a in alignment if a["end"] > a["start"]]
+        longest = 2 * min(0.7, float(np.median(durations))) if durations else 0.0
+        first, last = alignment[0], alignment[-1]
+        if longest and first["end"] - first["start"] > longest:
+            first["start"] = first["end"] - longest
+        if longest and last["end"] - last["start"] > longest:
+            last["end"] = last["start"] + longest
+        out = []
+        for a in alignment:
+            word = str(a["word"]).strip()
+            start = min(float(a["start"]), audio_s)
+            out.append(
+                {
+                    "w": word,
+                    "start": round(start, 3),
+                    "end": round(max(start, min(float(a["end"]), audio_s)), 3),
+                    "p": round(calibrated(float(a["probability"])), 3),
+                }
+            )
+        return tuple(out)
 
     def _trim_loops(
         self, tok: Any, encoded: ctranslate2.StorageView, frames: int, text: str

@@ -107,6 +107,7 @@ class SttSettings:
             prompt_context=env.bool("STT_PROMPT_CONTEXT", sd.prompt_context),
             context_gap_s=env.float("STT_CONTEXT_GAP_S", sd.context_gap_s, min=0.0, max=30.0),
             speculate=env.bool("STT_SPECULATE", sd.speculate),
+            words=env.bool("STT_WORDS", sd.words),
             redact=RedactConfig.from_env(env),
         )
         workers = _default("decode_workers") if gpu else min(4, os.cpu_count() or 1)

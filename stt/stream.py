@@ -125,6 +125,8 @@ class StreamConfig:
     speculate: bool = True
     """Decode speculatively during pauses and end finished sentences at the early hangover
     (off = plain hangover then decode, for comparison)."""
+    words: bool = True
+    """Finals carry word timings and calibrated word confidences (one more decoder pass)."""
     max_no_speech_prob: float = 0.9
     """A decode with no-speech probability above this *and* log-probability below -1 is dropped
     (the VAD already vouched for speech, so only clear non-speech is dropped here)."""
@@ -433,17 +435,20 @@ class SttStream:
                 prefix = " ".join(utt.stabilizer.committed)
                 hyp = self.engine.decode(audio, final=False, lang=lang, prefix=prefix)
                 return hyp, utt.start + audio.size
-            hyp = self.engine.decode(audio, prompt_tokens=prompt, final=True, lang=lang)
+            timed = self.config.words
+            hyp = self.engine.decode(
+                audio, prompt_tokens=prompt, final=True, lang=lang, words=timed
+            )
             if prompt and copies(prompt_text, hyp.text):
                 # The decoder repeated the prompt instead of listening: decode without it.
-                hyp = self.engine.decode(audio, final=True, lang=lang)
+                hyp = self.engine.decode(audio, final=True, lang=lang, words=timed)
             words = len(hyp.text.split())
             if words < speech_s * MIN_WORDS_PER_S and self.engine.config.beam_size_final < 5:
                 # Whisper sometimes stops after a token or two on long audio (greedy). Retry with
                 # beam search and keep the longer reading (judged on the audio alone, not on the
                 # partials shown so far: those depend on timing).
                 retry = self.engine.decode(
-                    audio, prompt_tokens=prompt, final=True, lang=lang, beam_size=5
+                    audio, prompt_tokens=prompt, final=True, lang=lang, beam_size=5, words=timed
                 )
                 if len(retry.text.split()) > len(hyp.text.split()):
                     hyp = retry
@@ -629,7 +634,21 @@ class SttStream:
             "end": self._time(max(utt.end, utt.speech_start)),
             "confidence": round(hyp.confidence, 3) if hyp is not None and usable else 0.0,
             "lang": hyp.lang if hyp is not None else (self.params.lang or "es"),
+            **(
+                {"words": self._words(utt, hyp)} if hyp is not None and usable and hyp.words else {}
+            ),
         }
+
+    def _words(self, utt: _Utterance, hyp: Hypothesis) -> list[dict[str, Any]]:
+        """The decode's words with times from the call's start (its audio began at utt.start),
+        kept within the speech the VAD heard (the aligner may stretch into the pre-roll)."""
+        base = self.params.offset + utt.start / SAMPLE_RATE
+        lo = self._time(utt.speech_start)
+        out = []
+        for w in hyp.words:
+            start = max(lo, round(base + w["start"], 3))
+            out.append({**w, "start": start, "end": max(start, round(base + w["end"], 3))})
+        return out
 
     async def _emit_finals(self) -> None:
         while True:

@@ -183,6 +183,33 @@ def edit_distance(ref: list[str], hyp: list[str]) -> int:
     return prev[-1]
 
 
+def hits(ref: list[str], hyp: list[str]) -> list[bool]:
+    """For each hypothesis word, whether a minimum-edit alignment matches it to an equal
+    reference word (the words a listener would count as right)."""
+    n, m = len(ref), len(hyp)
+    d = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n + 1):
+        d[i][0] = i
+    for j in range(m + 1):
+        d[0][j] = j
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            d[i][j] = min(
+                d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1])
+            )
+    out = [False] * m
+    i, j = n, m
+    while i > 0 and j > 0:
+        if d[i][j] == d[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]):
+            out[j - 1] = ref[i - 1] == hyp[j - 1]
+            i, j = i - 1, j - 1
+        elif d[i][j] == d[i][j - 1] + 1:
+            j -= 1
+        else:
+            i -= 1
+    return out
+
+
 @dataclass
 class WerCounts:
     """Accumulated errors and reference words over many utterances (corpus WER)."""

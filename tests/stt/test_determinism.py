@@ -45,7 +45,9 @@ async def finals(engine, pcm: np.ndarray, delay_s: float, settle: bool) -> list[
     await stream.finish()
     await scheduler.close()
     return [
-        (e["text"], e["start"], e["end"], e["confidence"]) for e in events if e["type"] == "final"
+        (e["text"], e["start"], e["end"], e["confidence"], e.get("words"))
+        for e in events
+        if e["type"] == "final"
     ]
 
 
