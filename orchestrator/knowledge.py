@@ -45,7 +45,7 @@ ANSWER_KIND: Final = "kb-answer"
 """The `task` label of answer tasks in `coach_task_failures_total`."""
 SHOWN_LIMIT: Final = 200
 """Passages remembered per call for de-duplication (a call never shows more)."""
-CONTEXT_WEIGHTS: Final = (0.6, 0.4, 0.3, 0.2, 0.15)
+CONTEXT_WEIGHTS: Final = (0.4, 0.25, 0.15, 0.1, 0.1)
 """Weight of the previous finals' words in a borrowed-context search, newest first."""
 ANSWER_PASSAGES: Final = 3
 ANSWER_MAX_CHARS: Final = 400

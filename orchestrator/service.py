@@ -95,11 +95,10 @@ async def run(settings: Settings) -> None:
             extra={"baseUrl": settings.llm.base_url, "models": list(settings.llm.models)},
         )
     kb = open_kb(settings.kb)
-    if kb is not None:
-        # Indexed before consuming, so the first calls already get cards.
-        await asyncio.to_thread(kb.refresh)
-    else:
+    if kb is None:
         log.info("KB_DIR not set: no knowledge cards")
+    # Otherwise the engine indexes it in a tracked task: embedding a large knowledge base
+    # takes a while, and the health port and the playbook alerts must not wait for it.
     report = KBReport(bus.redis, settings.bus.prefix)
     engine = Orchestrator(bus, settings, store, llm, kb=kb, kb_report=report)
     server = embedded_server(make_app(engine, settings.health_token), settings.host, settings.port)

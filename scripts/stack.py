@@ -82,6 +82,8 @@ def main() -> int:
     env.setdefault("STT_URL", f"ws://127.0.0.1:{stt_port}")
     env.setdefault("RELAY_URL", f"http://127.0.0.1:{relay_port}")
     model = env.setdefault("MODEL_PATH", str(ROOT / "models" / "faster-whisper-base"))
+    # The demo's knowledge base (knowledge cards, the console's search box) unless set.
+    env.setdefault("KB_DIR", str(ROOT / "demo" / "kb"))
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     logs = ROOT / "var" / "log"
     logs.mkdir(parents=True, exist_ok=True)

@@ -172,7 +172,7 @@ class Index:
         ideal = max(ideal, IDEAL_FLOOR * self.unknown_idf)
         fused = {pid: min(1.0, raw / ideal) for pid, raw in scores.items()}
         if self.vectors is not None and self.embedder is not None:
-            qtext = " ".join([text, *(c for c, _ in context)])
+            qtext = " ".join([text, *(c for c, _ in context[:1])])
             sims = self.vectors @ self.embedder.query(qtext)
             sem = np.clip((sims - SEM_LOW) / (SEM_HIGH - SEM_LOW), 0.0, 1.0)
             top = np.argsort(-sims)[:SEMANTIC_CANDIDATES]
