@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from coach.errors import CoachError
 from coach.redis_server import free_port
@@ -62,6 +63,17 @@ class EmbeddedPostgres:
         """False in tests: a crash of the machine may lose data, a crash of a process not."""
         self.process: subprocess.Popen[bytes] | None = None
         self._user = UNPRIVILEGED_USER if os.geteuid() == 0 else None
+        # Root's groups dropped too: a directory of group root with no group rights would
+        # refuse the server even where "other" may pass.
+        self._drop: dict[str, Any] = (
+            {
+                "user": self._user,
+                "group": pwd.getpwnam(self._user).pw_gid,
+                "extra_groups": [],
+            }
+            if self._user
+            else {}
+        )
 
     @property
     def url(self) -> str:
@@ -99,8 +111,8 @@ class EmbeddedPostgres:
                     *([] if self.fsync else ["--no-sync"]),
                 ],
                 capture_output=True,
-                user=self._user,
                 check=False,
+                **self._drop,
             )
             if result.returncode != 0:
                 raise CoachError(f"initdb failed: {result.stderr.decode(errors='replace')}")
@@ -127,7 +139,7 @@ class EmbeddedPostgres:
         log = self.log_file.open("ab")
         try:
             self.process = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, user=self._user
+                args, stdout=log, stderr=subprocess.STDOUT, **self._drop
             )
         finally:
             log.close()

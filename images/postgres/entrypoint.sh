@@ -13,17 +13,22 @@ for var in PG_ARCHIVE_PASSWORD PG_RELAY_PASSWORD PG_RETENTION_PASSWORD; do
 done
 
 PGDATA=${PGDATA:-/var/lib/postgresql/data}
-BIN=$(find /usr/lib/postgresql -maxdepth 2 -name bin -type d | sort -V | tail -1)
+SOCKETS=${PG_SOCKETS:-/tmp}
+# PG_BIN: another installation's binaries (the tests run this script on the embedded wheel's).
+BIN=${PG_BIN:-$(find /usr/lib/postgresql -maxdepth 2 -name bin -type d | sort -V | tail -1)}
 [ -n "$BIN" ] || fail "no PostgreSQL binaries under /usr/lib/postgresql"
 
+# The cluster's superuser is the system user the server runs as (postgres in the image), so
+# the socket's peer authentication lets this script in and nobody else.
+SUPER=$(id -un)
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
-  "$BIN/initdb" -D "$PGDATA" -U postgres --auth-local=peer --auth-host=scram-sha-256 \
+  "$BIN/initdb" -D "$PGDATA" -U "$SUPER" --auth-local=peer --auth-host=scram-sha-256 \
     --encoding=UTF8 --locale=C.UTF-8 >/dev/null
 fi
 
 # Provision over the socket only, before anything can connect over TCP.
-"$BIN/pg_ctl" -D "$PGDATA" -o "-c listen_addresses='' -k /tmp" -w -l /tmp/provision.log start >/dev/null
-psql -h /tmp -U postgres -d postgres -q -v ON_ERROR_STOP=1 \
+"$BIN/pg_ctl" -D "$PGDATA" -o "-c listen_addresses='' -k $SOCKETS" -w -l "$SOCKETS/provision.log" start >/dev/null
+"$BIN/psql" -h "$SOCKETS" -U "$SUPER" -d postgres -q -v ON_ERROR_STOP=1 \
   -v archive="$PG_ARCHIVE_PASSWORD" -v reader="$PG_RELAY_PASSWORD" \
   -v retention="$PG_RETENTION_PASSWORD" <<'SQL'
 SELECT format('CREATE ROLE %I LOGIN', r)
@@ -40,4 +45,4 @@ SQL
 "$BIN/pg_ctl" -D "$PGDATA" -w stop >/dev/null
 
 exec "$BIN/postgres" -D "$PGDATA" -c listen_addresses="${PG_LISTEN:-127.0.0.1}" \
-  -p "${PG_PORT:-5432}" -k /tmp
+  -p "${PG_PORT:-5432}" -k "$SOCKETS"
