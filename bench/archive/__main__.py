@@ -1,0 +1,279 @@
+"""`python -m bench.archive`: the call record's ingest rate and search latency on generated calls.
+
+Calls are made of the Asterisk prompt transcripts (Spanish `core-sounds-es`, English
+`core-sounds-en`; 1 call in 5 English), `--utterances` finals each with word timings, plus
+coaching, metrics and summary events, written through the archive's own write path
+(`coach.record.write.apply`, transactions of `--batch` events) into an embedded PostgreSQL 18.
+Then search (`coach.record.search.search`, ranking and snippets included, first page of 50) is
+timed for word, phrase and filtered queries whose words are drawn at corpus frequency ranks
+10–1,000, as the relay's reader role.
+
+    python -m bench.archive --calls 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import itertools
+import random
+import re
+import statistics
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from coach.events import DISPOSITIONS, SENTIMENTS
+from coach.pg_server import EmbeddedPostgres
+from coach.record import roles
+from coach.record.migrate import migrate
+from coach.record.search import Filters, search
+from coach.record.write import apply
+
+SOURCES = {
+    "es": Path("/usr/share/doc/asterisk-core-sounds-es/core-sounds-es.txt.gz"),
+    "en": Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz"),
+}
+T0 = 1_760_000_000_000
+WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+
+def sentences(lang: str) -> list[str]:
+    """The prompts' texts (`name: text` lines)."""
+    out = []
+    with gzip.open(SOURCES[lang], "rt", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if ":" in line and not line.startswith(";"):
+                text = line.split(":", 1)[1].strip()
+                if len(text.split()) >= 3:
+                    out.append(text)
+    return out
+
+
+def make_call(
+    n: int, corpus: dict[str, list[str]], rng: random.Random, utterances: int
+) -> list[dict[str, Any]]:
+    """Every event of generated call `n`, with bus-like ids."""
+    lang = "en" if n % 5 == 4 else "es"
+    call_id = f"bench-{n:07d}"
+    started = T0 + n * 60_000
+    agent = f"{200 + n % 50}"
+    events: list[dict[str, Any]] = [
+        {
+            "type": "call.started",
+            "callId": call_id,
+            "agent": agent,
+            "lang": lang,
+            "caller": {"number": f"+3460{n:07d}", "name": "Cliente"},
+            "startedAt": started,
+        },
+        {"type": "call.answered", "callId": call_id, "agent": agent, "answeredAt": started + 3000},
+    ]
+    t = 0.0
+    for i in range(utterances):
+        text = rng.choice(corpus[lang])
+        tokens = text.split()
+        dur = 0.35 * len(tokens) + 0.3
+        step = dur / len(tokens)
+        events.append(
+            {
+                "type": "final",
+                "callId": call_id,
+                "speaker": "agent" if i % 2 else "customer",
+                "utteranceId": f"u{i}",
+                "text": text,
+                "start": round(t, 2),
+                "end": round(t + dur, 2),
+                "confidence": 0.9,
+                "lang": lang,
+                "words": [
+                    {
+                        "w": w,
+                        "start": round(t + k * step, 2),
+                        "end": round(t + (k + 1) * step, 2),
+                        "p": 0.9,
+                    }
+                    for k, w in enumerate(tokens)
+                ],
+            }
+        )
+        if i == 7:
+            events.append(
+                {
+                    "type": "coach",
+                    "callId": call_id,
+                    "kind": "alert",
+                    "severity": "warning",
+                    "text": "Intención de baja",
+                    "source": "rules",
+                    "ruleId": rng.choice(["cancel-intent", "angry-customer", "payment"]),
+                    "refs": [f"u{i}"],
+                }
+            )
+        t += dur + rng.uniform(0.2, 2.0)
+    events.append(
+        {
+            "type": "metrics",
+            "callId": call_id,
+            "callTime": round(t, 1),
+            "talkRatio": {"agent": round(rng.uniform(0.3, 0.7), 2)},
+            "longestSilence": round(rng.uniform(0.5, 8), 1),
+            "silenceTotal": 10.0,
+            "overtalk": {"count": 1, "seconds": 0.5},
+            "speakers": {},
+        }
+    )
+    events.append(
+        {
+            "type": "summary",
+            "callId": call_id,
+            "text": "Resumen.",
+            "disposition": rng.choice(DISPOSITIONS),
+            "actionItems": [],
+            "sentiment": rng.choice(SENTIMENTS),
+        }
+    )
+    events.append(
+        {
+            "type": "call.ended",
+            "callId": call_id,
+            "endedAt": started + int(t * 1000),
+            "reason": "caller-hangup",
+        }
+    )
+    for k, ev in enumerate(events):
+        ev["id"] = f"{started + k}-0"
+    return events
+
+
+def ranked_words(corpus: dict[str, list[str]], lo: int, hi: int) -> dict[str, list[str]]:
+    """Per language, the words at frequency ranks lo..hi (1 = most frequent)."""
+    out = {}
+    for lang, texts in corpus.items():
+        counts = Counter(w.lower() for t in texts for w in WORD.findall(t) if len(w) > 2)
+        out[lang] = [w for w, _ in counts.most_common(hi)[lo - 1 :]]
+    return out
+
+
+def phrases(
+    corpus: dict[str, list[str]], words: dict[str, list[str]], rng: random.Random, n: int
+) -> list[str]:
+    """Quoted two-word phrases as said in the corpus, the first word in the rank window."""
+    out = []
+    for _ in range(n * 20):
+        lang = rng.choice(["es", "es", "es", "es", "en"])
+        tokens = [w.lower() for w in WORD.findall(rng.choice(corpus[lang]))]
+        pairs = [(a, b) for a, b in itertools.pairwise(tokens) if a in set(words[lang])]
+        if pairs:
+            a, b = rng.choice(pairs)
+            out.append(f'"{a} {b}"')
+        if len(out) == n:
+            break
+    return out
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
+
+
+async def ingest(
+    url: str, calls: int, utterances: int, batch: int, corpus: dict[str, list[str]]
+) -> tuple[int, float]:
+    rng = random.Random(1)
+    events_total = 0
+    pending: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        for n in range(calls):
+            pending += make_call(n, corpus, rng, utterances)
+            while len(pending) >= batch:
+                chunk, pending = pending[:batch], pending[batch:]
+                async with conn.transaction():
+                    await apply(conn, chunk)
+                events_total += len(chunk)
+            if n and n % 1000 == 0:
+                rate = events_total / (time.perf_counter() - started)
+                print(f"  {n} calls, {events_total} events, {rate:.0f} events/s", flush=True)
+        if pending:
+            async with conn.transaction():
+                await apply(conn, pending)
+            events_total += len(pending)
+    return events_total, time.perf_counter() - started
+
+
+async def timed(url: str, queries: list[Filters]) -> list[float]:
+    out = []
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        for f in queries[:3]:
+            await search(conn, f)  # warm the cache and the plans
+        for f in queries:
+            t = time.perf_counter()
+            await search(conn, f, limit=50)
+            out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=10_000)
+    parser.add_argument("--utterances", type=int, default=50)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--data", type=Path, default=None, help="keep the database here")
+    args = parser.parse_args()
+    corpus = {lang: sentences(lang) for lang in SOURCES}
+    print(f"corpus: {len(corpus['es'])} es, {len(corpus['en'])} en sentences")
+    with EmbeddedPostgres(data_dir=args.data) as pg:
+        roles.provision(pg.url)
+        url = pg.url_for(roles.ARCHIVE, roles.DATABASE)
+        migrate(url)
+        events, seconds = await ingest(url, args.calls, args.utterances, args.batch, corpus)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+            rows = conn.execute("SELECT count(*) FROM record.utterances").fetchone()
+            size = conn.execute("SELECT pg_size_pretty(pg_database_size('coach'))").fetchone()
+        print(
+            f"ingest: {args.calls} calls, {events} events ({rows[0] if rows else 0} utterances) "
+            f"in {seconds:.1f} s = {events / seconds:.0f} events/s, "
+            f"{args.calls / seconds:.1f} calls/s; database {size[0] if size else '?'}"
+        )
+        rng = random.Random(2)
+        words = ranked_words(corpus, 10, 1000)
+        word_q = [
+            Filters(q=rng.choice(words[rng.choice(["es", "es", "es", "es", "en"])]))
+            for _ in range(args.queries)
+        ]
+        phrase_q = [Filters(q=p) for p in phrases(corpus, words, rng, args.queries)]
+        span = args.calls * 60
+        filtered_q = [
+            Filters(
+                q=f.q,
+                dispositions=(rng.choice(DISPOSITIONS),),
+                since=datetime.fromtimestamp(T0 / 1000, tz=UTC)
+                + timedelta(seconds=rng.uniform(0, span / 2)),
+                speaker="customer",
+            )
+            for f in word_q
+        ]
+        reader = pg.url_for(roles.READER, roles.DATABASE)
+        for name, qs in (
+            ("word", word_q),
+            ("phrase", phrase_q),
+            ("filtered", filtered_q),
+            ("list", [Filters()] * args.queries),
+        ):
+            ms = await timed(reader, qs)
+            print(
+                f"search {name:8s}: n={len(ms)} p50 {statistics.median(ms):.1f} ms, "
+                f"p95 {pct(ms, 95):.1f} ms, max {max(ms):.1f} ms"
+            )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
