@@ -14,6 +14,7 @@ grammar a caller uses for a number read aloud is small; it is all here.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -43,10 +44,14 @@ class Token:
         return self.text.isalpha()
 
 
+@functools.lru_cache(maxsize=65536)
 def fold(text: str) -> str:
     """Lower case without accents, ñ kept ("Cumpleaños" -> "cumpleaños", "Perdón" -> "perdon")."""
+    lower = text.lower()
+    if lower.isascii():
+        return lower
     out = []
-    for ch in text.lower():
+    for ch in lower:
         if ch == "ñ":
             out.append(ch)
             continue

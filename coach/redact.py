@@ -28,6 +28,7 @@ Raw text is never logged here.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -246,13 +247,14 @@ def _keywords(toks: list[Token], keep: tuple[Phrase, ...]) -> list[tuple[int, in
     """Every keyword occurrence, longest phrase first at each position."""
     words = [i for i, t in enumerate(toks) if t.is_word or t.is_digits]
     norms = [toks[i].norm for i in words]
-    table: list[tuple[Phrase, str]] = [(p, kind) for kind, ps in KEYWORDS.items() for p in ps]
-    table += [(p, KEEP) for p in keep]
-    table.sort(key=lambda pk: -len(pk[0]))
+    # Whisper mishears a keyword by a letter or two ("Cavuca", "Segurinal", "Cónigo"): a word
+    # that is no keyword but is that close to one reads as it. Exact matches are tried first.
+    norms = [n if n in _KEYWORD_WORDS else (near_keyword(n) or n) for n in norms]
+    table = _phrase_index(keep)
     out: list[tuple[int, int, str]] = []
     j = 0
     while j < len(norms):
-        for phrase, kind in table:
+        for phrase, kind in table.get(norms[j], ()):
             n = len(phrase)
             if tuple(norms[j : j + n]) == phrase:
                 out.append((words[j], words[j + n - 1], kind))
@@ -261,6 +263,64 @@ def _keywords(toks: list[Token], keep: tuple[Phrase, ...]) -> list[tuple[int, in
         else:
             j += 1
     return out
+
+
+@functools.lru_cache(maxsize=16)
+def _phrase_index(keep: tuple[Phrase, ...]) -> dict[str, list[tuple[Phrase, str]]]:
+    """Keyword phrases by their first word, longest first."""
+    table: list[tuple[Phrase, str]] = [(p, kind) for kind, ps in KEYWORDS.items() for p in ps]
+    table += [(p, KEEP) for p in keep]
+    index: dict[str, list[tuple[Phrase, str]]] = {}
+    for phrase, kind in sorted(table, key=lambda pk: -len(pk[0])):
+        index.setdefault(phrase[0], []).append((phrase, kind))
+    return index
+
+
+_KEYWORD_WORDS: Final = frozenset(w for ps in KEYWORDS.values() for p in ps for w in p)
+_FUZZY_MIN: Final = 6
+"""Words shorter than this are never read as a misheard keyword (too many near neighbours)."""
+_FUZZY_TARGETS: Final = tuple(
+    sorted(
+        w
+        for kind, ps in KEYWORDS.items()
+        # Payment words stay exact but "tarjeta": "debido" is one letter from "debito".
+        for p in ps
+        for w in p
+        if len(w) >= _FUZZY_MIN and w.isalpha() and (kind != PAYMENT or w == "tarjeta")
+    )
+)
+NOT_KEYWORDS: Final = frozenset({"debido", "debida", "seguida", "seguido", "pasaporta"})
+"""Common words a letter or two from a keyword."""
+
+
+@functools.lru_cache(maxsize=8192)
+def near_keyword(word: str) -> str | None:
+    """The keyword word `word` is a mishearing of (edit distance 1, or 2 from 9 letters)."""
+    n = len(word)
+    if n < _FUZZY_MIN or not word.isalpha() or word in NOT_KEYWORDS:
+        return None
+    limit = 1 if n < 9 else 2
+    best: tuple[int, str] | None = None
+    for target in _FUZZY_TARGETS:
+        if abs(len(target) - n) > limit:
+            continue
+        d = _distance(word, target, limit)
+        if d <= limit and (best is None or d < best[0]):
+            best = (d, target)
+    return best[1] if best else None
+
+
+def _distance(a: str, b: str, limit: int) -> int:
+    """Levenshtein distance, or limit + 1 as soon as it must exceed `limit`."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        if min(cur) > limit:
+            return limit + 1
+        prev = cur
+    return prev[-1]
 
 
 def _keyword_before(scan: _Scan, index: int, reach: int = KEYWORD_REACH) -> str | None:

@@ -3,7 +3,8 @@
     python -m bench.coach.redact [--verbose]
 
 The corpus is tests/coach/redaction/*.yaml (format at the top of es.yaml). An expected span is
-caught when every letter and digit of its substring is inside masked spans of its kind; a
+caught when every letter and digit of its substring is inside masked spans of its kind
+("hidden" counts it masked as any kind: what matters for privacy); a
 masked span is right when it overlaps an expected span of its kind (else it counts against
 precision). Items of a `seq` share one `RedactionSession`, as the finals of one speaker do.
 """
@@ -29,6 +30,8 @@ class Tally:
 
     expected: Counter[str] = field(default_factory=Counter)
     caught: Counter[str] = field(default_factory=Counter)
+    hidden: Counter[str] = field(default_factory=Counter)
+    """Expected spans masked whatever the kind (what matters for privacy)."""
     masked: Counter[str] = field(default_factory=Counter)
     right: Counter[str] = field(default_factory=Counter)
     misses: list[str] = field(default_factory=list)
@@ -106,6 +109,8 @@ def _tally(t: Tally, utt: Utterance, spans: list[Span]) -> None:
         t.expected[kind] += 1
         hidden = [i for i in range(at, at + len(sub)) if utt.text[i].isalnum()]
         mine = [s for s in spans if s.kind == kind]
+        if all(any(s.start <= i < s.end for s in spans) for i in hidden):
+            t.hidden[kind] += 1
         if all(any(s.start <= i < s.end for s in mine) for i in hidden):
             t.caught[kind] += 1
         else:
@@ -135,7 +140,8 @@ def report(tallies: dict[tuple[str, str], Tally], verbose: bool = False) -> str:
         )
         for kind in sorted(set(t.expected) | set(t.masked)):
             lines.append(
-                f"  {kind:12} recall {t.recall(kind):.3f} ({t.caught[kind]}/{t.expected[kind]})"
+                f"  {kind:12} recall {t.recall(kind):.3f} ({t.caught[kind]}/{t.expected[kind]};"
+                f" hidden as any kind {t.hidden[kind]})"
                 f"  precision {t.precision(kind):.3f} ({t.right[kind]}/{t.masked[kind]})"
             )
         if verbose and (lang, source) == ("all", "all"):
