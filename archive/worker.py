@@ -76,8 +76,13 @@ class Archiver:
         self._lag_unknown = False
 
     async def start(self) -> None:
-        """Create the group at the stream's start: a first run archives what is still there."""
+        """Create the group at the stream's start (a first run archives what is still there)
+        and connect to the database, so /health says at once whether it is reachable."""
         await self.bus.ensure_group(self.group, start="0")
+        try:
+            await self._connection()
+        except psycopg.OperationalError as exc:
+            log.warning("database unavailable at start, retrying", extra={"error": str(exc)})
 
     async def close(self) -> None:
         """Close the database connection."""

@@ -131,3 +131,53 @@ async def test_sigkill_mid_call_loses_nothing(
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
         await bus.close()
+
+
+async def test_healthy_before_any_event_and_stops_on_sigterm(
+    redis_server: EmbeddedRedis,
+    pg_server: EmbeddedPostgres,
+    bus_config: BusConfig,
+    tmp_path: Path,
+) -> None:
+    """What the native stack waits on before starting the relay: /health 200 with an idle bus."""
+    db = fresh_db(pg_server, migrated=False)  # the archive migrates it itself
+    port = free_port()
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_server.url,
+        "DATABASE_URL": db.url(),
+        "BUS_PREFIX": bus_config.prefix,
+        "ARCHIVE_PORT": str(port),
+        "COACH_ENV_FILE": str(tmp_path / "none.env"),
+    }
+    proc = spawn(env, tmp_path / "archive.log")
+    try:
+        async with httpx.AsyncClient() as client:
+
+            async def healthy() -> bool:
+                try:
+                    r = await client.get(f"http://127.0.0.1:{port}/health")
+                except httpx.HTTPError:
+                    return False
+                return r.status_code == 200 and r.json()["database"] == "up"
+
+            await until_async(healthy, wait=30, what="archive healthy with no events")
+        with psycopg.connect(db.url()) as conn:
+            assert conn.execute("SELECT max(version) FROM record.schema_version").fetchone() == (2,)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+
+
+def test_a_bad_setting_stops_the_start_naming_it(tmp_path: Path) -> None:
+    env = {**os.environ, "ARCHIVE_BATCH": "0", "COACH_ENV_FILE": str(tmp_path / "none.env")}
+    out = subprocess.run(
+        [sys.executable, "-m", "archive"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 2 and "ARCHIVE_BATCH" in out.stdout
