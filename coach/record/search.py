@@ -107,8 +107,10 @@ _CALL_COLUMNS = sql.SQL(
     " c.summary_text, c.agent_talk_ratio, c.longest_silence, c.overtalk_s,"
     " c.recording_path IS NOT NULL AS has_recording"
 )
-_ES = "websearch_to_tsquery('record.es', %(q)s)"
-_EN = "websearch_to_tsquery('record.en', %(q)s)"
+_ES = "%(es)s::tsquery"
+_EN = "%(en)s::tsquery"
+"""The query parsed in each language, passed as constants: websearch_to_tsquery is only
+STABLE, so written inline it would be parsed again for every row it is compared with."""
 _IS_EN = "u.lang LIKE 'en%%'"
 _MATCH = sql.SQL(
     f"(u.tsv @@ {_ES} OR u.tsv @@ {_EN})"
@@ -179,7 +181,7 @@ async def search(
     after = decode_cursor(filters, cursor) if cursor else None
     text = bool(filters.q and filters.q.strip())
     if text:
-        params["q"] = filters.q
+        params |= await _compile(conn, filters.q or "")
         speaker = sql.SQL("")
         if filters.speaker:
             params["speaker"] = filters.speaker
@@ -225,27 +227,52 @@ async def search(
         encode_cursor(filters, rows[-1]["sort"], rows[-1]["call_id"]) if more and rows else None
     )
     if text and rows:
-        snippets = await _snippets(conn, filters, [r["call_id"] for r in rows])
+        snippets = await _snippets(conn, filters, params, [r["call_id"] for r in rows])
         for row in rows:
             row["matches"] = snippets.get(row["call_id"], [])
     calls = [_call_json(r) for r in rows]
     return Page(calls, next_cursor)
 
 
+async def _compile(conn: psycopg.AsyncConnection[Any], q: str) -> dict[str, Any]:
+    """The query in both languages (tsquery text) and the lexemes it looks for."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT websearch_to_tsquery('record.es', %(q)s)::text AS es,"
+            " websearch_to_tsquery('record.en', %(q)s)::text AS en,"
+            " querytree(websearch_to_tsquery('record.es', %(q)s)) AS es_tree,"
+            " querytree(websearch_to_tsquery('record.en', %(q)s)) AS en_tree",
+            {"q": q},
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return {
+        "es": row["es"],
+        "en": row["en"],
+        "lexemes": _lexemes({"es": row["es_tree"], "en": row["en_tree"]}),
+    }
+
+
 async def _snippets(
-    conn: psycopg.AsyncConnection[Any], filters: Filters, call_ids: list[str]
+    conn: psycopg.AsyncConnection[Any],
+    filters: Filters,
+    compiled: dict[str, Any],
+    call_ids: list[str],
 ) -> dict[str, list[dict[str, Any]]]:
     """The best matching utterances of each call, highlighted, with the second of the hit."""
-    params: dict[str, Any] = {"q": filters.q, "calls": call_ids, "per": SNIPPETS_PER_CALL}
+    params: dict[str, Any] = {
+        "es": compiled["es"],
+        "en": compiled["en"],
+        "lexemes": compiled["lexemes"],
+        "calls": call_ids,
+        "per": SNIPPETS_PER_CALL,
+        "headline": HEADLINE,
+    }
     speaker = sql.SQL("")
     if filters.speaker:
         params["speaker"] = filters.speaker
         speaker = sql.SQL(" AND u.speaker = %(speaker)s")
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(sql.SQL(f"SELECT querytree({_ES}) AS es, querytree({_EN}) AS en"), params)
-        trees = await cur.fetchone()
-        params["lexemes"] = _lexemes(trees or {})
-        params["headline"] = HEADLINE
         await cur.execute(
             sql.SQL(
                 "WITH best AS ("
