@@ -63,7 +63,7 @@ from coach.redact_rules import (
     UNITS_AFTER,
     Phrase,
 )
-from coach.settings import Env, SettingsError
+from coach.settings import SettingsError
 
 K = RedactionKind
 KEYWORD_REACH: Final = 10
@@ -141,27 +141,28 @@ class RedactConfig:
     """Seconds a keyword at the end of a final names the numbers of the next one."""
 
     @classmethod
-    def from_env(cls, env: Env) -> RedactConfig:
-        """Read REDACT_KINDS, REDACT_KEEP_AFTER, REDACT_PAYMENT_WINDOW_S."""
-        d = cls()
-        raw = env.str("REDACT_KINDS", "all").strip().lower()
+    def parse(
+        cls, kinds: str = "all", keep_after: str | None = None, payment_window_s: float = 90.0
+    ) -> RedactConfig:
+        """From the settings' text (REDACT_KINDS, REDACT_KEEP_AFTER, REDACT_PAYMENT_WINDOW_S:
+        the service reading them, stt, checks the number); a bad kind raises SettingsError."""
+        raw = kinds.strip().lower() or "all"
         named = {"all": frozenset(REDACTION_KINDS), "none": frozenset[str]()}
-        kinds = named[raw] if raw in named else _items(raw)
-        unknown = kinds - set(REDACTION_KINDS)
+        chosen = named[raw] if raw in named else _items(raw)
+        unknown = chosen - set(REDACTION_KINDS)
         if unknown:
             raise SettingsError(
                 f"REDACT_KINDS: unknown kind(s) {', '.join(sorted(unknown))}; "
                 f"use 'all', 'none' or some of {', '.join(REDACTION_KINDS)}"
             )
-        keep_raw = env.raw("REDACT_KEEP_AFTER")
-        if keep_raw is None:
-            keep = d.keep_after
-        elif fold(keep_raw).strip() == "none":
+        keep: tuple[str, ...]
+        if keep_after is None or not keep_after.strip():
+            keep = DEFAULT_KEEP
+        elif fold(keep_after).strip() == "none":
             keep = ()
         else:
-            keep = tuple(sorted(_items(fold(keep_raw))))
-        window = env.float("REDACT_PAYMENT_WINDOW_S", d.payment_window_s, min=0.0, max=3600.0)
-        return cls(kinds=kinds, keep_after=keep, payment_window_s=window)
+            keep = tuple(sorted(_items(fold(keep_after))))
+        return cls(kinds=chosen, keep_after=keep, payment_window_s=payment_window_s)
 
 
 def _items(raw: str) -> frozenset[str]:

@@ -108,7 +108,13 @@ class SttSettings:
             context_gap_s=env.float("STT_CONTEXT_GAP_S", sd.context_gap_s, min=0.0, max=30.0),
             speculate=env.bool("STT_SPECULATE", sd.speculate),
             words=env.bool("STT_WORDS", sd.words),
-            redact=RedactConfig.from_env(env),
+            redact=RedactConfig.parse(
+                env.str("REDACT_KINDS", "all"),
+                env.raw("REDACT_KEEP_AFTER"),
+                env.float(
+                    "REDACT_PAYMENT_WINDOW_S", sd.redact.payment_window_s, min=0.0, max=3600.0
+                ),
+            ),
         )
         workers = _default("decode_workers") if gpu else min(4, os.cpu_count() or 1)
         return cls(

@@ -10,6 +10,7 @@ from bench.coach.redact import load, score
 from coach.events import validate
 from coach.redact import RedactConfig, RedactionSession, redact_text
 from coach.settings import Env, SettingsError
+from stt.settings import SttSettings
 
 pytestmark = pytest.mark.unit
 
@@ -124,20 +125,24 @@ def test_hard_negatives_are_kept(text):
 
 
 def test_kinds_and_kept_references_are_settings():
-    config = RedactConfig.from_env(
-        Env({"REDACT_KINDS": "card,cvv", "REDACT_KEEP_AFTER": "expediente"})
-    )
+    config = RedactConfig.parse("card,cvv", "expediente")
     red = redact_text("Mi DNI es 12345678Z y la tarjeta 4111 1111 1111 1111.", config)
     assert red.text == "Mi DNI es 12345678Z y la tarjeta [card]."
     with pytest.raises(SettingsError, match="REDACT_KINDS"):
-        RedactConfig.from_env(Env({"REDACT_KINDS": "card,passport"}))
-    assert RedactConfig.from_env(Env({})).kinds == RedactConfig().kinds
-    assert RedactConfig.from_env(Env({"REDACT_KINDS": "none"})).kinds == frozenset()
-    assert RedactConfig.from_env(Env({"REDACT_KEEP_AFTER": "none"})).keep_after == ()
+        RedactConfig.parse("card,passport")
+    assert RedactConfig.parse() == RedactConfig()
+    assert RedactConfig.parse("none").kinds == frozenset()
+    assert RedactConfig.parse(keep_after="none").keep_after == ()
+    # stt reads them from its environment.
+    env = {"RELAY_TOKEN": "t" * 16, "REDACT_KINDS": "card", "REDACT_PAYMENT_WINDOW_S": "30"}
+    redact = SttSettings.from_env(Env(env)).stream.redact
+    assert redact.kinds == {"card"} and redact.payment_window_s == 30
+    with pytest.raises(SettingsError, match="REDACT_PAYMENT_WINDOW_S"):
+        SttSettings.from_env(Env({**env, "REDACT_PAYMENT_WINDOW_S": "-1"}))
 
 
 def test_kept_reference_setting_changes_what_is_kept():
     default = redact_text("El ticket es 45678912.")
     assert default.text == "El ticket es 45678912."
-    strict = RedactConfig.from_env(Env({"REDACT_KEEP_AFTER": "expediente"}))
+    strict = RedactConfig.parse(keep_after="expediente")
     assert "45678912" not in redact_text("El ticket es 45678912.", strict).text
