@@ -551,7 +551,10 @@ class Orchestrator:
         by_uid = {f.get("utteranceId"): f for f in finals or []}
         for ev in stored:
             self.stats["coach"] += 1
-            prom.COACH.labels(ev.get("source", "rules"), ev.get("ruleId") or "llm").inc()
+            source = ev.get("source", "rules")
+            kb_label = "answer" if ev.get("answer") else "card"
+            rule = ev.get("ruleId") or (kb_label if source == "kb" else "llm")
+            prom.COACH.labels(source, rule).inc()
             refs = ev.get("refs") or []
             final = by_uid.get(refs[0]) if refs else None
             if final and final.get("ts"):
