@@ -30,8 +30,10 @@ async def load_call(conn: psycopg.AsyncConnection[Any], call_id: str) -> dict[st
         if c is None:
             return None
         await cur.execute(
-            "SELECT utterance_id, speaker, start_s, end_s, text, lang, confidence, words,"
-            " redactions FROM record.utterances WHERE call_id = %s ORDER BY start_s, utterance_id",
+            "SELECT u.utterance_id, u.speaker, u.start_s, u.end_s, u.text, u.lang, u.confidence,"
+            " w.words, u.redactions FROM record.utterances u LEFT JOIN record.utterance_words w"
+            " ON w.call_id = u.call_id AND w.utterance_id = u.utterance_id"
+            " WHERE u.call_id = %s ORDER BY u.start_s, u.utterance_id",
             [call_id],
         )
         utterances = await cur.fetchall()

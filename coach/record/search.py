@@ -282,9 +282,11 @@ async def _snippets(
                 " WHERE u.call_id = ANY(%(calls)s) AND {match}{speaker})"
                 " SELECT u.call_id, u.utterance_id, u.speaker, u.start_s, u.end_s,"
                 " ts_headline({config}, u.text, {query}, %(headline)s) AS headline,"
-                " (SELECT (w ->> 'start')::float8 FROM jsonb_array_elements(u.words)"
+                " (SELECT (w ->> 'start')::float8 FROM record.utterance_words uw,"
+                "  jsonb_array_elements(uw.words)"
                 "  WITH ORDINALITY AS e(w, i)"
-                "  WHERE tsvector_to_array(to_tsvector({config}, w ->> 'w')) && %(lexemes)s::text[]"
+                "  WHERE uw.call_id = u.call_id AND uw.utterance_id = u.utterance_id"
+                "  AND tsvector_to_array(to_tsvector({config}, w ->> 'w')) && %(lexemes)s::text[]"
                 "  ORDER BY i LIMIT 1) AS hit_s"
                 " FROM best u WHERE u.n <= %(per)s ORDER BY u.call_id, u.start_s"
             ).format(

@@ -78,7 +78,7 @@ async def test_a_call_becomes_its_record(bus: Bus, record_db: RecordDb) -> None:
     assert count(record_db, "metrics", "c1") == 1
     with psycopg.connect(record_db.url()) as conn:
         words = conn.execute(
-            "SELECT words FROM record.utterances WHERE call_id = 'c1' AND utterance_id = 'c1'"
+            "SELECT words FROM record.utterance_words WHERE call_id = 'c1' AND utterance_id = 'c1'"
         ).fetchone()
     assert words is not None and words[0][0]["w"] == "Hola,"
     lag, pending = await group_backlog(bus, "archive")
@@ -122,6 +122,31 @@ async def test_out_of_order_events_keep_the_newest(bus: Bus, record_db: RecordDb
     row = call_row(record_db, "c1")
     assert row["disposition"] == "retained" and row["summary_text"] == "Retained after all."
     assert row["agent"] == "201"  # call.started (older) did not undo call.answered
+    # A newer version of an utterance, then the older one replayed: text and words stay new.
+    newer = await bus.publish(
+        {
+            "type": "final",
+            "callId": "c1",
+            "speaker": "customer",
+            "utteranceId": "c1",
+            "text": "Quiero darme de baja",
+            "start": 5.0,
+            "end": 7.0,
+            "confidence": 0.95,
+            "lang": "es",
+            "words": [{"w": "Quiero", "start": 5.0, "end": 5.4, "p": 0.9}],
+        }
+    )
+    older = next(e for e in events if e.get("utteranceId") == "c1" and e["type"] == "final")
+    async with await psycopg.AsyncConnection.connect(record_db.url()) as conn:
+        for ev in (newer, older, older):
+            async with conn.transaction():
+                await apply(conn, [ev])
+    with psycopg.connect(record_db.url()) as conn:
+        assert conn.execute(
+            "SELECT u.text, w.words FROM record.utterances u JOIN record.utterance_words w"
+            " USING (call_id, utterance_id) WHERE call_id = 'c1' AND utterance_id = 'c1'"
+        ).fetchone() == ("Quiero darme de baja", newer["words"])
 
 
 async def test_a_refused_event_is_dropped_and_its_batch_kept(bus: Bus, record_db: RecordDb) -> None:

@@ -18,8 +18,11 @@ from tests.pg import RecordDb, fresh_db
 pytestmark = pytest.mark.integration
 
 
+WORDS = [{"w": "Quiero", "start": 12.5, "end": 12.9, "p": 0.9}]
+
+
 def test_shipped_versions_run_one_to_n() -> None:
-    assert [m.version for m in migrations()][:2] == [1, 2]
+    assert [m.version for m in migrations()][:3] == [1, 2, 3]
 
 
 def test_data_written_at_version_1_survives_version_2(pg_server: EmbeddedPostgres) -> None:
@@ -43,10 +46,11 @@ def test_data_written_at_version_1_survives_version_2(pg_server: EmbeddedPostgre
         )
         conn.execute(
             "INSERT INTO record.utterances (call_id, utterance_id, seq, speaker, start_s, end_s,"
-            " text, lang) VALUES ('c1', 'u1', 1, 'customer', 12.5, 15.0,"
-            " 'Quiero cancelar mi suscripción', 'es')"
+            " text, lang, words) VALUES ('c1', 'u1', 1, 'customer', 12.5, 15.0,"
+            " 'Quiero cancelar mi suscripción', 'es', %s)",
+            [Jsonb(WORDS)],
         )
-    assert migrate(db.url()) == [2]
+    assert migrate(db.url(), target=2) == [2]
     with psycopg.connect(db.url()) as conn:
         assert current_version(conn) == 2
         row = conn.execute(
@@ -59,6 +63,13 @@ def test_data_written_at_version_1_survives_version_2(pg_server: EmbeddedPostgre
             " WHERE tsv @@ websearch_to_tsquery('record.es', 'suscripcion cancelada')"
         ).fetchone()
         assert hit == (12.5,)
+    # Version 3 moves the word timings to their own table; the utterance keeps the rest.
+    assert migrate(db.url()) == [3]
+    with psycopg.connect(db.url()) as conn:
+        assert conn.execute("SELECT words FROM record.utterance_words").fetchall() == [(WORDS,)]
+        assert conn.execute("SELECT text FROM record.utterances").fetchone() == (
+            "Quiero cancelar mi suscripción",
+        )
     assert migrate(db.url()) == []  # nothing left to do
 
 
