@@ -112,7 +112,8 @@ def main() -> int:
         # The call record: the archive writes as the schema's owner, the relay reads as the
         # read-only role (trust auth on 127.0.0.1: a dev server, privileges still per role).
         pg = EmbeddedPostgres(
-            port=int(env.get("PG_PORT", "5432")), data_dir=ROOT / "var" / "postgres"
+            port=int(env.get("PG_PORT", "5432")),
+            data_dir=env.get("PG_DATA_DIR") or ROOT / "var" / "postgres",
         ).start()
         record_roles.provision(pg.url)
         database_urls = {
@@ -120,7 +121,7 @@ def main() -> int:
             "relay": pg.url_for(record_roles.READER, record_roles.DATABASE),
             "retention": pg.url_for(record_roles.RETENTION, record_roles.DATABASE),
         }
-        log(f"embedded postgres on 127.0.0.1:{pg.port} (data in var/postgres)")
+        log(f"embedded postgres on 127.0.0.1:{pg.port} (data in {pg.base})")
 
     def env_for(role: str) -> dict[str, str]:
         """The environment of one service: its own Redis user when the Redis is ours, its own
@@ -175,10 +176,11 @@ def main() -> int:
         print("READY " + json.dumps(ready), flush=True)
         if args.demo:
             wav = ROOT / "var" / "demo" / "call.es.wav"
-            if not wav.exists():
-                subprocess.run(
-                    [PY, str(ROOT / "scripts" / "make_demo_call.py"), "--out", str(wav)], check=True
-                )
+            # Made anew each time (a few seconds): an older WAV may have been spoken by
+            # espeak-ng before the better voice was installed, or by an older script.
+            subprocess.run(
+                [PY, str(ROOT / "scripts" / "make_demo_call.py"), "--out", str(wav)], check=True
+            )
             script = json.loads((ROOT / "demo" / "transcript.es.json").read_text(encoding="utf-8"))
             agent = script["agent"]
             tokens = {

@@ -13,12 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import websockets
 
 from bench.stt.wer import wer
 from coach.redis_server import EmbeddedRedis, free_port
 from coach.tasks import TaskSet
+from fakes.poll import until_async
+from relay.auth import make_token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,6 +63,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         "RELAY_PORT": str(free_port()),
         "STT_PORT": str(free_port()),
         "ORCH_PORT": str(free_port()),
+        "ARCHIVE_PORT": str(free_port()),
+        "PG_PORT": str(free_port()),
+        "PG_DATA_DIR": str(tmp / "postgres"),
         "REPLAY_BASE_PORT": str(30000 + os.getpid() % 10000),
         "LOG_LEVEL": "info",
     }
@@ -188,6 +194,38 @@ async def test_demo_call_end_to_end(stack: dict[str, Any]) -> None:
     assert all(set(e["refs"]) <= utterances for e in coach), coach
     summary = next(e for e in events if e["type"] == "summary")
     assert summary["text"]
+    await archived_in_history(stack, call_id, events)
+
+
+async def archived_in_history(
+    stack: dict[str, Any], call_id: str, events: list[dict[str, Any]]
+) -> None:
+    """The archive wrote the call into the record: the relay's history has its transcript,
+    coaching and summary, and a search for what the customer said finds it at that second."""
+    env = stack["env"]
+    headers = {"Authorization": f"Bearer {make_token(env['AUTH_SECRET'], 'supervisor')}"}
+    base = f"http://127.0.0.1:{env['RELAY_PORT']}"
+    finals = [e for e in events if e["type"] == "final"]
+    async with httpx.AsyncClient(base_url=base, headers=headers) as client:
+
+        async def complete() -> dict[str, Any] | None:
+            r = await client.get(f"/history/{call_id}")
+            body: dict[str, Any] = r.json() if r.status_code == 200 else {}
+            return body if body.get("summary") and body.get("endedAt") else None
+
+        found = await until_async(complete, wait=60, what="the call in the history")
+        assert found is not None
+        call: dict[str, Any] = found
+        assert [u["utteranceId"] for u in call["transcript"]] == [
+            e["utteranceId"] for e in sorted(finals, key=lambda e: (e["start"], e["utteranceId"]))
+        ]
+        assert len(call["coaching"]) == len([e for e in events if e["type"] == "coach"])
+        assert call["summary"]["text"] == next(e for e in events if e["type"] == "summary")["text"]
+        said = max((e for e in finals if e["speaker"] == "customer"), key=lambda e: len(e["text"]))
+        phrase = " ".join(said["text"].split()[:3])
+        r = await client.get("/history", params={"q": f'"{phrase}"', "speaker": "customer"})
+        hit = next(c for c in r.json()["calls"] if c["callId"] == call_id)
+        assert any(said["start"] <= m["at"] <= said["end"] for m in hit["matches"]), hit
 
 
 async def test_concurrent_calls_do_not_mix(stack: dict[str, Any]) -> None:
