@@ -1,46 +1,57 @@
 """Synthesise the bundled demo call: a stereo WAV (left = customer, right = agent).
 
-Each line of `demo/transcript.es.json` is spoken with espeak-ng (Debian `espeak-ng`), one voice
-per speaker, and placed at its time on its speaker's channel; lines are pushed later when a
-voice runs longer than the script allowed, so speakers never talk over each other by accident.
+Each line of `demo/transcript.es.json` is spoken by the voice of its speaker and placed at its
+time on its speaker's channel; lines are pushed later when a voice runs longer than the script
+allowed, so speakers never talk over each other by accident. The voices: SVOX Pico (Debian
+`libttspico-utils`) in its own female voice and a lower, slower reading of it for a man, as
+the script's `voices` says; without Pico, espeak-ng (Debian `espeak-ng`). Voices and figures:
+`bench/voices.py`, `python -m bench.demo_voice`.
 Writes the WAV and a JSON sidecar with the real start/end of every line (the reference for WER).
 
     python scripts/make_demo_call.py [demo/transcript.es.json] [--out var/demo/call.es.wav]
+    python scripts/make_demo_call.py --voice customer=mbrola-es3 --voice agent=espeak-es419
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import tempfile
 import wave
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from coach.resample import resample
+from bench.voices import BY_NAME, Voice, available, speak
 
-# (voice, words per minute, pitch), chosen by offline WER of faster-whisper-base on the demo
-# lines at 16 kHz: customer 0.22, agent 0.25. At 8 kHz every espeak voice scored 0.3-0.6 and
-# the female variants 0.47-0.58: too robotic for a fair test of the pipeline.
-VOICES = {"customer": ("es-419+m3", 150, 35), "agent": ("es-419", 150, 50)}
+# By the speaker's sex in the script ("voices": {"customer": "f", "agent": "m"}). WER of
+# faster-whisper base on the demo's lines through an 8 kHz leg (bench/demo_voice.py, 2026-12):
+# pico-es 0.02, pico-es-low 0.0x; the espeak-ng fallback 0.30 / 0.44 (its female variants
+# score worse still, so the fallback ignores the sex).
+PREFERRED = {"f": "pico-es", "m": "pico-es-male"}
+FALLBACK = {"customer": "espeak-es419-m3", "agent": "espeak-es419"}
 GAP = 0.6  # seconds of silence at least between two lines
 
 
-def speak(text: str, voice: str, speed: int, pitch: int, rate: int) -> np.ndarray:
-    """espeak-ng's audio for `text`, as float32 mono at `rate` Hz."""
-    with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
-        subprocess.run(
-            ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", tmp.name, text],
-            check=True,
-        )
-        with wave.open(tmp.name) as w:
-            src_rate = w.getframerate()
-            pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float32)
-    return resample(pcm, src_rate, rate).astype(np.float32)
+def pick(speaker: str, sex: str | None, override: dict[str, str]) -> Voice:
+    """The voice for `speaker`: the override, else the preferred one if installed, else espeak."""
+    if speaker in override:
+        voice = BY_NAME[override[speaker]]
+        missing = available(voice)
+        if missing:
+            raise SystemExit(f"make_demo_call: voice {voice.name} needs {missing}")
+        return voice
+    preferred = BY_NAME[PREFERRED.get(sex or "", PREFERRED["f"])]
+    missing = available(preferred)
+    if missing is None:
+        return preferred
+    print(
+        f"make_demo_call: {preferred.name} needs {missing} (scripts/setup installs it); "
+        f"the {speaker} speaks with espeak-ng",
+        file=sys.stderr,
+    )
+    return BY_NAME[FALLBACK[speaker]]
 
 
 def main() -> int:
@@ -50,13 +61,25 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("var/demo/call.es.wav"))
     # 16 kHz: what ExternalMedia's slin16 carries from a wideband leg.
     parser.add_argument("--rate", type=int, default=16000, choices=(8000, 16000))
+    parser.add_argument(
+        "--voice",
+        action="append",
+        default=[],
+        metavar="SPEAKER=NAME",
+        help=f"a speaker's voice, one of: {', '.join(BY_NAME)}",
+    )
     args = parser.parse_args()
+    override = dict(v.split("=", 1) for v in args.voice)
+    unknown = [n for s, n in override.items() if n not in BY_NAME or s not in FALLBACK]
+    if unknown:
+        parser.error(f"unknown speaker or voice in --voice: {', '.join(unknown)}")
     script = json.loads(args.transcript.read_text(encoding="utf-8"))
+    sexes = script.get("voices", {})
+    voices = {s: pick(s, sexes.get(s), override) for s in FALLBACK}
     rate = args.rate
     clips, placed, t = [], [], 0.0
     for line in script["lines"]:
-        voice, speed, pitch = VOICES[line["speaker"]]
-        audio = speak(line["text"], voice, speed, pitch, rate)
+        audio = speak(voices[line["speaker"]], line["text"], rate)
         start = max(line["at"], t)
         end = start + len(audio) / rate
         clips.append((line["speaker"], int(start * rate), audio))
@@ -79,7 +102,8 @@ def main() -> int:
         json.dumps({**script, "lines": placed}, ensure_ascii=False, indent=1), encoding="utf-8"
     )
     print(
-        f"{args.out}: {total / rate:.1f} s stereo at {rate} Hz (left customer, right agent); reference {sidecar}"
+        f"{args.out}: {total / rate:.1f} s stereo at {rate} Hz (left customer: "
+        f"{voices['customer'].name}, right agent: {voices['agent'].name}); reference {sidecar}"
     )
     return 0
 
