@@ -162,25 +162,27 @@ UPDATE record.calls SET ended_at = %(at)s, reason = %(reason)s, ended_seq = %(se
   recording_path = coalesce(%(path)s, recording_path)
 WHERE call_id = %(call_id)s AND (ended_seq IS NULL OR ended_seq < %(seq)s)"""
 _FINAL = """
-INSERT INTO record.utterances
-  (call_id, utterance_id, seq, speaker, start_s, end_s, text, lang, confidence, redactions)
-VALUES (%(call_id)s, %(utt)s, %(seq)s, %(speaker)s, %(start)s, %(end)s, %(text)s, %(lang)s,
-  %(confidence)s, %(redactions)s)
-ON CONFLICT (call_id, utterance_id) DO UPDATE SET seq = excluded.seq, speaker = excluded.speaker,
-  start_s = excluded.start_s, end_s = excluded.end_s, text = excluded.text, lang = excluded.lang,
-  confidence = excluded.confidence, redactions = excluded.redactions
-WHERE record.utterances.seq < excluded.seq"""
-# The words of the utterance's current version only: an older final replayed after a newer one
-# neither writes its words nor removes the newer one's.
-_CURRENT = """EXISTS (SELECT 1 FROM record.utterances
-  WHERE call_id = %(call_id)s AND utterance_id = %(utt)s AND seq = %(seq)s)"""
-_WORDS = f"""
+WITH u AS (
+  INSERT INTO record.utterances
+    (call_id, utterance_id, seq, speaker, start_s, end_s, text, lang, confidence, redactions)
+  VALUES (%(call_id)s, %(utt)s, %(seq)s, %(speaker)s, %(start)s, %(end)s, %(text)s, %(lang)s,
+    %(confidence)s, %(redactions)s)
+  ON CONFLICT (call_id, utterance_id) DO UPDATE SET seq = excluded.seq,
+    speaker = excluded.speaker, start_s = excluded.start_s, end_s = excluded.end_s,
+    text = excluded.text, lang = excluded.lang, confidence = excluded.confidence,
+    redactions = excluded.redactions
+  WHERE record.utterances.seq < excluded.seq
+  RETURNING call_id, utterance_id
+), gone AS (
+  DELETE FROM record.utterance_words w USING u
+  WHERE w.call_id = u.call_id AND w.utterance_id = u.utterance_id AND %(words)s::jsonb IS NULL
+)
 INSERT INTO record.utterance_words (call_id, utterance_id, words)
-SELECT %(call_id)s, %(utt)s, %(words)s WHERE %(words)s IS NOT NULL AND {_CURRENT}
+SELECT call_id, utterance_id, %(words)s FROM u WHERE %(words)s::jsonb IS NOT NULL
 ON CONFLICT (call_id, utterance_id) DO UPDATE SET words = excluded.words"""
-_WORDS_GONE = f"""
-DELETE FROM record.utterance_words
-WHERE call_id = %(call_id)s AND utterance_id = %(utt)s AND %(words)s IS NULL AND {_CURRENT}"""
+"""One statement per final: the utterance, and its words only when this event is the
+utterance's current version (RETURNING is empty when an older or the same final is replayed),
+so a replay neither rewrites nor removes the newer version's words."""
 _COACH = """
 INSERT INTO record.coaching (call_id, seq, ts, kind, severity, source, rule_id, text, body)
 VALUES (%(call_id)s, %(seq)s, %(ts)s, %(kind)s, %(severity)s, %(source)s, %(rule)s, %(text)s,
@@ -219,8 +221,6 @@ async def apply(conn: psycopg.AsyncConnection[Any], events: Sequence[dict[str, A
             (_RECORDING, batch.recording),
             (_ENDED, batch.ended),
             (_FINAL, batch.finals),
-            (_WORDS, batch.finals),
-            (_WORDS_GONE, batch.finals),
             (_COACH, batch.coaching),
             (_METRICS, batch.metrics),
             (_METRICS_LATEST, batch.metrics),
