@@ -30,7 +30,7 @@ from urllib.parse import quote
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from coach.events import DISPOSITIONS, SENTIMENTS, SPEAKERS, is_call_id
@@ -39,6 +39,7 @@ from coach.record.search import MAX_LIMIT, CursorError, Filters, search
 from relay import history_export
 from relay.api import _principal, error
 from relay.auth import AuthError, Principal
+from relay.history_audio import recording_response
 
 if TYPE_CHECKING:
     from relay.settings import RelaySettings
@@ -443,14 +444,7 @@ async def audio(request: Request) -> Response:
     found = h.audio_file(path) if path else None
     if found is None:
         return error(404, "no recording for this call")
-    # Starlette's FileResponse answers Range (206, multiple ranges, 416) and If-Range itself.
-    return FileResponse(found, media_type=_audio_type(found), headers={"Cache-Control": "private"})
-
-
-def _audio_type(path: Path) -> str:
-    return {".wav": "audio/wav", ".mp3": "audio/mpeg", ".ogg": "audio/ogg"}.get(
-        path.suffix.lower(), "application/octet-stream"
-    )
+    return recording_response(found, request)
 
 
 def routes() -> list[Route]:

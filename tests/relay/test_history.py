@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import time
+import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -31,6 +32,8 @@ __all__ = ["pg_server", "record_db"]  # fixtures used by this module
 
 RIFF = b"RIFF" + bytes(range(256)) * 40
 """Stands for a recording: the route serves bytes, whatever they hold."""
+RAW = bytes(range(256)) * 250 + b"\x01"
+"""MixMonitor's headerless stereo PCM16 at 8 kHz (a trailing half frame: still being written)."""
 
 
 @pytest.fixture
@@ -38,10 +41,13 @@ async def archived(bus: Bus, record_db: RecordDb, tmp_path: Path) -> RecordDb:
     """Three calls published on the bus and archived: two of agent 200, one of 201."""
     (tmp_path / "rec").mkdir()
     (tmp_path / "rec" / "c200a.wav").write_bytes(RIFF)
+    (tmp_path / "rec" / "c201.raw").write_bytes(RAW)
     await bus.publish_many(call_events("c200a", agent="200", recording="/var/spool/rec/c200a.wav"))
     await bus.publish_many(call_events("c200b", agent="200", lang="en", disposition="resolved"))
     # Dialled for 200 but answered by 201: it is 201's call.
-    await bus.publish_many(call_events("c201", agent="200", answered_by="201"))
+    await bus.publish_many(
+        call_events("c201", agent="200", answered_by="201", recording="/var/spool/c201.raw")
+    )
     archiver = Archiver(bus, record_db.url(), block_ms=50)
     await archiver.start()
     while await archiver.step():
@@ -215,3 +221,27 @@ async def test_without_a_database_the_routes_say_so(
         assert r.status_code == 503 and "DATABASE_URL" in r.json()["error"]
     finally:
         await server.stop()
+
+
+async def test_a_raw_recording_plays_as_wav_with_ranges(relay_h: RelayServer) -> None:
+    mine = auth(relay_h, "agent", "201")
+    frames = len(RAW) // 4
+    async with httpx.AsyncClient(base_url=relay_h.http) as client:
+        url = (await client.post("/history/c201/media-url", headers=mine)).json()["url"]
+        whole = await client.get(url)
+        assert whole.status_code == 200 and whole.headers["content-type"] == "audio/wav"
+        with wave.open(io.BytesIO(whole.content)) as w:
+            assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (2, 2, 8000)
+            assert w.readframes(frames) == RAW[: frames * 4]
+        size = 44 + frames * 4
+        # A range across the header's end, one inside the samples, and the last bytes.
+        for rng, first, last in (
+            ("bytes=40-99", 40, 99),
+            ("bytes=1000-1999", 1000, 1999),
+            ("bytes=-10", size - 10, size - 1),
+        ):
+            part = await client.get(url, headers={"Range": rng})
+            assert part.status_code == 206, rng
+            assert part.headers["content-range"] == f"bytes {first}-{last}/{size}"
+            assert part.content == whole.content[first : last + 1]
+        assert (await client.get(url, headers={"Range": f"bytes={size}-"})).status_code == 416
