@@ -208,8 +208,14 @@ async def test_restart_mid_call_loses_nothing(bus: Bus):
         assert refs["churn.cancel"] == [u1] and refs["escalation.supervisor"] == [u2]
         assert refs["compliance.card_request"] == [u3]
         assert len(summary) == 1
-        pending = await bus.redis.xpending(bus.events_key, "orchestrator")
-        assert pending["pending"] == 0
+
+        # The summary is published before the entries behind it are acknowledged: wait for
+        # the acks (bounded) rather than look the moment the summary appears.
+        async def all_acked() -> bool:
+            pending = await bus.redis.xpending(bus.events_key, "orchestrator")
+            return pending["pending"] == 0
+
+        assert await wait_for(all_acked)
     finally:
         await second.stop()
 
