@@ -286,7 +286,7 @@ async def list_history(request: Request) -> Response:
     except BadParam as exc:
         return error(400, str(exc), field=exc.name)
     if filters is None:
-        return JSONResponse({"calls": [], "nextCursor": None})
+        return JSONResponse({"calls": [], "nextCursor": None, "order": "time"})
     try:
         async with h.pool.connection() as conn:
             page = await search(conn, filters, limit, request.query_params.get("cursor") or None)
@@ -295,7 +295,7 @@ async def list_history(request: Request) -> Response:
     except (psycopg.OperationalError, psycopg.errors.UndefinedTable, TimeoutError) as exc:
         log.warning("history search failed", extra={"error": str(exc)})
         return _unavailable()
-    return JSONResponse({"calls": page.calls, "nextCursor": page.next_cursor})
+    return JSONResponse({"calls": page.calls, "nextCursor": page.next_cursor, "order": page.order})
 
 
 async def export_csv(request: Request) -> Response:

@@ -207,16 +207,19 @@ async def ingest(
     return events_total, time.perf_counter() - started
 
 
-async def timed(url: str, queries: list[Filters]) -> list[float]:
+async def timed(url: str, queries: list[Filters]) -> tuple[list[float], Counter[str]]:
+    """Milliseconds of each search, and how many were served in each order."""
     out = []
+    orders: Counter[str] = Counter()
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         for f in queries[:3]:
             await search(conn, f)  # warm the cache and the plans
         for f in queries:
             t = time.perf_counter()
-            await search(conn, f, limit=50)
+            page = await search(conn, f, limit=50)
             out.append((time.perf_counter() - t) * 1000)
-    return out
+            orders[page.order] += 1
+    return out, orders
 
 
 async def main() -> None:
@@ -268,10 +271,10 @@ async def main() -> None:
             ("filtered", filtered_q),
             ("list", [Filters()] * args.queries),
         ):
-            ms = await timed(reader, qs)
+            ms, orders = await timed(reader, qs)
             print(
                 f"search {name:8s}: n={len(ms)} p50 {statistics.median(ms):.1f} ms, "
-                f"p95 {pct(ms, 95):.1f} ms, max {max(ms):.1f} ms"
+                f"p95 {pct(ms, 95):.1f} ms, max {max(ms):.1f} ms, order {dict(orders)}"
             )
 
 

@@ -9,6 +9,13 @@ stemming and accents are ignored, "quoted phrases" keep their word order, `-word
 A call's rank is the sum of its matching utterances' `ts_rank_cd`. Without a query, calls are
 listed newest first.
 
+Broad queries: ranking needs every matching utterance, and a word said in one utterance in ten
+matches hundreds of thousands of rows in a large record. When the planner estimates more than
+`BROAD_ROWS` matching utterances, the matching calls are listed newest first instead (each call
+checked through its own utterances, so a page costs about a page of calls, however common the
+word); the page says which order it used (`order`: `relevance`, `recent`, or `time` without a
+query), and its cursor keeps that order for the pages after it.
+
 Paging: the cursor is the sort key of the last call returned (rank or time, then call id),
 so a page is an index range scan, however deep: no OFFSET, no cap.
 """
@@ -36,6 +43,8 @@ HEADLINE = "StartSel=\ue000, StopSel=\ue001, MaxWords=24, MinWords=8, HighlightA
 no transcript text is ever sent as HTML."""
 _START, _STOP = "\ue000", "\ue001"
 _LEXEME = re.compile(r"'((?:[^']|'')*)'")
+BROAD_ROWS = 20_000
+"""Estimated matching utterances above which a text search lists newest first (module doc)."""
 
 
 class CursorError(ValueError):
@@ -81,24 +90,29 @@ class Page:
 
     calls: list[dict[str, Any]]
     next_cursor: str | None
+    order: str = "time"
+    """`relevance` (ranked), `recent` (a broad query, newest first) or `time` (no query)."""
 
 
-def encode_cursor(filters: Filters, sort: float, call_id: str) -> str:
-    """An opaque cursor after (`sort`, `call_id`)."""
-    raw = json.dumps({"s": sort, "c": call_id, "k": filters.key()}, ensure_ascii=False)
+ORDERS = ("relevance", "recent", "time")
+
+
+def encode_cursor(filters: Filters, sort: float, call_id: str, order: str = "time") -> str:
+    """An opaque cursor after (`sort`, `call_id`) in `order`."""
+    raw = json.dumps({"s": sort, "c": call_id, "k": filters.key(), "o": order}, ensure_ascii=False)
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(filters: Filters, cursor: str) -> tuple[float, str]:
-    """The (sort, call id) a cursor points after; CursorError if it is not one of ours."""
+def decode_cursor(filters: Filters, cursor: str) -> tuple[float, str, str]:
+    """The (sort, call id, order) a cursor points after; CursorError if it is not one of ours."""
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        sort, call_id, key = float(raw["s"]), str(raw["c"]), raw["k"]
-    except (ValueError, KeyError, TypeError) as exc:
+        sort, call_id, key, order = float(raw["s"]), str(raw["c"]), raw["k"], raw.get("o", "time")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CursorError("malformed cursor") from exc
-    if key != filters.key():
+    if key != filters.key() or order not in ORDERS:
         raise CursorError("this cursor belongs to another search")
-    return sort, call_id
+    return sort, call_id, order
 
 
 _CALL_COLUMNS = sql.SQL(
@@ -173,21 +187,31 @@ async def search(
     filters: Filters,
     limit: int = 50,
     cursor: str | None = None,
+    broad_rows: int = BROAD_ROWS,
 ) -> Page:
-    """One page of calls matching `filters`, best first (or newest first without `q`)."""
+    """One page of calls matching `filters`, best first (or newest first without `q`, or for a
+    query estimated to match more than `broad_rows` utterances)."""
     limit = max(1, min(limit, MAX_LIMIT))
     params: dict[str, Any] = {"limit": limit + 1}
     where = _where(filters, params)
     after = decode_cursor(filters, cursor) if cursor else None
     text = bool(filters.q and filters.q.strip())
+    speaker = sql.SQL("")
     if text:
         params |= await _compile(conn, filters.q or "")
-        speaker = sql.SQL("")
         if filters.speaker:
             params["speaker"] = filters.speaker
             speaker = sql.SQL(" AND u.speaker = %(speaker)s")
         if after is not None:
-            params["after_s"], params["after_c"] = after
+            order = after[2]
+        else:
+            broad = await _estimate(conn, params, speaker) > broad_rows
+            order = "recent" if broad else "relevance"
+    else:
+        order = "time"
+    if order == "relevance":
+        if after is not None:
+            params["after_s"], params["after_c"] = after[0], after[1]
             where.append(sql.SQL("(h.score, c.call_id) < (%(after_s)s, %(after_c)s)"))
         query = sql.SQL(
             "WITH hits AS ("
@@ -205,16 +229,24 @@ async def search(
         )
     else:
         if after is not None:
-            params["after_s"], params["after_c"] = after
+            params["after_s"], params["after_c"] = after[0], after[1]
             where.append(
                 sql.SQL(
                     "(coalesce(c.started_at, c.archived_at), c.call_id)"
                     " < (to_timestamp(%(after_s)s), %(after_c)s)"
                 )
             )
+        if order == "recent":
+            # Each call through its own utterances (the primary key's call_id prefix).
+            where.append(
+                sql.SQL(
+                    "EXISTS (SELECT 1 FROM record.utterances u"
+                    " WHERE u.call_id = c.call_id AND {match}{speaker})"
+                ).format(match=_MATCH, speaker=speaker)
+            )
         query = sql.SQL(
             "SELECT {cols}, extract(epoch FROM coalesce(c.started_at, c.archived_at))::float8"
-            " AS sort, 0 AS hits FROM record.calls c WHERE {where}"
+            " AS sort, NULL::bigint AS hits FROM record.calls c WHERE {where}"
             " ORDER BY coalesce(c.started_at, c.archived_at) DESC, c.call_id DESC"
             " LIMIT %(limit)s"
         ).format(cols=_CALL_COLUMNS, where=_and(where))
@@ -224,14 +256,37 @@ async def search(
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = (
-        encode_cursor(filters, rows[-1]["sort"], rows[-1]["call_id"]) if more and rows else None
+        encode_cursor(filters, rows[-1]["sort"], rows[-1]["call_id"], order)
+        if more and rows
+        else None
     )
     if text and rows:
         snippets = await _snippets(conn, filters, params, [r["call_id"] for r in rows])
         for row in rows:
             row["matches"] = snippets.get(row["call_id"], [])
     calls = [_call_json(r) for r in rows]
-    return Page(calls, next_cursor)
+    return Page(calls, next_cursor, order)
+
+
+async def _estimate(
+    conn: psycopg.AsyncConnection[Any], params: dict[str, Any], speaker: sql.Composable
+) -> int:
+    """The planner's estimate of the utterances a text query matches (no rows are read)."""
+    async with conn.cursor() as cur:
+        await cur.execute(
+            sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM record.utterances u WHERE {m}{s}").format(
+                m=_MATCH, s=speaker
+            ),
+            params,
+        )
+        row = await cur.fetchone()
+    plan = row[0] if row else None
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    try:
+        return int(plan[0]["Plan"]["Plan Rows"])  # type: ignore[index]
+    except (TypeError, KeyError, IndexError, ValueError):
+        return 0
 
 
 async def _compile(conn: psycopg.AsyncConnection[Any], q: str) -> dict[str, Any]:
@@ -366,7 +421,7 @@ def _call_json(row: dict[str, Any]) -> dict[str, Any]:
         "overtalk": row["overtalk_s"],
         "hasRecording": row["has_recording"],
         "score": row["sort"] if row.get("hits") else None,
-        "hits": row.get("hits") or 0,
+        "hits": row.get("hits"),
     }
     if "matches" in row:
         out["matches"] = row["matches"]

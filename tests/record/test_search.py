@@ -133,6 +133,30 @@ async def test_cursor_paging_visits_every_call_once(record_db: RecordDb) -> None
         await find(record_db, Filters(), cursor="not-a-cursor")
 
 
+async def test_a_broad_query_lists_matching_calls_newest_first(record_db: RecordDb) -> None:
+    for n in range(5):
+        await load(record_db, call_events(f"b{n}", started_at=T0 + n * 1000))
+    await load(record_db, call_events("en", lang="en", started_at=T0 + 9000))
+    ranked = await find(record_db, Filters(q="cancelar"))
+    assert ranked.order == "relevance"
+    seen: list[str] = []
+    cursor = None
+    while True:
+        # broad_rows=0: every query counts as broad (the threshold is what is under test).
+        page = await find(record_db, Filters(q="cancelar"), limit=2, cursor=cursor, broad_rows=0)
+        assert page.order == "recent"
+        seen += [c["callId"] for c in page.calls]
+        assert all(c["matches"] for c in page.calls)  # snippets and seconds as when ranked
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == ["b4", "b3", "b2", "b1", "b0"]  # newest first; the English call has no match
+    # A cursor keeps its order even if the estimate would now say otherwise.
+    first = await find(record_db, Filters(q="cancelar"), limit=2, broad_rows=0)
+    rest = await find(record_db, Filters(q="cancelar"), limit=2, cursor=first.next_cursor)
+    assert rest.order == "recent" and [c["callId"] for c in rest.calls] == ["b2", "b1"]
+
+
 def test_segments_split_the_markers() -> None:
     assert segments("a \ue000b\ue001 c") == [
         {"text": "a ", "hit": False},

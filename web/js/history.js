@@ -197,6 +197,7 @@ async function search(fresh) {
   cursor = body.nextCursor;
   moreBtn.hidden = !cursor;
   status.textContent = shown ? t("history.count", { n: shown + (cursor ? "+" : "") }) : t("history.none");
+  if (shown && body.order === "recent") status.textContent += ` · ${t("history.recent")}`;
   translate(list);
 }
 
