@@ -19,6 +19,7 @@ import importlib.util
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -121,6 +122,7 @@ class EmbeddedPostgres:
         """Start the server (initdb on first use; same port and data on a restart) and wait
         until it accepts connections."""
         self._prepare()
+        self._stop_orphan()
         args = [
             str(binaries() / "postgres"),
             "-D",
@@ -153,6 +155,22 @@ class EmbeddedPostgres:
         self.stop()
         raise CoachError(f"postgres did not accept connections on {self.port} within {timeout}s")
 
+    def _stop_orphan(self, wait: float = 30.0) -> None:
+        """A server its owner left running on this data directory (the owner was SIGKILLed)
+        would keep ours from starting: stop it (a fast shutdown), as its owner would have."""
+        pid_file = self.data_dir / "postmaster.pid"
+        try:
+            pid = int(pid_file.read_text(encoding="ascii").split("\n", 1)[0])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return
+        if b"postgres" not in cmdline or str(self.data_dir).encode() not in cmdline:
+            return
+        os.kill(pid, signal.SIGINT)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            time.sleep(0.05)
+
     def stop(self, kill: bool = False) -> None:
         """Stop: SIGINT (PostgreSQL's fast shutdown) or SIGKILL with `kill=True`."""
         if self.process is None:
@@ -161,7 +179,7 @@ class EmbeddedPostgres:
             if kill:
                 self.process.kill()
             else:
-                self.process.send_signal(2)
+                self.process.send_signal(signal.SIGINT)
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
