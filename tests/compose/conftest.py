@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import requests
 
+from coach.record.roles import PASSWORD_VARS as PG_PASSWORD_VARS
 from coach.redis_acl import PASSWORD_VARS
 from coach.redis_server import free_port
 from testbed.asterisk import installed_version
@@ -135,6 +136,8 @@ def stack_env() -> dict[str, str]:
             "ASTERISK_SIP_PORT",
             "ASTERISK_HTTP_PORT",
             "ASTERISK_AMI_PORT",
+            "PG_PORT",
+            "ARCHIVE_PORT",
         )
     }
     env.update(ports)
@@ -149,6 +152,7 @@ def stack_env() -> dict[str, str]:
             "STT_URL": f"ws://127.0.0.1:{ports['STT_PORT']}",
             "RELAY_URL": f"http://127.0.0.1:{ports['RELAY_PORT']}",
             **{var: secrets.token_urlsafe(24) for var in PASSWORD_VARS.values()},
+            **{var: secrets.token_urlsafe(24) for var in PG_PASSWORD_VARS.values()},
             # The relay is the one service that faces the network: here it faces this machine
             # only. The internal ports keep their defaults (loopback), which test_stack checks.
             "RELAY_HOST": "127.0.0.1",
