@@ -10,8 +10,11 @@ A call's rank is the sum of its matching utterances' `ts_rank_cd`. Without a que
 listed newest first.
 
 Broad queries: ranking needs every matching utterance, and a word said in one utterance in ten
-matches hundreds of thousands of rows in a large record. When the planner estimates more than
-`BROAD_ROWS` matching utterances, the matching calls are listed newest first instead (each call
+matches hundreds of thousands of rows in a large record. Listing newest first instead costs
+about (page size x utterances per call x calls / matching calls) row checks, ranking about
+(matching utterances): the two cross near sqrt(page size x all utterances), about 16,000 for a
+page of 50 in a record of 5 million utterances. When the planner estimates more matching
+utterances than that (and at least `BROAD_MIN`), the matching calls are listed newest first (each call
 checked through its own utterances, so a page costs about a page of calls, however common the
 word); the page says which order it used (`order`: `relevance`, `recent`, or `time` without a
 query), and its cursor keeps that order for the pages after it.
@@ -28,6 +31,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from math import isqrt
 from typing import Any
 
 import psycopg
@@ -43,8 +47,8 @@ HEADLINE = "StartSel=\ue000, StopSel=\ue001, MaxWords=24, MinWords=8, HighlightA
 no transcript text is ever sent as HTML."""
 _START, _STOP = "\ue000", "\ue001"
 _LEXEME = re.compile(r"'((?:[^']|'')*)'")
-BROAD_ROWS = 20_000
-"""Estimated matching utterances above which a text search lists newest first (module doc)."""
+BROAD_MIN = 2_000
+"""The broad-query threshold never goes below this many matching utterances."""
 
 
 class CursorError(ValueError):
@@ -187,10 +191,11 @@ async def search(
     filters: Filters,
     limit: int = 50,
     cursor: str | None = None,
-    broad_rows: int = BROAD_ROWS,
+    broad_rows: int | None = None,
 ) -> Page:
     """One page of calls matching `filters`, best first (or newest first without `q`, or for a
-    query estimated to match more than `broad_rows` utterances)."""
+    broad query: more matching utterances than `broad_rows`, by default the module doc's
+    crossing point)."""
     limit = max(1, min(limit, MAX_LIMIT))
     params: dict[str, Any] = {"limit": limit + 1}
     where = _where(filters, params)
@@ -205,7 +210,11 @@ async def search(
         if after is not None:
             order = after[2]
         else:
-            broad = await _estimate(conn, params, speaker) > broad_rows
+            matching, total = await _estimate(conn, params, speaker)
+            threshold = (
+                broad_rows if broad_rows is not None else max(BROAD_MIN, isqrt(limit * total))
+            )
+            broad = matching > threshold
             order = "recent" if broad else "relevance"
     else:
         order = "time"
@@ -270,9 +279,16 @@ async def search(
 
 async def _estimate(
     conn: psycopg.AsyncConnection[Any], params: dict[str, Any], speaker: sql.Composable
-) -> int:
-    """The planner's estimate of the utterances a text query matches (no rows are read)."""
+) -> tuple[int, int]:
+    """The planner's estimates of the utterances a text query matches and of all utterances
+    (no rows are read)."""
     async with conn.cursor() as cur:
+        await cur.execute(
+            "SELECT greatest(reltuples, 0)::bigint FROM pg_class"
+            " WHERE oid = 'record.utterances'::regclass"
+        )
+        row = await cur.fetchone()
+        total = int(row[0]) if row else 0
         await cur.execute(
             sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM record.utterances u WHERE {m}{s}").format(
                 m=_MATCH, s=speaker
@@ -284,9 +300,9 @@ async def _estimate(
     if isinstance(plan, str):
         plan = json.loads(plan)
     try:
-        return int(plan[0]["Plan"]["Plan Rows"])  # type: ignore[index]
+        return int(plan[0]["Plan"]["Plan Rows"]), total  # type: ignore[index]
     except (TypeError, KeyError, IndexError, ValueError):
-        return 0
+        return 0, total
 
 
 async def _compile(conn: psycopg.AsyncConnection[Any], q: str) -> dict[str, Any]:
