@@ -76,6 +76,32 @@ def scored(engine: Any, prompts: list[corpus.Prompt], lang: str) -> list[tuple[f
     return pairs
 
 
+def cost(engine: Any, prompts: list[corpus.Prompt], lang: str) -> None:
+    """Final decode time with and without word timings, interleaved (load drifts cancel)."""
+    import time
+
+    from coach.resample import pcm16_to_float
+
+    plain: list[float] = []
+    timed: list[float] = []
+    for p in prompts:
+        s0, s1 = p.speech_span
+        x = pcm16_to_float(
+            p.pcm[int(max(0.0, s0 - 0.2) * p.rate) : int((s1 + 0.15) * p.rate)], p.rate, 16_000
+        )
+        for words, into in ((False, plain), (True, timed), (True, timed), (False, plain)):
+            t = time.perf_counter()
+            engine.decode(x, lang=lang, words=words)
+            into.append(time.perf_counter() - t)
+    extra = [b - a for a, b in zip(plain, timed, strict=True)]
+    print(
+        f"final decode time, {len(prompts)} prompts x 2: without words median"
+        f" {np.median(plain):.3f}s p95 {np.percentile(plain, 95):.3f}s; with words median"
+        f" {np.median(timed):.3f}s p95 {np.percentile(timed, 95):.3f}s; added per final median"
+        f" {np.median(extra):+.3f}s ({np.median(timed) / np.median(plain) - 1:+.0%})"
+    )
+
+
 def logit(p: float) -> float:
     """log(p / (1 - p)), clipped away from 0 and 1."""
     p = min(1 - 1e-4, max(1e-4, p))
@@ -122,12 +148,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.stt.calibrate")
     ap.add_argument("--lang", choices=corpus.LANGS, default="es")
     ap.add_argument("--prompts", type=int, default=0, help="first N of each half (0 = all)")
+    ap.add_argument("--cost", action="store_true", help="only time decodes with/without words")
     args = ap.parse_args()
     from stt.engine import EngineConfig, WhisperEngine
 
     # Raw probabilities: the identity map while measuring.
     stt.confidence.SLOPE, stt.confidence.INTERCEPT = 1.0, 0.0
     engine = WhisperEngine(EngineConfig(str(ROOT / "models" / "faster-whisper-base")))
+    if args.cost:
+        prompts = corpus.load_all(lang=args.lang, half="tune")
+        cost(engine, prompts[: args.prompts] if args.prompts else prompts, args.lang)
+        return 0
     halves = {}
     for half in ("tune", "report"):
         prompts = corpus.load_all(lang=args.lang, half=half)
