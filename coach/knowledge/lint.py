@@ -28,6 +28,8 @@ OVERLAP: Final = 0.6
 """Share of terms (weighted Jaccard on term counts) above which two passages overlap."""
 RARE_TERMS: Final = 6
 """Rarest terms of a passage whose postings give its candidate pairs."""
+MAX_POSTINGS: Final = 500
+"""A term in more passages than this is not rare enough to find near-duplicates by."""
 MIN_TERMS: Final = 4
 """Passages with fewer terms are not compared (a two-word answer overlaps by chance)."""
 
@@ -77,10 +79,10 @@ def lint(kb: KnowledgeBase, progress: Callable[[str], None] | None = None) -> li
 
 
 def _overlaps(kb: KnowledgeBase, say: Callable[[str], None]) -> list[Finding]:
+    """One finding per passage that overlaps others: its closest partner and how many."""
     index = kb.snapshot.index
     bags = [_bag(p) for p in index.passages]
-    found: list[Finding] = []
-    seen: set[tuple[int, int]] = set()
+    partners: dict[int, list[tuple[float, int]]] = {}
     n = len(index.passages)
     for i, p in enumerate(index.passages):
         if i % 500 == 0:
@@ -88,23 +90,33 @@ def _overlaps(kb: KnowledgeBase, say: Callable[[str], None]) -> list[Finding]:
         if len(bags[i]) < MIN_TERMS:
             continue
         rare = sorted(bags[i], key=lambda t: -index.idf.get(t, 0.0))[:RARE_TERMS]
-        candidates = {j for t in rare for j in index.postings.get(t, {}) if j > i}
+        candidates = {
+            j
+            for t in rare
+            if len(index.postings.get(t, {})) <= MAX_POSTINGS
+            for j in index.postings.get(t, {})
+            if j > i
+        }
         for j in candidates:
             q = index.passages[j]
-            if (i, j) in seen or (q.doc_id == p.doc_id and q.section == p.section):
-                continue
-            seen.add((i, j))
-            if len(bags[j]) < MIN_TERMS:
+            if (q.doc_id == p.doc_id and q.section == p.section) or len(bags[j]) < MIN_TERMS:
                 continue
             sim = _similarity(bags[i], bags[j])
             if sim >= OVERLAP:
-                found.append(
-                    Finding(
-                        "overlap",
-                        f"{p.id} ~ {q.id}",
-                        f"{sim:.0%} of their terms are shared: keep one answer, link the other",
-                    )
-                )
+                partners.setdefault(i, []).append((sim, j))
+                partners.setdefault(j, []).append((sim, i))
+    found: list[Finding] = []
+    for i in sorted(partners):
+        sim, j = max(partners[i])
+        others = len(partners[i]) - 1
+        more = f" and {others} more" if others else ""
+        found.append(
+            Finding(
+                "overlap",
+                f"{index.passages[i].id} ~ {index.passages[j].id}{more}",
+                f"{sim:.0%} of their terms are shared: keep one answer, link the other",
+            )
+        )
     return found
 
 
