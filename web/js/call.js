@@ -18,6 +18,7 @@ let call = null;
 let audio = null;
 let lines = [];
 let current = null;
+let renewals = 0; // URL renewals since the audio last loaded: a missing file must not loop
 
 const bar = topBar(document.getElementById("top"), {
   titleKey: "call.title",
@@ -151,7 +152,13 @@ function player() {
   }
   audio = h("audio", { controls: true, preload: "metadata", class: "audio" });
   audio.addEventListener("timeupdate", highlight);
-  audio.addEventListener("error", () => loadAudio(audio.currentTime));
+  audio.addEventListener("loadeddata", () => {
+    renewals = 0;
+  });
+  audio.addEventListener("error", () => {
+    // The signed URL lapsed (a later Range request was refused): once more with a fresh one.
+    if (renewals++ < 2) loadAudio(audio.currentTime);
+  });
   wrap.append(audio, timeline());
   return wrap;
 }
