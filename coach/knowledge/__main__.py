@@ -9,6 +9,7 @@ from pathlib import Path
 
 from coach.knowledge.base import KnowledgeBase
 from coach.knowledge.lint import lint, report
+from coach.knowledge.semantic import load
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.dir.is_dir():
         print(f"{args.dir}: not a directory", file=sys.stderr)
         return 2
-    kb = KnowledgeBase(args.dir)
+    # The linter needs words only; a search ranks as the services do (semantic when installed).
+    kb = KnowledgeBase(args.dir, embedder=None if args.command == "lint" else load("auto"))
     if args.command == "lint":
 
         def progress(msg: str) -> None:
