@@ -40,8 +40,10 @@ def reads(*packages: str) -> set[str]:
     names: set[str] = set()
     for package in packages:
         for path in (ROOT / package).rglob("*.py"):
-            if package == "coach" and path.parent.name == "knowledge" and not (
-                KNOWLEDGE_READERS & set(packages)
+            if (
+                package == "coach"
+                and path.parent.name == "knowledge"
+                and not (KNOWLEDGE_READERS & set(packages))
             ):
                 continue
             text = path.read_text()
