@@ -57,8 +57,8 @@ class Voice:
 
 
 # Every Spanish voice the packages offer that could speak the demo (mb-mx1 is not packaged for
-# this Debian release; mb-es2's phoneme table does not match espeak-ng's and drops stressed
-# vowels, kept so the figures show it).
+# this Debian release), plus two readings of Pico's one voice as a man: lower pitch, and lower
+# pitch with formants lowered too (`stretch`). Figures: bench/demo_voice.py.
 SPANISH: tuple[Voice, ...] = (
     Voice("espeak-es419-m3", "espeak", "es-419+m3", "m", 150, 35),
     Voice("espeak-es419", "espeak", "es-419", "m", 150, 50),

@@ -27,8 +27,9 @@ from bench.voices import BY_NAME, Voice, available, speak
 
 # By the speaker's sex in the script ("voices": {"customer": "f", "agent": "m"}). WER of
 # faster-whisper base on the demo's lines through an 8 kHz leg (bench/demo_voice.py, 2026-12):
-# pico-es 0.02, pico-es-low 0.0x; the espeak-ng fallback 0.30 / 0.44 (its female variants
-# score worse still, so the fallback ignores the sex).
+# pico-es 0.02, pico-es-male 0.03, against the espeak-ng fallback's 0.30 / 0.44 (its female
+# variants score worse still, so the fallback ignores the sex); streamed through the stack,
+# customer / agent 0.07 / 0.11 against espeak-ng's 0.24 / 0.43.
 PREFERRED = {"f": "pico-es", "m": "pico-es-male"}
 FALLBACK = {"customer": "espeak-es419-m3", "agent": "espeak-es419"}
 GAP = 0.6  # seconds of silence at least between two lines
