@@ -229,6 +229,9 @@ async def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--data", type=Path, default=None, help="keep the database here")
+    parser.add_argument(
+        "--search-only", action="store_true", help="time the searches on the database in --data"
+    )
     args = parser.parse_args()
     corpus = {lang: sentences(lang) for lang in SOURCES}
     print(f"corpus: {len(corpus['es'])} es, {len(corpus['en'])} en sentences")
@@ -236,9 +239,13 @@ async def main() -> None:
         roles.provision(pg.url)
         url = pg.url_for(roles.ARCHIVE, roles.DATABASE)
         migrate(url)
-        events, seconds = await ingest(url, args.calls, args.utterances, args.batch, corpus)
+        if args.search_only:
+            events, seconds = 0, 1.0
+        else:
+            events, seconds = await ingest(url, args.calls, args.utterances, args.batch, corpus)
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE")
+            if not args.search_only:
+                conn.execute("VACUUM ANALYZE")
             rows = conn.execute("SELECT count(*) FROM record.utterances").fetchone()
             size = conn.execute("SELECT pg_size_pretty(pg_database_size('coach'))").fetchone()
         print(

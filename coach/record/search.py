@@ -14,7 +14,8 @@ matches hundreds of thousands of rows in a large record. Listing newest first in
 about (page size x utterances per call x calls / matching calls) row checks, ranking about
 (matching utterances): the two cross near sqrt(page size x all utterances), about 16,000 for a
 page of 50 in a record of 5 million utterances. When the planner estimates more matching
-utterances than that (and at least `BROAD_MIN`), the matching calls are listed newest first (each call
+utterances than that (and at least `BROAD_MIN`), or, below it, a count that stops just past it
+finds more, the matching calls are listed newest first (each call
 checked through its own utterances, so a page costs about a page of calls, however common the
 word); the page says which order it used (`order`: `relevance`, `recent`, or `time` without a
 query), and its cursor keeps that order for the pages after it.
@@ -214,7 +215,9 @@ async def search(
             threshold = (
                 broad_rows if broad_rows is not None else max(BROAD_MIN, isqrt(limit * total))
             )
-            broad = matching > threshold
+            # The planner's estimate is cheap but can be far too low (phrases: it takes the words
+            # as independent); below the threshold, count, stopping just past it.
+            broad = matching > threshold or await _more_than(conn, params, speaker, threshold)
             order = "recent" if broad else "relevance"
     else:
         order = "time"
@@ -275,6 +278,25 @@ async def search(
             row["matches"] = snippets.get(row["call_id"], [])
     calls = [_call_json(r) for r in rows]
     return Page(calls, next_cursor, order)
+
+
+async def _more_than(
+    conn: psycopg.AsyncConnection[Any],
+    params: dict[str, Any],
+    speaker: sql.Composable,
+    threshold: int,
+) -> bool:
+    """Whether more than `threshold` utterances match (reads at most threshold + 1 of them)."""
+    async with conn.cursor() as cur:
+        await cur.execute(
+            sql.SQL(
+                "SELECT count(*) FROM (SELECT 1 FROM record.utterances u WHERE {m}{s}"
+                " LIMIT %(cap)s) AS x"
+            ).format(m=_MATCH, s=speaker),
+            {**params, "cap": threshold + 1},
+        )
+        row = await cur.fetchone()
+    return bool(row and row[0] > threshold)
 
 
 async def _estimate(
