@@ -28,6 +28,7 @@ Raw text is never logged here.
 
 from __future__ import annotations
 
+import collections
 import functools
 import math
 import re
@@ -901,25 +902,83 @@ def redact_text(text: str, config: RedactConfig | None = None) -> Redacted:
     return apply(text, spans, 0.0, 0.0)
 
 
+@dataclass
+class CallContext:
+    """What one speaker's finals tell the other speaker's stream in the same call.
+
+    The agent usually asks ("¿me dice el número de la tarjeta?", "what's the security code?")
+    and the customer answers with bare numbers: the question must prime the answer's stream.
+    """
+
+    payment_until: float = -math.inf
+    """Call time until which a payment is being spoken of (by either speaker)."""
+    armed: tuple[str, float, int] | None = None
+    """(kind, until, id of the session that announced it): a question left hanging."""
+
+
+MAX_CALLS: Final = 4096
+"""Calls whose shared context a process remembers (oldest forgotten first)."""
+
+
+class CallContexts:
+    """callId -> CallContext, shared by the streams of one call in one process; bounded."""
+
+    def __init__(self, max_calls: int = MAX_CALLS) -> None:
+        self._calls: collections.OrderedDict[str, CallContext] = collections.OrderedDict()
+        self._max = max_calls
+
+    def get(self, call_id: str) -> CallContext:
+        """The call's context (made on first use; a forgotten call starts afresh)."""
+        ctx = self._calls.get(call_id)
+        if ctx is None:
+            ctx = self._calls[call_id] = CallContext()
+            while len(self._calls) > self._max:
+                self._calls.popitem(last=False)
+        self._calls.move_to_end(call_id)
+        return ctx
+
+
 class RedactionSession:
     """One speaker's stream in one call: context carries from final to final, in order.
 
     `final` must see the finals in the order they are published (it learns from them);
     `partial` reads the context and never changes it (a partial is replaced by its final).
+    With `call`, the payment and a hanging question are shared with the call's other streams.
     """
 
-    def __init__(self, config: RedactConfig | None = None) -> None:
+    def __init__(self, config: RedactConfig | None = None, call: CallContext | None = None) -> None:
         self.config = config or RedactConfig()
+        self.call = call
         self._payment_until = -math.inf
         self._armed: tuple[str, float] | None = None
         self._card_digits = 0
 
     def _context(self, at: float) -> tuple[bool, str | None]:
-        payment = at <= self._payment_until
+        until = self._payment_until
+        if self.call is not None:
+            until = max(until, self.call.payment_until)
+        payment = at <= until
         if not payment:
             self._card_digits = 0
         armed = self._armed[0] if self._armed and at <= self._armed[1] else None
+        shared = self.call.armed if self.call is not None else None
+        if armed is None and shared and shared[2] != id(self) and at <= shared[1]:
+            armed = shared[0]
         return payment, armed
+
+    def _learn(self, found: Found, end: float) -> None:
+        self._card_digits += found.card_digits
+        if found.payment:
+            self._payment_until = end + self.config.payment_window_s
+        self._armed = (found.armed, end + self.config.armed_window_s) if found.armed else None
+        call = self.call
+        if call is None:
+            return
+        call.payment_until = max(call.payment_until, self._payment_until)
+        if found.armed:
+            call.armed = (found.armed, end + self.config.armed_window_s, id(self))
+        elif call.armed and call.armed[2] != id(self):
+            call.armed = None  # this final answered the other speaker's question
 
     def partial(self, event: dict[str, Any]) -> dict[str, Any]:
         """The partial event with its text masked and `redactions` set."""
@@ -941,10 +1000,7 @@ class RedactionSession:
             card_digits=self._card_digits,
         )
         if final:
-            self._card_digits += found.card_digits
-            if found.payment:
-                self._payment_until = end + self.config.payment_window_s
-            self._armed = (found.armed, end + self.config.armed_window_s) if found.armed else None
+            self._learn(found, end)
         return [s for s in found.spans if s.kind in self.config.kinds]
 
     def _event(self, event: dict[str, Any], final: bool) -> dict[str, Any]:

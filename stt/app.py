@@ -22,6 +22,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from coach.bus import Bus
 from coach.events import SPEAKERS, is_call_id
 from coach.publisher import Publisher, PublisherState
+from coach.redact import CallContexts
 from coach.tasks import TaskSet, first_completed
 from coach.tokens import ServiceTokens
 from coach.web import CloseCode, Refused, bearer
@@ -59,6 +60,8 @@ class SttState:
     streams: set[SttStream] = field(default_factory=set)
     languages: CallLanguages = field(default_factory=CallLanguages)
     """Languages detected per call (`lang=auto`), shared by its streams."""
+    redaction: CallContexts = field(default_factory=CallContexts)
+    """What each call's finals tell the redactor of its other leg (a payment, a question)."""
     audio_s: float = 0.0
     started: float = field(default_factory=time.monotonic)
 
@@ -140,6 +143,7 @@ async def stream_endpoint(ws: WebSocket) -> None:
             on_final=lambda lag, how: state.metrics.final_lag.labels(how).observe(lag),
             registry=state.metrics.registry,
             languages=state.languages,
+            redaction=state.redaction,
         )
         state.streams.add(stream)
         state.metrics.open_streams.set(len(state.streams))

@@ -49,7 +49,7 @@ import numpy as np
 import numpy.typing as npt
 from prometheus_client import CollectorRegistry
 
-from coach.redact import RedactConfig, RedactionSession
+from coach.redact import CallContexts, RedactConfig, RedactionSession
 from coach.resample import StreamResampler
 from coach.tasks import TaskFailure, TaskSet, first_completed
 from stt.buffer import AudioBuffer
@@ -182,6 +182,7 @@ class SttStream:
         on_final: FinalObserver | None = None,
         registry: CollectorRegistry | None = None,
         languages: CallLanguages | None = None,
+        redaction: CallContexts | None = None,
     ) -> None:
         self.params = params
         # With no lang given (auto): the call's language, detected once for both legs.
@@ -222,7 +223,11 @@ class SttStream:
             tuple[asyncio.Future[dict[str, Any] | None], _Utterance] | None
         ] = asyncio.Queue()
         # Raw text never leaves the stream: every event passes this one session, finals in order.
-        self._redactor = RedactionSession(self.config.redact)
+        # The call's other leg shares what its finals say: the agent's "¿me dice la tarjeta?"
+        # primes the customer's stream, whose answer may be bare numbers.
+        self._redactor = RedactionSession(
+            self.config.redact, call=redaction.get(params.call_id) if redaction else None
+        )
         self.failure: TaskFailure | None = None
         """The first task failure, if any: the stream then stops."""
         self._failed = asyncio.Event()

@@ -8,7 +8,7 @@ import pytest
 
 from bench.coach.redact import load, score
 from coach.events import validate
-from coach.redact import RedactConfig, RedactionSession, redact_text
+from coach.redact import CallContexts, RedactConfig, RedactionSession, redact_text
 from coach.settings import Env, SettingsError
 from stt.settings import SttSettings
 
@@ -93,6 +93,24 @@ def test_a_cvv_keyword_names_the_numbers_of_the_next_final():
     session.final(final("Y el código de seguridad es...", 0.0, 2.0))
     event = session.final(final("Siete, tres, dos.", 3.0, 4.0))
     assert event["text"] == "[cvv]."
+
+
+def test_the_agents_question_primes_the_customers_stream():
+    """The agent asks, the customer answers with bare numbers: the call's shared context."""
+    contexts = CallContexts()
+    agent = RedactionSession(call=contexts.get("c1"))
+    customer = RedactionSession(call=contexts.get("c1"))
+    alone = RedactionSession()
+    agent.final(final("¿Me dice el número de la tarjeta, por favor?", 1.0, 3.0))
+    assert customer.final(final("Cuatro cinco cuatro cero.", 4.0, 5.0))["text"] == "[card]."
+    assert alone.final(final("Cuatro cinco cuatro cero.", 4.0, 5.0))["text"] != "[card]."
+    agent.final(final("Perfecto. ¿Y el código de seguridad?", 8.0, 9.0))
+    assert customer.partial(final("Siete", 10.0, 10.5))["text"] == "[cvv]"
+    assert customer.final(final("Siete ocho nueve.", 10.0, 11.0))["text"] == "[cvv]."
+    # The answer consumed the question; another call's streams share nothing with this one.
+    assert contexts.get("c1").armed is None
+    other = RedactionSession(call=contexts.get("c2"))
+    assert other.final(final("Siete ocho nueve.", 12.0, 13.0))["text"] != "[cvv]."
 
 
 def test_partials_mask_a_run_of_four_digits_while_a_payment_is_spoken_of():
