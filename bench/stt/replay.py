@@ -47,12 +47,22 @@ def main() -> int:
     ap.add_argument("--half", choices=corpus.HALVES, default="tune")
     ap.add_argument("--set", action="append", default=[], help="overrides; repeat to compare")
     ap.add_argument("--show", action="store_true", help="print each prompt's finals")
+    ap.add_argument("--min-window", type=float, default=0.0, help="STT_MIN_WINDOW_S")
     args = ap.parse_args()
     from stt.engine import EngineConfig, WhisperEngine
 
-    engine = WhisperEngine(EngineConfig(str(ROOT / "models" / "faster-whisper-base")))
+    engine = WhisperEngine(
+        EngineConfig(
+            str(ROOT / "models" / "faster-whisper-base"),
+            lang=args.lang,
+            min_window_s=args.min_window,
+        )
+    )
     prompts = corpus.load_all(lang=args.lang, half=args.half)
-    print(f"replay: {args.lang}, half {args.half}, {len(prompts)} prompts")
+    print(
+        f"replay: {args.lang}, half {args.half}, {len(prompts)} prompts,"
+        f" min window {args.min_window} s"
+    )
     for spec in args.set or [""]:
         cfg = config(spec)
         counts = WerCounts(lang=args.lang)
