@@ -55,6 +55,7 @@ from coach.redact_rules import (
     EMAIL_DOT,
     EMAIL_JOIN,
     EMAIL_STOP,
+    EMAIL_WORDS,
     KEEP,
     KEYWORDS,
     LETTER_NAMES,
@@ -232,6 +233,7 @@ def find(text: str, *, payment: bool = False, armed: str | None = None, partial:
     scan = _Scan(text, toks, _keywords(toks, ctx.keep), [False] * len(toks))
     _written(scan)
     _emails(scan)
+    _dotted_emails(scan)
     _after_keywords(scan, ctx)
     _runs(scan, ctx)
     spans = _merge(scan)
@@ -396,7 +398,8 @@ def _emails(scan: _Scan) -> None:
     """Addresses spoken: "juan punto perez arroba gmail punto com", "john at gmail dot com"."""
     toks = scan.toks
     for at, t in enumerate(toks):
-        if t.norm not in EMAIL_AT or scan.used[at]:
+        near_at = t.norm not in EMAIL_AT and _near_arroba(t)
+        if (t.norm not in EMAIL_AT and not near_at) or scan.used[at]:
             continue
         # The domain: word (dot word)+ ; "at" needs the dot to be an address at all.
         j, dots = at + 1, 0
@@ -407,7 +410,7 @@ def _emails(scan: _Scan) -> None:
             j += 2
             dots += 1
             end = j
-        if dots == 0 and t.norm == "at":
+        if dots == 0 and (t.norm == "at" or near_at):
             continue
         # The local part: word ((dot|dash|underscore) word)*, not a stop word.
         i = at - 1
@@ -429,6 +432,40 @@ def _emails(scan: _Scan) -> None:
             i = begin = k
         if scan.free(begin, end):
             scan.add(K.EMAIL, begin, end)
+
+
+def _near_arroba(t: Token) -> bool:
+    """Whisper's "Arrogas", "Arroda" for "arroba" (only with a dotted domain after it)."""
+    return t.is_word and len(t.norm) >= 5 and _distance(t.norm, "arroba", 2) <= 2
+
+
+def _dotted_emails(scan: _Scan) -> None:
+    """A name written with dots right after "correo"/"email": an address whose "arroba" was
+    lost ("john.smithtmell.com"); the dots must be written without spaces, the last part short
+    as a domain's end is."""
+    toks = scan.toks
+    for k, t in enumerate(toks):
+        if t.norm not in EMAIL_WORDS:
+            continue
+        words = 0
+        for i in range(k + 1, len(toks)):
+            if toks[i].is_word or toks[i].is_digits:
+                words += 1
+                if words > 4:
+                    break
+            j = i
+            while (
+                j + 2 < len(toks)
+                and toks[j + 1].text == "."
+                and toks[j].end == toks[j + 1].start
+                and toks[j + 1].end == toks[j + 2].start
+                and (toks[j + 2].is_word or toks[j + 2].is_digits)
+            ):
+                j += 2
+            if j > i and toks[j].is_word and 2 <= len(toks[j].norm) <= 4:
+                if scan.free(i, j):
+                    scan.add(K.EMAIL, i, j)
+                break
 
 
 # -- keyword-led values: CVV, expiry, date of birth, spelled ids ------------------------------
@@ -785,7 +822,11 @@ def _merge(scan: _Scan) -> list[Span]:
     for s in spans:
         if out and out[-1].kind == s.kind:
             gap = scan.text[out[-1].end : s.start]
-            if all(fold(w) in BRIDGES for w in re.findall(r"\w+", gap)) and len(gap) <= 30:
+            words = re.findall(r"\w+", gap)
+            # One short word between two pieces of one number is a misheard joiner
+            # ("40 al 5" for "cuarenta y cinco"): masking it costs less than leaving it.
+            short = len(words) == 1 and len(words[0]) <= 2 and len(gap) <= 6
+            if (short or all(fold(w) in BRIDGES for w in words)) and len(gap) <= 30:
                 out[-1] = Span(s.kind, out[-1].start, max(out[-1].end, s.end))
                 continue
         if out and s.start < out[-1].end:

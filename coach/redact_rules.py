@@ -38,7 +38,7 @@ KEYWORDS: Final[dict[str, tuple[Phrase, ...]]] = {
         "valid through", "valid until", "good thru",
     ),
     RedactionKind.DOB: _phrases(
-        "fecha de nacimiento", "naci", "nacio", "naciste", "nacido", "nacida", "nacimiento", "cumpleaños",
+        "fecha de nacimiento", "naci", "nacia", "nacio", "naciste", "nacido", "nacida", "nacimiento", "cumpleaños",
         "cumpleanos", "date of birth", "born", "birthday", "dob", "d o b", "birth date",
     ),
     RedactionKind.PHONE: _phrases(
@@ -269,6 +269,9 @@ LETTER_NAMES: Final = {
 """Spanish letter names, as a caller spells an id's letter ("equis", "zeta")."""
 
 EMAIL_AT: Final = frozenset({"arroba", "@", "at"})
+EMAIL_WORDS: Final = frozenset({"correo", "email", "mail", "emails", "correos"})
+"""Words that announce an address: a dotted name right after one is an address even when
+Whisper lost its "arroba" ("My email is john.smithtmell.com")."""
 EMAIL_DOT: Final = frozenset({"punto", "dot", "."})
 EMAIL_JOIN: Final = frozenset(
     {"punto", "dot", ".", "guion", "guiones", "bajo", "underscore", "dash", "hyphen", "-", "_"}
