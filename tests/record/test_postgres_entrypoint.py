@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -55,8 +56,12 @@ def start(base: Path, port: int, passwords: dict[str, str]) -> subprocess.Popen[
     drop: dict[str, Any] = (
         {"user": USER, "group": pwd.getpwnam(USER).pw_gid, "extra_groups": []} if USER else {}
     )
+    # The server's user may not reach the repository (a CI clone in a 0700 folder): run a copy.
+    script = base / SCRIPT.name
+    shutil.copyfile(SCRIPT, script)
+    script.chmod(0o644)
     with (base / "server.log").open("ab") as log:
-        return subprocess.Popen(["sh", str(SCRIPT)], env=env, stdout=log, stderr=log, **drop)
+        return subprocess.Popen(["sh", str(script)], env=env, stdout=log, stderr=log, **drop)
 
 
 def url(role: str, password: str, port: int) -> str:
