@@ -8,13 +8,18 @@ Whisper is trained on 30 s windows, and faster-whisper pads every input to 30 s;
 cost grows with the window, so a 2 s utterance pays for 30 s. CTranslate2's encoder accepts
 shorter mel inputs, so we feed the utterance plus a short silence margin, rounded up to a
 bucket (fewer distinct shapes), which is 2-4x faster for short utterances with the same text.
+The price is loops on the shortest: a word alone in a 2-3 s window comes back said two or
+three times ("Entiendo." -> "entiendo entiendo", "Adiós." -> "Adiós Adiós Adiós"; in the 30 s
+window once), and the aligner does not put those echoes past the speech. So a final whose text
+still ends in an echo of its own words is decoded again in the 30 s window, and that reading is
+kept (it costs a 30 s encoder pass, only for those finals).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import ctranslate2
@@ -124,11 +129,13 @@ class WhisperEngine:
                 )
             return self._tokenizers[lang]
 
-    def features(self, audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """Log-mel features of `audio` padded with silence to its window length."""
-        window = max(
-            window_seconds(len(audio) / SAMPLE_RATE), min(MAX_WINDOW_S, self.config.min_window_s)
-        )
+    def features(
+        self, audio: npt.NDArray[np.float32], min_window_s: float = 0.0
+    ) -> npt.NDArray[np.float32]:
+        """Log-mel features of `audio` padded with silence to its window length (at least
+        `min_window_s` and the configured minimum)."""
+        floor = max(min_window_s, self.config.min_window_s)
+        window = max(window_seconds(len(audio) / SAMPLE_RATE), min(MAX_WINDOW_S, floor))
         n = int(window * SAMPLE_RATE)
         padded = np.zeros(n, dtype=np.float32)
         padded[: min(n, len(audio))] = audio[-n:] if len(audio) > n else audio
@@ -158,12 +165,13 @@ class WhisperEngine:
         prefix: str = "",
         beam_size: int | None = None,
         words: bool = False,
+        min_window_s: float = 0.0,
     ) -> Hypothesis:
         """Transcribe one utterance (16 kHz float32); with `words`, time and score each word
         (one more decoder pass: Whisper's cross-attention alignment, as faster-whisper's
         word_timestamps does it)."""
         t0 = time.perf_counter()
-        feats = self.features(audio)
+        feats = self.features(audio, min_window_s)
         if lang is None and self.config.lang is None:
             lang = self.detect_language(feats)
         lang = lang or self._default_lang
@@ -206,6 +214,20 @@ class WhisperEngine:
         text = trim_repeats(raw)
         if final:
             text = self._trim_loops(tok, encoded, feats.shape[1], text)
+            if tail_echo(text) and feats.shape[1] < MAX_WINDOW_S * 100:
+                # A short window's echo the aligner could not place past the speech (module
+                # docstring): the full window reads it.
+                hyp = self.decode(
+                    audio,
+                    prompt_tokens=prompt_tokens,
+                    final=True,
+                    lang=lang,
+                    prefix=prefix,
+                    beam_size=beam_size,
+                    words=words,
+                    min_window_s=MAX_WINDOW_S,
+                )
+                return replace(hyp, decode_s=time.perf_counter() - t0)
         else:
             # A partial's audio ends mid-speech: its echo goes unchecked (the final checks).
             text = drop_tail(text, tail_echo(text))
