@@ -122,9 +122,14 @@ def spoken_digits(text: str) -> list[str]:
 _NUMERIC_FIELDS = re.compile(r'"[A-Za-z]+":\s*(?:"\d[\d.-]*"|-?\d[\d.eE+-]*)')
 
 
+# Addresses and process ids in server log lines: a random port (127.0.0.1:39579) can hold four
+# of the card's digits by chance, and is never transcript text.
+_ADDRESSES = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?|\[\d+\]")
+
+
 def leaks_in_text(text: str) -> bool:
     """Whether `text` holds 4 consecutive digits of the card, or the CVV."""
-    text = _NUMERIC_FIELDS.sub("", text)
+    text = _ADDRESSES.sub("", _NUMERIC_FIELDS.sub("", text))
     if _SPACED.search(text):
         return True
     return any(w in run for run in spoken_digits(text) for w in _WINDOWS)
