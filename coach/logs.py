@@ -21,11 +21,23 @@ _STANDARD = set(vars(logging.makeLogRecord({}))) | {
 }
 # uvicorn logs request lines with their query string; browser tokens travel in `?token=`.
 _SECRET_QUERY = re.compile(r"((?:token|api_key|password)=)[^&\s\"']+", re.IGNORECASE)
+# At debug level websockets and uvicorn dump request headers and text frames: the service
+# token rides in `Authorization: Bearer ...` and the browser's in the `{"token": ...}` frame.
+_SECRET_HEADER = re.compile(
+    r"((?:authorization|proxy-authorization|cookie|set-cookie|x-api-key):\s*(?:bearer\s+|basic\s+)?)\S[^\r\n]*",
+    re.IGNORECASE,
+)
+_SECRET_JSON = re.compile(
+    r"""((?:\\?["'])(?:token|secret|password|api_?key)(?:\\?["'])\s*:\s*(?:\\?["']))[^"'\\]+""",
+    re.IGNORECASE,
+)
 
 
 def redact(text: str) -> str:
-    """Mask credentials that appear in URLs (`token=...`, `api_key=...`)."""
-    return _SECRET_QUERY.sub(r"\1***", text)
+    """Mask credentials in URLs (`token=...`), headers (`Authorization: ...`) and JSON frames."""
+    text = _SECRET_QUERY.sub(r"\1***", text)
+    text = _SECRET_HEADER.sub(r"\1***", text)
+    return _SECRET_JSON.sub(r"\1***", text)
 
 
 class JsonFormatter(logging.Formatter):

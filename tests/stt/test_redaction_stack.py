@@ -352,6 +352,7 @@ async def test_card_in_two_groups_and_cvv_never_stored_logged_or_shown(
     assert not numbers_in_text_fields(aof_text.replace('\\"', '"'))
     # 4. The logs of stt (its process) and of the relay (this process).
     assert leaks_in_lines(stt.log.read_text(errors="replace").splitlines()) == []
+    assert stt.token not in stt.log.read_text(errors="replace"), "the service token was logged"
     assert leaks_in_lines(captured_logs.lines) == []
     # 5. What the relay's WebSocket sent the console.
     lines = [line for f in frames for line in f.splitlines() if line.strip()]
