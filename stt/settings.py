@@ -9,6 +9,7 @@ from typing import Any
 import ctranslate2
 
 from coach.bus import BusConfig
+from coach.model_path import default_model_path
 from coach.redact import RedactConfig
 from coach.settings import Env, SettingsError
 from stt.segmenter import SegmenterConfig
@@ -119,9 +120,7 @@ class SttSettings:
         workers = _default("decode_workers") if gpu else min(4, os.cpu_count() or 1)
         return cls(
             relay_token=token,
-            model_path=env.str(
-                "MODEL_PATH", os.path.join(DEFAULT_MODEL_DIR, f"faster-whisper-{size}")
-            ),
+            model_path=env.str("MODEL_PATH", default_model_path(size)),
             model_size=size,
             device="cuda" if gpu else "cpu",
             compute_type=env.str(
