@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
+from coach.child_server import ChildServer
 from coach.errors import CoachError
-from coach.redis_server import free_port
 
 SUPERUSER = "postgres"
 """The cluster's superuser (initdb -U)."""
@@ -95,20 +95,21 @@ def _reachable(install: Path) -> Path:
     return copied
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(ChildServer):
     """A child PostgreSQL server on 127.0.0.1; `start()`, `stop()`, `url`, `url_for(role)`."""
+
+    stop_signal = signal.SIGINT  # PostgreSQL's fast shutdown
+    stop_wait_s = 20.0
 
     def __init__(
         self, port: int = 0, data_dir: str | Path | None = None, *, fsync: bool = True
     ) -> None:
-        self.port = port or free_port()
-        self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="coach-pg-")
-        self.base = Path(data_dir or self._tmp.name)  # type: ignore[union-attr]
+        super().__init__(port, data_dir, "coach-pg-")
+        self.base = self.root
         self.data_dir = self.base / "data"
         self.log_file = self.base / "postgres.log"
         self.fsync = fsync
         """False in tests: a crash of the machine may lose data, a crash of a process not."""
-        self.process: subprocess.Popen[bytes] | None = None
         self._user = UNPRIVILEGED_USER if os.geteuid() == 0 else None
         # Root's groups dropped too: a directory of group root with no group rights would
         # refuse the server even where "other" may pass.
@@ -191,15 +192,12 @@ class EmbeddedPostgres:
             )
         finally:
             log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise CoachError(f"postgres exited at start: see {self.log_file}")
-            if _accepts(self.port):
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise CoachError(f"postgres did not accept connections on {self.port} within {timeout}s")
+        self.wait_ready(lambda: _accepts(self.port), timeout, "postgres")
+        return self
+
+    def exit_reason(self) -> str:
+        """Its log file."""
+        return f"see {self.log_file}"
 
     def _stop_orphan(self, wait: float = 30.0) -> None:
         """A server its owner left running on this data directory (the owner was SIGKILLed)
@@ -216,34 +214,6 @@ class EmbeddedPostgres:
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
             time.sleep(0.05)
-
-    def stop(self, kill: bool = False) -> None:
-        """Stop: SIGINT (PostgreSQL's fast shutdown) or SIGKILL with `kill=True`."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            if kill:
-                self.process.kill()
-            else:
-                self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def cleanup(self) -> None:
-        """Stop and remove a temporary data directory."""
-        self.stop()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-
-    def __enter__(self) -> EmbeddedPostgres:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.cleanup()
 
 
 def _accepts(port: int) -> bool:

@@ -16,11 +16,10 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import tempfile
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from coach.child_server import ChildServer, free_port
 from coach.errors import CoachError
 from coach.redis_acl import acl_file, with_user
 
@@ -51,14 +50,10 @@ def find_server_binary() -> str:
     )
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["AOF_REWRITE", "EmbeddedRedis", "find_server_binary", "free_port"]
 
 
-class EmbeddedRedis:
+class EmbeddedRedis(ChildServer):
     """A child Redis server process on 127.0.0.1; `start()`, `stop()`, `url`."""
 
     def __init__(
@@ -72,13 +67,11 @@ class EmbeddedRedis:
         prefix: str = "coach",
         aof_rewrite: Mapping[str, str] | None = None,
     ) -> None:
-        self.port = port or free_port()
-        self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="coach-redis-")
-        self.data_dir = Path(data_dir or self._tmp.name)  # type: ignore[union-attr]
+        super().__init__(port, data_dir, "coach-redis-")
+        self.data_dir = self.root
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
         self.log_file = Path(log_file) if log_file else self.data_dir / "redis.log"
-        self.process: subprocess.Popen[bytes] | None = None
         self.passwords = dict(passwords or {})
         """Role -> password (coach.redis_acl); empty: no ACL, no password (tests, dev)."""
         self.prefix = prefix
@@ -131,46 +124,13 @@ class EmbeddedRedis:
             *self._acl_args(),
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                err = self.process.stderr.read().decode() if self.process.stderr else ""
-                raise CoachError(f"redis server exited at start: {err or self.log_file}")
-            if _answers_ping(self.port):
-                return self
-            time.sleep(0.02)
-        self.stop()
-        raise CoachError(f"redis server did not answer on port {self.port} within {timeout}s")
+        self.wait_ready(lambda: _answers_ping(self.port), timeout, "redis server")
+        return self
 
-    def stop(self, kill: bool = False) -> None:
-        """Stop the server: SIGTERM (it flushes its log) or SIGKILL with `kill=True`."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            if kill:
-                self.process.kill()
-            else:
-                self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.process.stderr:
-            self.process.stderr.close()
-        self.process = None
-
-    def cleanup(self) -> None:
-        """Stop and remove a temporary data directory."""
-        self.stop()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-
-    def __enter__(self) -> EmbeddedRedis:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.cleanup()
+    def exit_reason(self) -> str:
+        """Its stderr, else its log file."""
+        err = self.process.stderr.read().decode() if self.process and self.process.stderr else ""
+        return err or str(self.log_file)
 
 
 def _answers_ping(port: int) -> bool:
