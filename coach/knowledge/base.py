@@ -38,6 +38,8 @@ MAX_PASSAGE_WORDS: Final = 160
 MAX_FILES: Final = 20_000
 """Files read from KB_DIR at most (the rest are ignored and reported)."""
 SYNONYMS_FILE: Final = "_synonyms.txt"
+PROGRESS_S: Final = 10.0
+"""Seconds between progress lines while reading a large folder."""
 _LANG_SUFFIX: Final = re.compile(r"\.(es|en)$")
 
 Signature = tuple[tuple[str, int, int], ...]
@@ -120,6 +122,7 @@ class KnowledgeBase:
                 "kbDir": str(self.root),
                 "documents": len(s.docs),
                 "passages": len(s.index.passages),
+                "embedded": s.index.embedded,
                 "errors": len(s.errors),
                 "buildS": round(s.build_s, 3),
             },
@@ -133,12 +136,17 @@ class KnowledgeBase:
         t0 = time.perf_counter()
         sig = sig if sig is not None else self.signature()
         files = self.files()
+        log.info("knowledge base indexing", extra={"kbDir": str(self.root), "files": len(files)})
         docs: dict[str, SourceDoc] = {}
         errors: dict[str, str] = {}
+        last = time.monotonic()
         for i, path in enumerate(files):
             rel = str(path.relative_to(self.root))
             if progress:
                 progress(i + 1, len(files), rel)
+            if time.monotonic() - last >= PROGRESS_S:
+                last = time.monotonic()
+                log.info("knowledge base reading", extra={"done": i, "files": len(files)})
             try:
                 doc = read(path)
             except (ReadError, OSError, UnicodeError) as exc:

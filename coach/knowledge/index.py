@@ -112,10 +112,14 @@ class Index:
         self.unknown_idf = median(self.idf.values()) if self.idf else 1.0
         self.by_id = {p.id: p for p in self.passages}
         self.vectors: np.ndarray[Any, Any] | None = None
+        self.embedded = 0
+        """Passages this build had the model embed (the others came from a cache)."""
         if self.embedder is not None and self.passages:
+            before = self.embedder.embedded
             self.vectors = self.embedder.passages(
                 [f"{p.title}. {p.section or ''}. {p.text}" for p in self.passages]
             )
+            self.embedded = self.embedder.embedded - before
 
     def _groups(self, text: str, weight: float, seen: set[str]) -> list[_Group]:
         groups = []

@@ -21,7 +21,7 @@ def open_kb(settings: KBSettings) -> KnowledgeBase | None:
     """The knowledge base KB_DIR names (not yet indexed), or None when KB_DIR is unset."""
     if settings.dir is None:
         return None
-    return KnowledgeBase(settings.dir, embedder=load(settings.semantic))
+    return KnowledgeBase(settings.dir, embedder=load(settings.semantic, settings.cache_dir))
 
 
 async def keep_indexed(kb: KnowledgeBase, poll_s: float) -> None:
