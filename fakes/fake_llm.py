@@ -1,9 +1,16 @@
 """A fake OpenAI-compatible chat completions server (real HTTP, real SSE) with fault knobs.
 
-It streams like OpenRouter: `: OPENROUTER PROCESSING` keep-alive comments, `data: {...}` chunks,
-a usage chunk (with `cost`) at the end, `data: [DONE]`; after a 200 a failure arrives as a chunk
-with `error` and `finish_reason: "error"`. Faults are queued (`push`) or tied to a marker string
-found in the request (`on`), so one test call can misbehave while the others do not.
+It streams like OpenRouter: `: OPENROUTER PROCESSING` keep-alive comments, then the reply a
+token at a time (a word and the space after it) as `data: {...}` chunks carrying
+`choices[0].delta.content`, a `finish_reason: "stop"` chunk, a usage chunk (with `cost`) and
+`data: [DONE]`; after a 200 a failure arrives as a chunk with `error` and
+`finish_reason: "error"`. `token_delay_s` paces the tokens (a fault's own delay wins: `slow`).
+`cut` drops the connection mid-reply (no terminating chunk, no [DONE]), as a proxy or a dying
+provider does. Faults are queued (`push`) or tied to a marker string found in the request
+(`on`), so one test call can misbehave while the others do not.
+
+A knowledge-answer request (schema `kb_answer`) is answered by default from its own passages:
+the first sentence of the first passage, citing that passage's id.
 Runs uvicorn in its own thread and event loop, so a hanging reply never blocks the client's loop.
 
 What tests wait on instead of sleeping: `hanging` (requests held by a `hang` fault right now),
@@ -18,6 +25,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import re
 import signal
 import threading
 import time
@@ -39,8 +47,16 @@ API_KEY = "test-key"
 FAULTS = (
     "ok", "429", "402", "401", "500", "503", "hang", "hang_stream", "error_chunk",
     "invalid_json", "bad_content", "plain", "reject_schema", "no_stream", "402_budget",
-    "reject_schema_500",
+    "reject_schema_500", "cut", "slow",
 )  # fmt: skip
+SLOW_TOKEN_S = 0.15
+"""Pause between tokens of a `slow` reply (unless the fault says otherwise)."""
+TOKEN = re.compile(r"\S+\s*|\s+")
+"""What one streamed chunk carries: a word and the whitespace after it."""
+
+
+class StreamCut(Exception):
+    """Raised inside a streaming reply so the server drops the connection mid-body."""
 
 
 @dataclass
@@ -50,6 +66,10 @@ class Fault:
     kind: str = "ok"
     retry_after: str | None = None
     content: str | None = None
+    token_delay_s: float | None = None
+    """Pause between tokens (`slow`); None = the server's `token_delay_s`."""
+    cut_after: int = 3
+    """Tokens sent before a `cut` drops the connection."""
 
 
 @dataclass
@@ -61,11 +81,32 @@ class Seen:
     text: str
 
 
+def kb_answer(body: dict[str, Any]) -> str | None:
+    """A knowledge answer from the request's own passages (first sentence, cited), or None
+    when the request carries no passages."""
+    user = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
+    for line in user.splitlines():
+        try:
+            passage = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(passage, dict) and passage.get("id") and passage.get("text"):
+            sentence = re.split(r"(?<=[.!?])\s", str(passage["text"]).strip(), maxsplit=1)[0]
+            return json.dumps(
+                {"answer": sentence, "cites": [str(passage["id"])]}, ensure_ascii=False
+            )
+    return None
+
+
 def default_reply(body: dict[str, Any]) -> str:
-    """JSON per the schema the client asked for (tip or summary)."""
+    """JSON per the schema the client asked for (tip, summary or knowledge answer)."""
     fmt = body.get("response_format") or {}
     name = (fmt.get("json_schema") or {}).get("name", "")
     text = json.dumps(body.get("messages", []), ensure_ascii=False)
+    if name == "kb_answer" or "<<<PASSAGES" in text:
+        answer = kb_answer(body)
+        if answer is not None:
+            return answer
     if name == "call_summary" or "Resume esta llamada" in text or "Summarise this" in text:
         return json.dumps(
             {
@@ -90,6 +131,8 @@ class FakeLLM:
 
     latency_s: float = 0.0
     keepalives: int = 2
+    token_delay_s: float = 0.0
+    """Pause between two streamed tokens (a `slow` fault's own pause wins)."""
     reply: Callable[[dict[str, Any]], str] = default_reply
     model: str = "fake/model-1"
     requests: list[Seen] = field(default_factory=list)
@@ -109,6 +152,7 @@ class FakeLLM:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._tokens = 0
         self.release = threading.Event()  # set to end all hangs
 
     async def _until(self, event: threading.Event) -> str:
@@ -143,15 +187,25 @@ class FakeLLM:
         """Base URL for LLM_BASE_URL."""
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def push(self, *kinds: str, retry_after: str | None = None, content: str | None = None) -> None:
+    def push(
+        self, *kinds: str, retry_after: str | None = None, content: str | None = None,
+        token_delay_s: float | None = None, cut_after: int = 3,
+    ) -> None:  # fmt: skip
         """Queue faults for the next requests (in order)."""
         for kind in kinds:
             assert kind in FAULTS, kind
-            self.queue.append(Fault(kind, retry_after, content))
+            self.queue.append(Fault(kind, retry_after, content, token_delay_s, cut_after))
 
-    def on(self, marker: str, *kinds: str, retry_after: str | None = None) -> None:
+    def on(
+        self, marker: str, *kinds: str, retry_after: str | None = None,
+        content: str | None = None, token_delay_s: float | None = None, cut_after: int = 3,
+    ) -> None:  # fmt: skip
         """Faults for requests whose messages contain `marker` (the last one repeats)."""
-        self.markers[marker] = deque(Fault(k, retry_after) for k in kinds)
+        for kind in kinds:
+            assert kind in FAULTS, kind
+        self.markers[marker] = deque(
+            Fault(k, retry_after, content, token_delay_s, cut_after) for k in kinds
+        )
 
     def seen(self, marker: str | None = None) -> list[Seen]:
         """Requests received (optionally only those containing `marker`)."""
@@ -249,9 +303,13 @@ class FakeLLM:
                     "usage": {"prompt_tokens": 50, "completion_tokens": 10, "cost": 0.0001},
                 }
             )
-        return StreamingResponse(self._stream(body, content, kind), media_type="text/event-stream")
+        return StreamingResponse(self._stream(body, content, fault), media_type="text/event-stream")
 
-    async def _stream(self, body: dict[str, Any], content: str, kind: str) -> AsyncIterator[str]:
+    async def _stream(self, body: dict[str, Any], content: str, fault: Fault) -> AsyncIterator[str]:
+        kind = fault.kind
+        delay = self.token_delay_s if fault.token_delay_s is None else fault.token_delay_s
+        if kind == "slow" and fault.token_delay_s is None:
+            delay = max(delay, SLOW_TOKEN_S)
         with self._lock:
             self.active += 1
             self.max_active = max(self.max_active, self.active)
@@ -267,9 +325,12 @@ class FakeLLM:
                 await self._until(self.release)
                 return
             model = body.get("model") or self.model
-            third = max(1, len(content) // 3)
-            pieces = [content[i : i + third] for i in range(0, len(content), third)]
+            pieces = TOKEN.findall(content) or [content]
             for i, piece in enumerate(pieces):
+                if kind == "cut" and i >= fault.cut_after:
+                    raise StreamCut  # uvicorn drops the connection: no last chunk, no [DONE]
+                if i and delay:
+                    await asyncio.sleep(delay)
                 chunk = {
                     "id": "gen-1",
                     "model": model,
@@ -283,6 +344,8 @@ class FakeLLM:
                     ],
                 }
                 yield f"data: {json.dumps(chunk)}\n\n"
+                with self._lock:
+                    self._tokens += 1
                 if i == 0 and kind == "error_chunk":
                     err = {
                         "id": "gen-1",
@@ -324,6 +387,12 @@ class FakeLLM:
         finally:
             with self._lock:
                 self.active -= 1
+
+    @property
+    def tokens_sent(self) -> int:
+        """Content chunks sent so far, over all requests."""
+        with self._lock:
+            return self._tokens
 
     def start(self) -> FakeLLM:
         """Start serving in a background thread; returns when it accepts connections."""

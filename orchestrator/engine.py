@@ -34,6 +34,7 @@ from coach.bus import Bus, BusEvent, id_after
 from coach.errors import BusError, BusUnavailable
 from coach.knowledge import KnowledgeBase
 from coach.knowledge.report import KBReport
+from coach.knowledge.shown import ShownLog
 from coach.knowledge.watch import keep_indexed
 from coach.lag import LagMonitor
 from coach.tasks import TaskFailure, TaskSet
@@ -162,7 +163,15 @@ class Orchestrator:
         )
         self.kb = kb
         self.knowledge = (
-            KnowledgeAssist(kb, settings.kb, self._publish_one, llm, kb_report, tasks=self.tasks)
+            KnowledgeAssist(
+                kb,
+                settings.kb,
+                self._publish_one,
+                llm,
+                kb_report,
+                tasks=self.tasks,
+                shown=ShownLog(bus.redis, bus.config.prefix) if kb_report else None,
+            )
             if kb is not None
             else None
         )

@@ -56,6 +56,8 @@ class LLMSettings:
     """LLM_SYSTEM_PROMPT / LLM_SYSTEM_PROMPT_FILE: company instructions prepended to the prompt."""
     context_utterances: int = 16
     """LLM_CONTEXT_UTTERANCES: last utterances sent with a tip request."""
+    answer_interval_ms: int = 150
+    """LLM_ANSWER_INTERVAL_MS: least time between two events of a streamed knowledge answer."""
 
     @property
     def enabled(self) -> bool:
@@ -144,6 +146,7 @@ class Settings:
             ),
             system_prompt=prompt,
             context_utterances=env.int("LLM_CONTEXT_UTTERANCES", 16, min=1, max=200),
+            answer_interval_ms=env.int("LLM_ANSWER_INTERVAL_MS", 150, min=0, max=10_000),
         )
         playbook_dir = Path(env.str("ORCH_PLAYBOOK_DIR", str(PLAYBOOK_DIR)))
         if not playbook_dir.is_dir():

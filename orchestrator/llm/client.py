@@ -21,7 +21,7 @@ import httpx
 from coach.backoff import LLM, Backoff
 from orchestrator.llm.breaker import BreakerState, CircuitBreaker
 from orchestrator.llm.errors import Failure, LLMError
-from orchestrator.llm.transport import Transport, Usage
+from orchestrator.llm.transport import TextSink, Transport, Usage
 from orchestrator.settings import LLMSettings
 
 log = logging.getLogger(__name__)
@@ -58,8 +58,10 @@ class Completer(Protocol):
         schema_name: str = "reply",
         max_tokens: int | None = None,
         deadline_s: float | None = None,
+        on_text: TextSink | None = None,
     ) -> Completion:
-        """One completion under the client's policy; raises LLMError."""
+        """One completion under the client's policy; raises LLMError. `on_text` hears the
+        reply's text as it streams (cumulative per attempt; a retry starts it again)."""
         ...
 
     def health(self) -> dict[str, Any]:
@@ -134,12 +136,15 @@ class LLMClient:
         schema_name: str = "reply",
         max_tokens: int | None = None,
         deadline_s: float | None = None,
+        on_text: TextSink | None = None,
     ) -> Completion:
         """One completion under the full policy; raises LLMError (never hangs past the deadline)."""
         deadline_s = deadline_s or self.settings.tip_deadline_s
         try:
             async with asyncio.timeout(deadline_s):
-                return await self._complete(messages, schema, schema_name, max_tokens, deadline_s)
+                return await self._complete(
+                    messages, schema, schema_name, max_tokens, deadline_s, on_text=on_text
+                )
         except TimeoutError:
             self._count(Failure.TIMEOUT.value)
             self.stats.last_failure = f"overall deadline of {deadline_s:.1f}s passed"
@@ -153,6 +158,8 @@ class LLMClient:
         schema_name: str,
         max_tokens: int | None,
         deadline_s: float,
+        *,
+        on_text: TextSink | None = None,
     ) -> Completion:
         loop = asyncio.get_running_loop()
         ends_at = loop.time() + deadline_s
@@ -181,7 +188,7 @@ class LLMClient:
                         self.in_flight += 1
                         try:
                             text, used_model, usage = await self.transport.send(
-                                model, messages, mode, schema, schema_name, max_tokens
+                                model, messages, mode, schema, schema_name, max_tokens, on_text
                             )
                         finally:
                             self.in_flight -= 1

@@ -4,7 +4,8 @@ Hundreds of streaming HTTP requests cost real CPU (HTTP parsing, TLS, SSE, JSON)
 rules loop that work would sit between a final and its alert; on its own loop the rules loop
 keeps its turn (the interpreter switches threads every few milliseconds), so playbook alerts
 stay fast whatever the LLM is doing. Only `complete()` crosses over; results come back as
-futures.
+futures, and a streamed reply's `on_text` runs on the caller's loop (the stream waits for it,
+so pieces arrive in order and a slow caller slows the read rather than queueing text).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from orchestrator.llm.client import Completion, LLMClient
+from orchestrator.llm.transport import TextSink
 from orchestrator.settings import LLMSettings
 
 
@@ -42,8 +44,10 @@ class LLMThread:
         schema_name: str = "reply",
         max_tokens: int | None = None,
         deadline_s: float | None = None,
+        on_text: TextSink | None = None,
     ) -> Completion:
         """`LLMClient.complete` run on the LLM thread; cancelling the caller cancels it there."""
+        sink = _on_loop(on_text, asyncio.get_running_loop()) if on_text is not None else None
         future = asyncio.run_coroutine_threadsafe(
             self.client.complete(
                 messages,
@@ -51,6 +55,7 @@ class LLMThread:
                 schema_name=schema_name,
                 max_tokens=max_tokens,
                 deadline_s=deadline_s,
+                on_text=sink,
             ),
             self._loop,
         )
@@ -69,3 +74,12 @@ class LLMThread:
         self._loop.call_soon_threadsafe(self._loop.stop)
         await asyncio.to_thread(self._thread.join, 10)
         self._loop.close()
+
+
+def _on_loop(sink: TextSink, loop: asyncio.AbstractEventLoop) -> TextSink:
+    """`sink` run on `loop` (the caller's), awaited from the LLM thread's loop."""
+
+    async def relay(text: str) -> None:
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(sink(text), loop))
+
+    return relay

@@ -5,15 +5,21 @@ retries, breaker, fallback and deadlines are `client.LLMClient`'s."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import httpx
+from httpx_sse import EventSource, ServerSentEvent, SSEError
 
 from orchestrator.llm.errors import Failure, LLMError, from_status
-from orchestrator.llm.sse import DONE, data_lines
 from orchestrator.settings import LLMSettings
+
+DONE: Final = "[DONE]"
+"""The `data:` payload that ends an OpenAI-compatible stream."""
+TextSink = Callable[[str], Coroutine[Any, Any, None]]
+"""Told the reply's text so far (cumulative, this attempt's) after each streamed piece; the
+stream waits for it, so a sink must be quick (a retry starts the text again from empty)."""
 
 KEEPALIVE_CONNECTIONS: Final = 16
 """Idle connections kept for reuse. httpcore's pool scans every pooled connection for every
@@ -112,9 +118,11 @@ class Transport:
         schema: dict[str, Any] | None,
         schema_name: str,
         max_tokens: int,
+        on_text: TextSink | None = None,
     ) -> tuple[str, str, Usage]:
         """One request: the reply's text, the model that answered and the usage; raises
-        LLMError (classified, retryable or not) for every way it can fail."""
+        LLMError (classified, retryable or not) for every way it can fail. `on_text` hears
+        the text as it streams in."""
         body = self.body(model, messages, mode, schema, schema_name, max_tokens)
         headers = {
             "Authorization": f"Bearer {self.settings.api_key or ''}",
@@ -132,7 +140,7 @@ class Transport:
                 if "text/event-stream" not in resp.headers.get("content-type", ""):
                     # Some servers ignore `stream` and answer with one JSON document.
                     return _from_document(await resp.aread(), model)
-                return await _from_stream(resp, model)
+                return await _from_stream(resp, model, on_text)
         except httpx.TimeoutException as exc:
             raise LLMError(
                 f"LLM timed out ({type(exc).__name__})", Failure.TIMEOUT, retryable=True
@@ -169,15 +177,19 @@ def _chunk_error(error: Any) -> LLMError:
     )
 
 
-async def _from_stream(resp: httpx.Response, model: str) -> tuple[str, str, Usage]:
-    parts: list[str] = []
-    size = 0
+async def _from_stream(
+    resp: httpx.Response, model: str, on_text: TextSink | None = None
+) -> tuple[str, str, Usage]:
+    text = ""
     usage = Usage(requests=1)
     used_model = model
     finished = False
-    async for data in data_lines(resp.aiter_lines()):
+    # httpx-sse parses the event stream (comments such as `: OPENROUTER PROCESSING`, multi-line
+    # `data:` fields, CRLF) so no SSE framing is hand-written here.
+    async for event in _events(resp):
+        data = event.data
         # After [DONE], read on to the end of the body so the connection can be reused.
-        if finished:
+        if finished or not data:
             continue
         if data.strip() == DONE:
             finished = True
@@ -197,12 +209,22 @@ async def _from_stream(resp: httpx.Response, model: str) -> tuple[str, str, Usag
             if choice.get("finish_reason") == "error":
                 raise _chunk_error(chunk.get("error") or {"message": "finish_reason error"})
             content = (choice.get("delta") or {}).get("content")
-            if isinstance(content, str) and size < MAX_RESPONSE_CHARS:
-                parts.append(content)
-                size += len(content)
+            if isinstance(content, str) and content and len(text) < MAX_RESPONSE_CHARS:
+                text = (text + content)[:MAX_RESPONSE_CHARS]
+                if on_text is not None:
+                    await on_text(text)
         if chunk.get("usage"):
             usage = _usage(chunk["usage"])
-    return "".join(parts)[:MAX_RESPONSE_CHARS], used_model, usage
+    return text, used_model, usage
+
+
+async def _events(resp: httpx.Response) -> AsyncIterator[ServerSentEvent]:
+    """The stream's server-sent events; a malformed stream is a retryable protocol error."""
+    try:
+        async for event in EventSource(resp).aiter_sse():
+            yield event
+    except SSEError as exc:
+        raise LLMError(f"LLM stream is not SSE: {exc}", Failure.PROTOCOL, retryable=True) from None
 
 
 def _from_document(raw: bytes, model: str) -> tuple[str, str, Usage]:
