@@ -45,6 +45,7 @@ async def load_call(conn: psycopg.AsyncConnection[Any], call_id: str) -> dict[st
             "SELECT body FROM record.metrics WHERE call_id = %s ORDER BY seq", [call_id]
         )
         metrics = [r["body"] for r in await cur.fetchall()]
+        record = await _record_transcript(cur, call_id)
     summary = (
         {
             "text": c["summary_text"],
@@ -85,6 +86,46 @@ async def load_call(conn: psycopg.AsyncConnection[Any], call_id: str) -> dict[st
                 "redactions": u["redactions"] or [],
             }
             for u in utterances
+        ],
+        "recordTranscript": record,
+    }
+
+
+async def _record_transcript(
+    cur: psycopg.AsyncCursor[dict[str, Any]], call_id: str
+) -> dict[str, Any] | None:
+    """The second pass's transcript of the recording (second_pass/), or None if never queued:
+    {status: pending|done|failed, model, lang, finishedAt, utterances (when done)}."""
+    await cur.execute(
+        "SELECT status, model, lang, finished_at FROM record.record_transcripts WHERE call_id = %s",
+        [call_id],
+    )
+    head = await cur.fetchone()
+    if head is None:
+        return None
+    await cur.execute(
+        "SELECT seq, speaker, start_s, end_s, text, words, confidence, redactions"
+        " FROM record.record_utterances WHERE call_id = %s ORDER BY seq",
+        [call_id],
+    )
+    rows = await cur.fetchall()
+    return {
+        "status": head["status"],
+        "model": head["model"],
+        "lang": head["lang"],
+        "finishedAt": _iso(head["finished_at"]),
+        "utterances": [
+            {
+                "utteranceId": f"record-{r['seq']}",
+                "speaker": r["speaker"],
+                "start": r["start_s"],
+                "end": r["end_s"],
+                "text": r["text"],
+                "confidence": r["confidence"],
+                "words": r["words"] or [],
+                "redactions": r["redactions"] or [],
+            }
+            for r in rows
         ],
     }
 

@@ -22,7 +22,7 @@ WORDS = [{"w": "Quiero", "start": 12.5, "end": 12.9, "p": 0.9}]
 
 
 def test_shipped_versions_run_one_to_n() -> None:
-    assert [m.version for m in migrations()][:3] == [1, 2, 3]
+    assert [m.version for m in migrations()][:4] == [1, 2, 3, 4]
 
 
 def test_data_written_at_version_1_survives_version_2(pg_server: EmbeddedPostgres) -> None:
@@ -64,12 +64,35 @@ def test_data_written_at_version_1_survives_version_2(pg_server: EmbeddedPostgre
         ).fetchone()
         assert hit == (12.5,)
     # Version 3 moves the word timings to their own table; the utterance keeps the rest.
-    assert migrate(db.url()) == [3]
+    assert migrate(db.url(), target=3) == [3]
     with psycopg.connect(db.url()) as conn:
         assert conn.execute("SELECT words FROM record.utterance_words").fetchall() == [(WORDS,)]
         assert conn.execute("SELECT text FROM record.utterances").fetchone() == (
             "Quiero cancelar mi suscripción",
         )
+    # Version 4 adds the transcript of record beside the live one: the live rows stay, the
+    # new tables take a call's second pass and go with the call.
+    assert migrate(db.url()) == [4]
+    with psycopg.connect(db.url()) as conn:
+        assert conn.execute("SELECT start_s, text FROM record.utterances").fetchall() == [
+            (12.5, "Quiero cancelar mi suscripción")
+        ]
+        assert conn.execute("SELECT words FROM record.utterance_words").fetchall() == [(WORDS,)]
+        conn.execute(
+            "INSERT INTO record.record_transcripts (call_id, status, model) VALUES"
+            " ('c1', 'done', 'faster-whisper-base')"
+        )
+        conn.execute(
+            "INSERT INTO record.record_utterances (call_id, seq, speaker, start_s, end_s, text)"
+            " VALUES ('c1', 0, 'customer', 12.4, 15.1, 'quiero cancelar mi suscripción')"
+        )
+    with psycopg.connect(db.url()) as conn, pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute("UPDATE record.record_transcripts SET status = 'odd'")
+    with psycopg.connect(db.url()) as conn:
+        assert conn.execute("SELECT count(*) FROM record.record_utterances").fetchone() == (1,)
+        conn.execute("DELETE FROM record.calls WHERE call_id = 'c1'")
+        assert conn.execute("SELECT count(*) FROM record.record_utterances").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM record.record_transcripts").fetchone() == (0,)
     assert migrate(db.url()) == []  # nothing left to do
 
 

@@ -1,0 +1,5 @@
+import sys
+
+from second_pass.service import main
+
+sys.exit(main())

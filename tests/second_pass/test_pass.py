@@ -1,0 +1,162 @@
+"""The second pass on a real Redis, a real PostgreSQL and the real base model: a call.ended
+with a stereo recording becomes a masked transcript of record beside the live one; replaying
+the call.ended changes nothing; the entry is acknowledged only once the transcript is stored."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from bench.stt.wer import wer
+from coach.bus import Bus
+from coach.record.write import apply
+from second_pass.transcribe import DecodeConfig, Transcriber
+from second_pass.worker import PassConfig, SecondPass
+from stt.models import ModelInfo
+from tests.pg import RecordDb
+from tests.stt.test_redaction_stack import CARD, CVV, spoken_digits
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def transcriber(base_model: ModelInfo) -> Transcriber:
+    return Transcriber(DecodeConfig(str(base_model.path), cpu_threads=2))
+
+
+def record_rows(db: RecordDb, call_id: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(db.url()) as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                "SELECT seq, speaker, start_s, end_s, text, words, redactions"
+                " FROM record.record_utterances WHERE call_id = %s ORDER BY seq",
+                [call_id],
+            )
+        ]
+
+
+def status_row(db: RecordDb, call_id: str) -> tuple[Any, ...] | None:
+    with psycopg.connect(db.url()) as conn:
+        row = conn.execute(
+            "SELECT status, model, lang, finished_at FROM record.record_transcripts"
+            " WHERE call_id = %s",
+            [call_id],
+        ).fetchone()
+        return tuple(row) if row else None
+
+
+async def drain(second: SecondPass) -> None:
+    """Read until the group is empty, then do every queued call."""
+    while await second.read_once():
+        pass
+    while len(second.queue):
+        job = await second.queue.take()
+        await second.process(job)
+        second.queue.done(job)
+
+
+async def test_call_ended_becomes_a_masked_transcript_of_record(
+    bus: Bus, record_db: RecordDb, transcriber: Transcriber, call_wav: tuple[Path, str]
+) -> None:
+    path, agent_ref = call_wav
+    live = [
+        {
+            "type": "call.started",
+            "callId": "r1",
+            "agent": "200",
+            "lang": "es",
+            "caller": {"number": "600", "name": "C"},
+            "startedAt": 1_764_000_000_000,
+        },
+        {
+            "type": "final",
+            "callId": "r1",
+            "speaker": "agent",
+            "utteranceId": "a1",
+            "text": "live line",
+            "start": 0.3,
+            "end": 2.0,
+            "confidence": 0.9,
+            "lang": "es",
+            "words": [],
+        },
+    ]
+    ended = {
+        "type": "call.ended",
+        "callId": "r1",
+        "endedAt": 1_764_000_030_000,
+        "reason": "caller-hangup",
+        "recording": str(path),
+    }
+    stored = await bus.publish_many([*live, ended])
+    # The archive's rows of the same call (the live transcript), written as the archive does.
+    async with await psycopg.AsyncConnection.connect(record_db.url()) as aconn:
+        await apply(aconn, stored)
+        await aconn.commit()
+    second = SecondPass(bus, record_db.url(), transcriber, PassConfig(block_ms=50))
+    await second.start()
+    try:
+        await drain(second)
+        status = status_row(record_db, "r1")
+        assert status is not None and status[:3] == ("done", "faster-whisper-base", "es")
+        rows = record_rows(record_db, "r1")
+        speakers = {r[1] for r in rows}
+        assert speakers == {"customer", "agent"}
+        agent_text = " ".join(r[4] for r in rows if r[1] == "agent")
+        assert wer(agent_ref, agent_text) < 0.5, agent_text
+        customer = [r for r in rows if r[1] == "customer"]
+        text = " ".join(r[4] for r in customer)
+        # Masked before storing: the card is "[card]", no run of its digits survives, in the
+        # text or the words.
+        assert "[card]" in text, text
+        digits = "".join(spoken_digits(text))
+        words = " ".join(w["w"] for r in customer for w in r[5])
+        assert not any(CARD[i : i + 4] in digits for i in range(len(CARD) - 3)), text
+        assert not re.search(r"\d{4}", words), words
+        assert all(red["kind"] in ("card", "cvv") for r in customer for red in r[6] or [])
+        assert CVV not in digits or "[cvv]" in text
+        # Beside the live transcript, not over it.
+        with psycopg.connect(record_db.url()) as conn:
+            live_rows = conn.execute(
+                "SELECT text FROM record.utterances WHERE call_id = 'r1'"
+            ).fetchall()
+        assert live_rows == [("live line",)]
+        # Acknowledged: nothing left pending for the group.
+        assert await bus.read_group("second_pass", "second_pass", pending=True, block_ms=None) == []
+        first = (record_rows(record_db, "r1"), status_row(record_db, "r1"))
+        # A replayed call.ended (another bus id) changes nothing.
+        await bus.publish(ended)
+        await drain(second)
+        assert (record_rows(record_db, "r1"), status_row(record_db, "r1")) == first
+        assert second.done == 1
+    finally:
+        await second.close()
+
+
+async def test_a_missing_recording_is_a_stored_failure_and_acknowledged(
+    bus: Bus, record_db: RecordDb, transcriber: Transcriber, tmp_path: Path
+) -> None:
+    await bus.publish(
+        {
+            "type": "call.ended",
+            "callId": "r2",
+            "endedAt": 1,
+            "reason": "caller-hangup",
+            "recording": str(tmp_path / "gone.raw"),
+        }
+    )
+    second = SecondPass(bus, record_db.url(), transcriber, PassConfig(block_ms=50))
+    await second.start()
+    try:
+        await drain(second)
+    finally:
+        await second.close()
+    status = status_row(record_db, "r2")
+    assert status is not None and status[0] == "failed"
+    assert record_rows(record_db, "r2") == []
+    assert await bus.read_group("second_pass", "second_pass", pending=True, block_ms=None) == []
