@@ -6,7 +6,7 @@ import { h, clear, add, shorten, serverClock } from "./dom.js";
 import { t, onLang, clock, secs, percent } from "./i18n.js";
 import { readMetrics } from "./metrics.js";
 import { RecordingControl } from "./recording.js";
-import { knowledgeParts } from "./kb.js";
+import { knowledgeParts, patchAnswer } from "./kb.js";
 
 export const SEV_RANK = Object.freeze({ info: 0, warning: 1, critical: 2 });
 const STICK_PX = 48; // this close to the bottom counts as "following live"
@@ -418,6 +418,7 @@ export class CallView {
     if (same) {
       // DESIGN.md: a later event with the same cardId (the LLM's answer) replaces the card.
       same.ev = { ...same.ev, ...ev, id: same.ev.id, severity: same.ev.severity, refs: same.ev.refs };
+      if (ev.source === "kb" && patchAnswer(same.el, same.ev)) return; // streamed: in place
       this._fillCard(same);
       return;
     }

@@ -1,6 +1,12 @@
 // Knowledge assist in the console: what a knowledge card adds (answer, source, confidence,
 // useful / not useful), the search box (Alt+K) and the document viewer a card's source opens.
 // Everything from the knowledge base is set as text, never parsed as HTML.
+//
+// The LLM's answer streams (orchestrator/kb_answer.py): later events with the card's cardId
+// carry answer {text, done, cites}, `text` being the whole answer so far. `patchAnswer` updates
+// the card in place (the text node only, so nothing flickers and focus stays on the feedback
+// buttons), with a typing caret until `done`; a final event with empty text (`dropped`: the
+// answer cited nothing retrieved, or failed) removes what was shown.
 
 import { h, clear } from "./dom.js";
 import { addStrings, onLang, t } from "./i18n.js";
@@ -18,6 +24,7 @@ addStrings({
     "kb.score": "confianza {pct} %",
     "kb.open": "Abrir la fuente",
     "kb.answer": "Respuesta sugerida",
+    "kb.writing": "escribiendo…",
     "kb.useful": "Útil",
     "kb.notUseful": "No útil",
     "kb.thanks": "Gracias, anotado.",
@@ -36,6 +43,7 @@ addStrings({
     "kb.score": "confidence {pct}%",
     "kb.open": "Open the source",
     "kb.answer": "Suggested answer",
+    "kb.writing": "writing…",
     "kb.useful": "Useful",
     "kb.notUseful": "Not useful",
     "kb.thanks": "Thanks, noted.",
@@ -78,17 +86,61 @@ function sourceButton(doc) {
   });
 }
 
+function answerText(answer) {
+  return answer && typeof answer === "object" && typeof answer.text === "string" ? answer.text : "";
+}
+
+function setStreaming(box, streaming) {
+  box.dataset.state = streaming ? "streaming" : "done";
+  box.setAttribute("aria-busy", streaming ? "true" : "false");
+  const label = box.querySelector(".kb-answer-label");
+  const caret = box.querySelector(".kb-caret");
+  if (streaming && !caret) {
+    box.querySelector("p").append(h("span", { class: "kb-caret", "aria-hidden": "true" }));
+  } else if (!streaming && caret) {
+    caret.remove();
+  }
+  label.textContent = streaming ? `${t("kb.answer")} · ${t("kb.writing")}` : t("kb.answer");
+}
+
+function answerBlock(answer) {
+  const text = answerText(answer);
+  if (!text) return null;
+  const box = h(
+    "div",
+    { class: "kb-answer" },
+    h("span", { class: "kb-answer-label" }),
+    h("p", {}, h("span", { class: "kb-answer-text", text })),
+  );
+  setStreaming(box, answer.done !== true);
+  return box;
+}
+
+/** Apply a later event's answer to a rendered knowledge card in place; false when the card
+ * has no knowledge parts to patch (the caller re-renders it). */
+export function patchAnswer(cardEl, ev) {
+  if (!ev.answer || typeof ev.answer !== "object") return false;
+  const meta = cardEl.querySelector(".kb-meta");
+  if (!meta) return false;
+  const box = cardEl.querySelector(".kb-answer");
+  const text = answerText(ev.answer);
+  if (!text) {
+    box?.remove(); // dropped, or nothing yet
+    return true;
+  }
+  if (!box) {
+    meta.before(answerBlock(ev.answer));
+    return true;
+  }
+  const node = box.querySelector(".kb-answer-text");
+  if (node.textContent !== text) node.textContent = text;
+  setStreaming(box, ev.answer.done !== true);
+  return true;
+}
+
 /** The parts a knowledge card shows under its text. `marks` remembers feedback per card. */
 export function knowledgeParts(ev, callId, marks) {
-  const answer =
-    ev.answer && typeof ev.answer.text === "string" && ev.answer.text
-      ? h(
-          "div",
-          { class: "kb-answer" },
-          h("span", { class: "kb-answer-label", text: t("kb.answer") }),
-          h("p", { text: ev.answer.text }),
-        )
-      : null;
+  const answer = answerBlock(ev.answer);
   const mark = marks.get(ev.cardId || ev.id);
   const feedback = h(
     "div",
