@@ -365,7 +365,9 @@ async def _load(request: Request, call_id: str) -> dict[str, Any] | Response:
 
 
 async def get_call(request: Request) -> Response:
-    """`GET /history/{callId}`: the call, transcript, coaching, summary and metrics."""
+    """`GET /history/{callId}`: the call, transcript, coaching, summary and metrics, and the
+    transcript of record beside the live one (`recordTranscript`: {status, model, lang,
+    finishedAt, utterances}, null before the second pass queued it)."""
     principal = _who(request)
     if isinstance(principal, Response):
         return principal

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
 SELF = "tests/coach/test_guards.py"
-SERVICES = ("coach", "ari", "stt", "relay", "orchestrator", "archive", "retention")
+SERVICES = ("coach", "ari", "stt", "relay", "orchestrator", "archive", "retention", "second_pass")
 TREE = (*SERVICES, "bench", "fakes", "testbed", "tests", "scripts", "demo")
 
 TASK_CALL = re.compile(r"\b(create_task|ensure_future)\s*\(")
