@@ -17,6 +17,7 @@ from archive.worker import Archiver
 from coach import logs
 from coach.backoff import RECONNECT
 from coach.bus import Bus
+from coach.lag import LagMonitor
 from coach.pg_server import EmbeddedPostgres
 from coach.record import roles
 from coach.record.migrate import migrate
@@ -28,8 +29,9 @@ from coach.web import embedded_server, health_app
 log = logging.getLogger("archive")
 
 
-def make_app(archiver: Archiver) -> Starlette:
-    """GET /health (bus, database, events written, last id) and GET /metrics."""
+def make_app(archiver: Archiver, lag: LagMonitor | None = None) -> Starlette:
+    """GET /health (bus, database, events written, last id, the group's lag behind the bus)
+    and GET /metrics (with `coach_bus_group_lag_seconds{group}` from `lag`)."""
 
     async def health() -> dict[str, Any]:
         bus_up = await archiver.bus.ping()
@@ -42,6 +44,7 @@ def make_app(archiver: Archiver) -> Starlette:
             "consumer": archiver.consumer,
             "written": archiver.written,
             "lastId": archiver.last_id,
+            **({"busLag": lag.health()} if lag is not None else {}),
         }
 
     return health_app(health)
@@ -102,13 +105,16 @@ async def run(settings: Settings) -> None:
         block_ms=settings.block_ms,
         claim_idle_ms=settings.claim_idle_ms,
     )
+    # Seconds behind, and the alarm before the bus's time bound trims what it has not written.
+    lag = LagMonitor(bus, settings.group)
     tasks = TaskSet("archive")
-    server = embedded_server(make_app(archiver), settings.host, settings.port)
+    server = embedded_server(make_app(archiver, lag), settings.host, settings.port)
     http = tasks.spawn(server.serve(), "http")
     try:
         if await migrate_when_up(database_url, stop):
             await archiver.start()
             worker = tasks.spawn(archiver.run(), "archiver")
+            tasks.spawn(lag.run(stop), "group-lag")
             log.info(
                 "archive started",
                 extra={"group": settings.group, "consumer": settings.consumer},
