@@ -20,6 +20,7 @@ from relay.auth import Authenticator
 from relay.headers import SecurityHeaders
 from relay.hub import Hub
 from relay.kb import KBRoutes
+from relay.kb_report import KBReportRoutes
 from relay.metrics import RelayMetrics
 from relay.recording import CallControl, set_recording
 from relay.settings import RelaySettings
@@ -68,6 +69,7 @@ def create_app(
 
     records = history.create_history(settings)
     knowledge = KBRoutes.create(settings.kb, bus)
+    knowledge_report = KBReportRoutes.create(bus, knowledge.kb)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -96,6 +98,7 @@ def create_app(
         *erasure.ROUTES,
         *history.routes(),
         *knowledge.routes(),
+        *knowledge_report.routes(),
     ]
     if settings.web_dir.is_dir():
         routes.append(Mount("/", StaticFiles(directory=settings.web_dir, html=True), name="web"))

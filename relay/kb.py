@@ -9,8 +9,7 @@ and the KB owner's report.
   (which may hold scripts or macros) is never served.
 - `POST /calls/{callId}/feedback` {eventId, useful} (the call's agent, or a supervisor): a mark
   on a knowledge card of that call; 404 for a call or card the caller may not see.
-- `GET /kb/report?limit=` (supervisor): questions that found nothing, recent marks, and
-  useful / not useful counts per passage (coach/knowledge/report.py).
+- the KB owner's report (`GET /kb/report`, `/kb/report.csv`) is relay/kb_report.py.
 
 Without KB_DIR the routes answer 404 "no knowledge base"; bad input gets a 400 naming it.
 """
@@ -76,7 +75,6 @@ class KBRoutes:
         return [
             Route("/kb/search", self.search, methods=["GET"]),
             Route("/kb/docs/{doc_id}", self.doc, methods=["GET"]),
-            Route("/kb/report", self.report_page, methods=["GET"]),
             Route("/calls/{call_id}/feedback", self.feedback, methods=["POST"]),
         ]
 
@@ -160,23 +158,6 @@ class KBRoutes:
             },
             headers={"Cache-Control": "no-store"},
         )
-
-    async def report_page(self, request: Request) -> Response:
-        """The KB owner's report (supervisors)."""
-        try:
-            principal = self._browser(request)
-        except AuthError as exc:
-            return error(exc.status, exc.message)
-        if principal.role != "supervisor":
-            return error(403, "the knowledge report is for supervisors")
-        limit_text = request.query_params.get("limit", "200")
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
-            return error(400, "limit must be an integer from 1 to 1000", field="limit")
-        try:
-            body = await self.report.read(int(limit_text))
-        except BusError:
-            return error(503, "bus unavailable, retry")
-        return JSONResponse(body)
 
     async def feedback(self, request: Request) -> Response:
         """An agent's useful / not useful mark on a knowledge card of a call."""

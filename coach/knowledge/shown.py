@@ -75,7 +75,7 @@ class ShownLog:
             if not passage or (card and card in cards):
                 continue  # a card logged twice (a worker's retry) counts once
             cards.add(card)
-            entry_ms = int(_text(raw_id).split("-")[0])
+            entry_ms = int(_text(raw_id).split("-", maxsplit=1)[0])
             seen = out.get(passage)
             if seen is None:  # newest first: the first entry has the latest title and time
                 out[passage] = Shown(passage, f.get("title", ""), f.get("section", ""), 1, entry_ms)
