@@ -5,7 +5,8 @@ it is (`.raw`, MixMonitor's interleaved stereo, 8 kHz unless `--raw-rate`); or g
 WAV files (customer, agent).
 The audio goes as real RTP over UDP (the format ExternalMedia uses, 20 ms packets) into an
 in-process media gateway, which forwards it to STT exactly as during a live call, framed by
-`call.started` / `call.ended` on the bus. Real-time pace by default; `--speed 4` is 4x faster.
+`call.started` / `call.ended` on the bus (a single stereo file is `call.ended.recording`, as
+MixMonitor's file is on a live call). Real-time pace by default; `--speed 4` is 4x faster.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import random
 import socket
 import sys
@@ -80,6 +82,12 @@ def load_legs(paths: Sequence[str | Path], raw_rate: int = RAW_RATE) -> tuple[in
     return rate_c, customer, agent
 
 
+def recording_of(paths: Sequence[str | Path]) -> str | None:
+    """The call's recording: a single stereo file replayed is it, as MixMonitor's file is on a
+    live call (the history plays it, the second pass transcribes it); two mono files are not."""
+    return os.path.abspath(paths[0]) if len(paths) == 1 else None
+
+
 def packets(pcm: bytes, fmt: AudioFormat) -> list[bytes]:
     """RTP packets of 20 ms as Asterisk's ExternalMedia sends them (random SSRC/seq/ts)."""
     size = fmt.frame_bytes(20)
@@ -133,6 +141,7 @@ async def replay(
 ) -> str:
     """Replay a recording as a call; returns its call id."""
     rate, customer, agent_pcm = load_legs(paths, raw_rate)
+    recording = recording_of(paths)
     fmt = FORMATS[fmt_name]
     call_id = call_id or f"replay-{uuid.uuid4().hex[:12]}"
     if not is_call_id(call_id):
@@ -183,14 +192,15 @@ async def replay(
         for tap in taps:
             await gateway.close_tap(tap)
         await tasks.close(wait=5)
-        await bus.publish(
-            {
-                "type": "call.ended",
-                "callId": call_id,
-                "endedAt": int(time.time() * 1000),
-                "reason": "replay-finished",
-            }
-        )
+        ended = {
+            "type": "call.ended",
+            "callId": call_id,
+            "endedAt": int(time.time() * 1000),
+            "reason": "replay-finished",
+        }
+        if recording:
+            ended["recording"] = recording
+        await bus.publish(ended)
         if own_bus:
             await bus.close()
     return call_id

@@ -20,6 +20,8 @@ What each user may do (keys are the bus's, `{prefix}:*`; nothing else is reachab
   erasure it asks for BGREWRITEAOF, so the erased text leaves the append-only file at once.
 - `archive`: the call-record worker: its consumer group on the all-events stream only (read,
   acknowledge, claim, group info); it can neither publish nor read a call's own stream.
+- `second_pass`: the transcript of record (second_pass/): the same rights as `archive`, for
+  its own consumer group (it takes `call.ended` from the all-events stream).
 - `default`: the operator's, with a password; every command but the dangerous ones
   (FLUSHALL, CONFIG, DEBUG, KEYS, ...), which no user has.
 Redis checks the commands a script runs against the calling user, so a publisher holds XADD,
@@ -54,6 +56,7 @@ ROLES: Mapping[str, str] = {
     "orchestrator": f"{READ} {PUBLISH} {GROUPS} {LEASES}",
     "retention": ERASE,
     "archive": GROUPS,
+    "second_pass": GROUPS,
 }
 """The commands of each service's user (module docstring)."""
 ROLE_KEYS: Mapping[str, tuple[str, ...]] = {
@@ -67,6 +70,7 @@ ROLE_KEYS: Mapping[str, tuple[str, ...]] = {
         "kb:feedback",
     ),
     "archive": ("events",),
+    "second_pass": ("events",),
 }
 """Keys (under `{prefix}:`) of a user narrower than the whole bus; the others get `{prefix}:*`."""
 
@@ -113,6 +117,7 @@ PASSWORD_VARS: Mapping[str, str] = {
     "orchestrator": "REDIS_ORCH_PASSWORD",
     "retention": "REDIS_RETENTION_PASSWORD",
     "archive": "REDIS_ARCHIVE_PASSWORD",
+    "second_pass": "REDIS_SECOND_PASS_PASSWORD",
 }
 """The variable that holds each user's password (compose's redis-acl service reads them all)."""
 MIN_PASSWORD = 16

@@ -1,5 +1,5 @@
 """The native stack on one machine, no Docker: embedded Redis and PostgreSQL, stt, archive,
-relay, orchestrator, retention.
+second pass, relay, orchestrator, retention.
 
     python scripts/stack.py                 # start everything, wait for Ctrl-C
     python scripts/stack.py --demo          # ... and replay the bundled demo call through it
@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -79,6 +80,7 @@ def main() -> int:
         parents=True, exist_ok=True
     )
     archive_port = env.setdefault("ARCHIVE_PORT", "7090")
+    record_port = env.setdefault("RECORD_PORT", "7096")
     env.setdefault("STT_URL", f"ws://127.0.0.1:{stt_port}")
     env.setdefault("RELAY_URL", f"http://127.0.0.1:{relay_port}")
     model = env.setdefault("MODEL_PATH", str(ROOT / "models" / "faster-whisper-base"))
@@ -120,6 +122,8 @@ def main() -> int:
             "archive": pg.url_for(record_roles.ARCHIVE, record_roles.DATABASE),
             "relay": pg.url_for(record_roles.READER, record_roles.DATABASE),
             "retention": pg.url_for(record_roles.RETENTION, record_roles.DATABASE),
+            # The transcript of record is written as the archive's role (second_pass/README).
+            "second_pass": pg.url_for(record_roles.ARCHIVE, record_roles.DATABASE),
         }
         log(f"embedded postgres on 127.0.0.1:{pg.port} (data in {pg.base})")
 
@@ -155,6 +159,8 @@ def main() -> int:
             ("stt", f"http://127.0.0.1:{stt_port}/health", 180.0),
             # Before the relay: the archive migrates the schema the relay's history reads.
             ("archive", f"http://127.0.0.1:{archive_port}/health", 60.0),
+            # After the archive (it migrates the schema); nice 19 + SCHED_IDLE, one thread.
+            ("second_pass", f"http://127.0.0.1:{record_port}/health", 60.0),
             ("relay", f"http://127.0.0.1:{relay_port}/health", 30.0),
             ("orchestrator", f"http://127.0.0.1:{orch_port}/health", 30.0),
             ("retention", f"http://127.0.0.1:{retention_port}/health", 30.0),
@@ -208,13 +214,20 @@ def main() -> int:
                 f"supervisor wall:      {env['RELAY_URL']}/wall.html#token={tokens['supervisor']}",
                 flush=True,
             )
-            log(f"replaying the demo call ({wav.name}) at {args.speed:g}x")
+            # The call's recording goes where recordings are (the history plays it, the second
+            # pass transcribes it, retention removes it with the call).
+            call_id = f"demo-{secrets.token_hex(6)}"
+            recording = Path(env["RECORDINGS_DIR"]) / f"{call_id}.wav"
+            shutil.copyfile(wav, recording)
+            log(f"replaying the demo call ({recording.name}) at {args.speed:g}x")
             subprocess.run(
                 [
                     PY,
                     "-m",
                     "ari.replay",
-                    str(wav),
+                    str(recording),
+                    "--call-id",
+                    call_id,
                     "--speed",
                     str(args.speed),
                     "--agent",

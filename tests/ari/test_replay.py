@@ -73,6 +73,8 @@ async def test_replay_stereo_file(tmp_path, stt, bus, redis_server, bus_config):
     events = [e.data() for e in await bus.read_call(call_id)]
     types = [e["type"] for e in events]
     assert types[0] == "call.started" and types[-1] == "call.ended"
+    # The replayed file is the call's recording (the second pass transcribes it).
+    assert events[-1]["recording"] == str(path.resolve())
     assert {e["speaker"] for e in events if e["type"] == "final"} == {"customer", "agent"}
     assert all(s.ended for s in stt.streams)
 
@@ -115,8 +117,9 @@ async def test_replay_cli_two_mono_files(tmp_path, stt, bus, redis_server, bus_c
         stt.audio("rp-cli-1", "agent")[:1000]
         == resample(prompt_pcm("conf-getpin"), 8000, 16000)[:1000]
     )
-    types = [e.type for e in await bus.read_call("rp-cli-1")]
-    assert types[0] == "call.started" and types[-1] == "call.ended"
+    events = await bus.read_call("rp-cli-1")
+    assert events[0].type == "call.started" and events[-1].type == "call.ended"
+    assert "recording" not in events[-1].data()  # two mono files are no recording
 
 
 async def test_replay_cli_needs_settings(tmp_path):

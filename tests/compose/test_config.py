@@ -117,6 +117,22 @@ def test_the_archive_gets_only_its_own_variables():
     assert environment("archive") == reads("archive", "coach") - NOT_IN_CONTAINERS
 
 
+def test_the_second_pass_gets_only_its_own_variables():
+    assert environment("second_pass") == reads("second_pass", "coach") - NOT_IN_CONTAINERS
+
+
+def test_the_second_pass_reads_recordings_as_asterisks_user():
+    # Asterisk (uid 101) writes recordings with umask 077: only that uid can read them.
+    svc = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["second_pass"]
+    env = svc["environment"]
+    assert svc["user"] == "101"
+    assert env["REDIS_URL"].startswith("redis://second_pass:")
+    assert env["DATABASE_URL"].startswith(f"postgresql://{record_roles.ARCHIVE}:")
+    mount = next(v for v in svc["volumes"] if v.startswith("recordings:"))
+    assert mount.split(":")[1] == env["RECORDINGS_DIR"] and mount.endswith(":ro")
+    assert "models:/models:ro" in svc["volumes"]
+
+
 def test_the_call_record_is_reached_as_each_services_own_role():
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     archive, relay = services["archive"]["environment"], services["relay"]["environment"]
