@@ -34,7 +34,10 @@ let shown = 0;
 const bar = topBar(document.getElementById("top"), {
   titleKey: "history.title",
   onSignOut: () => signIn(""),
-  links: [["wall.html", "console.toWall"]],
+  links: [
+    ["wall.html", "console.toWall"],
+    ["kb-report.html", "kbReport.toReport"],
+  ],
 });
 
 function signIn(message) {

@@ -39,7 +39,10 @@ let detailState = { state: State.CLOSED, info: {} };
 const bar = topBar(document.getElementById("top"), {
   titleKey: "wall.title",
   onSignOut: () => signIn(""),
-  links: [["history.html", "history.toHistory"]],
+  links: [
+    ["history.html", "history.toHistory"],
+    ["kb-report.html", "kbReport.toReport"],
+  ],
 });
 
 function signIn(message) {
