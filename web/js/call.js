@@ -2,6 +2,11 @@
 // lanes; clicking a line plays from there; the line being spoken is highlighted), coaching
 // cards marked on the timeline, summary, metrics over time, exports.
 //
+// Two transcripts of the same call: the live one (what the agent saw during the call) and the
+// transcript of record (second_pass/: the recording decoded again with the whole call as
+// context). A switch over the speaker lanes shows either; the audio sync and the line clicks
+// work the same on both (each line carries its own start and end).
+//
 // The audio element cannot send the token, so it plays a signed URL from
 // POST /history/{id}/media-url (valid 120 s); when it expires mid-listening (a later Range
 // request is refused), a fresh one is fetched and playback resumes where it was.
@@ -18,6 +23,8 @@ let call = null;
 let audio = null;
 let lines = [];
 let current = null;
+let view = "live"; // which transcript the lanes show: "live" or "record"
+let linesList = null; // the <ol> of the lanes (replaced when the view changes)
 let renewals = 0; // URL renewals since the audio last loaded: a missing file must not loop
 
 const bar = topBar(document.getElementById("top"), {
@@ -163,8 +170,14 @@ function player() {
   return wrap;
 }
 
-function transcript() {
-  lines = call.transcript.map((u) => {
+/** The utterances of the transcript the switch shows. */
+function shown() {
+  return view === "record" ? call.recordTranscript.utterances : call.transcript;
+}
+
+function renderLines() {
+  current = null;
+  lines = shown().map((u) => {
     const el = h(
       "li",
       {
@@ -180,11 +193,48 @@ function transcript() {
     );
     return { start: u.start, end: u.end, el };
   });
+  clear(linesList, ...lines.map((l) => l.el));
+  if (audio) highlight();
+}
+
+/** The "live / record" switch, or why the record is not there (pending, failed, none). */
+function viewSwitch() {
+  const record = call.recordTranscript;
+  if (!record || record.status !== "done") {
+    const key = !record ? "call.recordNone" : record.status === "failed" ? "call.recordFailed" : "call.recordPending";
+    return h("p", { class: `muted record-status record-${record ? record.status : "none"}`, "data-i18n": key });
+  }
+  const buttons = ["live", "record"].map((name) =>
+    h("button", {
+      type: "button",
+      class: `view view-${name}`,
+      "aria-pressed": String(view === name),
+      "data-i18n": name === "live" ? "call.viewLive" : "call.viewRecord",
+      onclick: () => {
+        if (view === name) return;
+        view = name;
+        for (const b of buttons) b.setAttribute("aria-pressed", String(b.classList.contains(`view-${name}`)));
+        renderLines();
+      },
+    }),
+  );
+  return h(
+    "p",
+    { class: "view-switch", role: "group", "aria-label": t("call.view") },
+    ...buttons,
+    record.model ? h("span", { class: "chip record-model", text: t("call.recordModel", { model: record.model }) }) : null,
+  );
+}
+
+function transcript() {
+  linesList = h("ol", { class: "lines" });
+  renderLines();
   return h(
     "section",
     { class: "panel transcript" },
     h("h2", { "data-i18n": "call.transcript" }),
-    h("ol", { class: "lines" }, lines.map((l) => l.el)),
+    viewSwitch(),
+    linesList,
   );
 }
 
