@@ -112,7 +112,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 done.append(float(answers[-1]["ts"]) - float(card["ts"]))
                 events.append(len(answers))
                 final = answers[-1]["answer"]
-                reply = json.dumps({"answer": final["text"], "cites": final["cites"]})
+                reply = json.dumps(
+                    {"answer": final["text"], "cites": final["cites"]}, ensure_ascii=False
+                )
                 tokens.append(len(TOKEN.findall(reply)))  # as the fake streamed it
                 await bus.publish(
                     {"type": "call.ended", "callId": call_id, "endedAt": int(time.time() * 1000),
