@@ -11,7 +11,9 @@ What each user may do (keys are the bus's, `{prefix}:*`; nothing else is reachab
 - `relay`: read every call (history, live feed, active calls) and publish (`POST /event`);
   it also appends to and reads the knowledge report streams `{prefix}:kb:misses` and
   `{prefix}:kb:feedback` (coach/knowledge/report.py: XADD with MAXLEN, XREVRANGE), as the
-  orchestrator appends its unanswered questions to `{prefix}:kb:misses`.
+  orchestrator appends its unanswered questions to `{prefix}:kb:misses` and every card it
+  shows to `{prefix}:kb:shown` (coach/knowledge/shown.py: no call id or text, so retention
+  and erasure leave it to its MAXLEN).
 - `orchestrator`: what the relay may do, plus consumer groups (read, ack, claim) and its leases,
   cursors and poke channel under `{prefix}:orch:*`.
 - `retention`: the retention and erasure worker, the only user that deletes: on the bus's
