@@ -64,6 +64,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         "STT_PORT": str(free_port()),
         "ORCH_PORT": str(free_port()),
         "ARCHIVE_PORT": str(free_port()),
+        "RECORD_PORT": str(free_port()),
+        # The replayed WAVs are the calls' recordings (ari.replay): the relay serves them and
+        # the second pass transcribes them from here.
+        "RECORDINGS_DIR": str(tmp),
         "PG_PORT": str(free_port()),
         "PG_DATA_DIR": str(tmp / "postgres"),
         "REPLAY_BASE_PORT": str(30000 + os.getpid() % 10000),
@@ -226,6 +230,21 @@ async def archived_in_history(
         r = await client.get("/history", params={"q": f'"{phrase}"', "speaker": "customer"})
         hit = next(c for c in r.json()["calls"] if c["callId"] == call_id)
         assert any(said["start"] <= m["at"] <= said["end"] for m in hit["matches"]), hit
+
+        # The second pass transcribed the replayed recording: the record beside the live one.
+        async def recorded() -> dict[str, Any] | None:
+            body = (await client.get(f"/history/{call_id}")).json()
+            record: dict[str, Any] | None = body.get("recordTranscript")
+            return record if record and record["status"] in ("done", "failed") else None
+
+        record = await until_async(recorded, wait=300, what="the transcript of record")
+        assert record is not None and record["status"] == "done", record
+        assert {u["speaker"] for u in record["utterances"]} == {"customer", "agent"}
+        live_text = " ".join(u["text"] for u in call["transcript"] if u["speaker"] == "customer")
+        record_text = " ".join(
+            u["text"] for u in record["utterances"] if u["speaker"] == "customer"
+        )
+        assert wer(live_text, record_text) < 0.6  # the same speech, heard twice
 
 
 async def test_concurrent_calls_do_not_mix(stack: dict[str, Any]) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from coach.record import roles
+from coach.record import record_write, roles
+from coach.record.record_write import RecordUtterance
 from coach.record.retention import RecordStore
 from coach.record.write import apply
 from coach.retention import Erasure, KnowsRecordings, Store
@@ -37,6 +38,19 @@ async def test_purge_and_erase(record_db: RecordDb) -> None:
         call_events("new", started_at=T0, recording="/rec/new.wav"),
         call_events("gone", started_at=T0),
     )
+    # Each call also has its transcript of record (second_pass/, schema v4).
+    async with await psycopg.AsyncConnection.connect(record_db.url(), autocommit=True) as conn:
+        for call_id in ("old", "new", "gone"):
+            await record_write.mark_pending(conn, call_id, f"/rec/{call_id}.wav", "es")
+            await record_write.store(
+                conn,
+                call_id,
+                [RecordUtterance("customer", 1.0, 2.0, "hola")],
+                model="m",
+                lang="es",
+                audio_s=3.0,
+                decode_s=1.0,
+            )
     store = await RecordStore.connect(record_db.url(roles.RETENTION))
     try:
         assert isinstance(store, Store) and isinstance(store, KnowsRecordings)
@@ -53,3 +67,7 @@ async def test_purge_and_erase(record_db: RecordDb) -> None:
     with psycopg.connect(record_db.url()) as conn:
         left = conn.execute("SELECT DISTINCT call_id FROM record.utterances").fetchall()
     assert left == [("new",)]  # the rows of purged and erased calls went with them
+    with psycopg.connect(record_db.url()) as conn:
+        for table in ("record_transcripts", "record_utterances"):
+            rows = conn.execute(f"SELECT DISTINCT call_id FROM record.{table}").fetchall()
+            assert rows == [("new",)], table  # the transcript of record too
