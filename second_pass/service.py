@@ -96,6 +96,8 @@ async def run(settings: Settings, priority: dict[str, Any]) -> None:
     server = embedded_server(make_app(second, lag, priority), settings.host, settings.port)
     http = tasks.spawn(server.serve(), "http")
     try:
+        if not await second.wait_for_schema(stop):
+            return
         await second.start()
         tasks.spawn(second.read_loop(), "reader")
         worker = tasks.spawn(second.work_loop(), "worker")

@@ -32,7 +32,7 @@ from typing import Any
 
 import psycopg
 
-from coach.backoff import BUS_READER, Backoff
+from coach.backoff import BUS_READER, RECONNECT, Backoff
 from coach.bus import Bus, BusEvent
 from coach.errors import BusUnavailable
 from coach.events import parse_id
@@ -104,8 +104,28 @@ class SecondPass:
         with contextlib.suppress(psycopg.OperationalError):
             await self._connection("reader")
 
+    async def wait_for_schema(self, stop: asyncio.Event) -> bool:
+        """Wait (with backoff) until the record is reachable and has the v4 tables (the archive
+        migrates it; compose and the native stack start this pass after it); False if `stop`
+        was set first."""
+        retry = RECONNECT.retry()
+        while not stop.is_set():
+            try:
+                conn = await self._connection("reader")
+                async with conn.cursor() as cur:
+                    await cur.execute("SELECT to_regclass('record.record_transcripts')")
+                    row = await cur.fetchone()
+                if row and row[0]:
+                    return True
+                log.warning("the call record is not at schema v4 yet (the archive migrates it)")
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                await self._failed(exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), retry.next())
+        return False
+
     async def close(self) -> None:
-        """Close the database connection."""
+        """Close the database connections."""
         await self._drop_connection()
 
     # -- reader ---------------------------------------------------------------------------
@@ -231,6 +251,14 @@ class SecondPass:
             return False
         except RecordingError as exc:
             reason = str(exc)
+        except Exception as exc:
+            # A recording that breaks the decoder must not hold the queue for ever: it is
+            # stored as failed, with why, and logged.
+            log.exception("decoding failed", extra=extra)
+            reason = f"decoding failed: {exc}"
+        else:
+            reason = ""
+        if reason:
             await self._commit(
                 job,
                 lambda c: record_write.mark_failed(

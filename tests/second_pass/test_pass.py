@@ -4,6 +4,7 @@ the call.ended changes nothing; the entry is acknowledged only once the transcri
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,14 @@ import pytest
 
 from bench.stt.wer import wer
 from coach.bus import Bus
+from coach.pg_server import EmbeddedPostgres
+from coach.record.migrate import migrate
 from coach.record.write import apply
+from coach.tasks import TaskSet
 from second_pass.transcribe import DecodeConfig, Transcriber
 from second_pass.worker import PassConfig, SecondPass
 from stt.models import ModelInfo
-from tests.pg import RecordDb
+from tests.pg import RecordDb, fresh_db
 from tests.stt.test_redaction_stack import CARD, CVV, spoken_digits
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -160,3 +164,58 @@ async def test_a_missing_recording_is_a_stored_failure_and_acknowledged(
     assert status is not None and status[0] == "failed"
     assert record_rows(record_db, "r2") == []
     assert await bus.read_group("second_pass", "second_pass", pending=True, block_ms=None) == []
+
+
+class BrokenDecoder(Transcriber):
+    """Injects a decoder fault (the real model loaded, its decoding replaced)."""
+
+    def transcribe(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("decoder broke")
+
+
+async def test_a_decoder_failure_is_stored_and_the_queue_goes_on(
+    bus: Bus, record_db: RecordDb, base_model: ModelInfo, call_wav: tuple[Path, str]
+) -> None:
+    broken = BrokenDecoder(DecodeConfig(str(base_model.path)))
+    await bus.publish(
+        {
+            "type": "call.ended",
+            "callId": "r3",
+            "endedAt": 1,
+            "reason": "caller-hangup",
+            "recording": str(call_wav[0]),
+        }
+    )
+    second = SecondPass(bus, record_db.url(), broken, PassConfig(block_ms=50))
+    await second.start()
+    try:
+        await drain(second)
+    finally:
+        await second.close()
+    status = status_row(record_db, "r3")
+    assert status is not None and status[0] == "failed"
+    with psycopg.connect(record_db.url()) as conn:
+        error = conn.execute(
+            "SELECT error FROM record.record_transcripts WHERE call_id = 'r3'"
+        ).fetchone()
+    assert error == ("decoding failed: decoder broke",)
+    assert await bus.read_group("second_pass", "second_pass", pending=True, block_ms=None) == []
+
+
+async def test_it_waits_for_the_archive_to_migrate_the_record(
+    bus: Bus, pg_server: EmbeddedPostgres, transcriber: Transcriber
+) -> None:
+    db = fresh_db(pg_server, migrated=False)
+    second = SecondPass(bus, db.url(), transcriber, PassConfig(block_ms=50))
+    stop = asyncio.Event()
+    tasks = TaskSet("test")
+    waiting = tasks.spawn(second.wait_for_schema(stop), "wait-schema")
+    try:
+        done, _ = await asyncio.wait({waiting}, timeout=0.5)
+        assert not done  # no v4 tables yet
+        migrate(db.url())
+        assert await asyncio.wait_for(waiting, 30) is True
+    finally:
+        stop.set()
+        await tasks.close()
+        await second.close()
