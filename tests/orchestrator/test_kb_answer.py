@@ -286,3 +286,26 @@ async def test_a_server_error_before_the_stream_is_retried(
     # The fake's default answer: the first sentence of the passage it was sent, cited.
     assert events[-1]["answer"]["cites"] == [PENALTY]
     assert "10 €" in events[-1]["answer"]["text"]
+
+
+async def test_tokens_slower_than_the_read_timeout_end_the_answer_cleanly(
+    bus: Bus, kb: KnowledgeBase, fake_llm: FakeLLM, llm: LLMThread
+) -> None:
+    # Compact JSON, so the first token already holds a word of the answer (shown, then taken
+    # back); a token a second against LLM_READ_TIMEOUT_S 0.6: every attempt stalls after it.
+    content = json.dumps(
+        {"answer": ANSWER, "cites": [PENALTY]}, separators=(",", ":"), ensure_ascii=False
+    )
+    fake_llm.on(MARKER, "slow", content=content, token_delay_s=1.0)
+    engine = await _engine(bus, kb, llm)
+    try:
+        await _ask(bus, "kba-6")
+        events = await until_async(lambda: _until_done(bus, "kba-6"), 15)
+        outcomes = dict(engine.knowledge.outcomes) if engine.knowledge else {}
+    finally:
+        await engine.stop()
+        await llm.aclose()
+    assert len(fake_llm.seen(MARKER)) >= 2  # retried in the client, then given up
+    assert [e["answer"]["text"] for e in events[1:-1]] == ["Paga"]  # once: same text on retry
+    assert events[-1]["answer"] == {"text": "", "done": True, "cites": [], "dropped": True}
+    assert outcomes.get("answer_timeout") == 1
