@@ -309,3 +309,37 @@ async def test_tokens_slower_than_the_read_timeout_end_the_answer_cleanly(
     assert [e["answer"]["text"] for e in events[1:-1]] == ["Paga"]  # once: same text on retry
     assert events[-1]["answer"] == {"text": "", "done": True, "cites": [], "dropped": True}
     assert outcomes.get("answer_timeout") == 1
+
+
+async def test_a_newer_card_takes_back_the_older_unfinished_answer(
+    bus: Bus, kb: KnowledgeBase, fake_llm: FakeLLM, llm: LLMThread
+) -> None:
+    fake_llm.on(MARKER, "slow", token_delay_s=0.08)  # the fake answers from the top passage
+    engine = await _engine(bus, kb, llm)
+    try:
+        await _ask(bus, "kba-7")
+
+        async def shown() -> bool:
+            return any(e.get("answer") for e in await _kb_events(bus, "kba-7"))
+
+        await until_async(shown, 10)  # the first answer is streaming
+        await bus.publish(
+            {"type": "final", "callId": "kba-7", "speaker": "customer", "utteranceId": "kba-7-u2",
+             "text": "¿Cuánto me cobran si no devuelvo el router?", "start": 6.0, "end": 9.0,
+             "confidence": 0.9, "lang": "es"}
+        )  # fmt: skip
+
+        async def both_done() -> list[dict[str, Any]]:
+            events = await _kb_events(bus, "kba-7")
+            done = [e for e in events if (e.get("answer") or {}).get("done")]
+            return events if len({e["cardId"] for e in done}) == 2 else []
+
+        events = await until_async(both_done, 15)
+    finally:
+        await engine.stop()
+        await llm.aclose()
+    first, second = events[0]["cardId"], next(e["cardId"] for e in events[1:] if "answer" not in e)
+    assert first != second
+    last = {e["cardId"]: e["answer"] for e in events if e.get("answer")}
+    assert last[first] == {"text": "", "done": True, "cites": [], "dropped": True}
+    assert last[second]["done"] is True and last[second]["cites"] == ["baja#devolucion-del-router"]
