@@ -290,16 +290,6 @@ async def _next_match(
                 return data
 
 
-def final_with(call_id: str, speaker: str, word: str) -> Callable[[dict[str, Any]], bool]:
-    """Matches a final of one call and speaker whose text contains `word`."""
-    return lambda e: (
-        e["callId"] == call_id
-        and e["type"] == "final"
-        and e["speaker"] == speaker
-        and word in e["text"].lower()
-    )
-
-
 async def wait_call_event(
     bus: Bus, call_id: str, kind: str, timeout: float = 60.0, **fields: Any
 ) -> dict[str, Any]:
@@ -311,6 +301,31 @@ async def wait_call_event(
             e["callId"] == call_id
             and e["type"] == kind
             and all(e.get(k) == v for k, v in fields.items())
+        ),
+        timeout,
+    )
+
+
+async def wait_final(
+    bus: Bus,
+    call_id: str,
+    speaker: str,
+    timeout: float = 60.0,
+    *,
+    says: str | None = None,
+    after: float | None = None,
+) -> dict[str, Any]:
+    """The first final of `speaker` in one call: holding `says` (lower case) when given, and
+    starting after `after` seconds of the call when given."""
+    return await wait_call(
+        bus,
+        call_id,
+        lambda e: (
+            e["callId"] == call_id
+            and e["type"] == "final"
+            and e["speaker"] == speaker
+            and (says is None or says in e["text"].lower())
+            and (after is None or e["start"] > after)
         ),
         timeout,
     )

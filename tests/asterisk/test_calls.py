@@ -16,9 +16,8 @@ from testbed.asterisk import installed_version
 from tests.asterisk.conftest import (
     SOUNDS,
     bus_events,
-    final_with,
-    wait_call,
     wait_call_event,
+    wait_final,
     wait_for_event,
     wait_no_leftovers,
 )
@@ -59,30 +58,10 @@ async def test_normal_call(pbx, ari_factory, orchestrator, phones, stack_bus, co
     assert answered["agent"] == "200"
 
     # Each speaker's last prompt reaches STT as that speaker's final.
-    await wait_call(
-        stack_bus,
-        call_id,
-        lambda e: (
-            e["callId"] == call_id
-            and e["type"] == "final"
-            and e["speaker"] == "agent"
-            # The last words the agent says: hanging up before them would cut the agent off
-            # mid-sentence and score the test's timing, not the transcript.
-            and "tecla" in e["text"].lower()
-        ),
-        90,
-    )
-    await wait_call(
-        stack_bus,
-        call_id,
-        lambda e: (
-            e["callId"] == call_id
-            and e["type"] == "final"
-            and e["speaker"] == "customer"
-            and "clave" in e["text"].lower()
-        ),
-        90,
-    )
+    # The last words the agent says: hanging up before them would cut the agent off
+    # mid-sentence and score the test's timing, not the transcript.
+    await wait_final(stack_bus, call_id, "agent", 90, says="tecla")
+    await wait_final(stack_bus, call_id, "customer", 90, says="clave")
     await caller.hangup()
     ended = await wait_call_event(stack_bus, call_id, "call.ended")
     assert ended["reason"] == "caller-hangup"
@@ -127,12 +106,7 @@ async def test_recording_is_stereo_caller_left_agent_right(pbx, ari_factory, pho
         stack_bus, lambda e: e["type"] == "call.started" and e["caller"]["number"] == number
     )
     call_id = started["callId"]
-    await wait_call(
-        stack_bus,
-        call_id,
-        lambda e: e["callId"] == call_id and e["type"] == "final" and e["speaker"] == "agent",
-        60,
-    )
+    await wait_final(stack_bus, call_id, "agent", 60)
     await caller.hangup()
     await wait_call_event(stack_bus, call_id, "call.ended")
     await wait_no_leftovers(pbx)
@@ -166,17 +140,7 @@ async def test_music_on_the_line_is_not_transcribed(pbx, ari_factory, phones, st
         stack_bus, lambda e: e["type"] == "call.started" and e["caller"]["number"] == number
     )
     call_id = started["callId"]
-    spoken = await wait_call(
-        stack_bus,
-        call_id,
-        lambda e: (
-            e["callId"] == call_id
-            and e["type"] == "final"
-            and e["speaker"] == "customer"
-            and "clave" in e["text"].lower()
-        ),
-        90,
-    )
+    spoken = await wait_final(stack_bus, call_id, "customer", 90, says="clave")
     assert spoken["start"] > 29.0  # it is the prompt after the music
     await caller.hangup()
     await wait_call_event(stack_bus, call_id, "call.ended")
@@ -202,7 +166,7 @@ async def test_websocket_media_transport(pbx, ari_factory, phones, stack_bus):
     )
     call_id = started["callId"]
     for speaker, word in (("agent", "agente"), ("customer", "clave")):
-        await wait_call(stack_bus, call_id, final_with(call_id, speaker, word), 90)
+        await wait_final(stack_bus, call_id, speaker, 90, says=word)
     health = ari.health()
     assert health["taps"] == 2 and health["portsInUse"] == 0  # no UDP port used
     assert [c for c in pbx.get("/channels") if c["name"].startswith("WebSocket/")]

@@ -12,9 +12,8 @@ import pytest
 
 from tests.asterisk.conftest import (
     HUNT_DIAL,
-    final_with,
-    wait_call,
     wait_call_event,
+    wait_final,
     wait_for_event,
     wait_no_leftovers,
 )
@@ -50,7 +49,7 @@ async def test_concurrent_calls_each_with_its_agent(pbx, ari_factory, phones, st
 
     async def transcribed(call_id: str) -> None:
         for speaker, word in (("customer", "clave"), ("agent", "agente")):
-            await wait_call(stack_bus, call_id, final_with(call_id, speaker, word), 120)
+            await wait_final(stack_bus, call_id, speaker, 120, says=word)
 
     await asyncio.gather(*(transcribed(c) for c in call_ids))
     await asyncio.gather(*(c.hangup() for c in callers))

@@ -12,8 +12,8 @@ import pytest
 
 from tests.asterisk.conftest import (
     bus_events,
-    wait_call,
     wait_call_event,
+    wait_final,
     wait_for_event,
     wait_no_leftovers,
 )
@@ -65,26 +65,11 @@ async def test_ari_killed_mid_call_is_adopted(pbx, ari_factory, phones, stack_bu
     caller = await phones("caller", number, ["conf-getpin", "agent-newlocation"], gap=12.0)
     await caller.dial(f"sip:900@127.0.0.1:{pbx.sip_port}")
     call_id = (await _started(stack_bus, number))["callId"]
-    await wait_call(
-        stack_bus,
-        call_id,
-        lambda e: e["callId"] == call_id and e["type"] == "final" and e["speaker"] == "customer",
-        60,
-    )
+    await wait_final(stack_bus, call_id, "customer", 60)
     ari.kill()  # SIGKILL: no detach, the old taps stay in Asterisk
     ari.start(timeout=30)
     # The adopting instance re-taps the call: the second prompt is transcribed.
-    await wait_call(
-        stack_bus,
-        call_id,
-        lambda e: (
-            e["callId"] == call_id
-            and e["type"] == "final"
-            and e["speaker"] == "customer"
-            and "extens" in e["text"].lower()
-        ),
-        60,
-    )
+    await wait_final(stack_bus, call_id, "customer", 60, says="extens")
     await caller.hangup()
     ended = await wait_call_event(stack_bus, call_id, "call.ended")
     assert ended["reason"] == "caller-hangup"
@@ -103,27 +88,12 @@ async def test_stt_restarted_mid_call_resumes(pbx, ari_factory, phones, stack_bu
     await caller.dial(f"sip:900@127.0.0.1:{pbx.sip_port}")
     started = await _started(stack_bus, number)
     call_id = started["callId"]
-    first = await wait_call(
-        stack_bus,
-        call_id,
-        lambda e: e["callId"] == call_id and e["type"] == "final" and e["speaker"] == "customer",
-        60,
-    )
+    first = await wait_final(stack_bus, call_id, "customer", 60)
     # Where the call is when STT goes away, on the call's own timeline (seconds from start).
     restart_at = time.time() - started["startedAt"] / 1000
     stt_service.kill()
     stt_service.start(timeout=180)
-    after = await wait_call(
-        stack_bus,
-        call_id,
-        lambda e: (
-            e["callId"] == call_id
-            and e["type"] == "final"
-            and e["speaker"] == "customer"
-            and e["start"] > first["end"]
-        ),
-        90,
-    )
+    after = await wait_final(stack_bus, call_id, "customer", 90, after=first["end"])
     # Audio held by ari while STT was away is transcribed: no hole in the transcript.
     assert after["start"] <= restart_at + 3.0, (after["start"], restart_at)
     await caller.hangup()
