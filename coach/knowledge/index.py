@@ -48,7 +48,9 @@ SEM_HIGH: Final = 0.90
 """e5 cosine similarities live in a narrow band: below SEM_LOW is unrelated (0), above
 SEM_HIGH a paraphrase (1); measured on the labelled question set (bench/kb)."""
 SEMANTIC_CANDIDATES: Final = 20
-"""Passages the semantic side adds to the lexical candidates."""
+"""Passages the semantic side adds to the lexical candidates (the most similar ones)."""
+SEMANTIC_CONTEXT_WORDS: Final = 24
+"""Words of the borrowed context final that the query embedding sees, at most."""
 TRIM_CHARS: Final = 320
 """A card's text: the best sentences up to about this length."""
 
@@ -111,6 +113,16 @@ class Index:
         }
         self.unknown_idf = median(self.idf.values()) if self.idf else 1.0
         self.by_id = {p.id: p for p in self.passages}
+        # The same postings as arrays: a term's passages and their BM25 term factor (without
+        # idf), so a query's scores are a few numpy operations, not a loop per posting.
+        lengths = np.asarray(self.lengths, dtype=np.float64)
+        self._arrays: dict[str, tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]] = {}
+        for term, plist in self.postings.items():
+            pids = np.fromiter(plist.keys(), dtype=np.int64, count=len(plist))
+            tfs = np.fromiter(plist.values(), dtype=np.float64, count=len(plist))
+            norm = K1 * (1 - B + B * lengths[pids] / self.avgdl)
+            self._arrays[term] = (pids, tfs * (K1 + 1) / (tfs + norm))
+        self._langs = np.asarray([p.lang for p in self.passages])
         self.vectors: np.ndarray[Any, Any] | None = None
         self.embedded = 0
         """Passages this build had the model embed (the others came from a cache)."""
@@ -153,51 +165,64 @@ class Index:
     ) -> list[Hit]:
         """The `k` best passages for `text` scoring at least `min_score`, best first."""
         groups = self.query(text, context)
+        n = len(self.passages)
         ideal = 0.0
-        scores: dict[int, float] = {}
+        lex = np.zeros(n)
         for g in groups:
             known = [self.idf[t] for t in g.alts if t in self.idf]
             ideal += g.weight * (max(known) if known else self.unknown_idf)
-            best: dict[int, float] = {}
+            best: np.ndarray[Any, Any] | None = None
             for term, factor in g.alts.items():
-                plist = self.postings.get(term)
-                if not plist:
+                arrays = self._arrays.get(term)
+                if arrays is None:
                     continue
-                idf = self.idf[term] * factor
-                for pid, tf in plist.items():
-                    norm = K1 * (1 - B + B * self.lengths[pid] / self.avgdl)
-                    s = idf * tf * (K1 + 1) / (tf + norm)
-                    if s > best.get(pid, 0.0):
-                        best[pid] = s
-            for pid, s in best.items():
-                scores[pid] = scores.get(pid, 0.0) + g.weight * s
+                pids, bm = arrays
+                if best is None:
+                    best = np.zeros(n)
+                best[pids] = np.maximum(best[pids], self.idf[term] * factor * bm)
+            if best is not None:
+                lex += g.weight * best
         if ideal <= 0:
             return []
         ideal = max(ideal, IDEAL_FLOOR * self.unknown_idf)
-        fused = {pid: min(1.0, raw / ideal) for pid, raw in scores.items()}
+        fused = np.minimum(1.0, lex / ideal)
+        candidates = lex > 0
         if self.vectors is not None and self.embedder is not None:
-            qtext = " ".join([text, *(c for c, _ in context[:1])])
-            sims = self.vectors @ self.embedder.query(qtext)
-            sem = np.clip((sims - SEM_LOW) / (SEM_HIGH - SEM_LOW), 0.0, 1.0)
-            top = np.argsort(-sims)[:SEMANTIC_CANDIDATES]
+            sims = self.vectors @ self.embedder.query(self.semantic_text(text, context))
+            sem = np.clip((sims - SEM_LOW) / (SEM_HIGH - SEM_LOW), 0.0, 1.0).astype(np.float64)
+            if n > SEMANTIC_CANDIDATES:
+                candidates[np.argpartition(-sims, SEMANTIC_CANDIDATES)[:SEMANTIC_CANDIDATES]] = True
+            else:
+                candidates[:] = True
             asked = lang or detect_lang(text)
-            for pid in {*fused, *(int(i) for i in top)}:
-                if self.passages[pid].lang != asked:
-                    # Words cannot match across languages: the meaning alone decides.
-                    fused[pid] = float(sem[pid])
-                    continue
-                lex = fused.get(pid, 0.0)
-                fused[pid] = (1 - SEMANTIC_WEIGHT) * lex + SEMANTIC_WEIGHT * float(sem[pid])
-        ranked: list[tuple[float, int]] = []
-        for pid, score in fused.items():
-            s = score * OTHER_LANG_FACTOR if lang and self.passages[pid].lang != lang else score
-            if s >= min_score:
-                ranked.append((s, pid))
-        ranked.sort(key=lambda x: (-x[0], x[1]))
+            # Words cannot match across languages: there the meaning alone decides.
+            fused = np.where(
+                self._langs == asked, (1 - SEMANTIC_WEIGHT) * fused + SEMANTIC_WEIGHT * sem, sem
+            )
+        if lang:
+            fused = np.where(self._langs == lang, fused, fused * OTHER_LANG_FACTOR)
+        chosen = np.flatnonzero(candidates & (fused >= min_score))
+        if not len(chosen):
+            return []
+        order = chosen[np.lexsort((chosen, -fused[chosen]))][:k]
         return [
-            Hit(self.passages[pid], round(s, 3), trim(self.passages[pid].text, groups))
-            for s, pid in ranked[:k]
+            Hit(
+                self.passages[pid],
+                round(float(fused[pid]), 3),
+                trim(self.passages[pid].text, groups),
+            )
+            for pid in (int(i) for i in order)
         ]
+
+    @staticmethod
+    def semantic_text(text: str, context: tuple[tuple[str, float], ...]) -> str:
+        """What the model embeds for a question: the question, and for a question that leans
+        on what was said before, the newest earlier final's last SEMANTIC_CONTEXT_WORDS words
+        (the model's cost grows with its input; the older finals are the lexical side's)."""
+        if not context:
+            return text
+        words = context[0][0].split()
+        return " ".join([text, *words[-SEMANTIC_CONTEXT_WORDS:]])
 
 
 _SENTENCE: Final = re.compile(r"(?<=[.!?;])\s+|\n+")
