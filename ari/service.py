@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from ari.rest import AriRest
 from ari.settings import Settings
 from coach.bus import Bus
 from coach.publisher import Publisher
-from coach.redis_server import EmbeddedRedis
+from coach.service import redis_or_embedded, stop_event
 from coach.tasks import TaskSet
 from coach.tokens import ServiceTokens
 from coach.web import EmbeddedServer, embedded_server, health_app
@@ -157,18 +156,10 @@ class Service:
 
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT."""
-    embedded = None
-    redis_url = settings.redis_url
-    if redis_url is None:
-        embedded = EmbeddedRedis().start()
-        redis_url = embedded.url
-        log.info("REDIS_URL unset: started an embedded Redis at %s", redis_url)
+    redis_url, embedded = redis_or_embedded(settings.redis_url, log)
     bus = Bus.connect(redis_url, settings.bus)
     service = Service(settings, bus)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_event()
     await service.start()
     log.info(
         "ari started",

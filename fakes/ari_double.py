@@ -18,6 +18,7 @@ import base64
 import itertools
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -414,7 +415,7 @@ class AriDouble:
     def _log(self, request: Request, status: int) -> None:
         self.requests.append((request.method, request.url.path, status))
 
-    async def _respond(self, request: Request, fn: Any) -> Response:
+    async def _respond(self, request: Request, fn: Callable[[], Response]) -> Response:
         denied = self._check(request)
         resp = denied if denied is not None else fn()
         self._log(request, resp.status_code)
@@ -422,6 +423,26 @@ class AriDouble:
 
     def _channel(self, request: Request) -> DChannel | None:
         return self.channels.get(request.path_params["cid"])
+
+    async def _on_channel(
+        self,
+        request: Request,
+        fn: Callable[[DChannel], Response],
+        *,
+        in_stasis: bool,
+    ) -> Response:
+        """Respond as Asterisk does for a channel route: 404 for an unknown channel, 409 for
+        one not in a Stasis application (when the route needs it), else `fn(channel)`."""
+
+        def do() -> Response:
+            ch = self._channel(request)
+            if ch is None:
+                return _error(404, "Channel not found")
+            if in_stasis and not self._started(ch):
+                return _error(409, "Channel not in Stasis application")
+            return fn(ch)
+
+        return await self._respond(request, do)
 
     async def _list_channels(self, request: Request) -> Response:
         def do() -> Response:
@@ -438,56 +459,35 @@ class AriDouble:
         )
 
     async def _answer(self, request: Request) -> Response:
-        def do() -> Response:
-            ch = self._channel(request)
-            if ch is None:
-                return _error(404, "Channel not found")
-            if not self._started(ch):
-                return _error(409, "Channel not in Stasis application")
+        def do(ch: DChannel) -> Response:
             if ch.state != "Up":
                 ch.state = "Up"
                 self._emit("ChannelStateChange", channel=ch.json())
             return Response(status_code=204)
 
-        return await self._respond(request, do)
+        return await self._on_channel(request, do, in_stasis=True)
 
     async def _ring(self, request: Request) -> Response:
-        def do() -> Response:
-            ch = self._channel(request)
-            if ch is None:
-                return _error(404, "Channel not found")
-            if not self._started(ch):
-                return _error(409, "Channel not in Stasis application")
+        def do(ch: DChannel) -> Response:
             return Response(status_code=204)
 
-        return await self._respond(request, do)
+        return await self._on_channel(request, do, in_stasis=True)
 
     async def _get_channel(self, request: Request) -> Response:
-        def do() -> Response:
-            ch = self._channel(request)
-            if ch is None:
-                return _error(404, "Channel not found")
+        def do(ch: DChannel) -> Response:
             return JSONResponse(ch.json())
 
-        return await self._respond(request, do)
+        return await self._on_channel(request, do, in_stasis=False)
 
     async def _delete_channel(self, request: Request) -> Response:
-        def do() -> Response:
-            ch = self._channel(request)
-            if ch is None:
-                return _error(404, "Channel not found")
+        def do(ch: DChannel) -> Response:
             self._destroy(ch, 16)
             return Response(status_code=204)
 
-        return await self._respond(request, do)
+        return await self._on_channel(request, do, in_stasis=False)
 
     async def _continue(self, request: Request) -> Response:
-        def do() -> Response:
-            ch = self._channel(request)
-            if ch is None:
-                return _error(404, "Channel not found")
-            if not self._started(ch):
-                return _error(409, "Channel not in Stasis application")
+        def do(ch: DChannel) -> Response:
             if ch.bridge:
                 self._leave_bridge(ch)
             self._emit("StasisEnd", channel=ch.json())
@@ -496,15 +496,10 @@ class AriDouble:
             ch.stasis_started = False
             return Response(status_code=204)
 
-        return await self._respond(request, do)
+        return await self._on_channel(request, do, in_stasis=True)
 
     async def _play(self, request: Request) -> Response:
-        def do() -> Response:
-            ch = self._channel(request)
-            if ch is None:
-                return _error(404, "Channel not found")
-            if not self._started(ch):
-                return _error(409, "Channel not in Stasis application")
+        def do(ch: DChannel) -> Response:
             media = request.query_params.get("media")
             if not media:
                 return _error(400, "media is required")
@@ -526,7 +521,7 @@ class AriDouble:
             self._spawn(run())
             return JSONResponse(pb, status_code=201)
 
-        return await self._respond(request, do)
+        return await self._on_channel(request, do, in_stasis=True)
 
     async def _originate(self, request: Request) -> Response:
         q = request.query_params

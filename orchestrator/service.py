@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import signal
 import sys
 from typing import Any
 
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
 
-from coach import logs
+from coach import service as shell
 from coach.bus import Bus
 from coach.knowledge.report import KBReport
 from coach.knowledge.watch import open_kb
-from coach.redis_server import EmbeddedRedis
-from coach.settings import Env, SettingsError, service_env
+from coach.service import redis_or_embedded, stop_event, stop_http
 from coach.tasks import TaskSet
 from coach.web import embedded_server, health_app
 from orchestrator.engine import Orchestrator
@@ -73,12 +69,7 @@ async def run(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT, then shut down in order."""
     store = PlaybookStore(settings.playbook_dir, settings.default_lang)
     store.load()
-    embedded: EmbeddedRedis | None = None
-    url = settings.redis_url
-    if url is None:
-        embedded = EmbeddedRedis().start()
-        url = embedded.url
-        log.warning("REDIS_URL not set: started an embedded Redis", extra={"url": url})
+    url, embedded = redis_or_embedded(settings.redis_url, log)
     bus = connect_bus(url, settings)
     llm = LLMThread(settings.llm) if settings.llm.enabled else None
     if llm is not None:
@@ -103,10 +94,7 @@ async def run(settings: Settings) -> None:
     engine = Orchestrator(bus, settings, store, llm, kb=kb, kb_report=report)
     server = embedded_server(make_app(engine, settings.health_token), settings.host, settings.port)
     tasks = TaskSet("orchestrator")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_event()
     await engine.start()
     http = tasks.spawn(server.serve(), "http")
     try:
@@ -114,9 +102,7 @@ async def run(settings: Settings) -> None:
     finally:
         log.info("shutting down")
         await engine.stop()
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-            await asyncio.wait_for(asyncio.shield(http), timeout=3)
+        await stop_http(server, http)
         await tasks.close(1)
         if llm:
             await llm.aclose()
@@ -126,17 +112,5 @@ async def run(settings: Settings) -> None:
 
 
 def main(environ: dict[str, Any] | None = None) -> int:
-    """Entry point: 2 = bad configuration (message names the variable)."""
-    env = Env(environ) if environ is not None else service_env()
-    try:
-        settings = Settings.from_env(env)
-    except SettingsError as exc:
-        print(f"orchestrator: configuration error: {exc}")  # before logging exists
-        return 2
-    logs.setup("orchestrator", settings.log_level)
-    try:
-        asyncio.run(run(settings))
-    except PlaybookError as exc:
-        log.error("playbook error", extra={"error": str(exc)})
-        return 2
-    return 0
+    """Entry point: 2 = bad configuration or playbook (the message says which)."""
+    return shell.main("orchestrator", Settings.from_env, run, environ, fatal=(PlaybookError,))

@@ -7,15 +7,13 @@ import asyncio
 import contextlib
 import importlib
 import logging
-import signal
 from typing import Any
 
-from coach import logs
+from coach import service as shell
 from coach.bus import Bus
 from coach.erasure import ErasureQueue
-from coach.redis_server import EmbeddedRedis
 from coach.retention import Store
-from coach.settings import Env, SettingsError, service_env
+from coach.service import redis_or_embedded, stop_event, stop_http
 from coach.tasks import TaskSet
 from coach.web import embedded_server, health_app
 from retention.erasure_worker import ErasureWorker, wait_or_stop
@@ -124,21 +122,13 @@ class Service:
 
 async def run(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT, then shut down in order."""
-    embedded: EmbeddedRedis | None = None
-    url = settings.redis_url
-    if url is None:
-        embedded = EmbeddedRedis().start()
-        url = embedded.url
-        log.warning("REDIS_URL not set: started an embedded Redis", extra={"url": url})
+    url, embedded = redis_or_embedded(settings.redis_url, log)
     bus = Bus.connect(url, settings.bus)
     service = Service(settings, bus, await build_stores(settings, bus))
     server = embedded_server(
         health_app(service.health, service.metrics.registry), settings.host, settings.port
     )
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
+    stopping = stop_event()
     service.start()
     http = service.tasks.spawn(server.serve(), "http")
     log.info(
@@ -154,9 +144,7 @@ async def run(settings: Settings) -> None:
         await stopping.wait()
     finally:
         log.info("shutting down")
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-            await asyncio.wait_for(asyncio.shield(http), timeout=3)
+        await stop_http(server, http)
         await service.close()
         await bus.close()
         if embedded:
@@ -164,13 +152,5 @@ async def run(settings: Settings) -> None:
 
 
 def main(environ: dict[str, Any] | None = None) -> int:
-    """Entry point: 2 = bad configuration (message names the variable)."""
-    env = Env(environ) if environ is not None else service_env()
-    try:
-        settings = Settings.from_env(env)
-    except SettingsError as exc:
-        print(f"retention: configuration error: {exc}")  # before logging exists
-        return 2
-    logs.setup("retention", settings.log_level)
-    asyncio.run(run(settings))
-    return 0
+    """Entry point: 2 = bad configuration (the message names the variable)."""
+    return shell.main("retention", Settings.from_env, run, environ)

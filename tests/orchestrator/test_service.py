@@ -84,7 +84,7 @@ def test_bad_setting_stops_start_naming_the_variable(redis_server: EmbeddedRedis
         text=True,
         timeout=30,
     )
-    assert out.returncode == 2 and "LLM_MAX_CONCURRENCY" in out.stdout
+    assert out.returncode == 2 and "LLM_MAX_CONCURRENCY" in out.stderr
 
 
 @pytest.mark.parametrize(

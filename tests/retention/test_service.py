@@ -57,7 +57,7 @@ def test_settings_are_checked_and_name_the_variable(tmp_path: Path) -> None:
 @pytest.mark.unit
 def test_a_bad_setting_stops_start_up(capsys: pytest.CaptureFixture[str]) -> None:
     assert main({"RETENTION_DAYS_TEXT": "-1"}) == 2
-    assert "RETENTION_DAYS_TEXT" in capsys.readouterr().out
+    assert "RETENTION_DAYS_TEXT" in capsys.readouterr().err
 
 
 @pytest.mark.integration
