@@ -5,6 +5,9 @@ streaming each prompt through an in-process `SttStream` without real-time pacing
 finals the service gives at real time, in a fraction of the time. Prints the WER of a half of
 the dev list for each `--set KEY=VALUE,...` (StreamConfig / SegmenterConfig fields), e.g.
 `--set early_hangover_s=0.4 --set tail_s=0.1,early_hangover_s=0.45`.
+
+By default each prompt gets its own stream; `--timeline` plays the half as the real-time bench
+does (one stream, 2 s of silence between prompts), which gives exactly the bench's finals.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.stt import corpus
+from bench.stt import client, corpus
 from bench.stt.calibrate import finals
+from bench.stt.score import score
 from bench.stt.wer import WerCounts
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,6 +44,30 @@ def config(spec: str) -> Any:
     return StreamConfig(segmenter=SegmenterConfig(**seg), **stream)
 
 
+async def timeline_finals(
+    engine: Any, prompts: list[corpus.Prompt], lang: str, cfg: Any = None
+) -> list[str]:
+    """The bench's timeline through one in-process stream, without pacing: text per prompt."""
+    from stt.scheduler import DecodeScheduler
+    from stt.stream import StreamParams, SttStream
+
+    pcm, segs = client.timeline([(p.name, p.pcm, p.speech_span) for p in prompts], 8000)
+    session = client.Session(segments=segs)
+
+    async def emit(event: dict[str, Any]) -> None:
+        session.events.append(client.Received(0.0, event))
+
+    scheduler = DecodeScheduler(1)
+    scheduler.start()
+    stream = SttStream(StreamParams("tl", "agent", 8000, lang), engine, scheduler, emit, cfg)
+    step = 8000 // 50
+    for i in range(0, len(pcm), step):
+        await stream.feed(pcm[i : i + step].astype("<i2").tobytes())
+    await stream.finish()
+    await scheduler.close()
+    return [hyp for _, _, hyp in score(session, prompts, lang).texts]
+
+
 def main() -> int:
     """Entry point."""
     ap = argparse.ArgumentParser(prog="python -m bench.stt.replay")
@@ -48,6 +76,9 @@ def main() -> int:
     ap.add_argument("--set", action="append", default=[], help="overrides; repeat to compare")
     ap.add_argument("--show", action="store_true", help="print each prompt's finals")
     ap.add_argument("--min-window", type=float, default=0.0, help="STT_MIN_WINDOW_S")
+    ap.add_argument(
+        "--timeline", action="store_true", help="one stream for the half, as bench.stt plays it"
+    )
     args = ap.parse_args()
     from stt.engine import EngineConfig, WhisperEngine
 
@@ -68,7 +99,16 @@ def main() -> int:
         counts = WerCounts(lang=args.lang)
         splits = 0
         t = time.perf_counter()
-        for p in prompts:
+        if args.timeline:
+            for p, text in zip(
+                prompts,
+                asyncio.run(timeline_finals(engine, prompts, args.lang, cfg)),
+                strict=True,
+            ):
+                counts.add(p.reference, text)
+                if args.show:
+                    print(f"  {p.name}: {text}")
+        for p in [] if args.timeline else prompts:
             out = asyncio.run(finals(engine, p, args.lang, cfg))
             text = " ".join(f["text"] for f in out)
             counts.add(p.reference, text)
