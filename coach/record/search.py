@@ -2,23 +2,29 @@
 structured filters, ranked results with highlighted snippets and the second of each hit,
 keyset (cursor) paging with no cap on how far it goes.
 
-Full text: each utterance is indexed in its language's configuration (`record.es`,
-`record.en`: unaccent then the Snowball stemmer, migrations/0002), and the query is parsed
-with `websearch_to_tsquery` in both, each matched only against utterances of its language:
-stemming and accents are ignored, "quoted phrases" keep their word order, `-word` excludes.
-A call's rank is the sum of its matching utterances' `ts_rank_cd`. Without a query, calls are
-listed newest first.
+Full text: each call has one search document (`record.call_text`, migrations/0005): its
+utterances' vectors (each in its language's configuration, `record.es`/`record.en`: unaccent
+then the Snowball stemmer) joined in time order, Spanish and English words apart, every word
+weighted by who said it. The query is parsed with `websearch_to_tsquery` in both languages
+and each is looked up in that language's words (two exact GIN lookups): stemming and accents
+are ignored, words may be said anywhere in the call, "quoted phrases" only within one
+utterance (the document leaves a gap between utterances), `-word` excludes calls that say it,
+and "what the customer said" restricts every word of the query to the customer's weight. A
+call's rank is its document's `ts_rank_cd` (every speaker weighted alike). Utterances are read
+only for the page's calls: the snippets (those that match the whole query, else those that
+say any of its words) and the second of each hit. Without a query, calls are listed newest
+first.
 
-Broad queries: ranking needs every matching utterance, and a word said in one utterance in ten
-matches hundreds of thousands of rows in a large record. Listing newest first instead costs
-about (page size x utterances per call x calls / matching calls) row checks, ranking about
-(matching utterances): the two cross near sqrt(page size x all utterances), about 16,000 for a
-page of 50 in a record of 5 million utterances. When the planner estimates more matching
-utterances than that (and at least `BROAD_MIN`), or, below it, a count that stops just past it
-finds more, the matching calls are listed newest first (each call
-checked through its own utterances, so a page costs about a page of calls, however common the
-word); the page says which order it used (`order`: `relevance`, `recent`, or `time` without a
-query), and its cursor keeps that order for the pages after it.
+Broad queries: ranking needs every matching call, and a word of a common sentence is in most
+calls. Listing newest first instead costs about (page size x calls / matching calls) document
+checks, ranking about (matching calls): the two cross near sqrt(page size x all calls), about
+2,200 for a page of 50 in a record of 100,000 calls. When the planner estimates more matching
+calls than that (and at least `BROAD_MIN`), or, below it, a count that stops just past it
+finds more, the matching calls are listed newest first (walking the listing's index, or the
+agent's or disposition's when filtered, and checking each call's document; so a page costs
+about a page of calls, however common the word); the page says which order it used (`order`:
+`relevance`, `recent`, or `time` without a query), and its cursor keeps that order for the
+pages after it.
 
 Paging: the cursor is the sort key of the last call returned (rank or time, then call id),
 so a page is an index range scan, however deep: no OFFSET, no cap.
@@ -49,7 +55,7 @@ no transcript text is ever sent as HTML."""
 _START, _STOP = "\ue000", "\ue001"
 _LEXEME = re.compile(r"'((?:[^']|'')*)'")
 BROAD_MIN = 2_000
-"""The broad-query threshold never goes below this many matching utterances."""
+"""The broad-query threshold never goes below this many matching calls."""
 
 
 class CursorError(ValueError):
@@ -126,20 +132,40 @@ _CALL_COLUMNS = sql.SQL(
     " c.summary_text, c.agent_talk_ratio, c.longest_silence, c.overtalk_s,"
     " c.recording_path IS NOT NULL AS has_recording"
 )
-_ES = "%(es)s::tsquery"
-_EN = "%(en)s::tsquery"
-"""The query parsed in each language, passed as constants: websearch_to_tsquery is only
-STABLE, so written inline it would be parsed again for every row it is compared with."""
-_IS_EN = "u.lang LIKE 'en%%'"
-_MATCH = sql.SQL(
-    f"(u.tsv @@ {_ES} OR u.tsv @@ {_EN})"
-    f" AND CASE WHEN {_IS_EN} THEN u.tsv @@ {_EN} ELSE u.tsv @@ {_ES} END"
+_WHEN = "coalesce(c.started_at, c.archived_at)"
+"""The listing's sort key (the calls_when, calls_agent_when and calls_disposition_when
+indexes)."""
+WEIGHTS = {"agent": "A", "customer": "B", "mix": "C"}
+"""The weight of each speaker's words in a call document (record.speaker_weight, migrations
+0005); any other speaker's are D."""
+_FLAT = "'{1,1,1,1}'::float4[]"
+"""Rank weights: every speaker's words count alike (the weights only mark who said them)."""
+
+# The call document's words of each language against the query in that language: two exact
+# GIN lookups. The queries are passed as constants: websearch_to_tsquery is only STABLE, so
+# written inline it would be parsed again for every row it is compared with.
+_CALL_MATCH = sql.SQL("(t.es @@ %(es)s::tsquery OR t.en @@ %(en)s::tsquery)")
+_CALL_RANK = sql.SQL(
+    f"(ts_rank_cd({_FLAT}, t.es, %(es)s::tsquery)"
+    f" + ts_rank_cd({_FLAT}, t.en, %(en)s::tsquery))::float8"
 )
-"""Each utterance against the query of its own language. The OR of the two is what the GIN
-index answers (constant queries, evaluated once); the CASE then keeps only own-language hits."""
-_QUERY = f"CASE WHEN {_IS_EN} THEN {_EN} ELSE {_ES} END"
-_RANK = sql.SQL(f"ts_rank_cd(u.tsv, {_QUERY})::float8")
+# Utterances (of one call, or of a page's calls: never through a full-text index) against the
+# unweighted query of their own language.
+_IS_EN = "u.lang LIKE 'en%%'"
+_UTT_MATCH = sql.SQL(
+    f"CASE WHEN {_IS_EN} THEN u.tsv @@ %(uen)s::tsquery ELSE u.tsv @@ %(ues)s::tsquery END"
+)
+_UTT_ANY = sql.SQL(
+    f"CASE WHEN {_IS_EN} THEN u.tsv @@ %(en_any)s::tsquery ELSE u.tsv @@ %(es_any)s::tsquery END"
+)
+_UTT_QUERY = f"CASE WHEN {_IS_EN} THEN %(uen)s::tsquery ELSE %(ues)s::tsquery END"
+_UTT_ANY_QUERY = f"CASE WHEN {_IS_EN} THEN %(en_any)s::tsquery ELSE %(es_any)s::tsquery END"
 _CONFIG = f"CASE WHEN {_IS_EN} THEN 'record.en'::regconfig ELSE 'record.es'::regconfig END"
+_NO_SEQSCAN = "SET LOCAL enable_seqscan = off"
+"""The planner costs `@@` as one operator, not as reading a document of a few KB out of line:
+it would scan every call's document for a word its statistics say few calls have (200 ms at
+50,000 calls) where the index answers in a millisecond."""
+_QUOTED = re.compile(r"'(?:[^']|'')*'")
 
 
 def _where(f: Filters, params: dict[str, Any]) -> list[sql.Composable]:
@@ -153,11 +179,17 @@ def _where(f: Filters, params: dict[str, Any]) -> list[sql.Composable]:
         add("c.agent = %(agent)s", "agent", f.agent)
     if f.lang is not None:
         add("c.lang = %(lang)s", "lang", f.lang)
+    # A call that passes a date bound has a started_at, so the bound holds for the sort key
+    # too: said of both, an index on the sort key starts (or stops) its walk there.
     if f.since is not None:
-        add("c.started_at >= %(since)s", "since", f.since)
+        add(f"c.started_at >= %(since)s AND {_WHEN} >= %(since)s", "since", f.since)
     if f.until is not None:
-        add("c.started_at < %(until)s", "until", f.until)
-    if f.dispositions:
+        add(f"c.started_at < %(until)s AND {_WHEN} < %(until)s", "until", f.until)
+    if len(f.dispositions) == 1:
+        # `=` rather than `= ANY`: the (disposition, sort key) index then returns its calls in
+        # listing order.
+        add("c.disposition = %(disposition)s", "disposition", f.dispositions[0])
+    elif f.dispositions:
         add("c.disposition = ANY(%(dispositions)s)", "dispositions", list(f.dispositions))
     if f.sentiments:
         add("c.sentiment = ANY(%(sentiments)s)", "sentiments", list(f.sentiments))
@@ -192,77 +224,65 @@ async def search(
     filters: Filters,
     limit: int = 50,
     cursor: str | None = None,
-    broad_rows: int | None = None,
+    broad_calls: int | None = None,
 ) -> Page:
     """One page of calls matching `filters`, best first (or newest first without `q`, or for a
-    broad query: more matching utterances than `broad_rows`, by default the module doc's
-    crossing point)."""
+    broad query: more matching calls than `broad_calls`, by default the module doc's crossing
+    point)."""
     limit = max(1, min(limit, MAX_LIMIT))
     params: dict[str, Any] = {"limit": limit + 1}
     where = _where(filters, params)
     after = decode_cursor(filters, cursor) if cursor else None
     text = bool(filters.q and filters.q.strip())
-    speaker = sql.SQL("")
     if text:
-        params |= await _compile(conn, filters.q or "")
-        if filters.speaker:
-            params["speaker"] = filters.speaker
-            speaker = sql.SQL(" AND u.speaker = %(speaker)s")
+        params |= await _compile(conn, filters.q or "", filters.speaker)
         if after is not None:
             order = after[2]
         else:
-            matching, total = await _estimate(conn, params, speaker)
+            matching, total = await _estimate(conn, params)
             threshold = (
-                broad_rows if broad_rows is not None else max(BROAD_MIN, isqrt(limit * total))
+                broad_calls if broad_calls is not None else max(BROAD_MIN, isqrt(limit * total))
             )
             # The planner's estimate is cheap but can be far too low (phrases: it takes the words
             # as independent); below the threshold, count, stopping just past it.
-            broad = matching > threshold or await _more_than(conn, params, speaker, threshold)
+            broad = matching > threshold or await _more_than(conn, params, threshold)
             order = "recent" if broad else "relevance"
+        if order == "recent":
+            # A scalar subquery: the planner cannot turn it into a join that reads every
+            # matching document (its estimate of a phrase's matches is often far too low).
+            where.append(
+                sql.SQL("(SELECT {m} FROM record.call_text t WHERE t.call_id = c.call_id)").format(
+                    m=_CALL_MATCH
+                )
+            )
     else:
         order = "time"
     if order == "relevance":
         if after is not None:
             params["after_s"], params["after_c"] = after[0], after[1]
             where.append(sql.SQL("(h.score, c.call_id) < (%(after_s)s, %(after_c)s)"))
+        # Materialized: the matching documents through the index, ranked, and only then the
+        # calls (the planner would otherwise walk every document in call id order).
         query = sql.SQL(
-            "WITH hits AS ("
-            " SELECT u.call_id, sum({rank}) AS score, count(*) AS hits"
-            " FROM record.utterances u WHERE {match}{speaker} GROUP BY u.call_id)"
-            " SELECT {cols}, h.score AS sort, h.hits FROM hits h JOIN record.calls c"
+            "WITH hits AS MATERIALIZED (SELECT t.call_id, {rank} AS score"
+            " FROM record.call_text t WHERE {match})"
+            " SELECT {cols}, h.score AS sort FROM hits h JOIN record.calls c"
             " ON c.call_id = h.call_id WHERE {where}"
             " ORDER BY h.score DESC, c.call_id DESC LIMIT %(limit)s"
-        ).format(
-            rank=_RANK,
-            match=_MATCH,
-            speaker=speaker,
-            cols=_CALL_COLUMNS,
-            where=_and(where),
-        )
+        ).format(cols=_CALL_COLUMNS, rank=_CALL_RANK, match=_CALL_MATCH, where=_and(where))
     else:
         if after is not None:
             params["after_s"], params["after_c"] = after[0], after[1]
             where.append(
-                sql.SQL(
-                    "(coalesce(c.started_at, c.archived_at), c.call_id)"
-                    " < (to_timestamp(%(after_s)s), %(after_c)s)"
-                )
-            )
-        if order == "recent":
-            # Each call through its own utterances (the primary key's call_id prefix).
-            where.append(
-                sql.SQL(
-                    "EXISTS (SELECT 1 FROM record.utterances u"
-                    " WHERE u.call_id = c.call_id AND {match}{speaker})"
-                ).format(match=_MATCH, speaker=speaker)
+                sql.SQL(f"({_WHEN}, c.call_id) < (to_timestamp(%(after_s)s), %(after_c)s)")
             )
         query = sql.SQL(
-            "SELECT {cols}, extract(epoch FROM coalesce(c.started_at, c.archived_at))::float8"
-            " AS sort, NULL::bigint AS hits FROM record.calls c WHERE {where}"
-            " ORDER BY coalesce(c.started_at, c.archived_at) DESC, c.call_id DESC"
-            " LIMIT %(limit)s"
-        ).format(cols=_CALL_COLUMNS, where=_and(where))
-    async with conn.cursor(row_factory=dict_row) as cur:
+            "SELECT {cols}, extract(epoch FROM {when})::float8 AS sort FROM record.calls c"
+            " WHERE {where} ORDER BY {when} DESC, c.call_id DESC LIMIT %(limit)s"
+        ).format(cols=_CALL_COLUMNS, when=sql.SQL(_WHEN), where=_and(where))
+    async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        if text:
+            await cur.execute(_NO_SEQSCAN)
         await cur.execute(query, params)
         rows = await cur.fetchall()
     more = len(rows) > limit
@@ -275,7 +295,8 @@ async def search(
     if text and rows:
         snippets = await _snippets(conn, filters, params, [r["call_id"] for r in rows])
         for row in rows:
-            row["matches"] = snippets.get(row["call_id"], [])
+            row["hits"], row["matches"] = snippets.get(row["call_id"], (0, []))
+            row["ranked"] = order == "relevance"
     calls = [_call_json(r) for r in rows]
     return Page(calls, next_cursor, order)
 
@@ -283,37 +304,35 @@ async def search(
 async def _more_than(
     conn: psycopg.AsyncConnection[Any],
     params: dict[str, Any],
-    speaker: sql.Composable,
     threshold: int,
 ) -> bool:
-    """Whether more than `threshold` utterances match (reads at most threshold + 1 of them)."""
-    async with conn.cursor() as cur:
+    """Whether the text matches more than `threshold` calls (reads at most threshold + 1)."""
+    async with conn.transaction(), conn.cursor() as cur:
+        await cur.execute(_NO_SEQSCAN)
         await cur.execute(
             sql.SQL(
-                "SELECT count(*) FROM (SELECT 1 FROM record.utterances u WHERE {m}{s}"
+                "SELECT count(*) FROM (SELECT 1 FROM record.call_text t WHERE {m}"
                 " LIMIT %(cap)s) AS x"
-            ).format(m=_MATCH, s=speaker),
+            ).format(m=_CALL_MATCH),
             {**params, "cap": threshold + 1},
         )
         row = await cur.fetchone()
     return bool(row and row[0] > threshold)
 
 
-async def _estimate(
-    conn: psycopg.AsyncConnection[Any], params: dict[str, Any], speaker: sql.Composable
-) -> tuple[int, int]:
-    """The planner's estimates of the utterances a text query matches and of all utterances
-    (no rows are read)."""
+async def _estimate(conn: psycopg.AsyncConnection[Any], params: dict[str, Any]) -> tuple[int, int]:
+    """The planner's estimates of the calls a text query matches and of all calls with a
+    transcript (no rows are read)."""
     async with conn.cursor() as cur:
         await cur.execute(
             "SELECT greatest(reltuples, 0)::bigint FROM pg_class"
-            " WHERE oid = 'record.utterances'::regclass"
+            " WHERE oid = 'record.call_text'::regclass"
         )
         row = await cur.fetchone()
         total = int(row[0]) if row else 0
         await cur.execute(
-            sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM record.utterances u WHERE {m}{s}").format(
-                m=_MATCH, s=speaker
+            sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM record.call_text t WHERE {m}").format(
+                m=_CALL_MATCH
             ),
             params,
         )
@@ -327,8 +346,24 @@ async def _estimate(
         return 0, total
 
 
-async def _compile(conn: psycopg.AsyncConnection[Any], q: str) -> dict[str, Any]:
-    """The query in both languages (tsquery text) and the lexemes it looks for."""
+def weighted(query: str, speaker: str | None) -> str:
+    """A tsquery's text with every lexeme restricted to `speaker`'s weight (unchanged when no
+    speaker is asked)."""
+    if not speaker:
+        return query
+    weight = WEIGHTS.get(speaker, "D")
+    return _QUOTED.sub(lambda m: f"{m[0]}:{weight}", query)
+
+
+def _any(lexemes: list[str]) -> str:
+    return " | ".join("'" + lexeme.replace("'", "''") + "'" for lexeme in lexemes)
+
+
+async def _compile(
+    conn: psycopg.AsyncConnection[Any], q: str, speaker: str | None
+) -> dict[str, Any]:
+    """The query in both languages (tsquery text): for call documents (restricted to the
+    speaker's words), for utterances, and any of its (not excluded) lexemes for snippets."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "SELECT websearch_to_tsquery('record.es', %(q)s)::text AS es,"
@@ -339,9 +374,14 @@ async def _compile(conn: psycopg.AsyncConnection[Any], q: str) -> dict[str, Any]
         )
         row = await cur.fetchone()
     assert row is not None
+    es_lex, en_lex = _lexemes({"es": row["es_tree"]}), _lexemes({"en": row["en_tree"]})
     return {
-        "es": row["es"],
-        "en": row["en"],
+        "es": weighted(row["es"], speaker),
+        "en": weighted(row["en"], speaker),
+        "ues": row["es"],
+        "uen": row["en"],
+        "es_any": _any(es_lex),
+        "en_any": _any(en_lex),
         "lexemes": _lexemes({"es": row["es_tree"], "en": row["en_tree"]}),
     }
 
@@ -351,15 +391,19 @@ async def _snippets(
     filters: Filters,
     compiled: dict[str, Any],
     call_ids: list[str],
-) -> dict[str, list[dict[str, Any]]]:
-    """The best matching utterances of each call, highlighted, with the second of the hit."""
+) -> dict[str, tuple[int, list[dict[str, Any]]]]:
+    """Per call: how many of its utterances match, and the best of them highlighted with the
+    second of the hit: those that match the whole query, or for a call found by words said in
+    different utterances, those that say any of them."""
     params: dict[str, Any] = {
-        "es": compiled["es"],
-        "en": compiled["en"],
-        "lexemes": compiled["lexemes"],
+        key: compiled[key] for key in ("ues", "uen", "es_any", "en_any", "lexemes")
+    } | {
         "calls": call_ids,
         "per": SNIPPETS_PER_CALL,
         "headline": HEADLINE,
+        # A word can only stem to a lexeme if it holds the lexeme's first two letters (stemmers
+        # change endings; accents and case go first): a cheap test before parsing each word.
+        "prefixes": sorted({"%" + _like(lexeme[:2]) + "%" for lexeme in compiled["lexemes"]}),
     }
     speaker = sql.SQL("")
     if filters.speaker:
@@ -368,32 +412,43 @@ async def _snippets(
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             sql.SQL(
-                "WITH best AS ("
-                " SELECT u.*, {rank} AS r, row_number() OVER"
-                " (PARTITION BY u.call_id ORDER BY {rank} DESC, u.start_s) AS n"
+                "WITH m AS ("
+                " SELECT u.call_id, u.utterance_id, u.speaker, u.start_s, u.end_s, u.text,"
+                " u.lang, {full} AS whole, ts_rank_cd(u.tsv, {any_query}) AS r"
                 " FROM record.utterances u"
-                " WHERE u.call_id = ANY(%(calls)s) AND {match}{speaker})"
-                " SELECT u.call_id, u.utterance_id, u.speaker, u.start_s, u.end_s,"
-                " ts_headline({config}, u.text, {query}, %(headline)s) AS headline,"
+                " WHERE u.call_id = ANY(%(calls)s){speaker} AND ({any} OR {full})),"
+                " best AS (SELECT m.*, count(*) FILTER (WHERE whole) OVER w AS whole_n,"
+                " count(*) OVER w AS any_n,"
+                " row_number() OVER (w ORDER BY whole DESC, r DESC, start_s) AS n"
+                " FROM m WINDOW w AS (PARTITION BY call_id))"
+                " SELECT u.call_id, u.utterance_id, u.speaker, u.start_s, u.end_s, u.whole, u.whole_n,"
+                " u.any_n,"
+                " ts_headline({config}, u.text, CASE WHEN u.whole THEN {query} ELSE {any_query}"
+                " END, %(headline)s) AS headline,"
                 " (SELECT (w ->> 'start')::float8 FROM record.utterance_words uw,"
                 "  jsonb_array_elements(uw.words)"
                 "  WITH ORDINALITY AS e(w, i)"
                 "  WHERE uw.call_id = u.call_id AND uw.utterance_id = u.utterance_id"
+                "  AND unaccent(lower(w ->> 'w')) LIKE ANY(%(prefixes)s::text[])"
                 "  AND tsvector_to_array(to_tsvector({config}, w ->> 'w')) && %(lexemes)s::text[]"
                 "  ORDER BY i LIMIT 1) AS hit_s"
-                " FROM best u WHERE u.n <= %(per)s ORDER BY u.call_id, u.start_s"
+                " FROM best u WHERE u.n <= %(per)s AND (u.whole OR u.whole_n = 0)"
+                " ORDER BY u.call_id, u.start_s"
             ).format(
-                rank=_RANK,
-                match=_MATCH,
+                full=_UTT_MATCH,
+                any=_UTT_ANY,
+                any_query=sql.SQL(_UTT_ANY_QUERY),
                 speaker=speaker,
                 config=sql.SQL(_CONFIG),
-                query=sql.SQL(_QUERY),
+                query=sql.SQL(_UTT_QUERY),
             ),
             params,
         )
-        out: dict[str, list[dict[str, Any]]] = {}
+        out: dict[str, tuple[int, list[dict[str, Any]]]] = {}
         for row in await cur.fetchall():
-            out.setdefault(row["call_id"], []).append(
+            hits = row["whole_n"] or row["any_n"]
+            _, found = out.setdefault(row["call_id"], (hits, []))
+            found.append(
                 {
                     "utteranceId": row["utterance_id"],
                     "speaker": row["speaker"],
@@ -406,8 +461,12 @@ async def _snippets(
         return out
 
 
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _lexemes(trees: dict[str, Any]) -> list[str]:
-    """The lexemes of both languages' parsed query (querytree's quoted terms)."""
+    """The lexemes of the parsed queries (querytree's quoted terms: those not excluded)."""
     found: list[str] = []
     for tree in trees.values():
         for match in _LEXEME.finditer(tree or ""):
@@ -458,7 +517,7 @@ def _call_json(row: dict[str, Any]) -> dict[str, Any]:
         "longestSilence": row["longest_silence"],
         "overtalk": row["overtalk_s"],
         "hasRecording": row["has_recording"],
-        "score": row["sort"] if row.get("hits") else None,
+        "score": row["sort"] if row.get("ranked") else None,
         "hits": row.get("hits"),
     }
     if "matches" in row:

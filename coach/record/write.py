@@ -183,6 +183,19 @@ ON CONFLICT (call_id, utterance_id) DO UPDATE SET words = excluded.words"""
 """One statement per final: the utterance, and its words only when this event is the
 utterance's current version (RETURNING is empty when an older or the same final is replayed),
 so a replay neither rewrites nor removes the newer version's words."""
+CALL_TEXT = """
+INSERT INTO record.call_text (call_id, es, en)
+SELECT call_id,
+  coalesce(record.tsv_agg(setweight(tsv, record.speaker_weight(speaker)) || record.gap()
+    ORDER BY start_s, utterance_id) FILTER (WHERE lang IS NULL OR lang NOT LIKE 'en%%'), ''),
+  coalesce(record.tsv_agg(setweight(tsv, record.speaker_weight(speaker)) || record.gap()
+    ORDER BY start_s, utterance_id) FILTER (WHERE lang LIKE 'en%%'), '')
+FROM record.utterances WHERE call_id = ANY(%s) GROUP BY call_id
+ON CONFLICT (call_id) DO UPDATE SET es = excluded.es, en = excluded.en
+WHERE (record.call_text.es, record.call_text.en) IS DISTINCT FROM (excluded.es, excluded.en)"""
+"""The search document of each given call, made again from its utterances (migrations/0005):
+rebuilt rather than appended to, so a final that replaces an utterance's earlier version
+replaces its words too; unchanged (a replay) it is not written."""
 _COACH = """
 INSERT INTO record.coaching (call_id, seq, ts, kind, severity, source, rule_id, text, body)
 VALUES (%(call_id)s, %(seq)s, %(ts)s, %(kind)s, %(severity)s, %(source)s, %(rule)s, %(text)s,
@@ -230,6 +243,8 @@ async def apply(conn: psycopg.AsyncConnection[Any], events: Sequence[dict[str, A
                 await cur.executemany(query, rows)
         if batch.ended or batch.started:
             await cur.execute(_DURATION, [sorted(batch.calls)])
+        if batch.finals:
+            await cur.execute(CALL_TEXT, [sorted({r["call_id"] for r in batch.finals})])
     return kept
 
 

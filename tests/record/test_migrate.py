@@ -22,7 +22,7 @@ WORDS = [{"w": "Quiero", "start": 12.5, "end": 12.9, "p": 0.9}]
 
 
 def test_shipped_versions_run_one_to_n() -> None:
-    assert [m.version for m in migrations()][:4] == [1, 2, 3, 4]
+    assert [m.version for m in migrations()][:5] == [1, 2, 3, 4, 5]
 
 
 def test_data_written_at_version_1_survives_version_2(pg_server: EmbeddedPostgres) -> None:
@@ -72,7 +72,7 @@ def test_data_written_at_version_1_survives_version_2(pg_server: EmbeddedPostgre
         )
     # Version 4 adds the transcript of record beside the live one: the live rows stay, the
     # new tables take a call's second pass and go with the call.
-    assert migrate(db.url()) == [4]
+    assert migrate(db.url(), target=4) == [4]
     with psycopg.connect(db.url()) as conn:
         assert conn.execute("SELECT start_s, text FROM record.utterances").fetchall() == [
             (12.5, "Quiero cancelar mi suscripción")
@@ -88,11 +88,21 @@ def test_data_written_at_version_1_survives_version_2(pg_server: EmbeddedPostgre
         )
     with psycopg.connect(db.url()) as conn, pytest.raises(psycopg.errors.CheckViolation):
         conn.execute("UPDATE record.record_transcripts SET status = 'odd'")
+    # Version 5 makes each call's search document from its utterances (the version-1 row too):
+    # its words, stemmed and unaccented, weighted by who said them (B: the customer).
+    assert migrate(db.url()) == [5]
+    with psycopg.connect(db.url()) as conn:
+        found = conn.execute(
+            "SELECT call_id FROM record.call_text"
+            " WHERE es @@ to_tsquery('record.es', 'cancelada:B <-> mi <-> suscripcion:B')"
+        ).fetchall()
+        assert found == [("c1",)]
     with psycopg.connect(db.url()) as conn:
         assert conn.execute("SELECT count(*) FROM record.record_utterances").fetchone() == (1,)
         conn.execute("DELETE FROM record.calls WHERE call_id = 'c1'")
         assert conn.execute("SELECT count(*) FROM record.record_utterances").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM record.record_transcripts").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM record.call_text").fetchone() == (0,)
     assert migrate(db.url()) == []  # nothing left to do
 
 

@@ -142,8 +142,8 @@ async def test_a_broad_query_lists_matching_calls_newest_first(record_db: Record
     seen: list[str] = []
     cursor = None
     while True:
-        # broad_rows=0: every query counts as broad (the threshold is what is under test).
-        page = await find(record_db, Filters(q="cancelar"), limit=2, cursor=cursor, broad_rows=0)
+        # broad_calls=0: every query counts as broad (the threshold is what is under test).
+        page = await find(record_db, Filters(q="cancelar"), limit=2, cursor=cursor, broad_calls=0)
         assert page.order == "recent"
         seen += [c["callId"] for c in page.calls]
         assert all(c["matches"] for c in page.calls)  # snippets and seconds as when ranked
@@ -152,7 +152,7 @@ async def test_a_broad_query_lists_matching_calls_newest_first(record_db: Record
         cursor = page.next_cursor
     assert seen == ["b4", "b3", "b2", "b1", "b0"]  # newest first; the English call has no match
     # A cursor keeps its order even if the estimate would now say otherwise.
-    first = await find(record_db, Filters(q="cancelar"), limit=2, broad_rows=0)
+    first = await find(record_db, Filters(q="cancelar"), limit=2, broad_calls=0)
     rest = await find(record_db, Filters(q="cancelar"), limit=2, cursor=first.next_cursor)
     assert rest.order == "recent" and [c["callId"] for c in rest.calls] == ["b2", "b1"]
 
