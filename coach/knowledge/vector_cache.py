@@ -168,6 +168,31 @@ class VectorCache:
             raise
 
     @contextmanager
+    def embedding(self) -> Iterator[None]:
+        """Held while this process embeds passages: a second process starting on the same
+        knowledge base waits for the first one's vectors instead of computing them again.
+        Without a usable folder it does not wait (the cache is optional)."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            lock = open(self.folder / ".embedding.lock", "a+b")  # noqa: SIM115 - held below
+        except OSError:
+            yield
+            return
+        with lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.info(
+                    "knowledge embedding waits for another process on the same cache",
+                    extra={"file": str(self.path)},
+                )
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    @contextmanager
     def _locked(self) -> Iterator[None]:
         with open(self.folder / ".lock", "a+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)

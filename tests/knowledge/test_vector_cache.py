@@ -4,6 +4,7 @@ passages, a broken or foreign cache file is rebuilt, two writers keep each other
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +134,16 @@ def test_a_second_build_embeds_nothing_and_a_changed_file_only_its_passages(
     fifth = KnowledgeBase(root, embedder=_embedder(cache))
     fifth.refresh()
     assert fifth.snapshot.index.embedded == 0
+
+
+def test_two_processes_starting_together_embed_each_passage_once(tmp_path: Path) -> None:
+    """The relay and the orchestrator start at once on the same KB: one waits for the other."""
+    root, cache = tmp_path / "kb", tmp_path / "cache"
+    _kb_files(root)
+    bases = [KnowledgeBase(root, embedder=_embedder(cache)) for _ in range(2)]
+    threads = [threading.Thread(target=kb.refresh) for kb in bases]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert sorted(kb.snapshot.index.embedded for kb in bases) == [0, 3]
