@@ -184,3 +184,28 @@ async def test_the_migration_makes_documents_of_existing_calls(
     # The migrated call takes new finals like any other.
     await load(db, [final("c1", "c9", "prefiero un reembolso")])
     assert await ids(db, Filters(q="reembolso descuento")) == ["c1"]
+
+
+async def test_ranking_within_the_filtered_calls_pages_exactly(record_db: RecordDb) -> None:
+    # More calls match the word than pass the agent filter: the agent's calls are ranked,
+    # each through its document, and paged like any ranked search.
+    for n in range(6):
+        await load(record_db, call_events(f"a{n}", agent="200", started_at=T0 + n * 1000))
+    for n in range(9):
+        await load(record_db, call_events(f"o{n}", agent="201", started_at=T0 + n * 1000))
+    await load(record_db, call_events("a-en", agent="200", lang="en", started_at=T0))
+    with psycopg.connect(record_db.url(), autocommit=True) as conn:
+        conn.execute("ANALYZE record.calls")
+        conn.execute("ANALYZE record.call_text")
+    seen: list[str] = []
+    cursor = None
+    async with await psycopg.AsyncConnection.connect(record_db.url(roles.READER)) as conn:
+        while True:
+            page = await search(conn, Filters(q="cancelar", agent="200"), limit=4, cursor=cursor)
+            assert page.order == "relevance"
+            assert all(c["score"] is not None and c["matches"] for c in page.calls)
+            seen += [c["callId"] for c in page.calls]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+    assert seen == [f"a{n}" for n in reversed(range(6))]  # equal ranks: by call id
