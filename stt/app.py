@@ -281,7 +281,13 @@ def build_state(settings: SttSettings, engine: WhisperEngine | None = None) -> S
         m.decode_seconds.labels(kind.value).observe(seconds)
 
     scheduler = DecodeScheduler(
-        settings.decode_workers, settings.max_pending_finals, observe, registry=m.registry
+        settings.decode_workers,
+        settings.max_pending_finals,
+        observe,
+        registry=m.registry,
+        batch_max=settings.batch_max,
+        batch_wait_s=settings.batch_wait_ms / 1000,
+        batch_observer=m.batch_size.observe,
     )
     tasks = TaskSet("stt", registry=m.registry)
     bus = Bus.connect(settings.redis_url, settings.bus) if settings.redis_url else None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -29,6 +30,7 @@ from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import get_suppressed_tokens, merge_punctuations
 
+from stt import batch
 from stt.confidence import calibrated
 from stt.repair import drop_tail, tail_echo, trim_repeats
 
@@ -87,6 +89,32 @@ class Hypothesis:
         if self.words:
             return float(np.mean([w["p"] for w in self.words]))
         return float(min(1.0, max(0.0, np.exp(self.avg_logprob))))
+
+
+@dataclass(frozen=True, eq=False)
+class DecodeRequest:
+    """One decode, prepared (`WhisperEngine.prepare`): what `generate` needs, and what
+    `finish` needs to repair and time its result."""
+
+    audio: npt.NDArray[np.float32]
+    feats: npt.NDArray[np.float32]
+    lang: str
+    prompt: tuple[int, ...]
+    sot_index: int
+    beam: int
+    max_length: int
+    final: bool
+    words: bool
+    prompt_tokens: tuple[int, ...]
+    prefix: str
+    beam_size: int | None
+    started: float
+
+    @property
+    def batch_key(self) -> tuple[int, int, int, int]:
+        """Requests with equal keys give the same results alone or batched (stt/batch.py):
+        window frames, beam, length cap, position of <|startoftranscript|>."""
+        return (self.feats.shape[1], self.beam, self.max_length, self.sot_index)
 
 
 def window_seconds(audio_s: float) -> float:
@@ -169,7 +197,38 @@ class WhisperEngine:
     ) -> Hypothesis:
         """Transcribe one utterance (16 kHz float32); with `words`, time and score each word
         (one more decoder pass: Whisper's cross-attention alignment, as faster-whisper's
-        word_timestamps does it)."""
+        word_timestamps does it). Called from a batched group's job (stt/batch.py), the encode
+        and generate run in one call with the other jobs' decodes; the result is the same."""
+        req = self.prepare(
+            audio,
+            prompt_tokens=prompt_tokens,
+            final=final,
+            lang=lang,
+            prefix=prefix,
+            beam_size=beam_size,
+            words=words,
+            min_window_s=min_window_s,
+        )
+        rendezvous = batch.current()
+        if rendezvous is None:
+            out = self.generate([req])[0]
+        else:
+            out = rendezvous.generate(req, self.generate)
+        return self.finish(req, *out)
+
+    def prepare(
+        self,
+        audio: npt.NDArray[np.float32],
+        *,
+        prompt_tokens: tuple[int, ...] = (),
+        final: bool = True,
+        lang: str | None = None,
+        prefix: str = "",
+        beam_size: int | None = None,
+        words: bool = False,
+        min_window_s: float = 0.0,
+    ) -> DecodeRequest:
+        """Features, language and prompt of one decode (`decode`'s arguments), ready to batch."""
         t0 = time.perf_counter()
         feats = self.features(audio, min_window_s)
         if lang is None and self.config.lang is None:
@@ -180,6 +239,7 @@ class WhisperEngine:
         if prompt_tokens:
             prompt.append(tok.sot_prev)
             prompt.extend(prompt_tokens[-(223 - 1) :])
+        sot_index = len(prompt)
         prompt.extend(tok.sot_sequence)
         prompt.append(tok.no_timestamps)
         prefix_tokens: list[int] = tok.encode(" " + prefix.strip()) if prefix.strip() else []
@@ -187,62 +247,107 @@ class WhisperEngine:
         # token: partials of long utterances get much cheaper.
         prompt.extend(prefix_tokens)
         audio_s = len(audio) / SAMPLE_RATE
-        # Spanish speech runs ~3 tokens/s; the cap stops a looping decoder early.
-        max_new = int(10 + 6 * audio_s)
+        # Spanish speech runs ~3 tokens/s; the cap stops a looping decoder early. It grows with
+        # the audio's window bucket, not the exact length, so that windows of equal length get
+        # equal caps and can share a batched call (stt/batch.py).
+        max_new = int(10 + 6 * (window_seconds(audio_s) - TAIL_PAD_S))
         beam = beam_size or (
             self.config.beam_size_final if final else self.config.beam_size_partial
         )
-        # Encoded once: the same output feeds the decoder and, for a suspect echo, the aligner.
-        encoded = self._model.model.encode(ctranslate2.StorageView.from_array(feats[np.newaxis]))
-        result = self._model.model.generate(
-            encoded,
-            [prompt],
-            beam_size=beam,
+        return DecodeRequest(
+            audio=audio,
+            feats=feats,
+            lang=lang,
+            prompt=tuple(prompt),
+            sot_index=sot_index,
+            beam=beam,
             max_length=min(448, len(prompt) + max(4, max_new - len(prefix_tokens))),
+            final=final,
+            words=words,
+            prompt_tokens=prompt_tokens,
+            prefix=prefix,
+            beam_size=beam_size,
+            started=t0,
+        )
+
+    def generate(
+        self, requests: Sequence[DecodeRequest]
+    ) -> list[tuple[Any, ctranslate2.StorageView]]:
+        """Encode and decode requests of equal `batch_key` in one CTranslate2 call: each one's
+        generation result and encoder output (a batch of one)."""
+        first = requests[0]
+        if any(r.batch_key != first.batch_key for r in requests):
+            raise ValueError("a batched generate needs requests of equal batch_key")
+        feats = np.stack([r.feats for r in requests])
+        # Encoded once: the same output feeds the decoder and, for a suspect echo, the aligner.
+        encoded = self._model.model.encode(
+            ctranslate2.StorageView.from_array(feats), to_cpu=len(requests) > 1
+        )
+        results = self._model.model.generate(
+            encoded,
+            [list(r.prompt) for r in requests],
+            beam_size=first.beam,
+            max_length=first.max_length,
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
             suppress_tokens=self._suppress,
             repetition_penalty=1.0,
             no_repeat_ngram_size=0,
-        )[0]
+        )
+        if len(requests) == 1:
+            return [(results[0], encoded)]
+        # Each request's own encoder output for its alignment (the batch is on the CPU).
+        batch = np.asarray(encoded)
+        return [
+            (result, ctranslate2.StorageView.from_array(np.ascontiguousarray(batch[i : i + 1])))
+            for i, result in enumerate(results)
+        ]
+
+    def finish(
+        self, req: DecodeRequest, result: Any, encoded: ctranslate2.StorageView
+    ) -> Hypothesis:
+        """Text, loop repair and word timings of one generated request."""
+        tok = self.tokenizer(req.lang)
+        feats = req.feats
+        audio_s = len(req.audio) / SAMPLE_RATE
         # CTranslate2 returns the forced prefix as part of the sequence.
         tokens = tuple(int(t) for t in result.sequences_ids[0])
         cum = float(result.scores[0]) if result.scores else 0.0
         avg_logprob = cum * len(tokens) / (len(tokens) + 1) if tokens else -10.0
         raw = tok.decode(list(tokens)).strip()
         text = trim_repeats(raw)
-        if final:
+        if req.final:
             text = self._trim_loops(tok, encoded, feats.shape[1], text)
             if tail_echo(text) and feats.shape[1] < MAX_WINDOW_S * 100:
                 # A short window's echo the aligner could not place past the speech (module
                 # docstring): the full window reads it.
                 hyp = self.decode(
-                    audio,
-                    prompt_tokens=prompt_tokens,
+                    req.audio,
+                    prompt_tokens=req.prompt_tokens,
                     final=True,
-                    lang=lang,
-                    prefix=prefix,
-                    beam_size=beam_size,
-                    words=words,
+                    lang=req.lang,
+                    prefix=req.prefix,
+                    beam_size=req.beam_size,
+                    words=req.words,
                     min_window_s=MAX_WINDOW_S,
                 )
-                return replace(hyp, decode_s=time.perf_counter() - t0)
+                return replace(hyp, decode_s=time.perf_counter() - req.started)
         else:
             # A partial's audio ends mid-speech: its echo goes unchecked (the final checks).
             text = drop_tail(text, tail_echo(text))
         if text != raw:
             # Later decodes are prompted with these tokens: they must not carry the loop.
             tokens = tuple(tok.encode(" " + text)) if text else ()
-        timed = self._words(tok, encoded, feats.shape[1], tokens, audio_s) if words else ()
+        timed = self._words(tok, encoded, feats.shape[1], tokens, audio_s) if req.words else ()
         return Hypothesis(
             text=text,
             tokens=tokens,
             avg_logprob=avg_logprob,
             no_speech_prob=float(result.no_speech_prob),
-            lang=lang,
+            lang=req.lang,
             audio_s=audio_s,
-            decode_s=time.perf_counter() - t0,
+            decode_s=time.perf_counter() - req.started,
             window_s=feats.shape[1] / 100,
             words=timed,
         )

@@ -33,6 +33,12 @@ class SttMetrics:
             buckets=_DECODE_BUCKETS,
             registry=r,
         )
+        self.batch_size = Histogram(
+            "stt_batch_size",
+            "Windows decoded by one CTranslate2 encode + generate call (1 = alone)",
+            buckets=(1, 2, 3, 4, 6, 8, 12, 16),
+            registry=r,
+        )
         self.audio_seconds = Counter("stt_audio_seconds", "Audio received", registry=r)
         self.rtf = Gauge(
             "stt_real_time_factor", "Decoder busy time / audio time received", registry=r

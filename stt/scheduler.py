@@ -16,8 +16,13 @@ Policy (written bounds):
   worker per core: a Whisper decoder step is too small to gain from a second thread (beam 5 on
   one thread: 0.26 s for a 5 s utterance, on two: 0.39-0.6 s), while two workers decode a
   partial and a final side by side.
-- Batching: on CPU a batch of several streams gains nothing (each worker already keeps its core
-  busy), so each worker decodes one job at a time.
+- Batching (stt/batch.py; off with `batch_max` 1): a worker that takes a job takes up to
+  `batch_max - 1` more *of the same class* that are already waiting (FINAL-class jobs in FIFO
+  order; partials in the order of their streams' queue), and their decodes run as batched
+  CTranslate2 calls. The priority rules hold per group: a partial group forms only when no
+  FINAL-class job waits, and it takes one partial slot. With `batch_wait_s` a worker waits that
+  long for more jobs of its class to join; by default (0) it never waits, so a lone job runs at
+  once. Results do not depend on the grouping (stt/batch.py), so neither do transcripts.
 - A worker task that fails (a bug here: a job's own exception goes to its future) is logged
   and counted by its `coach.tasks.TaskSet` (`task="decode-worker"`) and replaced at once.
 """
@@ -31,11 +36,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from prometheus_client import CollectorRegistry
 
 from coach.tasks import TaskFailure, TaskSet
+from stt import batch
 
 T = TypeVar("T")
 
@@ -75,6 +81,8 @@ class SchedulerStats:
     dropped_partials: int = 0
     cancelled: int = 0
     busy_s: float = 0.0
+    groups: collections.Counter[int] = field(default_factory=collections.Counter)
+    """Groups of jobs run together, by size."""
 
 
 class DecodeScheduler:
@@ -88,8 +96,15 @@ class DecodeScheduler:
         *,
         registry: CollectorRegistry | None = None,
         test_delay_s: float = 0.0,
+        batch_max: int = 1,
+        batch_wait_s: float = 0.0,
+        batch_observer: Callable[[int], None] | None = None,
     ) -> None:
         self.workers = workers
+        self.batch_max = max(1, batch_max)
+        self._batch_wait_s = batch_wait_s
+        # Told the size of every batched encode + generate call (1 for a decode alone).
+        self._batch_observer = batch_observer
         # Tests only (not a setting): every decode holds its worker this much longer, as on a
         # loaded machine; transcripts must not change with it (tests/stt/test_determinism.py).
         self._test_delay_s = test_delay_s
@@ -99,7 +114,10 @@ class DecodeScheduler:
         self._partials: collections.OrderedDict[str, Job[object]] = collections.OrderedDict()
         self._wakeup = asyncio.Condition()
         self._space = asyncio.Condition()
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
+        # A group's jobs each need a thread of their own: they meet in their decodes.
+        self._pool = ThreadPoolExecutor(
+            max_workers=workers * self.batch_max, thread_name_prefix="decode"
+        )
         self._tasks = TaskSet("stt", registry=registry, on_failure=self._worker_failed)
         self._blocked = 0
         self._running = 0
@@ -163,7 +181,8 @@ class DecodeScheduler:
                     self._blocked -= 1
             self._finals.append(job)  # type: ignore[arg-type]
         async with self._wakeup:
-            self._wakeup.notify()
+            # All: a worker gathering a group of the other class must not swallow the wake-up.
+            self._wakeup.notify_all()
         return job
 
     def drop_stream(self, stream_id: str) -> None:
@@ -184,6 +203,43 @@ class DecodeScheduler:
             return job
         return None
 
+    def _more(self, first: Job[object], room: int) -> list[Job[object]]:
+        """Up to `room` more waiting jobs of `first`'s class, in the order `_next` takes them
+        (call with the wake-up lock held)."""
+        more: list[Job[object]] = []
+        if first.kind is JobKind.PARTIAL:
+            while self._partials and len(more) < room:
+                more.append(self._partials.popitem(last=False)[1])
+            return more
+        while self._finals and len(more) < room:
+            job = self._finals.popleft()
+            if job.cancelled:
+                self.stats.cancelled += 1
+            else:
+                more.append(job)
+        return more
+
+    async def _group(self, first: Job[object]) -> list[Job[object]]:
+        """`first` and the jobs of its class that run with it (module docstring)."""
+        group = [first]
+        if self.batch_max == 1:
+            return group
+        async with self._wakeup:
+            group += self._more(first, self.batch_max - 1)
+            if not self._batch_wait_s:
+                return group
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self._batch_wait_s
+            while len(group) < self.batch_max and (left := deadline - loop.time()) > 0:
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), left)
+                except TimeoutError:
+                    break
+                group += self._more(first, self.batch_max - len(group))
+            if self._finals and first.kind is JobKind.PARTIAL:
+                self._wakeup.notify_all()  # a final came meanwhile: another worker takes it
+        return group
+
     async def _release_partial(self) -> None:
         self._running_partials -= 1
         if self._partials:
@@ -203,7 +259,6 @@ class DecodeScheduler:
         return slowed
 
     async def _worker(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             async with self._wakeup:
                 job = self._next()
@@ -213,28 +268,47 @@ class DecodeScheduler:
             async with self._space:
                 self._space.notify_all()
             partial = job.kind is JobKind.PARTIAL
-            if job.future.done():
+            try:
+                group = await self._group(job)
+                if len(group) > 1:
+                    async with self._space:
+                        self._space.notify_all()
+                await self._run([j for j in group if not j.future.done()])
+            finally:
                 if partial:
                     await self._release_partial()
+
+    async def _run(self, group: list[Job[object]]) -> None:
+        """Run a group's jobs, each on its own thread, their decodes batched (stt/batch.py)."""
+        if not group:
+            return
+        loop = asyncio.get_running_loop()
+        rendezvous: batch.Rendezvous[Any, Any] = batch.Rendezvous(len(group), self._batch_observer)
+        self.stats.groups[len(group)] += 1
+        started = time.monotonic()
+        for job in group:
+            job.started = started
+        self._running += len(group)
+        runs = [
+            loop.run_in_executor(self._pool, batch.member(rendezvous, self._timed(job.run)))
+            for job in group
+        ]
+        try:
+            outcomes = await asyncio.gather(*runs, return_exceptions=True)
+        finally:
+            self._running -= len(group)
+            self.stats.busy_s += time.monotonic() - started
+        for job, outcome in zip(group, outcomes, strict=True):
+            took = time.monotonic() - started
+            if self._observer is not None:
+                self._observer(job.kind, took)
+            self.stats.decoded[job.kind.value] += 1
+            if job.future.done():
                 continue
-            job.started = time.monotonic()
-            self._running += 1
-            try:
-                result = await loop.run_in_executor(self._pool, self._timed(job.run))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - handed to the stream that asked, which logs it
-                if not job.future.done():
-                    job.future.set_exception(exc)
+            if isinstance(outcome, asyncio.CancelledError):
+                raise outcome
+            if isinstance(outcome, BaseException):
+                # Handed to the stream that asked, which logs it.
+                job.future.set_exception(outcome)
             else:
-                if not job.future.done():
-                    job.future.set_result(result)
-            finally:
-                self._running -= 1
-                took = time.monotonic() - job.started
-                self.stats.busy_s += took
-                if self._observer is not None:
-                    self._observer(job.kind, took)
-                self.stats.decoded[job.kind.value] += 1
-            if partial:
-                await self._release_partial()
+                job.future.set_result(outcome)

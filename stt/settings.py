@@ -56,6 +56,12 @@ class SttSettings:
     """Open streams beyond this are refused with close code 1013 (STT_MAX_STREAMS)."""
     max_pending_finals: int = 64
     """FINAL-class decode jobs queued before submitters wait (STT_MAX_PENDING_FINALS)."""
+    batch_max: int = 4
+    """Most decodes of several streams run as one batched CTranslate2 call (STT_BATCH_MAX;
+    1 = off; stt/batch.py)."""
+    batch_wait_ms: int = 0
+    """How long a decode waits for others to batch with (STT_BATCH_WAIT_MS; 0 = only those
+    already queued, so a lone stream never waits)."""
     bus_buffer: int = 10_000
     """Events held while the bus is down before the oldest partials, then finals, are dropped
     (STT_BUS_BUFFER; the capacity of coach.publisher.Publisher)."""
@@ -138,6 +144,8 @@ class SttSettings:
             max_pending_finals=env.int(
                 "STT_MAX_PENDING_FINALS", _default("max_pending_finals"), min=1, max=10_000
             ),
+            batch_max=env.int("STT_BATCH_MAX", _default("batch_max"), min=1, max=64),
+            batch_wait_ms=env.int("STT_BATCH_WAIT_MS", _default("batch_wait_ms"), min=0, max=1000),
             bus_buffer=env.int("STT_BUS_BUFFER", _default("bus_buffer"), min=10, max=1_000_000),
             beam_size=env.int("STT_BEAM_SIZE", _default("beam_size"), min=1, max=10),
             min_window_s=env.float("STT_MIN_WINDOW_S", _default("min_window_s"), min=0.0, max=30.0),
