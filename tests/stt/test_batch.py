@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
+from prometheus_client import generate_latest
 
 from stt import batch
 from stt.scheduler import DecodeScheduler, JobKind
@@ -367,3 +368,20 @@ async def test_finals_of_streams_batched_under_delay_equal_those_decoded_alone_a
     assert max(sizes) > 1  # decodes of several streams did share calls
     assert together == [alone[0], alone[0], alone[1]]
     assert len(alone[0]) >= len(names)
+
+
+def test_batch_settings_are_checked_and_reach_the_scheduler_and_metrics(engine):
+    from coach.settings import Env, SettingsError
+    from stt.app import build_state
+    from stt.settings import SttSettings
+
+    token = {"RELAY_TOKEN": "t" * 20}
+    with pytest.raises(SettingsError, match="STT_BATCH_MAX"):
+        SttSettings.from_env(Env({**token, "STT_BATCH_MAX": "0"}))
+    with pytest.raises(SettingsError, match="STT_BATCH_WAIT_MS"):
+        SttSettings.from_env(Env({**token, "STT_BATCH_WAIT_MS": "-5"}))
+    s = SttSettings.from_env(Env({**token, "STT_BATCH_MAX": "6", "STT_BATCH_WAIT_MS": "20"}))
+    state = build_state(s, engine)
+    assert state.scheduler.batch_max == 6
+    state.metrics.batch_size.observe(3)
+    assert b"stt_batch_size_bucket" in generate_latest(state.metrics.registry)
