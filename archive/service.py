@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from typing import Any
 
 import psycopg
@@ -14,15 +13,14 @@ from starlette.applications import Starlette
 
 from archive.settings import Settings
 from archive.worker import Archiver
-from coach import logs
+from coach import service as shell
 from coach.backoff import RECONNECT
 from coach.bus import Bus
 from coach.lag import LagMonitor
 from coach.pg_server import EmbeddedPostgres
 from coach.record import roles
 from coach.record.migrate import migrate
-from coach.redis_server import EmbeddedRedis
-from coach.settings import Env, SettingsError, service_env
+from coach.service import redis_or_embedded, stop_event, stop_http
 from coach.tasks import TaskSet
 from coach.web import embedded_server, health_app
 
@@ -41,7 +39,7 @@ def make_app(archiver: Archiver, lag: LagMonitor | None = None) -> Starlette:
             "bus": "up" if bus_up else "down",
             "database": "up" if archiver.db_up else "down",
             "group": archiver.group,
-            "consumer": archiver.consumer,
+            "consumer": archiver.reader.consumer,
             "written": archiver.written,
             "lastId": archiver.last_id,
             **({"busLag": lag.health()} if lag is not None else {}),
@@ -76,17 +74,9 @@ def embedded_database(settings: Settings) -> tuple[EmbeddedPostgres, str]:
 
 async def run(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT, then stop reading, finish the batch in hand, and exit."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    redis: EmbeddedRedis | None = None
+    stop = stop_event()
     pg: EmbeddedPostgres | None = None
-    redis_url = settings.redis_url
-    if redis_url is None:
-        redis = EmbeddedRedis().start()
-        redis_url = redis.url
-        log.warning("REDIS_URL not set: started an embedded Redis", extra={"url": redis_url})
+    redis_url, redis = redis_or_embedded(settings.redis_url, log)
     if settings.database_url is None:
         pg, database_url = await asyncio.to_thread(embedded_database, settings)
         log.warning(
@@ -126,9 +116,7 @@ async def run(settings: Settings) -> None:
                 await worker
     finally:
         log.info("shutting down")
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-            await asyncio.wait_for(asyncio.shield(http), timeout=3)
+        await stop_http(server, http)
         await tasks.close(1)
         await archiver.close()
         await bus.close()
@@ -140,12 +128,4 @@ async def run(settings: Settings) -> None:
 
 def main(environ: dict[str, Any] | None = None) -> int:
     """Entry point: 2 = bad configuration (the message names the variable)."""
-    env = Env(environ) if environ is not None else service_env()
-    try:
-        settings = Settings.from_env(env)
-    except SettingsError as exc:
-        print(f"archive: configuration error: {exc}")  # before logging exists
-        return 2
-    logs.setup("archive", settings.log_level)
-    asyncio.run(run(settings))
-    return 0
+    return shell.main("archive", Settings.from_env, run, environ)

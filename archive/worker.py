@@ -32,14 +32,13 @@ from coach.backoff import BUS_READER, Backoff
 from coach.bus import Bus, BusEvent
 from coach.errors import BusUnavailable
 from coach.events import parse_id
+from coach.group_reader import GroupReader
 from coach.record.write import KEPT_TYPES, apply, event_of
 
 log = logging.getLogger("archive")
 
 BACKLOG_INTERVAL_S = 1.0
 """How often the lag gauges are refreshed."""
-CLAIM_INTERVAL_S = 5.0
-"""How often entries abandoned by a dead replica are looked for."""
 
 
 class Archiver:
@@ -60,18 +59,15 @@ class Archiver:
         self.bus = bus
         self.database_url = database_url
         self.group = group
-        self.consumer = consumer
-        self.batch = batch
-        self.block_ms = block_ms
-        self.claim_idle_ms = claim_idle_ms
         self.backoff = backoff
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self.db_up = False
         self.written = 0
         """Events of kept types written since start (health)."""
         self.last_id: str | None = None
-        self._pending_first = True
-        self._next_claim = 0.0
+        self.reader = GroupReader(
+            bus, group, consumer, count=batch, block_ms=block_ms, claim_idle_ms=claim_idle_ms
+        )
         self._next_backlog = 0.0
         self._lag_unknown = False
 
@@ -105,40 +101,19 @@ class Archiver:
                     await self._drop_connection()
                 log.warning("%s unavailable, retrying", where, extra={"error": str(exc)})
                 # What was read but not acknowledged is pending: read it again first.
-                self._pending_first = True
+                self.reader.rewind()
                 await asyncio.sleep(retry.next())
 
     async def step(self) -> int:
         """One read-write-acknowledge round; returns how many events it handled."""
         await self._refresh_backlog()
-        batch = await self._read()
+        batch = await self.reader.read()
         if not batch:
             return 0
         await self._write(batch)
         await self.bus.ack(self.group, [ev.id for ev in batch])
         self.last_id = batch[-1].id
         return len(batch)
-
-    async def _read(self) -> list[BusEvent]:
-        if self._pending_first:
-            batch = await self.bus.read_group(
-                self.group, self.consumer, count=self.batch, block_ms=None, pending=True
-            )
-            if batch:
-                return batch
-            self._pending_first = False
-        now = time.monotonic()
-        if now >= self._next_claim:
-            self._next_claim = now + CLAIM_INTERVAL_S
-            claimed = await self.bus.claim_stale(
-                self.group, self.consumer, self.claim_idle_ms, count=self.batch
-            )
-            if claimed:
-                log.info("took over abandoned events", extra={"count": len(claimed)})
-                return claimed
-        return await self.bus.read_group(
-            self.group, self.consumer, count=self.batch, block_ms=self.block_ms
-        )
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None or self._conn.closed:

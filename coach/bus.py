@@ -303,22 +303,29 @@ class Bus:
         count: int = 100,
         block_ms: int | None = 1000,
         pending: bool = False,
+        *,
+        after: str = "0",
     ) -> list[BusEvent]:
-        """Next events for this consumer; `pending=True` re-reads its own unacknowledged ones.
+        """Next events for this consumer; `pending=True` re-reads its own unacknowledged ones
+        (those after id `after`: a cursor for paging through them).
 
         A pending entry that was trimmed or erased meanwhile comes back without fields: it can
         never be processed, so it is acknowledged here (else it would stay pending for ever
-        and the group's lag would look as old as it)."""
-        reply = await self._guard(
-            self.redis.xreadgroup(
-                group, consumer, {self.events_key: "0" if pending else ">"}, count, block_ms
+        and the group's lag would look as old as it); a page of only such entries is followed
+        by the next, so an empty answer means there is nothing left."""
+        while True:
+            reply = await self._guard(
+                self.redis.xreadgroup(
+                    group, consumer, {self.events_key: after if pending else ">"}, count, block_ms
+                )
             )
-        )
-        gone: list[str] = []
-        entries = _global_entries(reply, gone)
-        if gone:
-            await self.ack(group, gone)
-        return entries
+            gone: list[str] = []
+            entries = _global_entries(reply, gone)
+            if gone:
+                await self.ack(group, gone)
+            if entries or not gone or not pending:
+                return entries
+            after = gone[-1]
 
     async def ack(self, group: str, ids: Iterable[str]) -> int:
         """Acknowledge processed events."""

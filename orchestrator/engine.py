@@ -32,6 +32,7 @@ from redis.exceptions import RedisError
 from coach.backoff import BUS, BUS_READER, Backoff, Retry
 from coach.bus import Bus, BusEvent, id_after
 from coach.errors import BusError, BusUnavailable
+from coach.group_reader import GroupReader
 from coach.knowledge import KnowledgeBase
 from coach.knowledge.report import KBReport
 from coach.knowledge.shown import ShownLog
@@ -301,29 +302,19 @@ class Orchestrator:
 
     async def _read_loop(self) -> None:
         retry = self.reader_backoff.retry()
-        pending_first = True  # after a restart with the same name, re-read our unacked entries
+        # After a restart with the same name, our unacknowledged entries come first.
+        reader = GroupReader(
+            self.bus, self.group, self.me, count=READ_COUNT, block_ms=READ_BLOCK_MS
+        )
         while not self._stopping.is_set():
             try:
-                if pending_first:
-                    batch = await self.bus.read_group(
-                        self.group, self.me, count=READ_COUNT, block_ms=None, pending=True
-                    )
-                    if not batch:
-                        pending_first = False
-                        continue
-                else:
-                    batch = await self.bus.read_group(
-                        self.group, self.me, count=READ_COUNT, block_ms=READ_BLOCK_MS
-                    )
+                batch = await reader.read()
                 self.state = ConsumerState.CONSUMING
                 retry.reset()
                 await self._dispatch(batch)
-                if pending_first:
-                    # pending=True reads from "0" every time: stop once all are handed out.
-                    pending_first = False
             except (BusUnavailable, RedisError, OSError) as exc:
                 self._bus_down(exc)
-                pending_first = True  # entries of a half-dispatched batch are pending: re-read
+                reader.rewind()  # entries of a half-dispatched batch are pending: re-read
                 await asyncio.sleep(retry.next())
             except BusError as exc:
                 if "NOGROUP" in str(exc):

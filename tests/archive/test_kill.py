@@ -183,4 +183,4 @@ def test_a_bad_setting_stops_the_start_naming_it(tmp_path: Path) -> None:
         timeout=60,
         check=False,
     )
-    assert out.returncode == 2 and "ARCHIVE_BATCH" in out.stdout
+    assert out.returncode == 2 and "ARCHIVE_BATCH" in out.stderr
