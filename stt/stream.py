@@ -112,11 +112,12 @@ class StreamConfig:
     """Audio kept before the detected speech onset (VAD reacts a little late). Tuned on the
     Spanish tuning half (bench.stt.replay): errors 122 at 0.2 s, 121 at 0.3, 114 at 0.35, 113
     at 0.4, 117 at 0.45, 112 at 0.5, 122 at 0.7 (of 562 words); 0.4 is mid-plateau."""
-    tail_s: float = 0.2
+    tail_s: float = 0.15
     """Silence kept after the detected end of speech in the final decode; a speculative decode
-    starts once this much silence has arrived. Tuned on the Spanish tuning half played as the
-    bench plays it (bench.stt.replay --timeline): errors 118 at 0.15, 115 at 0.2, 116 at 0.25,
-    121 at 0.3 (of 562 words)."""
+    starts once this much silence has arrived. On the Spanish tuning half played as the bench
+    plays it (bench.stt.replay --timeline): errors 118 at 0.15, 115 at 0.2, 116 at 0.25, 121 at
+    0.3 (of 562 words); 0.2 gained nothing on the reporting half (119 -> 119) and starts every
+    speculative decode 50 ms later, so 0.15 stays."""
     min_utterance_s: float = 0.2
     """Utterances with less speech than this are dropped (clicks, coughs, tones). Not 0.25: a
     lowered male voice's "Sí." lasts 0.224 s by the VAD (tests/stt/test_short_answers.py)."""
