@@ -236,24 +236,16 @@ async def search(
     text = bool(filters.q and filters.q.strip())
     if text:
         params |= await _compile(conn, filters.q or "", filters.speaker)
-        matching, total = await _estimate(conn, params)
-        # Calls that pass the filters: when fewer than the text matches, those are the ones to
-        # rank (an agent's own calls, say), each through its document.
-        passing = await _estimate_calls(conn, params, where) if where else total
-        by_filters = bool(where) and passing < matching
         if after is not None:
             order = after[2]
         else:
+            matching, total = await _estimate(conn, params)
             threshold = (
                 broad_calls if broad_calls is not None else max(BROAD_MIN, isqrt(limit * total))
             )
             # The planner's estimate is cheap but can be far too low (phrases: it takes the words
             # as independent); below the threshold, count, stopping just past it.
-            broad = (
-                passing > threshold
-                if by_filters
-                else matching > threshold or await _more_than(conn, params, threshold)
-            )
+            broad = matching > threshold or await _more_than(conn, params, threshold)
             order = "recent" if broad else "relevance"
         if order == "recent":
             # A scalar subquery: the planner cannot turn it into a join that reads every
@@ -266,30 +258,18 @@ async def search(
     else:
         order = "time"
     if order == "relevance":
-        if by_filters:
-            # The calls that pass the filters, then each one's document (a scalar subquery:
-            # never a join that would read every matching document).
-            hits = sql.SQL(
-                "WITH f AS MATERIALIZED (SELECT c.call_id FROM record.calls c WHERE {filters}),"
-                " hits AS MATERIALIZED (SELECT f.call_id, (SELECT CASE WHEN {match} THEN {rank}"
-                " END FROM record.call_text t WHERE t.call_id = f.call_id) AS score FROM f)"
-            ).format(filters=_and(where), match=_CALL_MATCH, rank=_CALL_RANK)
-            where = [sql.SQL("h.score IS NOT NULL")]
-        else:
-            # The matching documents through the index, ranked, and only then the calls (the
-            # planner would otherwise walk every document in call id order).
-            hits = sql.SQL(
-                "WITH hits AS MATERIALIZED (SELECT t.call_id, {rank} AS score"
-                " FROM record.call_text t WHERE {match})"
-            ).format(rank=_CALL_RANK, match=_CALL_MATCH)
         if after is not None:
             params["after_s"], params["after_c"] = after[0], after[1]
             where.append(sql.SQL("(h.score, c.call_id) < (%(after_s)s, %(after_c)s)"))
+        # Materialized: the matching documents through the index, ranked, and only then the
+        # calls (the planner would otherwise walk every document in call id order).
         query = sql.SQL(
-            "{hits} SELECT {cols}, h.score AS sort FROM hits h JOIN record.calls c"
+            "WITH hits AS MATERIALIZED (SELECT t.call_id, {rank} AS score"
+            " FROM record.call_text t WHERE {match})"
+            " SELECT {cols}, h.score AS sort FROM hits h JOIN record.calls c"
             " ON c.call_id = h.call_id WHERE {where}"
             " ORDER BY h.score DESC, c.call_id DESC LIMIT %(limit)s"
-        ).format(hits=hits, cols=_CALL_COLUMNS, where=_and(where))
+        ).format(cols=_CALL_COLUMNS, rank=_CALL_RANK, match=_CALL_MATCH, where=_and(where))
     else:
         if after is not None:
             params["after_s"], params["after_c"] = after[0], after[1]
@@ -340,30 +320,6 @@ async def _more_than(
     return bool(row and row[0] > threshold)
 
 
-async def _estimate_calls(
-    conn: psycopg.AsyncConnection[Any], params: dict[str, Any], where: Sequence[sql.Composable]
-) -> int:
-    """The planner's estimate of the calls that pass the filters (no rows are read)."""
-    async with conn.cursor() as cur:
-        await cur.execute(
-            sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM record.calls c WHERE {w}").format(
-                w=_and(where)
-            ),
-            params,
-        )
-        row = await cur.fetchone()
-    return _plan_rows(row[0] if row else None)
-
-
-def _plan_rows(plan: Any) -> int:
-    if isinstance(plan, str):
-        plan = json.loads(plan)
-    try:
-        return int(plan[0]["Plan"]["Plan Rows"])
-    except (TypeError, KeyError, IndexError, ValueError):
-        return 0
-
-
 async def _estimate(conn: psycopg.AsyncConnection[Any], params: dict[str, Any]) -> tuple[int, int]:
     """The planner's estimates of the calls a text query matches and of all calls with a
     transcript (no rows are read)."""
@@ -381,7 +337,13 @@ async def _estimate(conn: psycopg.AsyncConnection[Any], params: dict[str, Any]) 
             params,
         )
         row = await cur.fetchone()
-    return _plan_rows(row[0] if row else None), total
+    plan = row[0] if row else None
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    try:
+        return int(plan[0]["Plan"]["Plan Rows"]), total  # type: ignore[index]
+    except (TypeError, KeyError, IndexError, ValueError):
+        return 0, total
 
 
 def weighted(query: str, speaker: str | None) -> str:

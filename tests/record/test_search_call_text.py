@@ -186,9 +186,9 @@ async def test_the_migration_makes_documents_of_existing_calls(
     assert await ids(db, Filters(q="reembolso descuento")) == ["c1"]
 
 
-async def test_ranking_within_the_filtered_calls_pages_exactly(record_db: RecordDb) -> None:
-    # More calls match the word than pass the agent filter: the agent's calls are ranked,
-    # each through its document, and paged like any ranked search.
+async def test_ranking_with_a_filter_pages_exactly(record_db: RecordDb) -> None:
+    # More calls match the word than pass the agent filter: a ranked search within the filter
+    # pages like any other.
     for n in range(6):
         await load(record_db, call_events(f"a{n}", agent="200", started_at=T0 + n * 1000))
     for n in range(9):
