@@ -5,7 +5,8 @@ streams) takes up to `batch_max` of them as a *group* and runs each job's own co
 its own. The jobs stay opaque (a stream's job may detect the language, decode, retry with beam
 search, re-decode an echo in the 30 s window); every `WhisperEngine.decode` they make meets the
 others' at a `Rendezvous`: once every job still running waits in a decode, the waiting requests
-are grouped by `DecodeRequest.batch_key` and each group runs as one batched encode + generate.
+are grouped by `DecodeRequest.batch_key` and each group runs as one batched encode + generate
+(groups of other keys side by side, each on the thread of its first member).
 Word alignment and the echo checks then run per job on that job's slice of the encoder output.
 
 Same input, same output: on CTranslate2's CPU backend a window's encoder output, token ids,
@@ -52,6 +53,8 @@ class _Slot(Generic[Req, Res]):
     done: bool = False
     result: Res | None = None
     error: BaseException | None = None
+    lead: list[_Slot[Req, Res]] | None = None
+    """Set when this slot's thread is to run the call of the group it heads."""
 
 
 @dataclass(eq=False)
@@ -70,11 +73,14 @@ class Rendezvous(Generic[Req, Res]):
         slot: _Slot[Req, Res] = _Slot(request, run)
         with self._cond:
             self._waiting.append(slot)
-            ready = self._take()
-        if ready:
-            self._run(ready)
-        with self._cond:
-            self._cond.wait_for(lambda: slot.done)
+            self._deal()
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: slot.done or slot.lead is not None)
+                lead, slot.lead = slot.lead, None
+            if lead is None:
+                break
+            self._run(lead)
         if slot.error is not None:
             raise slot.error
         return slot.result  # type: ignore[return-value]
@@ -83,35 +89,36 @@ class Rendezvous(Generic[Req, Res]):
         """A member's job returned: the others no longer wait for its decodes."""
         with self._cond:
             self.members -= 1
-            ready = self._take()
-        if ready:
-            self._run(ready)
+            self._deal()
 
-    def _take(self) -> list[_Slot[Req, Res]]:
-        # Called with the lock held: when every running member waits, this thread runs them.
+    def _deal(self) -> None:
+        # Lock held. When every running member waits, group the requests by key; the first
+        # member of each group runs its call, so calls of other shapes run side by side (one
+        # CTranslate2 replica each) instead of one after another.
         if not self._waiting or len(self._waiting) < self.members:
-            return []
+            return
         ready, self._waiting = self._waiting, []
-        return ready
-
-    def _run(self, slots: list[_Slot[Req, Res]]) -> None:
         groups: dict[Hashable, list[_Slot[Req, Res]]] = {}
-        for slot in slots:
+        for slot in ready:
             groups.setdefault(slot.request.batch_key, []).append(slot)
         for group in groups.values():
-            try:
-                results = group[0].run([s.request for s in group])
-                if self.observe is not None:
-                    self.observe(len(group))
-                for s, r in zip(group, results, strict=True):
-                    s.result = r
-            except Exception as exc:  # noqa: BLE001 - raised in each member's own decode
-                for s in group:
-                    s.error = exc
-            with self._cond:
-                for s in group:
-                    s.done = True
-                self._cond.notify_all()
+            group[0].lead = group
+        self._cond.notify_all()
+
+    def _run(self, group: list[_Slot[Req, Res]]) -> None:
+        try:
+            results = group[0].run([s.request for s in group])
+            if self.observe is not None:
+                self.observe(len(group))
+            for s, r in zip(group, results, strict=True):
+                s.result = r
+        except Exception as exc:  # noqa: BLE001 - raised in each member's own decode
+            for s in group:
+                s.error = exc
+        with self._cond:
+            for s in group:
+                s.done = True
+            self._cond.notify_all()
 
 
 def current() -> Rendezvous[Any, Any] | None:
