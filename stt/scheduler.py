@@ -289,26 +289,33 @@ class DecodeScheduler:
         for job in group:
             job.started = started
         self._running += len(group)
-        runs = [
-            loop.run_in_executor(self._pool, batch.member(rendezvous, self._timed(job.run)))
-            for job in group
-        ]
-        try:
-            outcomes = await asyncio.gather(*runs, return_exceptions=True)
-        finally:
-            self._running -= len(group)
-            self.stats.busy_s += time.monotonic() - started
-        for job, outcome in zip(group, outcomes, strict=True):
-            took = time.monotonic() - started
-            if self._observer is not None:
-                self._observer(job.kind, took)
-            self.stats.decoded[job.kind.value] += 1
+
+        async def one(job: Job[object]) -> None:
+            # Each job's result is handed over as soon as its own thread is done: a short
+            # final does not wait for a longer window of its group.
+            error: Exception | None = None
+            result: object = None
+            try:
+                result = await loop.run_in_executor(
+                    self._pool, batch.member(rendezvous, self._timed(job.run))
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - handed to the stream that asked, which logs it
+                error = exc
+            finally:
+                self._running -= 1
+                if self._observer is not None:
+                    self._observer(job.kind, time.monotonic() - started)
+                self.stats.decoded[job.kind.value] += 1
             if job.future.done():
-                continue
-            if isinstance(outcome, asyncio.CancelledError):
-                raise outcome
-            if isinstance(outcome, BaseException):
-                # Handed to the stream that asked, which logs it.
-                job.future.set_exception(outcome)
+                return
+            if error is not None:
+                job.future.set_exception(error)
             else:
-                job.future.set_result(outcome)
+                job.future.set_result(result)
+
+        try:
+            await asyncio.gather(*(one(job) for job in group))
+        finally:
+            self.stats.busy_s += time.monotonic() - started

@@ -15,6 +15,17 @@ Prints, per (kind, shape, N streams, STT_BATCH_MAX): audio seconds decoded per w
 per-request latency (submit -> result) p50 / p95, and the sizes of the CTranslate2 calls made.
 Run it under the CPU lock: `flock /work/notes/cpu.lock nice -n 5 .venv/bin/python -m
 bench.stt.batch`.
+
+Measured 2026-12-01 on the 2-core dev machine (2 workers, load 1.4-2.2, 8 windows per row,
+`--streams 1,4,8 --batch 1,4,8`), audio s per wall s, off (1) -> 4 -> 8:
+- equal lengths, finals: 4 streams 13.5 -> 16.5; 8 streams 8.6 -> 18.0 -> 20.4 (p95 latency
+  1.91 -> 0.95 -> 0.84 s). Partials: 4 streams 14.7 -> 28.0; 8 streams 15.2 -> 23.8 -> 26.1.
+- mixed lengths (list order; few windows share a bucket): finals 4 streams 16.7 -> 12.3, 8
+  streams 12.0 -> 13.6 -> 12.7; partials 16.0 -> 18.6 and 16.1 -> 18.5 -> 19.4. The finals loss
+  was a group's calls of other lengths running one after another on one core; they now run side
+  by side (stt/batch.py), not re-measured.
+So batching gains 1.2-2.4x when windows share a length and is about even when they do not;
+STT_BATCH_MAX defaults to 4 (8 gained a little more at 8 streams, but ties more jobs to a group).
 """
 
 from __future__ import annotations
