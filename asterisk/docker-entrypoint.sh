@@ -161,5 +161,9 @@ if [ -n "${ASTERISK_HTTP_BIND:-}" ]; then
   sed -i "s/^bindaddr=.*/bindaddr=${ASTERISK_HTTP_BIND}/" "$conf/http.conf"
 fi
 
+# The config above holds secrets: written under umask 077. Recordings are for the relay's audio
+# route and the second pass, which run as their own uid in Asterisk's group (compose group_add
+# 101): group-readable, nothing for others.
+umask 027
 [ "$#" -gt 0 ] || set -- asterisk -f -U asterisk -G asterisk
 exec "$@"

@@ -33,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from coach import recordings
 from coach.events import DISPOSITIONS, SENTIMENTS, SPEAKERS, is_call_id
 from coach.record import read
 from coach.record.search import MAX_LIMIT, CursorError, Filters, search
@@ -138,19 +139,7 @@ class History:
         """The file of a recording path as ari reported it, inside RECORDINGS_DIR only."""
         if self.recordings_dir is None:
             return None
-        base = self.recordings_dir.resolve()
-        candidate = Path(path)
-        resolved = (base / candidate.name).resolve()
-        if candidate.is_absolute():
-            try:
-                inside = candidate.resolve()
-                inside.relative_to(base)
-                resolved = inside
-            except ValueError:
-                pass  # reported from another host's layout: look for its name here
-        if resolved.parent != base and base not in resolved.parents:
-            return None
-        return resolved if resolved.is_file() else None
+        return recordings.locate(path, self.recordings_dir)
 
 
 def history(request: Request) -> History:

@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import numpy.typing as npt
 
+from coach import recordings
 from coach.resample import pcm16_to_float
 
 RATE = 16_000
@@ -64,21 +65,12 @@ def load(path: Path, raw_rate: int = 8000) -> dict[str, npt.NDArray[np.float32]]
 
 
 def locate(reported: str, recordings_dir: Path | None) -> Path:
-    """Where the recording `call.ended` named is in this process's filesystem.
-
-    Asterisk reports its own path (`/var/spool/asterisk/monitor/coach/<name>.raw`); here its
-    volume may be mounted elsewhere (`RECORDINGS_DIR`, e.g. /recordings). The longest tail of
-    the reported path that exists under the folder wins (`coach/<name>.raw`, then `<name>.raw`),
-    never a path outside it; without a folder, the path as reported."""
+    """Where the recording `call.ended` named is here (coach.recordings.locate); without a
+    folder, the path as reported."""
     if recordings_dir is None:
         return Path(reported)
-    base = recordings_dir.resolve()
-    parts = [p for p in PurePosixPath(reported).parts if p not in ("/", "..", ".")]
-    for first in range(len(parts)):
-        candidate = base.joinpath(*parts[first:]).resolve()
-        if (candidate == base or base in candidate.parents) and candidate.is_file():
-            return candidate
-    inside = Path(reported).resolve()
-    if base in inside.parents and inside.is_file():
-        return inside
-    raise RecordingError(f"recording {PurePosixPath(reported).name} not found under {base}")
+    found = recordings.locate(reported, recordings_dir)
+    if found is None:
+        name = PurePosixPath(reported).name
+        raise RecordingError(f"recording {name} not found under {recordings_dir}")
+    return found

@@ -133,6 +133,21 @@ async def test_call_through_the_containers(stack: Stack, tmp_path: Path) -> None
         await agent.stop()
         await caller.stop()
     assert stack.ari("/channels") == [] and stack.ari("/bridges") == []
+    # The call's stereo recording, as Asterisk named it, is readable where the relay's audio
+    # route (and the second pass) look for it: in Asterisk's group, under RECORDINGS_DIR.
+    read = await asyncio.to_thread(
+        stack.compose,
+        "exec",
+        "-T",
+        "relay",
+        "python",
+        "-c",
+        "import sys; from pathlib import Path; from coach.recordings import locate;"
+        " found = locate(sys.argv[1], Path('/recordings')); assert found, sys.argv[1];"
+        " print(len(found.read_bytes()))",
+        ended["recording"],
+    )
+    assert int(read.stdout.strip().splitlines()[-1]) > 8000 * 2 * 2  # over a second of stereo
     # The stored history, through the relay's HTTP API.
     stored = await asyncio.to_thread(_history, stack, call_id)
     assert {"call.started", "final", "call.ended", "summary"} <= {
