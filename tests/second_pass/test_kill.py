@@ -112,6 +112,12 @@ async def test_sigkill_mid_decoding_then_restart_does_the_call_once(
         await until_async(done, wait=90, what=f"the call done after the restart ({log})")
         assert (row() or ("", 0))[1] > 0
         assert "transcript of record stored" not in first_run
+        # The line is logged after the commit the poll above saw: wait for it, then count.
+        until_sync(
+            lambda: "transcript of record stored" in log.read_text(),
+            wait=30,
+            what="the stored line in the log",
+        )
         assert log.read_text().count("transcript of record stored") == 1
         assert await bus.read_group("second_pass", "x", pending=True, block_ms=None) == []
         async with httpx.AsyncClient() as client:
