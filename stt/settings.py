@@ -56,9 +56,9 @@ class SttSettings:
     """Open streams beyond this are refused with close code 1013 (STT_MAX_STREAMS)."""
     max_pending_finals: int = 64
     """FINAL-class decode jobs queued before submitters wait (STT_MAX_PENDING_FINALS)."""
-    batch_max: int = 4
+    batch_max: int = 1
     """Most decodes of several streams run as one batched CTranslate2 call (STT_BATCH_MAX;
-    1 = off; stt/batch.py)."""
+    1 = off, the CPU default: bench/stt/batch.py; stt/batch.py)."""
     batch_wait_ms: int = 0
     """How long a decode waits for others to batch with (STT_BATCH_WAIT_MS; 0 = only those
     already queued, so a lone stream never waits)."""

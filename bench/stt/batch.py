@@ -24,8 +24,13 @@ Measured 2026-12-01 on the 2-core dev machine (2 workers, load 1.4-2.2, 8 window
   streams 12.0 -> 13.6 -> 12.7; partials 16.0 -> 18.6 and 16.1 -> 18.5 -> 19.4. The finals loss
   was a group's calls of other lengths running one after another on one core; they now run side
   by side (stt/batch.py), not re-measured.
-So batching gains 1.2-2.4x when windows share a length and is about even when they do not;
-STT_BATCH_MAX defaults to 4 (8 gained a little more at 8 streams, but ties more jobs to a group).
+So batching gains 1.2-2.4x when windows share a length and is about even when they do not.
+In the service (`python -m bench.stt --skip-single --no-offline --calls 4`, reporting half,
+4 calls x 2 streams, final code): STT_BATCH_MAX=1: WER 0.102, final p50 0.78 / p95 1.28 s,
+first partial p50 1.75 s, partial cadence p50 1.05 s, 13 dropped partials; STT_BATCH_MAX=4:
+WER 0.102 (same finals), final p50 0.98 / p95 1.80 s, first partial p50 1.09 s, cadence p50
+0.67 s, 1 dropped. The partials it decodes more often cost the finals latency on 2 cores, so
+STT_BATCH_MAX defaults to 1 (off) on CPU.
 """
 
 from __future__ import annotations
