@@ -84,7 +84,8 @@ async def queued_behind_blocker(sched: DecodeScheduler, submit) -> list:
 
 
 async def test_finals_that_wait_together_are_decoded_in_one_call():
-    eng, sizes = FakeEngine(), []
+    eng = FakeEngine()
+    sizes: list[int] = []
     sched = DecodeScheduler(workers=1, batch_max=4, batch_observer=sizes.append)
     sched.start()
     try:
@@ -180,7 +181,8 @@ async def test_a_failing_job_fails_alone_and_does_not_hold_the_others():
 
 
 async def test_a_lone_request_runs_at_once_alone():
-    eng, sizes = FakeEngine(), []
+    eng = FakeEngine()
+    sizes: list[int] = []
     sched = DecodeScheduler(workers=2, batch_max=8, batch_observer=sizes.append)
     sched.start()
     try:
