@@ -95,7 +95,17 @@ class Stack:
         return resp.json()
 
 
-LONG_RUNNING = ("redis", "asterisk", "stt", "relay", "orchestrator", "ari")
+LONG_RUNNING = (
+    "redis",
+    "asterisk",
+    "stt",
+    "relay",
+    "orchestrator",
+    "ari",
+    "postgres",
+    "archive",
+    "second_pass",
+)
 
 
 ASTERISK_UID = 101
@@ -138,6 +148,7 @@ def stack_env() -> dict[str, str]:
             "ASTERISK_AMI_PORT",
             "PG_PORT",
             "ARCHIVE_PORT",
+            "RECORD_PORT",
         )
     }
     env.update(ports)

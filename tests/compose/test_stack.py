@@ -18,6 +18,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from fakes.poll import until_async
+from relay.auth import make_token
 from testbed.phone import Phone, phone_ports, speech_wav
 from tests.compose.conftest import ROOT, Stack, image_labels
 
@@ -100,6 +101,40 @@ def _history(stack: Stack, call_id: str) -> dict[str, Any]:
     return body
 
 
+def _browser_token(stack: Stack) -> str:
+    """A supervisor's browser token, signed with the stack's AUTH_SECRET."""
+    return make_token(stack.env["AUTH_SECRET"], "supervisor", None, 600)
+
+
+def _audio_head(stack: Stack, call_id: str) -> requests.Response:
+    """The first 44 bytes of the call's audio, through a signed media URL, as a browser asks."""
+    sup = {"Authorization": f"Bearer {_browser_token(stack)}"}
+    signed = requests.post(f"{stack.relay}/history/{call_id}/media-url", headers=sup, timeout=10)
+    signed.raise_for_status()
+    url = signed.json()["url"]
+    return requests.get(
+        f"{stack.relay}{url}" if url.startswith("/") else url,
+        headers={"Range": "bytes=0-43"},
+        timeout=10,
+    )
+
+
+def _record_done(stack: Stack, call_id: str) -> dict[str, Any] | None:
+    """The call's record once its transcript of record is done, else None."""
+    resp = requests.get(
+        f"{stack.relay}/history/{call_id}",
+        headers={"Authorization": f"Bearer {_browser_token(stack)}"},
+        timeout=10,
+    )
+    if resp.status_code == 404:
+        return None  # not archived yet
+    resp.raise_for_status()
+    body: dict[str, Any] = resp.json()
+    record = body.get("recordTranscript") or {}
+    assert record.get("status") != "failed", record
+    return body if record.get("status") == "done" else None
+
+
 def _of(call_id: str, kind: str, **fields: Any) -> Any:
     return lambda e: (
         e.get("callId") == call_id
@@ -148,6 +183,19 @@ async def test_call_through_the_containers(stack: Stack, tmp_path: Path) -> None
         ended["recording"],
     )
     assert int(read.stdout.strip().splitlines()[-1]) > 8000 * 2 * 2  # over a second of stereo
+    # The call record: the archive stored the call, the second pass its transcript of record
+    # (from that recording), and the relay serves both and the audio with Range.
+    record = await until_async(
+        lambda: asyncio.to_thread(_record_done, stack, call_id),
+        300,
+        what="the call and its transcript of record in the history",
+        interval=1.0,
+    )
+    assert record is not None
+    assert record["transcript"] and record["hasRecording"]
+    assert record["recordTranscript"]["utterances"], record["recordTranscript"]
+    part = await asyncio.to_thread(_audio_head, stack, call_id)
+    assert part.status_code == 206 and part.content[:4] == b"RIFF", part.status_code
     # The stored history, through the relay's HTTP API.
     stored = await asyncio.to_thread(_history, stack, call_id)
     assert {"call.started", "final", "call.ended", "summary"} <= {
