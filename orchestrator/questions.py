@@ -22,7 +22,8 @@ from coach.knowledge.analysis import content_words, fold
 
 # Words that open a question even without its question mark. Spanish yes/no questions need
 # their marks (or a phrase below): "tiene...", "es..." open statements as often as questions.
-_OPENERS: Final = frozenset(
+# Spanish interrogatives as the STT writes them without accents; see _ACCENTED.
+_SPANISH_WH: Final = frozenset(
     [
         "que",
         "como",
@@ -37,6 +38,10 @@ _OPENERS: Final = frozenset(
         "cuales",
         "quien",
         "quienes",
+    ]
+)
+_OPENERS: Final = _SPANISH_WH | frozenset(
+    [
         "puedo",
         "puede",
         "pueden",
@@ -128,23 +133,7 @@ MIN_OWN_TERMS: Final = 3
 _INTERROGATIVE: Final = re.compile(
     r"(?:^|[\s,;:¿(])(?:qué|cómo|cuánt[oa]s?|cuándo|dónde|adónde|cuál(?:es)?|quién(?:es)?)\b"
 )
-_ACCENTED: Final = frozenset(
-    [
-        "que",
-        "como",
-        "cuanto",
-        "cuanta",
-        "cuantos",
-        "cuantas",
-        "cuando",
-        "donde",
-        "adonde",
-        "cual",
-        "cuales",
-        "quien",
-        "quienes",
-    ]
-)
+_ACCENTED: Final = _SPANISH_WH
 """Openers that are conjunctions without their accent ("que", "como"): they ask only with it."""
 _CLAUSE_EN: Final = re.compile(
     r",\s*(?:what|how|when|where|why|which|who|can|could|do|does|is|are|should|will)\b"
