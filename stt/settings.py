@@ -72,7 +72,7 @@ class SttSettings:
     min_window_s: float = 0.0
     """Shortest encoder window in seconds (STT_MIN_WINDOW_S); 30 = classic padded decoding."""
     stream: StreamConfig = field(default_factory=StreamConfig)
-    """Streaming tunables (STT_HANGOVER_S, STT_EARLY_HANGOVER_S, STT_PARTIALS, ...) and what is
+    """Streaming tunables (STT_HANGOVER_S, STT_EARLY_HANGOVER_S, STT_TAIL_S, STT_PARTIALS, ...) and what is
     redacted (REDACT_KINDS, REDACT_KEEP_AFTER, REDACT_PAYMENT_WINDOW_S)."""
 
     @classmethod
@@ -107,6 +107,7 @@ class SttSettings:
             early_hangover_s=env.float(
                 "STT_EARLY_HANGOVER_S", sd.early_hangover_s, min=0.05, max=5.0
             ),
+            tail_s=env.float("STT_TAIL_S", sd.tail_s, min=0.0, max=1.0),
             partials=env.bool("STT_PARTIALS", sd.partials),
             partial_interval_s=env.float(
                 "STT_PARTIAL_INTERVAL_S", sd.partial_interval_s, min=0.1, max=10.0

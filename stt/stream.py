@@ -112,12 +112,14 @@ class StreamConfig:
     """Audio kept before the detected speech onset (VAD reacts a little late). Tuned on the
     Spanish tuning half (bench.stt.replay): errors 122 at 0.2 s, 121 at 0.3, 114 at 0.35, 113
     at 0.4, 117 at 0.45, 112 at 0.5, 122 at 0.7 (of 562 words); 0.4 is mid-plateau."""
-    tail_s: float = 0.15
+    tail_s: float = 0.032
     """Silence kept after the detected end of speech in the final decode; a speculative decode
-    starts once this much silence has arrived. On the Spanish tuning half played as the bench
-    plays it (bench.stt.replay --timeline): errors 118 at 0.15, 115 at 0.2, 116 at 0.25, 121 at
-    0.3 (of 562 words); 0.2 gained nothing on the reporting half (119 -> 119) and starts every
-    speculative decode 50 ms later, so 0.15 stays."""
+    starts once this much silence has arrived, so it is paid in every final's latency. Played
+    as the bench plays it (bench.stt.replay --timeline), errors on the tuning halves at 0.15 /
+    0.1 / 0.064 / 0.032 s: es 118 / 114 / 113 / 114 of 562 words, en 23 / - / 27 / 26 of 509:
+    within the decoder's noise (the changed prompts differ by a word either way), while the
+    real-time final latency p50 fell 0.507 -> 0.429 -> 0.393 s (20 es prompts, 0.15 / 0.064 /
+    0.032). One 32 ms frame is the segmenter's own pause report (speculate_after_s)."""
     min_utterance_s: float = 0.2
     """Utterances with less speech than this are dropped (clicks, coughs, tones). Not 0.25: a
     lowered male voice's "Sí." lasts 0.224 s by the VAD (tests/stt/test_short_answers.py)."""

@@ -41,6 +41,11 @@ def test_unset_variables_take_the_field_defaults():
     assert s.bus == BusConfig()
 
 
+def test_tail_is_read():
+    s = SttSettings.from_env(Env({"RELAY_TOKEN": TOKEN, "STT_TAIL_S": "0.15"}))
+    assert s.stream.tail_s == 0.15 != StreamConfig().tail_s
+
+
 def test_token_is_required():
     with pytest.raises(SettingsError, match="RELAY_TOKEN"):
         SttSettings.from_env(Env({}))
@@ -54,6 +59,7 @@ def test_token_is_required():
         ("LANG", "spanish!"),
         ("STT_HANGOVER_S", "0"),
         ("STT_PARTIALS", "maybe"),
+        ("STT_TAIL_S", "-0.1"),
     ],
 )
 def test_bad_values_name_the_variable(name, value):
