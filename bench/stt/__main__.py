@@ -196,37 +196,73 @@ def report(title: str, fig: Figures) -> None:
     )
 
 
-async def concurrent(
-    url: str,
-    token: str,
-    prompts: list[corpus.Prompt],
-    calls: int,
-    per_stream: int,
-    lang: str = "es",
-) -> Figures:
-    """`calls` calls x 2 streams, each playing its own slice of prompts, all at real time."""
-    jobs = []
+def plan(
+    prompts: list[corpus.Prompt], calls: int, per_stream: int
+) -> list[tuple[list[corpus.Prompt], float]]:
+    """What each of `calls` x 2 streams plays: its own slice of prompts, and its lead."""
+    out = []
     k = 0
     for c in range(calls):
-        for j, speaker in enumerate(("agent", "customer")):
+        for j in range(2):
             chosen = [prompts[(k + i) % len(prompts)] for i in range(per_stream)]
             k += per_stream
             # The customer starts a little later: turns overlap partly, as in real calls.
-            jobs.append(
-                run_stream(
-                    url,
-                    token,
-                    f"bench-{c}",
-                    speaker,
-                    chosen,
-                    lead_s=0.5 + 1.3 * j + 0.37 * c,
-                    lang=lang,
-                )
-            )
-    total = Figures(wer=WerCounts(lang=lang))
-    for fig in await asyncio.gather(*jobs):
-        total.add(fig)
-    return total
+            out.append((chosen, 0.5 + 1.3 * j + 0.37 * c))
+    return out
+
+
+async def concurrent(
+    url: str,
+    token: str,
+    streams: list[tuple[list[corpus.Prompt], float]],
+    lang: str = "es",
+) -> list[Figures]:
+    """Every stream of `plan` (agent and customer of one call in turn) at real time at once."""
+    jobs = [
+        run_stream(
+            url,
+            token,
+            f"bench-{n // 2}",
+            ("agent", "customer")[n % 2],
+            chosen,
+            lead_s=lead,
+            lang=lang,
+        )
+        for n, (chosen, lead) in enumerate(streams)
+    ]
+    return list(await asyncio.gather(*jobs))
+
+
+def alone(
+    streams: list[tuple[list[corpus.Prompt], float]], env_extra: dict[str, str], lang: str
+) -> list[list[str]]:
+    """Each stream's finals played alone through an in-process stream with the server's settings
+    and no pacing: what the finals under load must equal (stt/stream.py: timing never changes
+    them)."""
+    from bench.stt.replay import timeline_finals
+    from coach.settings import Env
+    from stt.engine import EngineConfig, WhisperEngine
+    from stt.settings import SttSettings
+
+    s = SttSettings.from_env(
+        Env(
+            {
+                "MODEL_PATH": str(ROOT / "models" / "faster-whisper-base"),
+                "RELAY_TOKEN": "x" * 16,
+                **env_extra,
+                "LANG": lang,
+            }
+        )
+    )
+    engine = WhisperEngine(
+        EngineConfig(
+            s.model_path, lang=s.lang, beam_size_final=s.beam_size, min_window_s=s.min_window_s
+        )
+    )
+    return [
+        asyncio.run(timeline_finals(engine, chosen, lang, s.stream, lead))
+        for chosen, lead in streams
+    ]
 
 
 def main() -> int:
@@ -333,7 +369,11 @@ def main() -> int:
 
     def load_test(url: str, token: str, pid: int | None) -> None:
         for n in [int(x) for x in args.calls.split(",") if x]:
-            fig_n = asyncio.run(concurrent(url, token, prompts, n, args.per_stream, lang))
+            streams = plan(prompts, n, args.per_stream)
+            figs = asyncio.run(concurrent(url, token, streams, lang))
+            fig_n = Figures(wer=WerCounts(lang=lang))
+            for f in figs:
+                fig_n.add(f)
             report(f"{n} calls x 2 streams", fig_n)
             rss = rss_mb(pid) if pid else float("nan")
             print(
@@ -341,9 +381,30 @@ def main() -> int:
                 f"  RSS {rss:.0f} MiB"
                 f"  load {os.getloadavg()[0]:.2f}"
             )
+            if not args.url:
+                compare_alone(streams, figs)
             if pct(fig_n.final_latency, 95) > args.bound:
                 print(f"  latency broke at {n} calls (p95 > {args.bound}s)")
                 break
+
+    def compare_alone(
+        streams: list[tuple[list[corpus.Prompt], float]], figs: list[Figures]
+    ) -> None:
+        """The same streams' finals played one at a time without load, prompt by prompt."""
+        solo = alone(streams, env_extra, lang)
+        counts = WerCounts(lang=lang)
+        same = total = 0
+        for (chosen, _), fig, texts in zip(streams, figs, solo, strict=True):
+            for p, (_, _, loaded), text in zip(chosen, fig.texts, texts, strict=True):
+                counts.add(p.reference, text)
+                same += loaded == text
+                total += 1
+        loaded_wer = sum(f.wer.errors for f in figs) / max(1, sum(f.wer.words for f in figs))
+        print(
+            f"  the same streams alone (in-process, no load): WER {counts.wer:.3f}, under load"
+            f" {loaded_wer:.3f} ({100 * (loaded_wer - counts.wer):+.1f} points);"
+            f" prompts with the same finals {same}/{total}"
+        )
 
     if args.url:
         go(args.url, args.token, None)

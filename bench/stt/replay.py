@@ -45,13 +45,16 @@ def config(spec: str) -> Any:
 
 
 async def timeline_finals(
-    engine: Any, prompts: list[corpus.Prompt], lang: str, cfg: Any = None
+    engine: Any, prompts: list[corpus.Prompt], lang: str, cfg: Any = None, lead_s: float = 0.5
 ) -> list[str]:
-    """The bench's timeline through one in-process stream, without pacing: text per prompt."""
+    """The bench's timeline (`lead_s` of silence first) through one in-process stream, without
+    pacing: text per prompt."""
     from stt.scheduler import DecodeScheduler
     from stt.stream import StreamParams, SttStream
 
-    pcm, segs = client.timeline([(p.name, p.pcm, p.speech_span) for p in prompts], 8000)
+    pcm, segs = client.timeline(
+        [(p.name, p.pcm, p.speech_span) for p in prompts], 8000, lead_s=lead_s
+    )
     session = client.Session(segments=segs)
 
     async def emit(event: dict[str, Any]) -> None:
