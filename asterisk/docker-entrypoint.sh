@@ -13,6 +13,9 @@
 #   ASTERISK_SIP_PORT       -> pjsip.conf UDP transport port (default 5060)
 #   ASTERISK_HTTP_BIND/PORT -> http.conf (private address; default 127.0.0.1:8088)
 #   CALL_LANG               -> the endpoints' language (prompts; default es)
+#   CALL_LANG_NUMBERS       -> extensions_lang.conf: per dialled number, the language its calls
+#                              are spoken, transcribed and prompted in ("901=en 902=es"; calls
+#                              to other numbers use CALL_LANG)
 #   AMI_USER / AMI_SECRET   -> manager_users.conf: the one AMI user (default coach-recording),
 #                              write=call only (MixMonitorMute: pause/resume a recording), no
 #                              events; loopback only; a weak or missing secret stops the start
@@ -46,6 +49,12 @@ http_port=${ASTERISK_HTTP_PORT:-8088}
 number ASTERISK_HTTP_PORT "$http_port"
 lang=${CALL_LANG:-es}
 case "$lang" in *[!a-zA-Z_]*) fail "CALL_LANG=$lang: a language code like es or en";; esac
+lang_numbers=${CALL_LANG_NUMBERS:-}
+for pair in $lang_numbers; do
+  number=${pair%%=*} call_lang=${pair#*=}
+  case "$number" in ""|*[!0-9+]*) fail "CALL_LANG_NUMBERS: '$pair' is not number=lang (e.g. 901=en)";; esac
+  case "$call_lang" in [a-z][a-z]|[a-z][a-z][a-z]) ;; *) fail "CALL_LANG_NUMBERS: '$pair': the language must be a code like en or es";; esac
+done
 ami_port=${ASTERISK_AMI_PORT:-5038}
 number ASTERISK_AMI_PORT "$ami_port"
 ami_user=${AMI_USER:-coach-recording}
@@ -153,6 +162,14 @@ sed -i "s/^port=.*/port=${ami_port}/" "$conf/manager.conf"
 # `&` (several sounds) means "the match" to sed: escaped.
 disclosure_sed=$(printf '%s' "$disclosure" | sed 's/&/\\\&/g')
 sed -i "s|^RECORDING_DISCLOSURE=.*|RECORDING_DISCLOSURE=${disclosure_sed}|" "$conf/extensions.conf"
+{
+  echo "; Written by docker-entrypoint.sh from CALL_LANG_NUMBERS; do not edit."
+  for pair in $lang_numbers; do
+    # `+` is not a character a dialplan variable name may hold: the global drops it.
+    number=$(printf '%s' "${pair%%=*}" | tr -d '+')
+    echo "COACH_LANG_${number}=${pair#*=}"
+  done
+} > "$conf/extensions_lang.conf"
 sed -i "s/^bind=0\.0\.0\.0:[0-9]*$/bind=0.0.0.0:${sip_port}/" "$conf/pjsip.conf"
 sed -i "s/^language=.*/language=${lang}/" "$conf/pjsip.conf"
 sed -i "s/^bindport=.*/bindport=${http_port}/" "$conf/http.conf"

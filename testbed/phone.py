@@ -64,12 +64,14 @@ def speech_wav(
     gap: float = 1.0,
     pad: float = 240.0,
     intro: bytes = b"",
+    sounds: Path = SOUNDS,
 ) -> Path:
     """An 8 kHz mono WAV: optional raw PCM (`intro`), `lead` seconds of silence, each prompt
-    (Debian's Spanish telephone speech) followed by `gap` seconds of silence, then `pad`."""
+    (Debian's telephone speech from `sounds`, Spanish by default) followed by `gap` seconds of
+    silence, then `pad`."""
     pcm = bytearray(intro + b"\0\0" * int(8000 * lead))
     for name in prompts:
-        rate, channels = load_wav(SOUNDS / f"{name}.wav")
+        rate, channels = load_wav(sounds / f"{name}.wav")
         assert rate == 8000, f"{name}: {rate} Hz"
         pcm += channels[0] + b"\0\0" * int(8000 * gap)
     pcm += b"\0\0" * int(8000 * pad)

@@ -341,6 +341,38 @@ def test_entrypoint_writes_the_disclosure_global(tmp_path, value, written):
     assert re.findall(r"^RECORDING_DISCLOSURE=(.*)$", text, re.M) == [written]
 
 
+def test_entrypoint_writes_a_language_per_number(tmp_path):
+    _copy_conf(tmp_path)
+    result = _entrypoint(_ami_env(tmp_path, CALL_LANG_NUMBERS="901=en +34902=es"))
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "extensions_lang.conf").read_text()
+    assert re.findall(r"^COACH_LANG_(\w+)=(\w+)$", text, re.M) == [("901", "en"), ("34902", "es")]
+    # The dialplan reads it among its globals and hands the language to the app.
+    dialplan = (tmp_path / "extensions.conf").read_text()
+    globals_part = dialplan[dialplan.index("[globals]") : dialplan.index("[coach-inbound]")]
+    assert "#include extensions_lang.conf" in globals_part
+    assert "Stasis(coach_app,role=caller,lang=${COACH_LANG})" in dialplan
+
+
+def test_entrypoint_without_languages_per_number_writes_an_empty_include(tmp_path):
+    _copy_conf(tmp_path)
+    result = _entrypoint(_ami_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "extensions_lang.conf").read_text()
+    assert not re.findall(r"^COACH_LANG_", text, re.M)
+
+
+@pytest.mark.parametrize("value", ["901=English", "9a1=en", "=en", "901=", "901", "901=e;n"])
+def test_entrypoint_refuses_a_bad_language_per_number(tmp_path, value):
+    _copy_conf(tmp_path)
+    result = _entrypoint(_ami_env(tmp_path, CALL_LANG_NUMBERS=value))
+    assert result.returncode != 0 and "CALL_LANG_NUMBERS" in result.stderr
+    # Stopped before writing anything: the shipped include (no numbers) is untouched.
+    assert (tmp_path / "extensions_lang.conf").read_text() == (
+        CONF / "extensions_lang.conf"
+    ).read_text()
+
+
 @pytest.mark.parametrize("value", ["../../etc/passwd", "/abs/path", "a b", "x;y", "x)y"])
 def test_entrypoint_refuses_a_disclosure_that_is_not_a_sound_name(tmp_path, value):
     _copy_conf(tmp_path)

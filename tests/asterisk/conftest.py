@@ -39,6 +39,8 @@ TOKEN = "asterisk-tier-relay-token"
 AGENTS = [str(n) for n in range(200, 210)]
 _media_ports = itertools.count(40000, 200)
 HUNT = hunt_dialplan(200, 4)
+EN_NUMBER = "901"
+"""The dialled number whose calls are in English (the pbx fixture's CALL_LANG_NUMBERS)."""
 
 
 @pytest.fixture(scope="session")
@@ -59,9 +61,15 @@ def chroot() -> Path:
 
 @pytest.fixture(scope="session")
 def pbx(chroot: Path) -> Iterator[Asterisk]:
-    """One Asterisk for the session (agents 200-209), with the repo's configuration."""
+    """One Asterisk for the session (agents 200-209), with the repo's configuration; calls to
+    EN_NUMBER are in English (CALL_LANG_NUMBERS), all others in CALL_LANG's Spanish."""
     ast = Asterisk(
-        chroot, sip_port=free_port(), http_port=free_port(), agents=AGENTS, extra_dialplan=HUNT
+        chroot,
+        sip_port=free_port(),
+        http_port=free_port(),
+        agents=AGENTS,
+        extra_dialplan=HUNT,
+        env={"CALL_LANG_NUMBERS": f"{EN_NUMBER}=en"},
     ).start()
     ast.load_test_modules()
     yield ast
@@ -209,9 +217,15 @@ async def phones(pbx: Asterisk, tmp_path: Path) -> AsyncIterator[PhoneFactory]:
         secret: str | None = None,
         address: str = "127.0.0.1",
         await_register: bool = True,
+        sounds: Path = SOUNDS,
     ) -> Phone:
         wav = speech_wav(
-            tmp_path / f"{kind}-{who}-{next(serial)}.wav", prompts, intro=intro, gap=gap, lead=lead
+            tmp_path / f"{kind}-{who}-{next(serial)}.wav",
+            prompts,
+            intro=intro,
+            gap=gap,
+            lead=lead,
+            sounds=sounds,
         )
         if kind == "agent":
             account = (

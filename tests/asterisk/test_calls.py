@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from ari.audio import load_audio, load_wav
-from bench.stt.corpus import references
-from bench.stt.wer import wer
+from bench.stt.corpus import references, sounds
+from bench.stt.wer import WerCounts, wer
 from testbed.asterisk import installed_version
 from tests.asterisk.conftest import (
+    EN_NUMBER,
     SOUNDS,
     bus_events,
     wait_call_event,
@@ -83,6 +84,38 @@ async def test_normal_call(pbx, ari_factory, orchestrator, phones, stack_bus, co
     assert wer(_said(AGENT_SAYS), finals["agent"]) < 0.35, finals
     assert wer(_said(AGENT_SAYS), finals["customer"]) > 0.7, finals
     assert wer(_said(CUSTOMER_SAYS), finals["agent"]) > 0.7, finals
+
+
+async def test_a_number_with_its_own_language(pbx, ari_factory, orchestrator, phones, stack_bus):
+    # CALL_LANG_NUMBERS (the pbx fixture) gives EN_NUMBER English while CALL_LANG stays es: the
+    # dialplan hands lang=en to the app, which announces it and streams both legs with it.
+    ari_factory()
+    english = sounds("en")
+    await phones("agent", "200", AGENT_SAYS, lead=0.0, sounds=english)
+    number = "+34600111333"
+    caller = await phones("caller", number, CUSTOMER_SAYS, sounds=english)
+    await caller.dial(f"sip:{EN_NUMBER}@127.0.0.1:{pbx.sip_port}")
+    started = await wait_for_event(
+        stack_bus,
+        lambda e: e["type"] == "call.started" and e.get("caller", {}).get("number") == number,
+    )
+    call_id = started["callId"]
+    assert started["lang"] == "en"
+    # "... followed by the pound key." and "... the conference pin number.": the last words.
+    await wait_final(stack_bus, call_id, "agent", 90, says="key")
+    await wait_final(stack_bus, call_id, "customer", 90, says="pin")
+    await caller.hangup()
+    await wait_call_event(stack_bus, call_id, "call.ended")
+    await wait_no_leftovers(pbx)
+
+    events = await bus_events(stack_bus, call_id)
+    finals = [e for e in events if e["type"] == "final" and e["text"]]
+    assert finals and {e["lang"] for e in finals} == {"en"}, finals
+    refs = references("en")
+    for speaker, said in (("customer", CUSTOMER_SAYS), ("agent", AGENT_SAYS)):
+        heard = " ".join(e["text"] for e in finals if e["speaker"] == speaker)
+        # Decoded as Spanish, English speech scores far worse than this.
+        assert WerCounts(lang="en").add(" ".join(refs[p] for p in said), heard) < 0.35, heard
 
 
 def _best_match(signal: np.ndarray, template: np.ndarray) -> float:
