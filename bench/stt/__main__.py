@@ -19,7 +19,6 @@ import contextlib
 import os
 import re
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,17 +32,11 @@ import numpy as np
 from bench.stt import client, corpus
 from bench.stt.score import Figures, pct, score
 from bench.stt.wer import WerCounts
+from coach.child_server import free_port
 from coach.resample import StreamResampler, pcm16_to_float
 from fakes import poll
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    """An unused TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -382,13 +375,13 @@ def main() -> int:
                 f"  load {os.getloadavg()[0]:.2f}"
             )
             if not args.url:
-                compare_alone(streams, figs)
+                compare_alone(streams, figs, fig_n.wer.wer)
             if pct(fig_n.final_latency, 95) > args.bound:
                 print(f"  latency broke at {n} calls (p95 > {args.bound}s)")
                 break
 
     def compare_alone(
-        streams: list[tuple[list[corpus.Prompt], float]], figs: list[Figures]
+        streams: list[tuple[list[corpus.Prompt], float]], figs: list[Figures], loaded_wer: float
     ) -> None:
         """The same streams' finals played one at a time without load, prompt by prompt."""
         solo = alone(streams, env_extra, lang)
@@ -399,7 +392,6 @@ def main() -> int:
                 counts.add(p.reference, text)
                 same += loaded == text
                 total += 1
-        loaded_wer = sum(f.wer.errors for f in figs) / max(1, sum(f.wer.words for f in figs))
         print(
             f"  the same streams alone (in-process, no load): WER {counts.wer:.3f}, under load"
             f" {loaded_wer:.3f} ({100 * (loaded_wer - counts.wer):+.1f} points);"
