@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -207,6 +207,7 @@ class Bus:
                         await self._publish(keys, args, client=pipe)
                     ids = await pipe.execute()
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            await self._drop_idle()
             raise BusUnavailable(f"redis unavailable: {exc}") from exc
         except ResponseError as exc:
             raise BusError(f"redis refused the event: {exc}") from exc
@@ -236,18 +237,20 @@ class Bus:
     ) -> list[BusEvent]:
         """A call's events in order, all or those strictly after id `after`."""
         start = "-" if after is None else f"({after}"
-        entries = await self._guard(self.redis.xrange(self.call_key(call_id), start, "+", count))
+        entries = await self._read(
+            lambda: self.redis.xrange(self.call_key(call_id), start, "+", count)
+        )
         return [BusEvent(eid, call_id, fields["t"], fields["e"]) for eid, fields in entries]
 
     async def first_id(self, call_id: str | None = None) -> str | None:
         """Oldest id still stored in a call's stream (or the global one): older ids were trimmed."""
         key = self.events_key if call_id is None else self.call_key(call_id)
-        entries = await self._guard(self.redis.xrange(key, "-", "+", 1))
+        entries = await self._read(lambda: self.redis.xrange(key, "-", "+", 1))
         return entries[0][0] if entries else None
 
     async def last_id(self) -> str:
         """Id of the newest event in the global stream, or "0-0" when it is empty."""
-        entries = await self._guard(self.redis.xrevrange(self.events_key, "+", "-", 1))
+        entries = await self._read(lambda: self.redis.xrevrange(self.events_key, "+", "-", 1))
         return entries[0][0] if entries else "0-0"
 
     async def read_all(
@@ -257,14 +260,14 @@ class Bus:
 
         Keep `block_ms` well under the socket timeout (5 s), which catches silent network loss.
         """
-        reply = await self._guard(
-            self.redis.xread({self.events_key: after}, count=count, block=block_ms)
+        reply = await self._read(
+            lambda: self.redis.xread({self.events_key: after}, count=count, block=block_ms)
         )
         return _global_entries(reply)
 
     async def active_calls(self) -> dict[str, dict[str, Any]]:
         """Active calls: callId -> its `call.started` event (with id), pruning expired ones."""
-        index: dict[str, str] = await self._guard(self.redis.hgetall(self.calls_key))
+        index: dict[str, str] = await self._read(lambda: self.redis.hgetall(self.calls_key))
         if not index:
             return {}
         ids = list(index)
@@ -347,7 +350,27 @@ class Bus:
         try:
             return await awaitable
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            await self._drop_idle()
             raise BusUnavailable(f"redis unavailable: {exc}") from exc
+
+    async def _read(self, command: Callable[[], Awaitable[Any]]) -> Any:
+        """Run an idempotent read; a connection found dead is replaced once before giving up.
+
+        A pooled connection can be dead without looking it (Redis restarted while it idled
+        and no close reached us, or a firewall dropped the flow): the pool only finds out when
+        the command is answered by a close. A read can safely go again on a new connection; a
+        write cannot (it may have run before the close), so writes fail with BusUnavailable
+        and their producers retry (coach/publisher.py)."""
+        try:
+            return await command()
+        except (RedisConnectionError, OSError):
+            await self._drop_idle()
+        return await self._guard(command())
+
+    async def _drop_idle(self) -> None:
+        # One dead connection means the server went away: the ones idle in the pool are dead
+        # too, so each would fail one more command. They reconnect on their next use.
+        await self.redis.connection_pool.disconnect(inuse_connections=False)
 
 
 def _global_entries(reply: Any, gone: list[str] | None = None) -> list[BusEvent]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 import pytest
 
 from coach.bus import Bus, id_after
+from coach.errors import BusUnavailable
 from coach.events import EventError
+from fakes.tcp_proxy import TcpProxy
 from tests.events import partial, started
 
 pytestmark = pytest.mark.integration
@@ -93,3 +96,37 @@ async def test_consumer_group_shares_events_and_redelivers_unacked(bus: Bus) -> 
     assert [e.id for e in await bus.read_group("workers", "w2", pending=True, block_ms=None)] == [
         e.id for e in first
     ]
+
+
+async def test_connections_that_died_silently_cost_no_read_and_one_write(
+    redis_server, bus_config
+) -> None:
+    """Pooled connections whose server went away without a close (sever): a read goes again on
+    a new connection, a write fails once as retryable, and no other idle one is used again."""
+    proxy = await TcpProxy("127.0.0.1", redis_server.port).start()
+    bus = Bus.connect(f"redis://127.0.0.1:{proxy.port}/0", bus_config)
+    try:
+        await bus.publish(started("c"))
+        # Three connections busy at once, then idle in the pool.
+        await asyncio.gather(*(bus.publish(partial("c", f"p{i}")) for i in range(3)))
+        assert proxy.open_links == 3
+        proxy.sever()
+
+        assert [e.type for e in await bus.read_call("c")] == ["call.started"] + ["partial"] * 3
+        assert proxy.severed_sends == 1
+
+        # Three connections busy at once again, idle, then severed: a write fails once.
+        await asyncio.gather(*(bus.publish(partial("c", f"q{i}")) for i in range(3)))
+        assert proxy.open_links == 3
+        proxy.sever()
+        with pytest.raises(BusUnavailable):
+            await bus.publish(partial("c", "lost"))
+        assert proxy.severed_sends == 2
+        # That failure dropped the other idle connections: three writes at once all pass.
+        await asyncio.gather(*(bus.publish(partial("c", f"r{i}")) for i in range(3)))
+        assert proxy.severed_sends == 2
+        texts = [e.data()["text"] for e in (await bus.read_call("c"))[1:]]
+        assert sorted(texts) == sorted(f"{x}{i}" for x in "pqr" for i in range(3))
+    finally:
+        await bus.close()
+        await proxy.stop()
