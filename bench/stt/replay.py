@@ -79,6 +79,7 @@ def main() -> int:
     ap.add_argument("--set", action="append", default=[], help="overrides; repeat to compare")
     ap.add_argument("--show", action="store_true", help="print each prompt's finals")
     ap.add_argument("--min-window", type=float, default=0.0, help="STT_MIN_WINDOW_S")
+    ap.add_argument("--beam-final", type=int, default=5, help="STT_BEAM_SIZE")
     ap.add_argument(
         "--timeline", action="store_true", help="one stream for the half, as bench.stt plays it"
     )
@@ -90,12 +91,13 @@ def main() -> int:
             str(ROOT / "models" / "faster-whisper-base"),
             lang=args.lang,
             min_window_s=args.min_window,
+            beam_size_final=args.beam_final,
         )
     )
     prompts = corpus.load_all(lang=args.lang, half=args.half)
     print(
         f"replay: {args.lang}, half {args.half}, {len(prompts)} prompts,"
-        f" min window {args.min_window} s"
+        f" min window {args.min_window} s, final beam {args.beam_final}"
     )
     for spec in args.set or [""]:
         cfg = config(spec)
