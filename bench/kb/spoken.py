@@ -5,7 +5,7 @@ path (`bench.demo_voice.line_audio`) and transcribed by the STT's own engine (fa
 base, `stt.engine.WhisperEngine`, a final's decode), so recall is measured on what the STT
 really writes: no "¿", misheard words, numbers as digits.
 
-Transcribing takes minutes, so the transcripts are kept in tests/knowledge/spoken.yaml
+Transcribing takes minutes, so the transcripts are kept in tests/coach/knowledge/spoken.yaml
 (committed); the recall test and `python -m bench.kb --spoken` read it. Regenerate it after
 changing the questions, the voice or the STT:
 
@@ -23,7 +23,7 @@ import yaml
 from bench.kb.corpus import ROOT
 from bench.kb.evaluate import load
 
-SPOKEN: Final = ROOT / "tests" / "knowledge" / "spoken.yaml"
+SPOKEN: Final = ROOT / "tests" / "coach" / "knowledge" / "spoken.yaml"
 """The cached transcripts (data, read by path)."""
 EVERY: Final = 3
 """Every third question of each language is spoken."""

@@ -16,7 +16,7 @@ from coach.knowledge.lint import lint
 
 pytestmark = pytest.mark.unit
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _write(path: Path, text: str) -> None:
