@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -23,19 +21,12 @@ from coach.redis_server import EmbeddedRedis, free_port
 from fakes.poll import until_async, until_sync
 from tests.callrecord import call_events, words
 from tests.pg import fresh_db
+from tests.processes import run, spawn
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
 FINALS = 600
 """Finals of the call: enough batches (of ARCHIVE_BATCH=10) that the kill lands mid-way."""
-
-
-def spawn(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "archive"], cwd=ROOT, env=env, stdout=out, stderr=out
-        )
 
 
 def final(call_id: str, i: int) -> dict[str, object]:
@@ -86,7 +77,7 @@ async def test_sigkill_mid_call_loses_nothing(
             row = conn.execute("SELECT count(*) FROM record.utterances").fetchone()
             return int(row[0]) if row else 0
 
-    proc = spawn(env, log)
+    proc = spawn("archive", env, log)
     try:
         until_sync(lambda: stored() > 0, wait=30, what=f"first batches written ({log})")
         proc.send_signal(signal.SIGKILL)
@@ -94,7 +85,7 @@ async def test_sigkill_mid_call_loses_nothing(
         at_kill = stored()
         # The call goes on while the archive is dead.
         await bus.publish_many(tail)
-        proc = spawn(env, log)
+        proc = spawn("archive", env, log)
         health = f"http://127.0.0.1:{port}/health"
 
         async def all_archived() -> bool:
@@ -151,7 +142,7 @@ async def test_healthy_before_any_event_and_stops_on_sigterm(
         "ARCHIVE_PORT": str(port),
         "COACH_ENV_FILE": str(tmp_path / "none.env"),
     }
-    proc = spawn(env, tmp_path / "archive.log")
+    proc = spawn("archive", env, tmp_path / "archive.log")
     try:
         async with httpx.AsyncClient() as client:
 
@@ -174,13 +165,5 @@ async def test_healthy_before_any_event_and_stops_on_sigterm(
 
 def test_a_bad_setting_stops_the_start_naming_it(tmp_path: Path) -> None:
     env = {**os.environ, "ARCHIVE_BATCH": "0", "COACH_ENV_FILE": str(tmp_path / "none.env")}
-    out = subprocess.run(
-        [sys.executable, "-m", "archive"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    out = run("archive", env)
     assert out.returncode == 2 and "ARCHIVE_BATCH" in out.stderr

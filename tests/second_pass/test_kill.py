@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -21,17 +19,9 @@ from coach.redis_server import EmbeddedRedis, free_port
 from fakes.poll import until_async, until_sync
 from stt.models import ModelInfo
 from tests.pg import fresh_db
+from tests.processes import run, spawn
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def spawn(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "second_pass"], cwd=ROOT, env=env, stdout=out, stderr=out
-        )
 
 
 async def test_sigkill_mid_decoding_then_restart_does_the_call_once(
@@ -96,14 +86,14 @@ async def test_sigkill_mid_decoding_then_restart_does_the_call_once(
             and '"k1"' in (log.read_text())
         )
 
-    proc = spawn(env, log)
+    proc = spawn("second_pass", env, log)
     try:
         until_sync(decoding, wait=60, interval=0.02, what=f"decoding under way ({log})")
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         assert row() == ("pending", 0), log.read_text()
         first_run = log.read_text()
-        proc = spawn(env, log)
+        proc = spawn("second_pass", env, log)
 
         async def done() -> bool:
             found = row()
@@ -147,13 +137,5 @@ def test_a_bad_setting_stops_the_start_naming_it(tmp_path: Path) -> None:
         "RECORD_MODEL_PATH": str(tmp_path / "no-model"),
         "COACH_ENV_FILE": str(tmp_path / "none.env"),
     }
-    out = subprocess.run(
-        [sys.executable, "-m", "second_pass"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    out = run("second_pass", env)
     assert out.returncode == 2 and "RECORD_MODEL_PATH" in out.stdout
