@@ -111,7 +111,10 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Env) -> Settings:
-        """Build from environment variables; raises SettingsError naming a bad variable."""
+        """Build from environment variables; raises SettingsError naming a bad variable.
+
+        Every default is the dataclass field's, read here from an instance: each is written once."""
+        defaults, ld = cls(), LLMSettings()
         prompt = env.optional("LLM_SYSTEM_PROMPT") or ""
         prompt_file = env.optional("LLM_SYSTEM_PROMPT_FILE")
         if prompt_file:
@@ -119,7 +122,7 @@ class Settings:
                 prompt = Path(prompt_file).read_text(encoding="utf-8")
             except OSError as exc:
                 raise SettingsError(f"LLM_SYSTEM_PROMPT_FILE={prompt_file!r}: {exc}") from None
-        base_url = env.str("LLM_BASE_URL", OPENROUTER_URL).rstrip("/")
+        base_url = env.str("LLM_BASE_URL", ld.base_url).rstrip("/")
         if not base_url.startswith(("http://", "https://")):
             raise SettingsError(f"LLM_BASE_URL={base_url!r} must start with http:// or https://")
         fallbacks = tuple(
@@ -128,44 +131,59 @@ class Settings:
         llm = LLMSettings(
             base_url=base_url,
             api_key=env.optional("OPENROUTER_API_KEY"),
-            model=env.str("OPENROUTER_MODEL", DEFAULT_MODEL),
+            model=env.str("OPENROUTER_MODEL", ld.model),
             fallback_models=fallbacks,
-            connect_timeout_s=env.float("LLM_CONNECT_TIMEOUT_S", 3.0, min=0.1, max=60),
-            read_timeout_s=env.float("LLM_READ_TIMEOUT_S", 6.0, min=0.1, max=300),
-            tip_deadline_s=env.float("LLM_TIP_DEADLINE_S", 8.0, min=0.5, max=120),
-            summary_deadline_s=env.float("LLM_SUMMARY_DEADLINE_S", 45.0, min=1, max=600),
-            max_attempts=env.int("LLM_MAX_ATTEMPTS", 3, min=1, max=10),
-            max_concurrency=env.int("LLM_MAX_CONCURRENCY", 64, min=1, max=1000),
-            max_tokens=env.int("LLM_MAX_TOKENS", 200, min=16, max=8192),
-            breaker_failures=env.int("LLM_BREAKER_FAILURES", 5, min=1, max=1000),
-            breaker_cooldown_s=env.float("LLM_BREAKER_COOLDOWN_S", 20.0, min=0.1, max=3600),
-            debounce_ms=env.int("LLM_DEBOUNCE_MS", 300, min=0, max=10_000),
-            min_interval_s=env.float("LLM_MIN_INTERVAL_S", 4.0, min=0, max=600),
+            connect_timeout_s=env.float(
+                "LLM_CONNECT_TIMEOUT_S", ld.connect_timeout_s, min=0.1, max=60
+            ),
+            read_timeout_s=env.float("LLM_READ_TIMEOUT_S", ld.read_timeout_s, min=0.1, max=300),
+            tip_deadline_s=env.float("LLM_TIP_DEADLINE_S", ld.tip_deadline_s, min=0.5, max=120),
+            summary_deadline_s=env.float(
+                "LLM_SUMMARY_DEADLINE_S", ld.summary_deadline_s, min=1, max=600
+            ),
+            max_attempts=env.int("LLM_MAX_ATTEMPTS", ld.max_attempts, min=1, max=10),
+            max_concurrency=env.int("LLM_MAX_CONCURRENCY", ld.max_concurrency, min=1, max=1000),
+            max_tokens=env.int("LLM_MAX_TOKENS", ld.max_tokens, min=16, max=8192),
+            breaker_failures=env.int("LLM_BREAKER_FAILURES", ld.breaker_failures, min=1, max=1000),
+            breaker_cooldown_s=env.float(
+                "LLM_BREAKER_COOLDOWN_S", ld.breaker_cooldown_s, min=0.1, max=3600
+            ),
+            debounce_ms=env.int("LLM_DEBOUNCE_MS", ld.debounce_ms, min=0, max=10_000),
+            min_interval_s=env.float("LLM_MIN_INTERVAL_S", ld.min_interval_s, min=0, max=600),
             structured=env.choice(
-                "LLM_STRUCTURED", "json_schema", ("json_schema", "json_object", "off")
+                "LLM_STRUCTURED", ld.structured, ("json_schema", "json_object", "off")
             ),
             system_prompt=prompt,
-            context_utterances=env.int("LLM_CONTEXT_UTTERANCES", 16, min=1, max=200),
-            answer_interval_ms=env.int("LLM_ANSWER_INTERVAL_MS", 150, min=0, max=10_000),
+            context_utterances=env.int(
+                "LLM_CONTEXT_UTTERANCES", ld.context_utterances, min=1, max=200
+            ),
+            answer_interval_ms=env.int(
+                "LLM_ANSWER_INTERVAL_MS", ld.answer_interval_ms, min=0, max=10_000
+            ),
         )
-        playbook_dir = Path(env.str("ORCH_PLAYBOOK_DIR", str(PLAYBOOK_DIR)))
+        playbook_dir = Path(env.str("ORCH_PLAYBOOK_DIR", str(defaults.playbook_dir)))
         if not playbook_dir.is_dir():
             raise SettingsError(f"ORCH_PLAYBOOK_DIR={str(playbook_dir)!r} is not a directory")
-        defaults = cls()
         return cls(
             redis_url=env.optional("REDIS_URL"),
             bus=BusConfig.from_env(env),
-            port=env.int("ORCH_PORT", 7080, min=1, max=65535),
+            port=env.int("ORCH_PORT", defaults.port, min=1, max=65535),
             host=env.str("ORCH_HOST", defaults.host),
-            group=env.str("ORCH_GROUP", "orchestrator"),
+            group=env.str("ORCH_GROUP", defaults.group),
             consumer=env.str("ORCH_CONSUMER", defaults.consumer),
             playbook_dir=playbook_dir,
-            default_lang=env.str("ORCH_DEFAULT_LANG", "es"),
-            metrics_interval_s=env.float("ORCH_METRICS_INTERVAL_S", 5.0, min=0.2, max=600),
-            lease_ttl_ms=env.int("ORCH_LEASE_TTL_MS", 15_000, min=1000, max=600_000),
-            max_calls=env.int("ORCH_MAX_CALLS", 2000, min=1, max=100_000),
-            context_utterances=env.int("ORCH_MAX_UTTERANCES", 200, min=10, max=10_000),
-            redis_connections=env.int("ORCH_REDIS_CONNECTIONS", 64, min=4, max=1000),
+            default_lang=env.str("ORCH_DEFAULT_LANG", defaults.default_lang),
+            metrics_interval_s=env.float(
+                "ORCH_METRICS_INTERVAL_S", defaults.metrics_interval_s, min=0.2, max=600
+            ),
+            lease_ttl_ms=env.int("ORCH_LEASE_TTL_MS", defaults.lease_ttl_ms, min=1000, max=600_000),
+            max_calls=env.int("ORCH_MAX_CALLS", defaults.max_calls, min=1, max=100_000),
+            context_utterances=env.int(
+                "ORCH_MAX_UTTERANCES", defaults.context_utterances, min=10, max=10_000
+            ),
+            redis_connections=env.int(
+                "ORCH_REDIS_CONNECTIONS", defaults.redis_connections, min=4, max=1000
+            ),
             log_level=env.log_level(),
             health_token=_health_token(env.optional("ORCH_HEALTH_TOKEN")),
             llm=llm,
