@@ -21,6 +21,7 @@ id it saw.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -364,6 +365,11 @@ class Bus:
         try:
             return await command()
         except (RedisConnectionError, OSError):
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # redis-py can turn our cancellation into a connection error: going again
+                # would hold up a shutdown for a whole blocking read.
+                raise asyncio.CancelledError from None
             await self._drop_idle()
         return await self._guard(command())
 

@@ -6,10 +6,13 @@ import asyncio
 import itertools
 
 import pytest
+from prometheus_client import CollectorRegistry
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from coach.bus import Bus, id_after
 from coach.errors import BusUnavailable
 from coach.events import EventError
+from coach.tasks import TaskSet
 from fakes.tcp_proxy import TcpProxy
 from tests.events import partial, started
 
@@ -130,3 +133,31 @@ async def test_connections_that_died_silently_cost_no_read_and_one_write(
     finally:
         await bus.close()
         await proxy.stop()
+
+
+async def test_a_read_cancelled_mid_command_is_not_tried_again(bus: Bus, monkeypatch) -> None:
+    """redis-py may report a cancelled command as a closed connection (relay/hub.py): the read
+    must end cancelled, not go again on a new connection."""
+    waiting = asyncio.Event()
+    calls = 0
+
+    async def xread(*args: object, **kwargs: object) -> list[object]:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            return []  # a retry would return at once, as a read on a fresh connection
+        waiting.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise RedisConnectionError("Connection closed by server.") from None
+        return []
+
+    monkeypatch.setattr(bus.redis, "xread", xread)
+    async with TaskSet("test", registry=CollectorRegistry()) as tasks:
+        reader = tasks.spawn(bus.read_all("0-0", block_ms=1000), "reader")
+        await waiting.wait()
+        reader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+    assert calls == 1
