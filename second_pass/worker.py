@@ -25,7 +25,6 @@ import collections
 import contextlib
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from coach.backoff import BUS_READER, RECONNECT, Backoff
 from coach.bus import Bus, BusEvent
 from coach.errors import BusUnavailable
 from coach.events import parse_id
+from coach.group_reader import GroupReader
 from coach.record import record_write
 from coach.redact import RedactConfig
 from second_pass import prom
@@ -95,8 +95,15 @@ class SecondPass:
         self.done = 0
         self.failed = 0
         self._langs: collections.OrderedDict[str, str] = collections.OrderedDict()
-        self._pending_first = True
-        self._next_claim = 0.0
+        self.reader = GroupReader(
+            bus,
+            config.group,
+            config.consumer,
+            count=READ_COUNT,
+            block_ms=config.block_ms,
+            claim_idle_ms=config.claim_idle_ms,
+            claim_interval_s=CLAIM_INTERVAL_S,
+        )
 
     async def start(self) -> None:
         """Create the group at the stream's start (a first run does the calls still there)."""
@@ -140,12 +147,12 @@ class SecondPass:
                 retry.reset()
             except (BusUnavailable, psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 await self._failed(exc)
-                self._pending_first = True  # what was read and not acknowledged: again
+                self.reader.rewind()  # what was read and not acknowledged: again
                 await asyncio.sleep(retry.next())
 
     async def read_once(self) -> int:
         """One read of at most the queue's free slots; returns how many entries it handled."""
-        entries = await self._read(min(READ_COUNT, max(1, self.queue.free())))
+        entries = await self.reader.read(min(READ_COUNT, max(1, self.queue.free())))
         acks: list[str] = []
         for ev in entries:
             if await self._route(ev):
@@ -154,38 +161,6 @@ class SecondPass:
             await self.bus.ack(self.config.group, acks)
         self._gauges()
         return len(entries)
-
-    async def _read(self, count: int) -> list[BusEvent]:
-        group, consumer = self.config.group, self.config.consumer
-        if self._pending_first:
-            # Every pending entry at once: they are the queued calls' own (all else is
-            # acknowledged as soon as it is read), so at most about `queue_max` of them.
-            batch = await self.bus.read_group(
-                group,
-                consumer,
-                count=self.queue.limit * 4 + READ_COUNT,
-                block_ms=None,
-                pending=True,
-            )
-            if batch and not all(self._held(ev) for ev in batch):
-                return batch
-            self._pending_first = False
-        now = time.monotonic()
-        if now >= self._next_claim:
-            self._next_claim = now + CLAIM_INTERVAL_S
-            claimed = await self.bus.claim_stale(
-                group, consumer, self.config.claim_idle_ms, count=count
-            )
-            if claimed:
-                log.info("took over abandoned calls", extra={"count": len(claimed)})
-                return claimed
-        return await self.bus.read_group(
-            group, consumer, count=count, block_ms=self.config.block_ms
-        )
-
-    def _held(self, ev: BusEvent) -> bool:
-        """Whether a pending entry is already in the queue (read again after an outage)."""
-        return self.queue.holds(ev.id)
 
     async def _route(self, ev: BusEvent) -> bool:
         """Handle one entry; True when it can be acknowledged now."""
@@ -212,7 +187,7 @@ class SecondPass:
         ms, _ = parse_id(ev.id)
         offer = self.queue.offer(Job(ev.call_id, recording, lang, [ev.id], ms))
         if offer == "full":  # read beyond the free slots: left pending, read again later
-            self._pending_first = True
+            self.reader.rewind()
             return False
         if offer == "queued":
             log.info("call queued for its second pass", extra={"callId": ev.call_id})

@@ -18,6 +18,7 @@ from coach.pg_server import EmbeddedPostgres
 from coach.record.migrate import migrate
 from coach.record.write import apply
 from coach.tasks import TaskSet
+from fakes.poll import until
 from second_pass.transcribe import DecodeConfig, Transcriber
 from second_pass.worker import PassConfig, SecondPass
 from stt.models import ModelInfo
@@ -200,6 +201,46 @@ async def test_a_decoder_failure_is_stored_and_the_queue_goes_on(
         ).fetchone()
     assert error == ("decoding failed: decoder broke",)
     assert await bus.read_group("second_pass", "second_pass", pending=True, block_ms=None) == []
+
+
+async def test_calls_beyond_a_full_queue_wait_in_the_bus_and_each_is_done_once(
+    bus: Bus, record_db: RecordDb, base_model: ModelInfo, call_wav: tuple[Path, str]
+) -> None:
+    """Queue of one, three calls ended at once: the reader takes no more than the free slot, the
+    others wait unread in the group, and every call is done and acknowledged once."""
+    broken = BrokenDecoder(DecodeConfig(str(base_model.path)))
+    calls = ["q1", "q2", "q3"]
+    for call_id in calls:
+        await bus.publish(
+            {
+                "type": "call.ended",
+                "callId": call_id,
+                "endedAt": 1,
+                "reason": "caller-hangup",
+                "recording": str(call_wav[0]),
+            }
+        )
+    second = SecondPass(bus, record_db.url(), broken, PassConfig(queue_max=1, block_ms=50))
+    done: list[str] = []
+    process = second.process
+
+    async def counted(job: Any) -> bool:
+        stored = await process(job)  # acknowledged by now
+        done.append(job.call_id)
+        return stored
+
+    second.process = counted  # type: ignore[method-assign]
+    await second.start()
+    try:
+        async with TaskSet("test") as tasks:
+            tasks.spawn(second.read_loop(), "reader")
+            tasks.spawn(second.work_loop(), "worker")
+            await until(lambda: len(done) >= len(calls), what="three calls done")
+    finally:
+        await second.close()
+    assert sorted(done) == calls
+    assert await bus.read_group("second_pass", "second_pass", pending=True, block_ms=None) == []
+    assert [status_row(record_db, c)[0] for c in calls] == ["failed"] * 3  # type: ignore[index]
 
 
 async def test_it_waits_for_the_archive_to_migrate_the_record(
