@@ -18,6 +18,10 @@ from stt.stream import StreamConfig
 DEFAULT_MODEL_DIR = "models"
 GPU_COMPUTE_TYPE = "float16"
 """COMPUTE_TYPE's default on a GPU (the field's default, int8, is the CPU one)."""
+GPU_MIN_WINDOW_S = 30.0
+"""STT_MIN_WINDOW_S's default on a GPU: every decode in Whisper's 30 s window, as offline; on
+the 2-core CPU that costs ~1 s a final, so the CPU default (the field's) cuts the window to the
+audio (bench/stt/README.md, "The encoder window")."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,8 @@ class SttSettings:
     beam_size: int = 5
     """Beam size of final decodes (STT_BEAM_SIZE); 5 = faster-whisper's default, 1 = greedy."""
     min_window_s: float = 0.0
-    """Shortest encoder window in seconds (STT_MIN_WINDOW_S); 30 = classic padded decoding."""
+    """Shortest encoder window in seconds (STT_MIN_WINDOW_S; default 0 on CPU, a window cut to
+    the audio, and 30 on GPU, Whisper's padded window)."""
     stream: StreamConfig = field(default_factory=StreamConfig)
     """Streaming tunables (STT_HANGOVER_S, STT_EARLY_HANGOVER_S, STT_TAIL_S, STT_PARTIALS, ...) and what is
     redacted (REDACT_KINDS, REDACT_KEEP_AFTER, REDACT_PAYMENT_WINDOW_S)."""
@@ -80,8 +85,9 @@ class SttSettings:
         """Build from environment variables; a missing or bad one raises SettingsError.
 
         Every default is the dataclass field's (or StreamConfig's / SegmenterConfig's), read
-        here through `_default`: each is written once. Two depend on the device: the compute
-        type (`GPU_COMPUTE_TYPE` on a GPU) and the decode workers (one per core on CPU).
+        here through `_default`: each is written once. Three depend on the device: the compute
+        type (`GPU_COMPUTE_TYPE` on a GPU), the window (`GPU_MIN_WINDOW_S`) and the decode
+        workers (one per core on CPU).
         """
         size = env.str("MODEL_SIZE", _default("model_size"))
         device = env.choice("DEVICE", _default("device"), ("cpu", "cuda", "auto"))
@@ -149,7 +155,12 @@ class SttSettings:
             batch_wait_ms=env.int("STT_BATCH_WAIT_MS", _default("batch_wait_ms"), min=0, max=1000),
             bus_buffer=env.int("STT_BUS_BUFFER", _default("bus_buffer"), min=10, max=1_000_000),
             beam_size=env.int("STT_BEAM_SIZE", _default("beam_size"), min=1, max=10),
-            min_window_s=env.float("STT_MIN_WINDOW_S", _default("min_window_s"), min=0.0, max=30.0),
+            min_window_s=env.float(
+                "STT_MIN_WINDOW_S",
+                GPU_MIN_WINDOW_S if gpu else _default("min_window_s"),
+                min=0.0,
+                max=30.0,
+            ),
             stream=stream,
         )
 

@@ -41,6 +41,16 @@ def test_unset_variables_take_the_field_defaults():
     assert s.bus == BusConfig()
 
 
+def test_a_gpu_decodes_in_the_full_window_unless_told_otherwise():
+    cpu = SttSettings.from_env(Env({"RELAY_TOKEN": TOKEN, "DEVICE": "cpu"}))
+    gpu = SttSettings.from_env(Env({"RELAY_TOKEN": TOKEN, "DEVICE": "cuda"}))
+    told = SttSettings.from_env(
+        Env({"RELAY_TOKEN": TOKEN, "DEVICE": "cuda", "STT_MIN_WINDOW_S": "0"})
+    )
+    assert (cpu.min_window_s, gpu.min_window_s, told.min_window_s) == (0.0, 30.0, 0.0)
+    assert (cpu.compute_type, gpu.compute_type) == ("int8", "float16")
+
+
 def test_tail_is_read():
     s = SttSettings.from_env(Env({"RELAY_TOKEN": TOKEN, "STT_TAIL_S": "0.15"}))
     assert s.stream.tail_s == 0.15 != StreamConfig().tail_s
