@@ -62,11 +62,6 @@ class PendingCalls:
         """The call being transcribed, if any."""
         return self._current
 
-    def holds(self, entry_id: str) -> bool:
-        """Whether bus entry `entry_id` belongs to a waiting or in-work job."""
-        jobs = [*self._jobs.values(), *([self._current] if self._current else [])]
-        return any(entry_id in j.entry_ids for j in jobs)
-
     def offer(self, job: Job) -> Offer:
         """Queue `job`, or join the waiting (or in-work) job of the same call; `full` when no
         slot is left (the caller leaves the entry unacknowledged)."""
